@@ -1,0 +1,1 @@
+// The protocol core is a pure library: see docs/stack.md.

@@ -1,0 +1,1 @@
+// The kernel interface: see docs/kernel.md.
