@@ -1,1 +1,0 @@
-// The protocol core is a pure library: see docs/stack.md.
