@@ -123,6 +123,16 @@ public abstract class PacketBuffer
         }
     }
 
+    /// <summary>
+    /// What a transmitter calls once a frame has left (or was dropped): ends the lend
+    /// of a buffer its owner keeps, or releases one that was handed over outright.
+    /// </summary>
+    public void FinishTransmit()
+    {
+        if (_lent) EndLend();
+        else Release();
+    }
+
     /// <summary>Gives the buffer back to its pool, at once or, if it is lent, when the lend ends.</summary>
     public void Release()
     {
