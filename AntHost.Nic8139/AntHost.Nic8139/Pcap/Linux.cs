@@ -1,0 +1,96 @@
+using System.Runtime.InteropServices;
+
+namespace AntHost.Nic8139.Pcap;
+
+/// <summary>
+/// The few Linux calls the device layer makes itself, each for one reason:
+/// <list type="bullet">
+/// <item><c>eventfd</c>, <c>poll</c>, <c>read</c>, <c>write</c>: the receive loop sleeps in one
+/// <c>poll</c> over the pcap descriptor and a wake-up eventfd, so <c>Stop</c> and the fault
+/// injector's deadlines wake it without a frame arriving.</item>
+/// <item><c>socket</c> + <c>ioctl(SIOCGIFFLAGS/SIOCGIFMTU/SIOCGIFHWADDR)</c>: link state, MTU and
+/// hardware address of the adapter, asked of the kernel in the adapter's own network
+/// namespace (<c>/sys/class/net</c> shows the namespace that mounted sysfs, not the
+/// thread's).</item>
+/// <item><c>setns</c>: a driver or test in the root namespace can open an adapter that lives
+/// in another one; the socket made there stays bound to it.</item>
+/// </list>
+/// </summary>
+internal static unsafe partial class Linux
+{
+    public const string Library = "libc";
+
+    public const short PollIn = 0x1;
+    public const short PollErr = 0x8;
+    public const short PollHup = 0x10;
+    public const short PollNval = 0x20;
+
+    public const int EfdCloexec = 0x80000;
+    public const int EfdNonblock = 0x800;
+
+    public const int AfInet = 2;
+    public const int SockDgram = 2;
+    public const int SockCloexec = 0x80000;
+
+    public const uint SiocGifFlags = 0x8913;
+    public const uint SiocGifMtu = 0x8921;
+    public const uint SiocGifHwaddr = 0x8927;
+
+    public const int IffUp = 0x1;
+    public const int IffRunning = 0x40;
+    public const int IffLowerUp = 0x10000;
+
+    public const int CloneNewNet = 0x40000000;
+    public const int ORdOnly = 0;
+    public const int OCloexec = 0x80000;
+
+    public const int EIntr = 4;
+    public const int EAgain = 11;
+    public const int ENoDev = 19;
+    public const int ENxio = 6;
+
+    [StructLayout(LayoutKind.Sequential)]
+    public struct PollFd
+    {
+        public int Fd;
+        public short Events;
+        public short Revents;
+    }
+
+    /// <summary><c>struct ifreq</c>: a 16-byte name and a 24-byte union.</summary>
+    [StructLayout(LayoutKind.Sequential, Size = 40)]
+    public struct IfReq
+    {
+        public fixed byte Name[16];
+        public fixed byte Data[24];
+    }
+
+    [LibraryImport(Library, EntryPoint = "eventfd", SetLastError = true)]
+    public static partial int EventFd(uint initial, int flags);
+
+    [LibraryImport(Library, EntryPoint = "poll", SetLastError = true)]
+    public static partial int Poll(PollFd* fds, nuint count, int timeoutMs);
+
+    [LibraryImport(Library, EntryPoint = "read", SetLastError = true)]
+    public static partial nint Read(int fd, void* buffer, nuint count);
+
+    [LibraryImport(Library, EntryPoint = "write", SetLastError = true)]
+    public static partial nint Write(int fd, void* buffer, nuint count);
+
+    [LibraryImport(Library, EntryPoint = "close", SetLastError = true)]
+    public static partial int Close(int fd);
+
+    [LibraryImport(Library, EntryPoint = "socket", SetLastError = true)]
+    public static partial int Socket(int domain, int type, int protocol);
+
+    [LibraryImport(Library, EntryPoint = "ioctl", SetLastError = true)]
+    public static partial int Ioctl(int fd, nuint request, IfReq* request2);
+
+    [LibraryImport(Library, EntryPoint = "setns", SetLastError = true)]
+    public static partial int SetNs(int fd, int nsType);
+
+    [LibraryImport(Library, EntryPoint = "open", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    public static partial int Open(string path, int flags);
+
+    public static string Error(int errno) => $"{Marshal.GetPInvokeErrorMessage(errno)} (errno {errno})";
+}

@@ -1,0 +1,129 @@
+// anthost-nic: the NIC driver process, one per adapter. For now it opens the adapter and, with
+// --probe, says what it sees and measures raw injection and a pcap ping; the IPC to the inet
+// server (ifattach, ethinput, transmit of lent frames) plugs into NicDevice's callback and
+// Transmit.
+using System.CommandLine;
+using System.Net;
+using AntHost.Nic8139;
+using AntHost.Nic8139.Pcap;
+using AntHost.Nic8139.Probe;
+
+var cli = new DriverCommandLine();
+return cli.Root.Parse(args).Invoke();
+
+namespace AntHost.Nic8139
+{
+    using AntHost.Nic8139.Faults;
+
+    /// <summary>The driver's command line; parsing is separate from running so tests can check it.</summary>
+    internal sealed class DriverCommandLine
+    {
+        public Option<string> Adapter { get; } = new("--adapter") { Description = "the interface to drive (e.g. anthost0 in the sandbox)", Required = true };
+        public Option<string?> Mac { get; } = new("--mac") { Description = "our MAC (default: locally administered, derived from the adapter name and --instance)" };
+        public Option<int> Instance { get; } = new("--instance") { Description = "driver instance number on this adapter", DefaultValueFactory = _ => 0 };
+        public Option<int?> Mtu { get; } = new("--mtu") { Description = "IP MTU (default: the adapter's)" };
+        public Option<string?> Netns { get; } = new("--netns") { Description = "open the adapter inside this named network namespace" };
+        public Option<int> SpinUs { get; } = new("--spin-us") { Description = "poll an empty receive ring this many microseconds before sleeping", DefaultValueFactory = _ => 0 };
+        public Option<int> BufferMiB { get; } = new("--buffer-mib") { Description = "libpcap kernel buffer in MiB", DefaultValueFactory = _ => 8 };
+        public Option<bool> Multicast { get; } = new("--multicast") { Description = "accept multicast frames too" };
+        public Option<double> FaultDrop { get; } = new("--fault-drop") { Description = "probability a frame is dropped" };
+        public Option<double> FaultDuplicate { get; } = new("--fault-duplicate") { Description = "probability a frame is duplicated" };
+        public Option<double> FaultCorrupt { get; } = new("--fault-corrupt") { Description = "probability a frame has bits of one byte flipped" };
+        public Option<double> FaultReorder { get; } = new("--fault-reorder") { Description = "probability a frame is held back behind the next" };
+        public Option<double> FaultDelay { get; } = new("--fault-delay") { Description = "probability a frame is delayed" };
+        public Option<double> FaultDelayMs { get; } = new("--fault-delay-ms") { Description = "delay of a delayed frame, ms", DefaultValueFactory = _ => 10 };
+        public Option<ulong> FaultSeed { get; } = new("--fault-seed") { Description = "fault injector seed", DefaultValueFactory = _ => 1 };
+        public Option<string> FaultDirection { get; } = new("--fault-direction") { Description = "rx, tx or both", DefaultValueFactory = _ => "both" };
+        public Option<bool> Probe { get; } = new("--probe") { Description = "open the adapter, print what it sees, exit" };
+        public Option<int> ProbeSeconds { get; } = new("--probe-seconds") { Description = "how long --probe listens", DefaultValueFactory = _ => 5 };
+        public Option<string?> Address { get; } = new("--address") { Description = "the IPv4 address we speak as (for --ping)" };
+        public Option<string?> Ping { get; } = new("--ping") { Description = "measure a pcap ping (ARP, then ICMP echo) to this IPv4 address" };
+        public Option<int> PingCount { get; } = new("--ping-count") { Description = "echo requests for --ping", DefaultValueFactory = _ => 2000 };
+        public Option<int> InjectSeconds { get; } = new("--inject-seconds") { Description = "measure frames/s of raw injection for this long", DefaultValueFactory = _ => 0 };
+        public Option<int> InjectLength { get; } = new("--inject-length") { Description = "frame length for --inject-seconds", DefaultValueFactory = _ => 1514 };
+
+        public RootCommand Root { get; }
+
+        public DriverCommandLine()
+        {
+            Root = new RootCommand("AntHost NIC driver (Nic8139): one adapter through libpcap");
+            foreach (Option o in new Option[] { Adapter, Mac, Instance, Mtu, Netns, SpinUs, BufferMiB, Multicast, FaultDrop, FaultDuplicate, FaultCorrupt,
+                FaultReorder, FaultDelay, FaultDelayMs, FaultSeed, FaultDirection, Probe, ProbeSeconds, Address, Ping, PingCount, InjectSeconds, InjectLength })
+                Root.Options.Add(o);
+            Root.SetAction(Run);
+        }
+
+        /// <summary>The device options the command line asks for; throws <see cref="ArgumentException"/> with a message for bad values.</summary>
+        public NicDeviceOptions ToDeviceOptions(ParseResult r)
+        {
+            MacAddress? mac = r.GetValue(Mac) is { } m ? MacAddress.Parse(m) : null;
+            var faults = new FaultSettings
+            {
+                Drop = r.GetValue(FaultDrop),
+                Duplicate = r.GetValue(FaultDuplicate),
+                Corrupt = r.GetValue(FaultCorrupt),
+                Reorder = r.GetValue(FaultReorder),
+                Delay = r.GetValue(FaultDelay),
+                DelayTime = TimeSpan.FromMilliseconds(r.GetValue(FaultDelayMs)),
+                Seed = r.GetValue(FaultSeed),
+            };
+            faults.Validate();
+            string direction = r.GetValue(FaultDirection) ?? "both";
+            if (direction is not ("rx" or "tx" or "both")) throw new ArgumentException($"--fault-direction must be rx, tx or both (got '{direction}')");
+            int bufferMiB = r.GetValue(BufferMiB);
+            if (bufferMiB is < 1 or > 1024) throw new ArgumentException($"--buffer-mib must be 1..1024 (got {bufferMiB})");
+            int spin = r.GetValue(SpinUs);
+            if (spin is < 0 or > 1_000_000) throw new ArgumentException($"--spin-us must be 0..1000000 (got {spin})");
+            return new NicDeviceOptions
+            {
+                Adapter = r.GetValue(Adapter)!,
+                Mac = mac,
+                Instance = r.GetValue(Instance),
+                Mtu = r.GetValue(Mtu),
+                NetworkNamespace = r.GetValue(Netns),
+                SpinMicroseconds = spin,
+                BufferBytes = bufferMiB << 20,
+                AcceptMulticast = r.GetValue(Multicast),
+                ReceiveFaults = direction is "rx" or "both" ? faults : FaultSettings.None,
+                TransmitFaults = direction is "tx" or "both" ? faults : FaultSettings.None,
+            };
+        }
+
+        private int Run(ParseResult r)
+        {
+            NicDeviceOptions options;
+            ProbeOptions probe;
+            try
+            {
+                options = ToDeviceOptions(r);
+                probe = new ProbeOptions(r.GetValue(ProbeSeconds), ParseIp(r.GetValue(Address), "--address"), ParseIp(r.GetValue(Ping), "--ping"),
+                    r.GetValue(PingCount), r.GetValue(InjectSeconds), r.GetValue(InjectLength));
+            }
+            catch (Exception e) when (e is ArgumentException or FormatException)
+            {
+                Console.Error.WriteLine($"anthost-nic: {e.Message}");
+                return 2;
+            }
+            if (!r.GetValue(Probe))
+            {
+                Console.Error.WriteLine("anthost-nic: only --probe runs on its own so far; the inet server attaches the driver over IPC");
+                return 2;
+            }
+            try
+            {
+                using var device = NicDevice.Open(options);
+                return ProbeRunner.Run(device, probe, Console.Out);
+            }
+            catch (NicDeviceException e)
+            {
+                Console.Error.WriteLine($"anthost-nic: {e.Message}");
+                return 1;
+            }
+        }
+
+        private static IPAddress? ParseIp(string? text, string option) =>
+            text is null ? null
+            : IPAddress.TryParse(text, out var ip) && ip.AddressFamily == System.Net.Sockets.AddressFamily.InterNetwork ? ip
+            : throw new ArgumentException($"{option} '{text}' is not an IPv4 address");
+    }
+}
