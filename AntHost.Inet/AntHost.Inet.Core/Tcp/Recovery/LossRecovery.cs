@@ -52,7 +52,7 @@ public enum AckActions : byte
 /// RFC's cwnd during fast recovery. In SACK-based recovery there is no inflation: pipe counts
 /// what has left the network instead (RFC 6675).</para>
 /// </remarks>
-public sealed class LossRecovery
+public sealed partial class LossRecovery
 {
     private readonly ICongestionControl _cc;
     private readonly SackScoreboard _scoreboard;
