@@ -148,17 +148,21 @@ public sealed class SandboxNetwork : IDisposable
         if (inPercent is < 0 or > 100 || outPercent is < 0 or > 100) throw new ArgumentException("loss must be 0..100 percent");
         ClearLoss();
         if (inPercent == 0 && outPercent == 0) return;
-        // numgen random mod 10000 draws 0..9999: below p*100 is p percent.
-        int inLimit = (int)Math.Round(inPercent * 100), outLimit = (int)Math.Round(outPercent * 100);
+        // numgen random mod 10000 draws 0..9999: below p*100 is p percent; 100 percent drops all.
+        static string Rule(string match, double percent)
+        {
+            int limit = (int)Math.Round(percent * 100);
+            return limit <= 0 ? "" : limit >= 10000 ? $"{match} counter drop" : $"{match} numgen random mod 10000 < {limit} counter drop";
+        }
         string script = $$"""
             table inet {{LossTable}} {
               chain input {
                 type filter hook input priority -10; policy accept;
-                iifname "{{PeerInterface}}" numgen random mod 10000 < {{inLimit}} counter drop
+                {{Rule($"iifname \"{PeerInterface}\"", inPercent)}}
               }
               chain output {
                 type filter hook output priority -10; policy accept;
-                oifname "{{PeerInterface}}" numgen random mod 10000 < {{outLimit}} counter drop
+                {{Rule($"oifname \"{PeerInterface}\"", outPercent)}}
               }
             }
             """;
