@@ -1,1 +1,38 @@
+// anthost-kernel: the broker process of one AntHost instance.
+using AntHost.Broker;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+
+if (args.Contains("--help") || args.Contains("-h"))
+{
+    Console.WriteLine(BrokerOptions.Usage);
+    return 0;
+}
+
+BrokerOptions options;
+try { options = BrokerOptions.Parse(args); }
+catch (ArgumentException e)
+{
+    Console.Error.WriteLine($"anthost-kernel: {e.Message}");
+    Console.Error.WriteLine(BrokerOptions.Usage);
+    return 2;
+}
+
+var builder = Host.CreateApplicationBuilder(new HostApplicationBuilderSettings { Args = [], DisableDefaults = false });
+builder.Logging.ClearProviders();
+builder.Logging.AddSimpleConsole(o => { o.SingleLine = true; o.TimestampFormat = "HH:mm:ss.fff "; });
+builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = TimeSpan.FromSeconds(5));
+builder.Services.AddSingleton(options);
+builder.Services.AddHostedService<BrokerService>();
+using var host = builder.Build();
+try
+{
+    host.Run();
+}
+catch (BrokerStartException e)
+{
+    Console.Error.WriteLine($"anthost-kernel: {e.Message}");
+    return 1;
+}
 return 0;

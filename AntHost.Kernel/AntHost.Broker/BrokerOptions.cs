@@ -1,0 +1,85 @@
+using AntHost.Kernel.Pool;
+
+namespace AntHost.Broker;
+
+/// <summary>How a broker (one kernel instance) is set up at start.</summary>
+public sealed record BrokerOptions
+{
+    public string Instance { get; init; } = "default";
+    /// <summary>Bytes of ICA data pages (the pool file adds its tables and rings).</summary>
+    public long PoolBytes { get; init; } = 64L * 1024 * 1024;
+    public TransferMode Transfer { get; init; } = TransferMode.Direct;
+    /// <summary>Strict mode is the default of every process of the instance.</summary>
+    public bool Strict { get; init; }
+    /// <summary>How often the broker commits journals while they are not empty.</summary>
+    public int CommitIntervalMs { get; init; } = 2;
+    /// <summary>The broker's own spin budget before it sleeps (0: sleep at once; matters for the mediated path).</summary>
+    public TimeSpan SpinBudget { get; init; } = TimeSpan.Zero;
+    public int MaxProcesses { get; init; } = 64;
+    public int MaxChannels { get; init; } = 128;
+    public int RingCapacity { get; init; } = 256;
+    /// <summary>End a cut-off process with SIGKILL (its pages are reclaimed once it is gone).</summary>
+    public bool KillOnFault { get; init; } = true;
+
+    public static string Usage => """
+        anthost-kernel: the AntHost broker (ICA pool, ownership, names, death and reclaim)
+
+          --instance NAME        instance name (default: default); pool /dev/shm/anthost-NAME.pool,
+                                 socket /run/anthost/NAME.sock
+          --pool-size SIZE       data pages of the pool, e.g. 64M, 256M, 1G (default 64M)
+          --transfer MODE        direct (default) or mediated
+          --strict               every process keeps pages it does not own PROT_NONE (debug; slow)
+          --commit-ms N          journal commit interval while journals are non-empty (default 2)
+          --spin-us N            broker spin budget before sleeping (default 0)
+          --max-processes N      (default 64)   --max-channels N (default 128)   --ring-slots N (default 256)
+          --no-kill-on-fault     do not SIGKILL a process that is cut off (only unregister it)
+        """;
+
+    /// <summary>Parses the command line; throws <see cref="ArgumentException"/> with a message for the user.</summary>
+    public static BrokerOptions Parse(string[] args)
+    {
+        var o = new BrokerOptions();
+        for (int i = 0; i < args.Length; i++)
+        {
+            string a = args[i];
+            string Next() => i + 1 < args.Length ? args[++i] : throw new ArgumentException($"{a} needs a value");
+            o = a switch
+            {
+                "--instance" => o with { Instance = Next() },
+                "--pool-size" => o with { PoolBytes = ParseSize(Next()) },
+                "--transfer" => o with
+                {
+                    Transfer = Next() switch
+                    {
+                        "direct" => TransferMode.Direct,
+                        "mediated" => TransferMode.Mediated,
+                        var v => throw new ArgumentException($"--transfer is direct or mediated, not '{v}'"),
+                    },
+                },
+                "--strict" => o with { Strict = true },
+                "--commit-ms" => o with { CommitIntervalMs = ParseInt(a, Next(), 1, 1000) },
+                "--spin-us" => o with { SpinBudget = TimeSpan.FromMicroseconds(ParseInt(a, Next(), 0, 100_000)) },
+                "--max-processes" => o with { MaxProcesses = ParseInt(a, Next(), 2, 1000) },
+                "--max-channels" => o with { MaxChannels = ParseInt(a, Next(), 2, 60000) },
+                "--ring-slots" => o with { RingCapacity = ParseInt(a, Next(), 8, 65536) },
+                "--no-kill-on-fault" => o with { KillOnFault = false },
+                _ => throw new ArgumentException($"unknown option '{a}'"),
+            };
+        }
+        return o;
+    }
+
+    private static int ParseInt(string opt, string v, int min, int max) =>
+        int.TryParse(v, out int n) && n >= min && n <= max ? n : throw new ArgumentException($"{opt} takes a number in {min}..{max}, not '{v}'");
+
+    public static long ParseSize(string v)
+    {
+        long mult = 1;
+        string s = v.Trim();
+        if (s.EndsWith('K') || s.EndsWith('k')) { mult = 1024; s = s[..^1]; }
+        else if (s.EndsWith('M') || s.EndsWith('m')) { mult = 1024 * 1024; s = s[..^1]; }
+        else if (s.EndsWith('G') || s.EndsWith('g')) { mult = 1024L * 1024 * 1024; s = s[..^1]; }
+        if (!long.TryParse(s, out long n) || n <= 0) throw new ArgumentException($"--pool-size takes a size like 64M, not '{v}'");
+        return n * mult;
+    }
+}

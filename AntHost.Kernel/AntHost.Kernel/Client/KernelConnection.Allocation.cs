@@ -1,0 +1,144 @@
+// Allocation without a broker round trip per packet. The broker hands out ICAs
+// in batches over the control socket; they are owned by this process in the
+// table from that moment, and wait in a small cache per size (1..16 pages).
+// Freeing puts an ICA back in the cache while there is room (nothing to tell
+// anyone: the table already says this process owns it); beyond that, frees are
+// journaled on the uplink and the broker applies them at its next commit.
+//
+// Exactness across a death: every cached ICA is owned by this process in the
+// table, so the broker's reclaim (everything the dead process owns, after its
+// journal is drained) takes the cache back with everything else. Nothing is
+// ever "owned by a cache" that the table does not know of.
+using AntHost.Kernel.Ipc;
+using AntHost.Kernel.Pool;
+using AntHost.Kernel.Protocol;
+
+namespace AntHost.Kernel;
+
+public sealed unsafe partial class KernelConnection
+{
+    /// <summary>The largest ICA (in pages) that the per-process cache keeps.</summary>
+    public const int MaxCachedPages = 16;
+
+    private readonly Stack<IcaHandle>[] _cache;
+    private readonly object _cacheLock = new();
+
+    /// <summary>Allocates an ICA of at least <paramref name="bytes"/> bytes (whole pages).</summary>
+    public IcaLease AllocateBytes(int bytes)
+    {
+        if (bytes <= 0) throw new ArgumentOutOfRangeException(nameof(bytes));
+        return Allocate((bytes + PoolLayout.PageSize - 1) / PoolLayout.PageSize);
+    }
+
+    /// <summary>Allocates one ICA of <paramref name="pages"/> contiguous pages, owned by this process.</summary>
+    public IcaLease Allocate(int pages)
+    {
+        if (pages <= 0 || pages > Pool.DataPages)
+            throw new KernelException(KernelError.TooLarge, $"an ICA has 1..{Pool.DataPages} pages, not {pages}");
+        if (pages <= MaxCachedPages)
+        {
+            lock (_cacheLock)
+            {
+                var stack = _cache[pages];
+                if (stack.Count == 0) RefillLocked(pages, stack);
+                var h = stack.Pop();
+                _strict.Grant(h, pages);
+                return new IcaLease(this, h, pages);
+            }
+        }
+        Span<IcaHandle> one = stackalloc IcaHandle[1];
+        AllocateBatch(pages, one);
+        _strict.Grant(one[0], pages);
+        return new IcaLease(this, one[0], pages);
+    }
+
+    /// <summary>Allocates a control ICA (one page) formatted for a new request.</summary>
+    public IcaLease AllocateControl()
+    {
+        var c = Allocate(1);
+        ControlIca.Initialize(c.Span, 0, Id.Value);
+        return c;
+    }
+
+    private void RefillLocked(int pages, Stack<IcaHandle> stack)
+    {
+        int want = Math.Clamp(_options.AllocationBatch, 1, Math.Min(_options.CachePerSize, ControlProtocol.MaxBatch));
+        Span<IcaHandle> got = stackalloc IcaHandle[want];
+        int n = AllocateBatch(pages, got);
+        for (int i = n - 1; i >= 0; i--) stack.Push(got[i]);
+    }
+
+    /// <summary>Asks the broker for up to into.Length ICAs of a size; at least one or throws.</summary>
+    private int AllocateBatch(int pages, Span<IcaHandle> into)
+    {
+        int want = into.Length;
+        var e = Control(ControlOp.Allocate, w => w.U32((uint)want).U32((uint)pages), out var resp, out int len);
+        if (e != KernelError.None)
+            throw new KernelException(e, e == KernelError.OutOfPages
+                ? $"the pool has no {pages} contiguous free pages (pool of {Pool.DataPages} pages, {Pool.Counter(BrokerCounter.FreePages)} free)"
+                : $"allocation refused: {e}");
+        var r = new FrameReader(resp.AsSpan(0, len));
+        int n = (int)r.U32();
+        if (n <= 0 || n > want) throw new KernelException(KernelError.Malformed, "malformed allocation reply");
+        for (int i = 0; i < n; i++) into[i] = new IcaHandle(r.U64());
+        return n;
+    }
+
+    /// <summary>
+    /// Gives the ICA back. It goes to this process's cache (still owned here) or, when the
+    /// cache is full, back to the pool through the journal. The lease must not be used again.
+    /// </summary>
+    public void Free(IcaLease lease)
+    {
+        if (lease.IsNone) return;
+        var h = lease.Handle;
+        if (lease.Pages <= MaxCachedPages && !_strict.Enabled)
+        {
+            lock (_cacheLock)
+            {
+                var stack = _cache[lease.Pages];
+                if (stack.Count < _options.CachePerSize)
+                {
+                    stack.Push(h);
+                    return;
+                }
+            }
+        }
+        ThrowIfUnusable();
+        Span<IcaHandle> one = [h];
+        _path.Free(one);
+    }
+
+    /// <summary>Returns every cached ICA to the pool (journaled); the table shows them free after the next commit.</summary>
+    public void TrimCache()
+    {
+        Span<IcaHandle> batch = stackalloc IcaHandle[RingMessage.MaxJournalHandles];
+        lock (_cacheLock)
+        {
+            for (int p = 1; p <= MaxCachedPages; p++)
+            {
+                var stack = _cache[p];
+                while (stack.Count > 0)
+                {
+                    int n = 0;
+                    while (n < batch.Length && stack.Count > 0) batch[n++] = stack.Pop();
+                    _path.Free(batch[..n]);
+                }
+            }
+        }
+    }
+
+    /// <summary>ICAs waiting in this process's cache (all owned by it in the table).</summary>
+    public int CachedIcas
+    {
+        get
+        {
+            lock (_cacheLock)
+            {
+                int n = 0;
+                for (int p = 1; p <= MaxCachedPages; p++) n += _cache[p].Count;
+                return n;
+            }
+        }
+    }
+}

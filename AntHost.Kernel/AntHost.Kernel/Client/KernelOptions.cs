@@ -1,0 +1,33 @@
+namespace AntHost.Kernel;
+
+/// <summary>How a process connects to a kernel instance.</summary>
+public sealed record KernelOptions
+{
+    /// <summary>The instance (pool /dev/shm/anthost-NAME.pool, socket /run/anthost/NAME.sock).</summary>
+    public string Instance { get; init; } = "default";
+
+    /// <summary>The name this process registers under (shown by tools, at most 63 bytes).</summary>
+    public required string ProcessName { get; init; }
+
+    /// <summary>
+    /// How long a waiting thread spins (yielding its CPU) before it sleeps on its doorbell.
+    /// Zero is frugal: sleep at once, ~10-60 us more per message, no CPU while waiting.
+    /// Must exceed the peer's wake-up time to help (5-20 us on these machines).
+    /// </summary>
+    public TimeSpan SpinBudget { get; init; } = TimeSpan.FromMicroseconds(20);
+
+    /// <summary>Strict mode for this process; null takes the instance's setting.</summary>
+    public bool? Strict { get; init; }
+
+    /// <summary>ICAs of one size kept in this process's cache (owned by it, not yet used).</summary>
+    public int CachePerSize { get; init; } = 32;
+
+    /// <summary>ICAs asked of the broker at once when the cache is empty.</summary>
+    public int AllocationBatch { get; init; } = 16;
+
+    /// <summary>How long a send waits for room on a full ring before it fails with <see cref="KernelError.RingFull"/>.</summary>
+    public TimeSpan SendTimeout { get; init; } = TimeSpan.FromSeconds(5);
+
+    /// <summary>How long connecting waits for the broker to appear.</summary>
+    public TimeSpan ConnectTimeout { get; init; } = TimeSpan.FromSeconds(5);
+}

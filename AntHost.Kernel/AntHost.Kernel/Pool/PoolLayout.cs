@@ -1,0 +1,78 @@
+// Where everything lives in the pool file. Every region is addressed by an
+// offset from the start of the file (never a pointer: each process maps the
+// file at its own address). Three regions, each page-aligned:
+//
+//   +-------------------------------------------------------------+ 0
+//   | META (read-only in every process but the broker)            |
+//   |   header page | process table | service table |             |
+//   |   channel table | ownership table (16 B per data page)      |
+//   +-------------------------------------------------------------+ RwOffset
+//   | RINGS (read-write)                                          |
+//   |   doorbells (64 B per process + one for the broker)         |
+//   |   ring blocks: uplink+downlink per process slot,            |
+//   |   two per channel (one each way)                            |
+//   +-------------------------------------------------------------+ DataOffset
+//   | DATA (read-write; PROT_NONE where not owned in strict mode) |
+//   |   page 0 .. DataPages-1, the ICAs                           |
+//   +-------------------------------------------------------------+
+//
+// The broker computes the layout at start and writes it in the header; a
+// process that maps the pool reads it from there, so the two always agree.
+namespace AntHost.Kernel.Pool;
+
+/// <summary>Sizes and offsets of the regions of one pool file.</summary>
+public sealed record PoolLayout
+{
+    public const int PageSize = 4096;
+    public const int HeaderSize = PageSize;
+    public const int ProcessEntrySize = 128;
+    public const int ServiceEntrySize = 64;
+    public const int ChannelEntrySize = 64;
+    public const int OwnershipEntrySize = 16;
+    public const int DoorbellSize = 64;
+    public const int RingHeaderSize = 128;
+    public const int SlotSize = 64;
+
+    public required int DataPages { get; init; }
+    public required int MaxProcesses { get; init; }
+    public required int MaxServices { get; init; }
+    public required int MaxChannels { get; init; }
+    public required int RingCapacity { get; init; }
+
+    public long ProcessTableOffset => HeaderSize;
+    public long ServiceTableOffset => ProcessTableOffset + (long)MaxProcesses * ProcessEntrySize;
+    public long ChannelTableOffset => ServiceTableOffset + (long)MaxServices * ServiceEntrySize;
+    public long OwnershipOffset => Align(ChannelTableOffset + (long)MaxChannels * ChannelEntrySize, 64);
+    public long MetaSize => Align(OwnershipOffset + (long)DataPages * OwnershipEntrySize, PageSize);
+
+    public long RwOffset => MetaSize;
+    /// <summary>Doorbell of process slot i at DoorbellOffset + i*64; the broker's is slot MaxProcesses.</summary>
+    public long DoorbellOffset => RwOffset;
+    public long RingsOffset => DoorbellOffset + (long)(MaxProcesses + 1) * DoorbellSize;
+    public int RingBytes => RingHeaderSize + RingCapacity * SlotSize;
+    /// <summary>Ring blocks: uplink of slot i = 2i, downlink = 2i+1, channel c (0-based): 2*MaxProcesses + 2c (to server), +1 (to client).</summary>
+    public int RingCount => 2 * MaxProcesses + 2 * MaxChannels;
+    public long RwSize => Align(RingsOffset - RwOffset + (long)RingCount * RingBytes, PageSize);
+
+    public long DataOffset => RwOffset + RwSize;
+    public long FileSize => DataOffset + (long)DataPages * PageSize;
+
+    public int UplinkRing(int slot) => 2 * slot;
+    public int DownlinkRing(int slot) => 2 * slot + 1;
+    public int ChannelRingToServer(int channelIndex) => 2 * MaxProcesses + 2 * channelIndex;
+    public int ChannelRingToClient(int channelIndex) => 2 * MaxProcesses + 2 * channelIndex + 1;
+    public long RingOffset(int ring) => RingsOffset + (long)ring * RingBytes;
+    public long DoorbellOffsetOf(int slot) => DoorbellOffset + (long)slot * DoorbellSize;
+
+    public static PoolLayout ForDataBytes(long dataBytes, int maxProcesses = 64, int maxServices = 64, int maxChannels = 128, int ringCapacity = 256)
+    {
+        if (dataBytes < PageSize * 16L) throw new ArgumentOutOfRangeException(nameof(dataBytes), "the pool needs at least 16 pages");
+        long pages = dataBytes / PageSize;
+        if (pages > IcaHandle.MaxPage) throw new ArgumentOutOfRangeException(nameof(dataBytes), $"at most {IcaHandle.MaxPage} pages");
+        if (maxProcesses is < 2 or > 1000) throw new ArgumentOutOfRangeException(nameof(maxProcesses));
+        if (ringCapacity < 8 || (ringCapacity & (ringCapacity - 1)) != 0) throw new ArgumentOutOfRangeException(nameof(ringCapacity), "a power of two, at least 8");
+        return new PoolLayout { DataPages = (int)pages, MaxProcesses = maxProcesses, MaxServices = maxServices, MaxChannels = maxChannels, RingCapacity = ringCapacity };
+    }
+
+    private static long Align(long v, long a) => (v + a - 1) / a * a;
+}

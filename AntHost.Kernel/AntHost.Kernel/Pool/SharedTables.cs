@@ -1,0 +1,128 @@
+// The shared records of the META region. They are laid out explicitly (fixed
+// offsets, little-endian host order: every process runs on the same machine)
+// and only ever reached through a pointer into the mapping. The broker is their
+// only writer; in every other process the META view is mapped read-only, so a
+// stray write there faults.
+using System.Runtime.InteropServices;
+
+namespace AntHost.Kernel.Pool;
+
+/// <summary>How processes hand ICAs to each other; chosen per instance at broker start.</summary>
+public enum TransferMode : uint
+{
+    /// <summary>Message goes on the peer's ring after a transfer record in the sender's journal; the broker commits journals in batches.</summary>
+    Direct = 1,
+    /// <summary>Message goes to the broker, which checks and re-assigns the ICAs before forwarding it.</summary>
+    Mediated = 2,
+}
+
+/// <summary>Counters the broker keeps in the pool header, readable by every process.</summary>
+public enum BrokerCounter
+{
+    FreePages = 0,
+    Allocations,
+    Frees,
+    TransfersCommitted,
+    MediatedForwarded,
+    Refused,
+    CutOffs,
+    BadMessages,
+    BadSocketRequests,
+    Deaths,
+    PagesReclaimed,
+    JournalBatches,
+    DuplicateRegistrations,
+    UnknownServices,
+    Count,
+}
+
+[StructLayout(LayoutKind.Explicit, Size = PoolLayout.HeaderSize)]
+internal struct PoolHeader
+{
+    public const ulong MagicValue = 0x4C4F4F5048544E41; // "ANTHPOOL"
+    public const uint CurrentVersion = 1;
+
+    [FieldOffset(0)] public ulong Magic;
+    [FieldOffset(8)] public uint Version;
+    [FieldOffset(12)] public uint PageSize;
+    [FieldOffset(16)] public int DataPages;
+    [FieldOffset(20)] public int MaxProcesses;
+    [FieldOffset(24)] public int MaxServices;
+    [FieldOffset(28)] public int MaxChannels;
+    [FieldOffset(32)] public int RingCapacity;
+    [FieldOffset(36)] public uint TransferMode;
+    [FieldOffset(40)] public uint Strict;
+    [FieldOffset(44)] public int BrokerPid;
+    [FieldOffset(48)] public int Ready;
+    [FieldOffset(52)] public int JournalCommitMicros;
+    [FieldOffset(256)] public long CountersStart;
+
+    public static int CounterOffset(BrokerCounter c) => 256 + 8 * (int)c;
+}
+
+internal enum ProcessState : uint
+{
+    Free = 0,
+    Alive = 1,
+    /// <summary>Transfers of this process are no longer honoured; the broker is ending it.</summary>
+    CutOff = 2,
+    /// <summary>Dead; the broker is reclaiming what it owned.</summary>
+    Dead = 3,
+}
+
+[StructLayout(LayoutKind.Explicit, Size = PoolLayout.ProcessEntrySize)]
+internal unsafe struct ProcessEntry
+{
+    public const int NameBytes = 64;
+    [FieldOffset(0)] public uint State;
+    [FieldOffset(4)] public uint ProcessId;
+    [FieldOffset(8)] public int Pid;
+    [FieldOffset(12)] public uint Flags;
+    [FieldOffset(16)] public int NameLength;
+    [FieldOffset(32)] public fixed byte Name[NameBytes];
+}
+
+[StructLayout(LayoutKind.Explicit, Size = PoolLayout.ServiceEntrySize)]
+internal unsafe struct ServiceEntry
+{
+    public const int NameBytes = 48;
+    [FieldOffset(0)] public uint State;
+    [FieldOffset(4)] public uint OwnerProcessId;
+    [FieldOffset(8)] public int NameLength;
+    [FieldOffset(16)] public fixed byte Name[NameBytes];
+}
+
+internal enum ChannelState : uint
+{
+    Free = 0,
+    Open = 1,
+    /// <summary>One side died or closed it: nothing more may be sent on it.</summary>
+    Closed = 2,
+}
+
+[StructLayout(LayoutKind.Explicit, Size = PoolLayout.ChannelEntrySize)]
+internal struct ChannelEntry
+{
+    [FieldOffset(0)] public uint State;
+    [FieldOffset(4)] public uint ChannelId;
+    [FieldOffset(8)] public uint ClientProcessId;
+    [FieldOffset(12)] public uint ServerProcessId;
+    [FieldOffset(16)] public uint ServiceId;
+}
+
+/// <summary>Ownership of one data page. Only a head page describes an ICA.</summary>
+[StructLayout(LayoutKind.Explicit, Size = PoolLayout.OwnershipEntrySize)]
+internal struct OwnershipEntry
+{
+    public const ushort FlagAllocated = 1;
+    public const ushort FlagHead = 2;
+
+    /// <summary>Bumped each time an ICA is allocated with this page at its head.</summary>
+    [FieldOffset(0)] public uint Generation;
+    /// <summary>Owning process slot + 1; 0 when free.</summary>
+    [FieldOffset(4)] public ushort Owner;
+    [FieldOffset(6)] public ushort Flags;
+    /// <summary>Head page: the ICA's page count. Other pages of an ICA: the head's index.</summary>
+    [FieldOffset(8)] public uint PagesOrHead;
+    [FieldOffset(12)] public ushort TransferCount;
+}

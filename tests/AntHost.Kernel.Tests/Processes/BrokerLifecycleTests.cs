@@ -1,0 +1,58 @@
+using AntHost.Kernel.Pool;
+using AntHost.Kernel.Tests.Infrastructure;
+using AntHost.TestSupport;
+
+namespace AntHost.Kernel.Tests.Processes;
+
+/// <summary>The broker's pool file and socket: created at start, removed at shutdown, cleaned after a crash.</summary>
+public class BrokerLifecycleTests
+{
+    [RootTheory]
+    [InlineData(15)] // SIGTERM
+    [InlineData(2)]  // SIGINT (Ctrl-C)
+    public void Shutdown_removes_pool_file_and_socket(int signal)
+    {
+        using var b = BrokerProcess.Start();
+        Assert.True(File.Exists(b.PoolPath));
+        Assert.True(File.Exists(b.SocketPath));
+        b.Process.Signal(signal);
+        Assert.Equal(0, b.Process.WaitExit());
+        Assert.False(File.Exists(b.PoolPath), "pool file left behind");
+        Assert.False(File.Exists(b.SocketPath), "socket left behind");
+    }
+
+    [RootFact]
+    public void A_restarted_broker_cleans_up_what_a_killed_one_left()
+    {
+        string instance = BrokerProcess.NewInstance();
+        using (var first = BrokerProcess.Start(instance: instance))
+        {
+            using var k = first.Connect("survivor-check");
+            k.Allocate(3);
+            first.Process.Kill9();
+            first.Process.WaitExit();
+            Assert.True(File.Exists(first.PoolPath), "a killed broker cannot remove its pool");
+            Assert.True(File.Exists(first.SocketPath));
+
+            using var second = BrokerProcess.Start(instance: instance);
+            Assert.Contains("removing stale", second.Process.Output, StringComparison.Ordinal);
+            using var pool = second.OpenPool();
+            Assert.Equal(0, new OwnershipTable(pool).AllocatedPages());
+            using var k2 = second.Connect("after-restart");
+            var l = k2.Allocate(2);
+            Assert.Equal(2, l.Pages);
+        }
+    }
+
+    [RootFact]
+    public void A_second_broker_for_a_live_instance_refuses_with_a_clear_message()
+    {
+        using var b = BrokerProcess.Start();
+        using var second = ChildProcess.Start("anthost-kernel.dll", ["--instance", b.Instance]);
+        Assert.Equal(1, second.WaitExit());
+        Assert.Contains("already running", second.Errors, StringComparison.Ordinal);
+        Assert.True(File.Exists(b.PoolPath), "the refused broker must not touch the live one's pool");
+        using var k = b.Connect("still-works");
+        Assert.Equal(1, k.Allocate(1).Pages);
+    }
+}
