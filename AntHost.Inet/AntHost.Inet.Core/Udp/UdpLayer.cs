@@ -108,8 +108,8 @@ public sealed class UdpLayer
             return UdpError.NetworkUnreachable;
         }
         int length = UdpPacket.HeaderLength + payload.Length;
-        var datagram = payload.Prepend(UdpPacket.HeaderLength);
-        new UdpHeader(socket.LocalPort, port, (ushort)length).WriteTo(datagram, source, destination);
+        payload.Prepend(UdpPacket.HeaderLength);
+        new UdpHeader(socket.LocalPort, port, (ushort)length).WriteTo(payload.Data, source, destination);
         _iface.Counters.Add(Counter.UdpOut);
         return ip.Send(source, destination, IpProtocol.Udp, payload, options, now) switch
         {
