@@ -248,6 +248,17 @@ internal sealed class ReceiveBuffer
         }
     }
 
+    /// <summary>Drops the highest out-of-order segment (memory pressure). RFC 2018 8 allows the receiver to renege on what it SACKed.</summary>
+    public void DropHighestOutOfOrder()
+    {
+        int last = _ooo.Count - 1;
+        if (last < 0) return;
+        var e = _ooo[last];
+        _ooo.RemoveAt(last);
+        Capacity -= e.Buffer.Capacity;
+        e.Buffer.Release();
+    }
+
     public void ClearOutOfOrder()
     {
         foreach (var e in _ooo)

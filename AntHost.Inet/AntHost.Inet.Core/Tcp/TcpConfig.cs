@@ -26,7 +26,7 @@ public sealed record TcpConfig
     /// capacity (a small segment in a page-sized buffer costs the page) before in-window
     /// data is dropped unacknowledged.
     /// </summary>
-    public int ReceiveMemoryFactor { get; init; } = 2;
+    public int ReceiveMemoryFactor { get; init; } = 3;
 
     /// <summary>MSS assumed when the peer sends no MSS option (RFC 9293 3.7.1: 536).</summary>
     public int DefaultMss { get; init; } = 536;

@@ -573,12 +573,22 @@ internal sealed partial class TcpConnection
         if (len > 0 || fin)
         {
             _lastRxCapacity = payload.Capacity;
-            if (len > 0 && _recv.Capacity + payload.Capacity > (long)_receiveLimit * _cfg.ReceiveMemoryFactor)
+            long memLimit = (long)_receiveLimit * _cfg.ReceiveMemoryFactor;
+            if (len > 0 && _recv.Capacity + payload.Capacity > memLimit)
             {
-                // Over the memory bound: drop unacknowledged, the peer will retransmit.
-                _layer.Drop(payload, TcpDropReason.OutOfMemory);
-                _ackNow = true;
-                return;
+                // Over the memory bound. Data at RCV.NXT is worth more than data held out of
+                // order (it lets the app progress, and the out-of-order data is SACKed, so the
+                // peer still has it): make room by dropping the highest out-of-order segments,
+                // as Linux prunes its out-of-order queue. Otherwise drop this segment
+                // unacknowledged; the peer will retransmit it.
+                if (textSeq == _rcvNxt)
+                    while (_recv.HasOutOfOrder && _recv.Capacity + payload.Capacity > memLimit) _recv.DropHighestOutOfOrder();
+                if (_recv.Capacity + payload.Capacity > memLimit)
+                {
+                    _layer.Drop(payload, TcpDropReason.OutOfMemory);
+                    _ackNow = true;
+                    return;
+                }
             }
             if (textSeq == _rcvNxt)
             {

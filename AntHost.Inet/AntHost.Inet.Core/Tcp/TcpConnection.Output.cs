@@ -167,11 +167,16 @@ internal sealed partial class TcpConnection
         return true;
     }
 
-    /// <summary>A bare ACK: &lt;SEQ=SND.NXT&gt;&lt;ACK=RCV.NXT&gt;&lt;CTL=ACK&gt;.</summary>
+    /// <summary>
+    /// A bare ACK: &lt;SEQ=SND.NXT&gt;&lt;ACK=RCV.NXT&gt;&lt;CTL=ACK&gt;, where the RFC's SND.NXT is our
+    /// SND.MAX: after a timeout pulled SND.NXT back, an ACK carrying the old value would be
+    /// below the peer's RCV.NXT, unacceptable, and the peer would drop it unread and answer
+    /// with an ACK of its own, and so on.
+    /// </summary>
     private void SendAck(Instant now)
     {
         if (State is TcpState.Closed or TcpState.Listen or TcpState.SynSent) return;
-        SendSegment(_sndNxt, 0, TcpFlags.Ack, now);
+        SendSegment(_sndMax, 0, TcpFlags.Ack, now);
     }
 
     /// <summary>The SYN (SYN-SENT) or SYN-ACK (SYN-RECEIVED), at ISS, with our options.</summary>

@@ -161,6 +161,6 @@ internal sealed partial class TcpConnection
         _lastKeepAliveUs = now.Microseconds;
         _keepAliveProbes++;
         Counters.KeepAliveProbes++;
-        SendSegment(_sndNxt - 1, 0, TcpFlags.Ack, now);
+        SendSegment(_sndMax - 1, 0, TcpFlags.Ack, now);
     }
 }
