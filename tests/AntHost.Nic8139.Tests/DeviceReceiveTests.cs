@@ -70,6 +70,51 @@ public sealed class DeviceReceiveTests(SandboxFixture fixture) : IClassFixture<S
     }
 
     [PcapFact]
+    public void Receive_allocates_nothing_per_frame()
+    {
+        using var device = fixture.OpenHost();
+        using var peer = fixture.OpenPeerTap();
+        const int total = 30000; // a bound; it stops once 2000 have arrived
+        long at1000 = -1, at2000 = -1;
+        int seen = 0;
+        using var done = new ManualResetEventSlim();
+        // The callback runs on the receive thread: the thread's allocation count between the
+        // 1000th and the 2000th frame is what the loop allocated for a thousand frames.
+        device.Start(f =>
+        {
+            seen++;
+            if (seen == 1000) at1000 = GC.GetAllocatedBytesForCurrentThread();
+            if (seen == 2000)
+            {
+                at2000 = GC.GetAllocatedBytesForCurrentThread();
+                done.Set();
+            }
+        });
+        var frame = TestFrames.Numbered(device.Mac, peer.Mac, 1, 600);
+        for (int i = 0; i < total && !done.IsSet; i++)
+        {
+            peer.Transmit(frame);
+            if (i % 64 == 0) Thread.Yield(); // keep the ring from overflowing
+        }
+        Assert.True(done.Wait(FrameLog.Patience), $"only {seen} frames arrived: {device.Counters}");
+        device.Stop();
+        Assert.Equal(0, at2000 - at1000);
+    }
+
+    [PcapFact]
+    public void Transmit_allocates_nothing()
+    {
+        using var device = fixture.OpenHost();
+        var frame = TestFrames.Numbered(MacAddress.Broadcast, device.Mac, 1, 1514);
+        for (int i = 0; i < 100; i++) device.Transmit(frame);
+        long before = GC.GetAllocatedBytesForCurrentThread();
+        for (int i = 0; i < 1000; i++) device.Transmit(frame);
+        long after = GC.GetAllocatedBytesForCurrentThread();
+        Assert.Equal(0, after - before);
+        Assert.Equal(1100, device.Counters.TxFrames);
+    }
+
+    [PcapFact]
     public void Stop_returns_while_no_frame_comes()
     {
         using var device = fixture.OpenHost();

@@ -57,7 +57,8 @@ public static class NetworkNamespace
             {
                 failure = ExceptionDispatchInfo.Capture(e);
             }
-        }) { IsBackground = true, Name = "netns " + name };
+        })
+        { IsBackground = true, Name = "netns " + name };
         thread.Start();
         thread.Join();
         failure?.Throw();
