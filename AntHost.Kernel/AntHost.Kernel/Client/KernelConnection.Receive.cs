@@ -44,6 +44,9 @@ public sealed unsafe partial class KernelConnection
 
     public ReceiveCounters Counters { get; } = new();
 
+    /// <summary>How many transfers of one ICA may wait in journals for a receiver to still accept it.</summary>
+    private const int MaxUncommittedHops = 64;
+
     private struct Probe : IWorkProbe
     {
         public SpscRing Down;
@@ -378,7 +381,14 @@ public sealed unsafe partial class KernelConnection
         ushort owner = Volatile.Read(ref e.Owner);
         ushort tc = Volatile.Read(ref e.TransferCount);
         if (owner == Id.OwnerTag && tc == h.TransferCount) return pages; // committed (always so when mediated)
-        if (!brokerChecked && owner == sender.OwnerTag && (ushort)(tc + 1) == h.TransferCount) return pages; // journaled, not yet committed
+        if (brokerChecked) return 0;
+        // Journaled by the sender, not yet committed.
+        int ahead = (short)(h.TransferCount - tc);
+        if (ahead == 1 && owner == sender.OwnerTag) return pages;
+        // Several hops journaled and not yet committed (e.g. a reply returning an ICA this
+        // process sent a moment ago): the holder in the table is somewhere up the chain, and
+        // only the broker's commit can tell. Bounded, so a made-up count is still refused.
+        if (ahead is >= 2 and <= MaxUncommittedHops) return pages;
         return 0;
     }
 
