@@ -282,7 +282,8 @@ public sealed class SandboxNetwork : IDisposable
         p.Dispose();
     }
 
-    private static string DotnetHost()
+    /// <summary>The <c>dotnet</c> host that runs framework-dependent AntHost programs inside a namespace.</summary>
+    public static string DotnetHost()
     {
         if (Environment.GetEnvironmentVariable("DOTNET_HOST_PATH") is { Length: > 0 } h && File.Exists(h)) return h;
         if (Environment.ProcessPath is { } self && Path.GetFileNameWithoutExtension(self) == "dotnet") return self;

@@ -198,13 +198,15 @@ public sealed unsafe class NicDevice : IDisposable
         _rxThread.Start();
     }
 
-    /// <summary>Stops the receive loop and waits for it; frames still held by the injectors are released first. Returns at once when no frame comes.</summary>
+    /// <summary>Stops the receive loop and waits for it (unless called from the receive callback); frames still held by the injectors are released first. Returns promptly also when no frame comes.</summary>
     public void Stop()
     {
         var thread = _rxThread;
         if (thread is null) return;
         _stopping = true;
         Wake();
+        // From the receive callback itself: the loop ends after this frame; nothing to wait for.
+        if (Thread.CurrentThread == thread) return;
         thread.Join();
         _rxThread = null;
     }
