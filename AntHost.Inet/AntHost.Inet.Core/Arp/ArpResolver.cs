@@ -57,7 +57,9 @@ internal enum ResolveResult
 /// sender is updated ("merge") whoever the packet is for, so a host that changed its MAC
 /// (or announces itself gratuitously) is followed; an entry is created only when the
 /// packet is for our address. A packet claiming our own address from another MAC is a
-/// conflict: counted, and never let into the cache.
+/// conflict: counted, and never let into the cache. A packet whose sender hardware address
+/// is not the Ethernet frame's source is refused (RFC 826 does not ask this; it keeps one
+/// damaged or forged packet from redirecting a neighbour's traffic for a whole reachable time).
 /// </remarks>
 public sealed class ArpResolver
 {
@@ -177,8 +179,8 @@ public sealed class ArpResolver
     private int IndexOf(ref Entry e) =>
         (int)(System.Runtime.CompilerServices.Unsafe.ByteOffset(ref _entries[0], ref e) / System.Runtime.CompilerServices.Unsafe.SizeOf<Entry>());
 
-    /// <summary>An ARP packet (the Ethernet header trimmed); ownership passes in.</summary>
-    internal void Receive(PacketBuffer packet, Instant now)
+    /// <summary>An ARP packet (the Ethernet header trimmed); ownership passes in. <paramref name="ethernetSource"/> is the frame's source MAC.</summary>
+    internal void Receive(PacketBuffer packet, MacAddress ethernetSource, Instant now)
     {
         var counters = _iface.Counters;
         if (!ArpPacket.TryCreate(packet.Data, out var arp)) { _iface.DropRx(packet, RxDrop.ArpMalformed); return; }
@@ -190,6 +192,14 @@ public sealed class ArpResolver
         if (senderMac.IsMulticast || senderMac == MacAddress.Zero || senderIp.IsBroadcast || senderIp.IsMulticast || senderIp.IsLoopback)
         {
             _iface.DropRx(packet, RxDrop.ArpBadSender);
+            return;
+        }
+        if (senderMac != ethernetSource)
+        {
+            // A station answers for itself, so the frame's source and the sender hardware
+            // address agree; when they do not, the packet was damaged (a cache poisoned by one
+            // flipped bit sends every datagram to nobody until the entry ages out) or forged.
+            _iface.DropRx(packet, RxDrop.ArpSenderMismatch);
             return;
         }
         if (senderIp == _iface.Address)

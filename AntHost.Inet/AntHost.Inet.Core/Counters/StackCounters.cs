@@ -26,6 +26,8 @@ public enum RxDrop
     ArpBadSender,
     /// <summary>Another station claims our IPv4 address.</summary>
     ArpAddressConflict,
+    /// <summary>The sender hardware address differs from the frame's source MAC (damaged or forged).</summary>
+    ArpSenderMismatch,
 
     IpTooShort,
     IpBadVersion,

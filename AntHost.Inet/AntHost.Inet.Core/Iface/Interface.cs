@@ -138,7 +138,7 @@ public sealed class Interface
                 Ip.Receive(frame, linkBroadcast, now);
                 break;
             case (ushort)EtherType.Arp:
-                Arp.Receive(frame, now);
+                Arp.Receive(frame, src, now);
                 break;
             default:
                 DropRx(frame, RxDrop.UnsupportedEtherType);

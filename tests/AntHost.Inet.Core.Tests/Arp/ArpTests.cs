@@ -216,6 +216,18 @@ public class ArpTests
     }
 
     [Fact]
+    public void A_sender_address_that_is_not_the_frames_source_is_refused()
+    {
+        var s = new StackFixture();
+        s.LearnPeer();
+        var damaged = MacAddress.Parse("02:00:00:00:00:03");   // one bit away from the peer's
+        s.Receive(ArpFrame(Net.OurMac, Net.PeerMac, 2, damaged, Net.PeerIp, Net.OurMac, Net.OurIp));
+        Assert.True(s.Iface.Arp.TryGet(Net.PeerIp, out var mac, out _));
+        Assert.Equal(Net.PeerMac, mac);
+        Assert.Equal(1, s.Counters[RxDrop.ArpSenderMismatch]);
+    }
+
+    [Fact]
     public void A_probe_with_sender_zero_is_answered_but_not_learned()
     {
         var s = new StackFixture();
