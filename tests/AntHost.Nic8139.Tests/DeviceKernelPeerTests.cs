@@ -69,6 +69,48 @@ public sealed class DeviceKernelPeerTests(SandboxFixture fixture) : IClassFixtur
     }
 
     [PcapFact]
+    public void Loss_rules_at_the_peer_drop_about_the_share_asked_and_spare_arp()
+    {
+        var sb = fixture.Sandbox;
+        using var device = fixture.OpenHost();
+        var log = new FrameLog();
+        device.Start(log.Add);
+        device.Transmit(TestFrames.ArpRequest(device.Mac, SandboxFixture.HostIp, SandboxFixture.PeerIp));
+        var peerMac = MacAddress.Parse(sb.PeerMac);
+        log.WaitFor(f => TestFrames.ArpReply(f, SandboxFixture.PeerIp) is not null, "the peer's ARP reply");
+        const int n = 1000;
+        sb.SetLoss(30, 0);
+        try
+        {
+            for (int i = 0; i < n; i++)
+            {
+                device.Transmit(TestFrames.EchoRequest(device.Mac, peerMac, SandboxFixture.HostIp, SandboxFixture.PeerIp, 0x55, (ushort)i));
+                if (i % 32 == 0) Thread.Yield();
+            }
+            // ARP is not in the inet family: it passes the loss rules.
+            int arpBefore = log.Count(f => TestFrames.ArpReply(f, SandboxFixture.PeerIp) is not null);
+            device.Transmit(TestFrames.ArpRequest(device.Mac, SandboxFixture.HostIp, SandboxFixture.PeerIp));
+            log.WaitFor(f => log.Count(g => TestFrames.ArpReply(g, SandboxFixture.PeerIp) is not null) > arpBefore, "an ARP reply through the loss rules");
+            // Every echo is either answered or counted by the rule; wait (bounded) until all are one or the other.
+            int Replies() => log.Count(f => Packet.ParsePacket(LinkLayers.Ethernet, f).Extract<IcmpV4Packet>() is { TypeCode: IcmpV4TypeCode.EchoReply, Id: 0x55 });
+            var deadline = DateTime.UtcNow + FrameLog.Patience;
+            (long In, long Out) dropped;
+            int replies;
+            while ((replies = Replies()) + (dropped = sb.LossDropped()).In < n && DateTime.UtcNow < deadline) Thread.Sleep(50);
+            device.Stop();
+            Assert.Equal(0, device.Counters.KernelDrops);
+            Assert.Equal(n, replies + dropped.In);
+            // Five standard deviations of a binomial around 30 %: nftables' own random numbers.
+            double sd = Math.Sqrt(n * 0.3 * 0.7);
+            Assert.InRange(dropped.In, n * 0.3 - 5 * sd, n * 0.3 + 5 * sd);
+        }
+        finally
+        {
+            sb.SetLoss(0, 0);
+        }
+    }
+
+    [PcapFact]
     public void Injected_faults_act_on_real_traffic_both_ways()
     {
         var faults = new FaultSettings { Duplicate = 1, Delay = 1, DelayTime = TimeSpan.FromMilliseconds(50), Seed = 3 };
