@@ -36,10 +36,11 @@ internal static unsafe class Hostile
             // A journal record for an ICA this process never owned: the direct path cuts it off.
             var up = new SpscRing(k.Pool.Ring(k.Pool.Layout.UplinkRing(k.Id.Slot)), k.Pool.Layout.RingCapacity);
             var rec = new RingMessage { Kind = MessageKind.JournalTransfer, JournalCount = 1, JournalDestination = ep.Peer.Value };
-            rec.SetJournalHandle(0, IcaHandle.Create(own.Handle.FirstPage + 1, 1, 0).Value);
+            // Its own ICA at a transfer count it has already passed: an old copy of a handle.
+            rec.SetJournalHandle(0, own.Handle.WithTransferCount(ushort.MaxValue).Value);
+            Out.Line("FORGING"); // the broker may end this process as soon as it reads the record
             WriteUplink(k, up, rec);
             new Doorbell(k.Pool.BrokerDoorbell).Wake();
-            Out.Line("FORGED");
             Thread.Sleep(Timeout.Infinite);
         }
         return 0;

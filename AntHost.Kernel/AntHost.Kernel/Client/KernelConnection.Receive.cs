@@ -402,6 +402,18 @@ public sealed unsafe partial class KernelConnection
         if (cp == 0 || p0 == 0 || p1 == 0 || p2 == 0)
         {
             Interlocked.Increment(ref Counters._refusedHandles);
+            // The handles that did pass are (or, once committed, will be) ours: give them back
+            // to the pool rather than leave pages owned by a process that never saw them.
+            if (!brokerChecked)
+            {
+                Span<IcaHandle> keep = stackalloc IcaHandle[1 + RingMessage.MaxData];
+                int k = 0;
+                if (cp > 0) keep[k++] = new IcaHandle(m.Control);
+                if (p0 > 0) keep[k++] = new IcaHandle(m.Data0);
+                if (p1 > 0) keep[k++] = new IcaHandle(m.Data1);
+                if (p2 > 0) keep[k++] = new IcaHandle(m.Data2);
+                if (k > 0) _path.Free(keep[..k]);
+            }
             if (m.Kind == MessageKind.Request && (m.Flags & MessageFlags.Sync) != 0 && ep.IsOpen)
             {
                 try

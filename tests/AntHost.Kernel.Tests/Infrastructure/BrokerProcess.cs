@@ -108,3 +108,12 @@ internal sealed class BrokerProcess : IDisposable
         try { File.Delete(SocketPath); } catch (IOException) { }
     }
 }
+
+internal static class BrokerProcessExtensions
+{
+    public static long OpenPoolCounter(this BrokerProcess b, BrokerCounter c)
+    {
+        using var pool = b.OpenPool();
+        return pool.Counter(c);
+    }
+}
