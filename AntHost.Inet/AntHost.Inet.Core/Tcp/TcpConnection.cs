@@ -479,7 +479,7 @@ internal sealed partial class TcpConnection
     {
         byte shift = 0;
         if (_cfg.WindowScaling)
-            while (shift < TcpOptions.MaxWindowScale && ((long)_receiveLimit * _cfg.ReceiveMemoryFactor >> shift) > 65535) shift++;
+            while (shift < TcpOptions.MaxWindowScale && ((long)_receiveLimit >> shift) > 65535) shift++;
         _rcvWndShift = shift;
     }
 

@@ -396,7 +396,7 @@ public sealed partial class TcpLayer : ITransportLayer
             _timers.Dequeue();
             if (c.ScheduledDeadline != deadline || c.Removed) continue;
             c.ScheduledDeadline = long.MaxValue;
-            c.OnTimers(now);
+            if (c.NextDeadline() <= now.Microseconds) c.OnTimers(now);
             AfterSegment(c);
         }
     }
@@ -406,9 +406,20 @@ public sealed partial class TcpLayer : ITransportLayer
     {
         get
         {
+            // Entries are not removed when a deadline moves later (an ACK stops the retransmission
+            // timer); they are found stale here and put back at the connection's real deadline,
+            // so the answer is exact and a caller never wakes for nothing.
             while (_timers.TryPeek(out var c, out long deadline))
             {
-                if (c.ScheduledDeadline == deadline && !c.Removed) return new Instant(deadline);
+                if (c.ScheduledDeadline == deadline && !c.Removed)
+                {
+                    long real = c.NextDeadline();
+                    if (real <= deadline) return new Instant(deadline);
+                    _timers.Dequeue();
+                    c.ScheduledDeadline = long.MaxValue;
+                    Schedule(c);
+                    continue;
+                }
                 _timers.Dequeue();
             }
             return null;
