@@ -99,6 +99,12 @@ public sealed class UdpLayer
             payload.FinishTransmit();
             return UdpError.InvalidArgument;
         }
+        if (!_iface.IsUp)
+        {
+            payload.FinishTransmit();
+            _iface.Counters.Drop(TxDrop.LinkDown);
+            return UdpError.NetworkDown;
+        }
         var ip = _iface.Ip;
         var source = ip.SourceFor(destination);
         if (source.IsUnspecified)

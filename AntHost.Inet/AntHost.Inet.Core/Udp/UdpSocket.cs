@@ -33,6 +33,8 @@ public enum UdpError
     ConnectionRefused,
     /// <summary>A pending ICMP error: time exceeded or a parameter problem.</summary>
     NetworkError,
+    /// <summary>The interface is down.</summary>
+    NetworkDown,
 }
 
 /// <summary>Readiness of a UDP socket, as a poll/epoll user reads it.</summary>
