@@ -145,7 +145,7 @@ internal sealed partial class TcpConnection
         _irs = seg.Seq;
         _rcvNxt = seg.Seq + 1;
         _lastAckSent = _rcvNxt;
-        TakePeerSynOptions(in seg, weOffered: true);
+        TakePeerSynOptions(in seg);
         if (_tsEnabled) _tsRecentAtUs = now.Microseconds;
         _rcvAdvRight = _rcvNxt + (int)Math.Min(ComputeWindowBytes(), 65535);
         _lastReceiveUs = now.Microseconds;

@@ -90,7 +90,6 @@ internal sealed partial class TcpConnection
     private bool _ackNow;
 
     // ------------------------------------------------------------ options negotiated
-    private bool _offerWs;
     private bool _wsEnabled;
     private bool _tsEnabled;
     private bool _sackEnabled;
@@ -164,7 +163,9 @@ internal sealed partial class TcpConnection
                 return r;
             }
             if (_recv.ReadyBytes > 0 || _finReceived || Error != TcpError.None) r |= TcpReadiness.Readable;
-            if (State is TcpState.Established or TcpState.CloseWait && !_finQueued && SendSpace > 0) r |= TcpReadiness.Writable;
+            // Writable with a low-water mark of a quarter of the buffer (as Linux wakes writers
+            // when a third is free): an app is not woken for a sliver it cannot use.
+            if (State is TcpState.Established or TcpState.CloseWait && !_finQueued && SendSpace >= Math.Max(1, _sendLimit / 4)) r |= TcpReadiness.Writable;
             if (_finReceived) r |= TcpReadiness.PeerClosed;
             if (HasConnected && IsSynchronized || (HasConnected && State == TcpState.Closed && Error == TcpError.None && _finAcked))
                 r |= TcpReadiness.Connected;
@@ -456,7 +457,6 @@ internal sealed partial class TcpConnection
         HasConnected = true;
         InitSendSpace(now);
         ChooseReceiveScale();
-        _offerWs = _cfg.WindowScaling;
         State = TcpState.SynSent;
         SendSyn(now);
     }
@@ -484,14 +484,14 @@ internal sealed partial class TcpConnection
     }
 
     /// <summary>Applies the options of the peer's SYN (RFC 9293 3.7.1, RFC 7323 2.2 and 3.2, RFC 2018 2).</summary>
-    private void TakePeerSynOptions(in Segment seg, bool weOffered)
+    private void TakePeerSynOptions(in Segment seg)
     {
         var o = seg.Options;
         _peerMss = o.HasMss ? Math.Max((int)o.Mss, _cfg.MinimumMss) : _cfg.DefaultMss;
         int pmtu = _layer.Ip.PathMtu(Remote.Address);
         // RFC 9293 3.7.1 / RFC 6691: Eff.snd.MSS = min(SendMSS + 20, MMS_S) - 20 - 20.
         _mss = Math.Max(_cfg.MinimumMss, Math.Min(_peerMss, pmtu - 40));
-        if (o.HasWindowScale && _cfg.WindowScaling && (weOffered || true))
+        if (o.HasWindowScale && _cfg.WindowScaling)
         {
             _wsEnabled = true;
             _sndWndShift = Math.Min(o.WindowScale, TcpOptions.MaxWindowScale);
