@@ -266,6 +266,14 @@ public sealed class Simulation
         foreach (var (name, ip) in new[] { ("client", ClientIp), ("server", ServerIp) })
             if (ip.ContractViolations > 0)
                 throw new SimulationFailure($"{name}: {ip.ContractViolations} violations of the IIpOutput contract, first: {ip.FirstViolation}");
+        // Every corrupted segment was delivered (corruption happens after the loss draw) and must
+        // have been refused: by the checksum, or before it by the header's validation (a flipped
+        // data offset or option length); nothing else in a simulation is malformed or corrupt.
+        long caughtByServer = Server.Counters.ChecksumFailures + Server.Counters.Dropped(TcpDropReason.Malformed);
+        long caughtByClient = Client.Counters.ChecksumFailures + Client.Counters.Dropped(TcpDropReason.Malformed);
+        if (ClientToServer.Corrupted != caughtByServer || ServerToClient.Corrupted != caughtByClient)
+            throw new SimulationFailure($"refused segments do not match the corruption: c->s corrupted {ClientToServer.Corrupted}, server refused {caughtByServer}; " +
+                $"s->c corrupted {ServerToClient.Corrupted}, client refused {caughtByClient}");
         if (Client.SocketCount != 0 || Server.SocketCount != 0)
             throw new SimulationFailure($"sockets left open: client {Client.SocketCount}, server {Server.SocketCount}");
         if (ClientPool.Outstanding != 0 || ServerPool.Outstanding != 0)
