@@ -66,6 +66,7 @@ public class FuzzTests(ITestOutputHelper output)
         };
         var sim = new Simulation(p);
         sim.ServerIp.AllowStrangers = true;
+        sim.OnlyTheLinkCorrupts = false;
         uint peerTsVal = 0;
         sim.ClientToServer.Tap = s => { if (TryTimestamp(s, out uint v)) peerTsVal = v; };
 
