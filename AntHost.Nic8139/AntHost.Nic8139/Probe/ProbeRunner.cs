@@ -87,14 +87,16 @@ internal static class ProbeRunner
             output.WriteLine($"{target} is at {dst} (ARP)");
             var samples = new List<double>(count);
             int lost = 0;
-            for (int i = 0; i < count + 200; i++)
+            var budget = Stopwatch.StartNew();
+            for (int i = 0; i < count + 200 && budget.Elapsed < TimeSpan.FromSeconds(60); i++) // a busy machine gets a bounded run
             {
                 ushort seq = (ushort)i;
                 int n = Frames.EchoRequest(buffer, dst, device.Mac, ours, target, id, seq, 56);
                 long t0 = Stopwatch.GetTimestamp();
                 device.Transmit(buffer.AsSpan(0, n));
                 long limit = t0 + Stopwatch.Frequency;
-                while (Volatile.Read(ref replySeq) != seq && Stopwatch.GetTimestamp() < limit) Thread.SpinWait(20);
+                // Yield between looks: a pure busy spin can hold the very CPU the receive thread needs.
+                while (Volatile.Read(ref replySeq) != seq && Stopwatch.GetTimestamp() < limit) Thread.Yield();
                 long t1 = Stopwatch.GetTimestamp();
                 if (Volatile.Read(ref replySeq) != seq) { lost++; continue; }
                 if (i >= 200) samples.Add((t1 - t0) * 1e6 / Stopwatch.Frequency); // the first 200 warm up
