@@ -509,6 +509,10 @@ internal sealed partial class TcpConnection
         // 3.10.7.4 fifth: "If SND.UNA =< SEG.ACK =< SND.NXT, the send window should be updated.
         // If (SND.WL1 < SEG.SEQ or (SND.WL1 = SEG.SEQ and SND.WL2 =< SEG.ACK)), set SND.WND <-
         // SEG.WND, set SND.WL1 <- SEG.SEQ, and set SND.WL2 <- SEG.ACK."
+        // A peer that answers with a zero window is alive: its probes' answers must not count
+        // towards giving up (as Linux's persist logic).
+        if (ack == AckClass.Current && segWnd == 0 && _sndWnd == 0) _timeouts = 0;
+
         if (ack is AckClass.Current or AckClass.Advances
             && (_sndWl1.IsBefore(seg.Seq) || (_sndWl1 == seg.Seq && _sndWl2.IsBeforeOrEqual(seg.AckNumber))))
         {

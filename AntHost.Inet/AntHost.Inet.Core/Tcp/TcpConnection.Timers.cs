@@ -103,7 +103,15 @@ internal sealed partial class TcpConnection
                 // the rest follows go-back-N from SND.UNA as the window reopens.
                 _sndNxt = _sndUna;
                 _rtxAt = now.Microseconds + Us(_rto.Rto); // 5.6: restart with the backed-off RTO
-                return; // Output (in OnTimers) sends it
+                if (_sndWnd == 0)
+                {
+                    // The peer closed its window with data in flight: the retransmission becomes
+                    // a window probe of one octet (RFC 9293 3.8.6.1), sent past the zero window;
+                    // the peer's answers keep the connection from timing out (ProcessAck).
+                    Counters.ZeroWindowProbes++;
+                    RetransmitRange(_sndUna, 1, Recovery.SegmentKind.Retransmit, now);
+                }
+                return; // otherwise Output (in OnTimers) sends it
             }
         }
     }

@@ -190,4 +190,38 @@ public class ReceiveTests
             right = r;
         }
     }
+
+    [Fact]
+    public void Small_reads_do_not_send_silly_window_updates()
+    {
+        // RFC 9293 3.8.6.2.2: the window moves right only by at least min(RCV.BUFF / 2, MSS).
+        var h = new TcpHarness(TcpHarness.Plain with { ReceiveBufferSize = 8192 });
+        var c = h.Established();
+        h.Feed(c.In with { Payload = TcpHarness.Bytes(1460) });
+        h.Feed(c.In with { Seq = c.In.Seq + 1460, Payload = TcpHarness.Bytes(1460) });
+        h.Feed(c.In with { Seq = c.In.Seq + 2920, Payload = TcpHarness.Bytes(1460) });
+        h.Feed(c.In with { Seq = c.In.Seq + 4380, Payload = TcpHarness.Bytes(1460) });
+        h.Drain();
+        var small = new byte[100];
+        for (int i = 0; i < 5; i++) Assert.Equal(TcpError.None, h.Tcp.Receive(c.Socket, small, out _, h.Now));
+        h.ExpectNothing();
+        // The next data's ACK still offers the old right edge.
+        h.Feed(c.In with { Seq = c.In.Seq + 5840, Payload = TcpHarness.Bytes(100) });
+        h.RunNextTimer();
+        var ack = h.Next()!;
+        Assert.Equal(c.RcvNxt + 8192, ack.Ack + (uint)ack.Window!);
+    }
+
+    [Fact]
+    public void Lent_buffer_cannot_be_queued_for_sending()
+    {
+        var h = new TcpHarness();
+        var c = h.Established();
+        var b = h.Pool.Rent(TcpLayer.SendHeadroom, 10)!;
+        b.Append(10);
+        b.Lend();
+        Assert.Equal(TcpError.InvalidArgument, h.Tcp.Send(c.Socket, b, h.Now));
+        b.EndLend();
+        b.Release();
+    }
 }

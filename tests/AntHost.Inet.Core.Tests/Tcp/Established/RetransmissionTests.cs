@@ -1,3 +1,4 @@
+using AntHost.Inet.Core.Ip;
 using AntHost.Inet.Core.Tcp;
 using AntHost.Inet.Core.Tests.Tcp.Support;
 using AntHost.Inet.Core.Wire;
@@ -131,5 +132,39 @@ public class RetransmissionTests
         h.Feed(c.In with { Ack = c.SndNxt, Payload = TcpHarness.Bytes(1460) });
         h.Feed(c.In with { Seq = c.In.Seq + 1460, Ack = c.SndNxt, Payload = TcpHarness.Bytes(1460) });
         h.Expect(c.Out with { Seq = c.SndNxt + 2920, Ack = c.RcvNxt + 2920 });
+    }
+
+    [Fact]
+    public void Newreno_partial_ack_retransmits_the_next_hole_at_once()
+    {
+        // RFC 6582 3.2 step 3: a partial ACK during fast recovery retransmits the first unacknowledged segment.
+        var h = new TcpHarness();
+        var c = h.Established();
+        var data = TcpHarness.Bytes(1460 * 8);
+        h.Tcp.Send(c.Socket, data, out _, h.Now);
+        h.Drain();
+        // Segments 0 and 2 are lost: duplicate ACKs for 0.
+        for (int i = 0; i < 3; i++) h.Feed(c.In with { Ack = c.SndNxt });
+        h.Expect(c.Out with { Flags = TcpFlags.Ack | TcpFlags.Psh, Payload = data[..1460] });
+        h.Drain();
+        // The retransmission fills the first hole: the ACK stops at the second (partial).
+        h.Feed(c.In with { Ack = c.SndNxt + 2920 });
+        h.Expect(c.Out with { Seq = c.SndNxt + 2920, Flags = TcpFlags.Ack | TcpFlags.Psh, Payload = data[2920..4380] });
+        Assert.Equal(2, h.Tcp.Counters.RetransmitsFast);
+    }
+
+    [Fact]
+    public void Soft_icmp_error_is_reported_if_the_connection_then_times_out()
+    {
+        var h = new TcpHarness(TcpHarness.Plain with { DataRetries = 1 });
+        var c = h.Established();
+        h.Tcp.Send(c.Socket, "abc"u8, out _, h.Now);
+        h.Drain();
+        var err = new IcmpError(IcmpErrorKind.Unreachable, 3, 1, TcpHarness.LocalAddress, TcpHarness.RemoteAddress, 80, TcpHarness.RemotePort, c.SndNxt, 0);
+        h.Tcp.ReceiveIcmpError(err, h.Now);
+        Assert.Equal(TcpState.Established, h.Tcp.GetState(c.Socket)); // soft in a synchronised state
+        h.RunNextTimer();
+        h.RunNextTimer();
+        Assert.Equal(TcpError.HostUnreachable, h.Tcp.GetError(c.Socket));
     }
 }

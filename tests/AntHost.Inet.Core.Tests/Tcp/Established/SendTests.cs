@@ -204,4 +204,25 @@ public class SendTests
         Assert.Equal(1460, h.Tcp.GetInfo(c.Socket).Mss);
         Assert.Equal(1, h.Tcp.Counters.IcmpErrorsIgnored);
     }
+
+    [Fact]
+    public void Window_closed_with_data_in_flight_is_probed_and_a_live_peer_is_not_timed_out()
+    {
+        var h = new TcpHarness(TcpHarness.Plain with { DataRetries = 3 });
+        var c = h.Established();
+        var data = TcpHarness.Bytes(100);
+        h.Tcp.Send(c.Socket, data, out _, h.Now);
+        h.Drain();
+        // The peer takes nothing and closes its window.
+        h.Feed(c.In with { Window = 0 });
+        for (int i = 0; i < 6; i++)
+        {
+            h.RunNextTimer();
+            h.Expect(c.Out with { Flags = TcpFlags.Ack | TcpFlags.Psh, Payload = data[..1] });
+            h.Feed(c.In with { Window = 0 });
+        }
+        Assert.Equal(TcpState.Established, h.Tcp.GetState(c.Socket));
+        h.Feed(c.In with { Window = 1000 });
+        h.Expect(c.Out with { Flags = TcpFlags.Ack | TcpFlags.Psh, Payload = data });
+    }
 }
