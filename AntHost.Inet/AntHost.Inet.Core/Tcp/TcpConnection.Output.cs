@@ -298,6 +298,6 @@ internal sealed partial class TcpConnection
             _ackNow = false;
         }
         if (len > 0 || (flags & (TcpFlags.Syn | TcpFlags.Fin)) != 0) _lastSendUs = now.Microseconds;
-        _layer.Ip.Send(Local.Address, Remote.Address, IpProtocol.Tcp, b, new IpSendOptions(), now);
+        _layer.Ip.Send(Local.Address, Remote.Address, IpProtocol.Tcp, b, TcpLayer.IpOptions, now);
     }
 }

@@ -306,6 +306,13 @@ public sealed partial class TcpLayer : ITransportLayer
     /// <summary>A snapshot of a connection's internals, for diagnostics (ss -i).</summary>
     public TcpConnectionInfo GetInfo(TcpSocket socket) => TryGet(socket, out var c) ? c.Info : default;
 
+    /// <summary>
+    /// What TCP asks of IPv4 for every segment: TTL 64 (RFC 1700's default, as Linux), normal
+    /// service, DF set (RFC 1191 path MTU discovery; "fragmentation needed" lowers the MSS).
+    /// Spelt out because a parameterless <c>new</c> of a record struct may zero the fields.
+    /// </summary>
+    internal static readonly IpSendOptions IpOptions = new(Ttl: 64, Tos: 0, DontFragment: true);
+
     /// <summary>Headroom a zero-copy send buffer needs in front of its payload to be sent in place: IP + Ethernet + the largest TCP header.</summary>
     public static int SendHeadroom => IIpOutput.HeaderRoom + TcpHeader.MaxLength;
 
@@ -593,7 +600,7 @@ public sealed partial class TcpLayer : ITransportLayer
         new TcpHeaderFields(localPort, remotePort, seq, ack, flags, window).WriteTo(header, options);
         TcpHeaderFields.FillChecksum(b.Data, local, remote);
         Counters.SegmentsOut++;
-        Ip.Send(local, remote, IpProtocol.Tcp, b, new IpSendOptions(), now);
+        Ip.Send(local, remote, IpProtocol.Tcp, b, TcpLayer.IpOptions, now);
         return true;
     }
 

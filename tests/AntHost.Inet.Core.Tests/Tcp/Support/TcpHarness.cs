@@ -107,6 +107,7 @@ public sealed class FakeIp : IIpOutput
     public IpSendStatus Send(Ipv4Address source, Ipv4Address destination, IpProtocol protocol, PacketBuffer packet, in IpSendOptions options, Instant now)
     {
         Assert.Equal(IpProtocol.Tcp, protocol);
+        Assert.True(options.Ttl == 64 && options.DontFragment, $"TCP asked IP for TTL {options.Ttl}, DF {options.DontFragment}");
         Assert.True(packet.Headroom >= IIpOutput.HeaderRoom, "TCP left less headroom than IP and Ethernet need");
         Sent.Add((source, destination, packet.Data.ToArray()));
         if (packet.IsLent) LentSends++;
