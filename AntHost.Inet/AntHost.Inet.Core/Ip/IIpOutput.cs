@@ -25,7 +25,14 @@ public enum IpSendStatus
 }
 
 /// <summary>Per-packet options a transport may set.</summary>
-public readonly record struct IpSendOptions(byte Ttl = 64, byte Tos = 0, bool DontFragment = true);
+public readonly record struct IpSendOptions(byte Ttl = 64, byte Tos = 0, bool DontFragment = true)
+{
+    /// <summary>
+    /// The defaults (TTL 64, DF set). Declared because a struct's <c>new()</c> would otherwise
+    /// zero every field (TTL 0, DF clear) instead of taking the primary constructor's defaults.
+    /// </summary>
+    public IpSendOptions() : this(64, 0, true) { }
+}
 
 /// <summary>
 /// The seam between the transports (TCP, UDP, ICMP) and IPv4. A transport writes its

@@ -130,3 +130,15 @@ public class InterfaceTests
         }
     }
 }
+
+public class IpSendOptionsTests
+{
+    [Fact]
+    public void New_without_arguments_takes_the_defaults_not_zeroes()
+    {
+        var o = new IpSendOptions();
+        Assert.Equal((byte)64, o.Ttl);
+        Assert.True(o.DontFragment);
+        Assert.Equal(new IpSendOptions(64, 0, true), o);
+    }
+}
