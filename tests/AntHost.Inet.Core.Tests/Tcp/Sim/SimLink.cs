@@ -31,6 +31,12 @@ public sealed record LinkProfile
     /// <summary>Probability that one bit of a segment is flipped (the TCP checksum must catch it).</summary>
     public double Corrupt { get; init; }
 
+    /// <summary>
+    /// Probability that a payload byte is changed and the checksum fixed to match: corruption no
+    /// transport can detect. Only for checking that the simulation notices a damaged stream.
+    /// </summary>
+    public double ForgePayload { get; init; }
+
     public override string ToString() =>
         $"delay={Delay.TotalMilliseconds:0.###}ms bw={(BandwidthBytesPerSecond == 0 ? "inf" : (BandwidthBytesPerSecond * 8 / 1e6).ToString("0.#", System.Globalization.CultureInfo.InvariantCulture) + "Mbit/s")} queue={QueueLimitBytes} " +
         $"loss={Loss:0.###} reorder={Reorder:0.###} dup={Duplicate:0.###} corrupt={Corrupt:0.###}";
@@ -63,7 +69,7 @@ public sealed class SimPipe
     public Instant? NextArrival => _queue.TryPeek(out _, out var k) ? new Instant(k.Item1) : null;
 
     /// <summary>Perfect links skip the random draws, so that a lossless run is cheap.</summary>
-    private bool Perfect => _p.Loss == 0 && _p.Reorder == 0 && _p.Duplicate == 0 && _p.Corrupt == 0;
+    private bool Perfect => _p.Loss == 0 && _p.Reorder == 0 && _p.Duplicate == 0 && _p.Corrupt == 0 && _p.ForgePayload == 0;
 
     /// <summary>Sees every segment put on the pipe (before loss), e.g. to learn the sender's timestamps.</summary>
     public SpanAction? Tap { get; set; }
@@ -115,6 +121,19 @@ public sealed class SimPipe
             Corrupted++;
             int bit = _random.Next(segment.Length * 8);
             bytes[bit >> 3] ^= (byte)(1 << (bit & 7));
+        }
+        if (!Perfect && _p.ForgePayload > 0 && segment.Length > 20 && _random.NextDouble() < _p.ForgePayload)
+        {
+            int headerLength = (bytes[12] >> 4) * 4;
+            if (headerLength >= 20 && headerLength < segment.Length)
+            {
+                bytes[headerLength + _random.Next(segment.Length - headerLength)] ^= 0x5A;
+                var span = bytes.AsSpan(0, segment.Length);
+                span[16] = span[17] = 0;
+                ushort sum = Checksum.Compute(span, Checksum.PseudoHeader(source, destination, 6, (ushort)segment.Length));
+                span[16] = (byte)(sum >> 8);
+                span[17] = (byte)sum;
+            }
         }
         _queue.Enqueue(new Packet(bytes, segment.Length, source, destination), (arrival, _order++));
     }

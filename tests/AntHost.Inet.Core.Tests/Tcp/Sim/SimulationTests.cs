@@ -97,4 +97,33 @@ public class SimulationTests(ITestOutputHelper output)
         Assert.Equal(256 * 1024, sim.ClientApp.Received);
         if (loss > 0) Assert.True(sim.Client.Counters.RetransmitsTimeout + sim.Client.Counters.RetransmitsFast + sim.Client.Counters.RetransmitsSack > 0);
     }
+
+    /// <summary>The simulation itself can fail: damage no checksum can see must be reported as a wrong byte.</summary>
+    [Fact]
+    public void Undetectable_corruption_is_reported_with_the_seed()
+    {
+        var p = SimParameters.FromSeed(99) with
+        {
+            ClientToServer = new LinkProfile { Delay = TimeSpan.FromMilliseconds(2), ForgePayload = 0.05 },
+            ServerToClient = new LinkProfile { Delay = TimeSpan.FromMilliseconds(2) },
+            ClientBytes = 64 * 1024,
+            ServerBytes = 1000,
+        };
+        var e = Assert.Throws<SimulationFailure>(() => new Simulation(p).Run());
+        Assert.Contains("of the stream is wrong", e.Message);
+        Assert.Contains("ANTHOST_SIM_SEED=99", e.Message);
+    }
+
+    /// <summary>A link that goes dead is reported as the connection timing out, not as a hang of the test.</summary>
+    [Fact]
+    public void A_dead_link_is_reported_as_a_failure()
+    {
+        var p = SimParameters.FromSeed(98) with
+        {
+            ClientToServer = new LinkProfile { Delay = TimeSpan.FromMilliseconds(2), Loss = 1.0 },
+            ServerToClient = new LinkProfile { Delay = TimeSpan.FromMilliseconds(2) },
+        };
+        var e = Assert.Throws<SimulationFailure>(() => new Simulation(p).Run());
+        Assert.Contains("failed with", e.Message);
+    }
 }
