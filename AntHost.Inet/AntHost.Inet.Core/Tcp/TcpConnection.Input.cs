@@ -165,6 +165,7 @@ internal sealed partial class TcpConnection
     {
         bool timedOut = _timeouts > 0;
         State = TcpState.Established;
+        _established = true;
         _timeouts = 0;
         _rtxAt = Never;
         StartAlgorithms(timedOut);

@@ -43,6 +43,7 @@ internal sealed partial class TcpConnection
     public bool IsBound;
     public bool WasListener;
     public bool HasConnected;
+    private bool _established; // the handshake completed (active or passive)
     public TcpState State { get; private set; }
     public TcpError Error { get; private set; }
     private TcpError _softError;
@@ -167,9 +168,8 @@ internal sealed partial class TcpConnection
             // when a third is free): an app is not woken for a sliver it cannot use.
             if (State is TcpState.Established or TcpState.CloseWait && !_finQueued && SendSpace >= Math.Max(1, _sendLimit / 4)) r |= TcpReadiness.Writable;
             if (_finReceived) r |= TcpReadiness.PeerClosed;
-            if (HasConnected && IsSynchronized || (HasConnected && State == TcpState.Closed && Error == TcpError.None && _finAcked))
-                r |= TcpReadiness.Connected;
-            if (State is TcpState.Closed or TcpState.TimeWait && (HasConnected || Error != TcpError.None || _finReceived)) r |= TcpReadiness.Closed;
+            if (_established && IsSynchronized) r |= TcpReadiness.Connected;
+            if (State == TcpState.TimeWait || (State == TcpState.Closed && (_established || HasConnected || Error != TcpError.None))) r |= TcpReadiness.Closed;
             if (Error != TcpError.None) r |= TcpReadiness.Error;
             return r;
         }
@@ -254,7 +254,7 @@ internal sealed partial class TcpConnection
         {
             TcpState.Established or TcpState.CloseWait => _finQueued ? TcpError.Shutdown : TcpError.None,
             TcpState.SynSent or TcpState.SynReceived => _finQueued ? TcpError.Shutdown : TcpError.None,
-            TcpState.Closed => HasConnected ? TcpError.Shutdown : TcpError.NotConnected,
+            TcpState.Closed => HasConnected || _established ? TcpError.Shutdown : TcpError.NotConnected,
             TcpState.Listen => TcpError.InvalidState,
             _ => TcpError.Shutdown,
         };
@@ -289,7 +289,7 @@ internal sealed partial class TcpConnection
         return State switch
         {
             TcpState.Listen => TcpError.InvalidState,
-            TcpState.Closed => HasConnected ? TcpError.None : TcpError.NotConnected,
+            TcpState.Closed => HasConnected || _established ? TcpError.None : TcpError.NotConnected,
             _ => TcpError.WouldBlock,
         };
     }

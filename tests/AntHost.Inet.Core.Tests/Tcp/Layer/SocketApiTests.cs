@@ -164,4 +164,31 @@ public class SocketApiTests
         Assert.Equal(0, h.Tcp.ConnectionCount);
         Assert.Equal(0, h.Pool.Outstanding);
     }
+
+    [Fact]
+    public void Readiness_follows_the_connection_through_its_life()
+    {
+        var h = new TcpHarness(TcpHarness.Plain with { SendBufferSize = 16384 });
+        h.Tcp.Open(out var s);
+        Assert.Equal(TcpReadiness.None, h.Tcp.GetReadiness(s));
+        h.Tcp.Connect(s, new TcpEndPoint(TcpHarness.RemoteAddress, 80), h.Now);
+        var syn = h.Next()!;
+        Assert.Equal(TcpReadiness.None, h.Tcp.GetReadiness(s));
+        while (h.Tcp.TryGetChanged(out _)) { }
+        h.Feed(new Seg { SrcPort = 80, DstPort = syn.SrcPort, Seq = 9, Ack = syn.Seq + 1, Flags = TcpFlags.Syn | TcpFlags.Ack, Window = 0, Mss = 1460 });
+        Assert.True(h.Tcp.TryGetChanged(out var changed));
+        Assert.Equal(s, changed);
+        Assert.Equal(TcpReadiness.Connected | TcpReadiness.Writable, h.Tcp.GetReadiness(s));
+        // Fill the send buffer (the peer's window is closed): no longer writable.
+        while (h.Tcp.Send(s, TcpHarness.Bytes(1000), out int n, h.Now) == TcpError.None && n > 0) { }
+        Assert.Equal(TcpReadiness.Connected, h.Tcp.GetReadiness(s));
+        h.Feed(new Seg { SrcPort = 80, DstPort = syn.SrcPort, Seq = 10, Ack = syn.Seq + 1, Flags = TcpFlags.Ack | TcpFlags.Fin, Window = 0 });
+        Assert.Equal(TcpReadiness.Connected | TcpReadiness.Readable | TcpReadiness.PeerClosed, h.Tcp.GetReadiness(s));
+        h.Feed(new Seg { SrcPort = 80, DstPort = syn.SrcPort, Seq = 11, Flags = TcpFlags.Rst });
+        Assert.Equal(TcpReadiness.Readable | TcpReadiness.PeerClosed | TcpReadiness.Closed | TcpReadiness.Error, h.Tcp.GetReadiness(s));
+        Assert.Equal(TcpError.ConnectionReset, h.Tcp.GetError(s));
+        Assert.Equal(0, h.Tcp.ConnectionCount);
+        h.Tcp.Close(s, h.Now);
+        Assert.Equal(0, h.Pool.Outstanding);
+    }
 }
