@@ -73,7 +73,8 @@ public sealed class SimNetwork
     private readonly Instant[] _linkFree = new Instant[2];
     private long _seq;
 
-    public SimNetwork(ulong seed, LinkConfig? link = null, Func<IIpOutput, ITransportLayer>? tcpA = null, Func<IIpOutput, ITransportLayer>? tcpB = null,
+    /// <param name="tcpA">Makes A's TCP layer from its IPv4 output and its buffer pool (e.g. <c>(ip, pool) =&gt; new TcpLayer(ip, pool, random, config)</c>); null for none.</param>
+    public SimNetwork(ulong seed, LinkConfig? link = null, Func<IIpOutput, HeapBufferPool, ITransportLayer>? tcpA = null, Func<IIpOutput, HeapBufferPool, ITransportLayer>? tcpB = null,
         Func<InterfaceConfig, InterfaceConfig>? configure = null, int bufferSize = 4096)
     {
         Seed = seed;
@@ -99,7 +100,7 @@ public sealed class SimNetwork
     /// <summary>What a failing run prints so it can be replayed.</summary>
     public string Describe() => $"seed={Seed} (replay: ANTHOST_SIM_SEED={Seed}) link: {Link}";
 
-    private static SimNode MakeNode(string name, Ipv4Address ip, MacAddress mac, ulong seed, Func<IIpOutput, ITransportLayer>? tcp,
+    private static SimNode MakeNode(string name, Ipv4Address ip, MacAddress mac, ulong seed, Func<IIpOutput, HeapBufferPool, ITransportLayer>? tcp,
         Func<InterfaceConfig, InterfaceConfig>? configure, int bufferSize)
     {
         var pool = new HeapBufferPool(bufferSize);
@@ -110,7 +111,7 @@ public sealed class SimNetwork
             PrefixLength = 24,
             Pool = pool,
             Random = new SeededRandom(seed),
-            Tcp = tcp,
+            Tcp = tcp is null ? null : ipOutput => tcp(ipOutput, pool),
         };
         if (configure is not null) config = configure(config);
         return new SimNode(name, new Interface(config), pool);
