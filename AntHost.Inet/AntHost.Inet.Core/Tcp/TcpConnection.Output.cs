@@ -298,6 +298,9 @@ internal sealed partial class TcpConnection
             _ackNow = false;
         }
         if (len > 0 || (flags & (TcpFlags.Syn | TcpFlags.Fin)) != 0) _lastSendUs = now.Microseconds;
-        _layer.Ip.Send(Local.Address, Remote.Address, IpProtocol.Tcp, b, TcpLayer.IpOptions, now);
+        var status = _layer.Ip.Send(Local.Address, Remote.Address, IpProtocol.Tcp, b, TcpLayer.IpOptions, now);
+        // No route (or ARP gave up on the next hop): remembered as a soft error, reported if
+        // the connection then times out, as an ICMP unreachable would be.
+        if (status == IpSendStatus.NoRoute && _softError == TcpError.None) _softError = TcpError.NetworkUnreachable;
     }
 }

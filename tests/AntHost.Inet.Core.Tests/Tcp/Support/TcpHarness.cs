@@ -97,6 +97,7 @@ public sealed class FakeIp : IIpOutput
     public Ipv4Address Address;
     public bool HoldLentBuffers;
     public int LentSends;
+    public IpSendStatus Status = IpSendStatus.Sent;
 
     public int PathMtu(Ipv4Address destination) => Mtu;
 
@@ -115,7 +116,7 @@ public sealed class FakeIp : IIpOutput
         packet.Prepend(IIpOutput.HeaderRoom);
         if (HoldLentBuffers && packet.IsLent) Held.Add(packet);
         else packet.FinishTransmit();
-        return IpSendStatus.Sent;
+        return Status;
     }
 
     public void ReleaseHeld()

@@ -193,4 +193,16 @@ public class SynSentTests
         Assert.Equal(0, h.Tcp.ConnectionCount);
         Assert.Null(h.Tcp.PollAt);
     }
+
+    [Fact]
+    public void Connect_without_a_route_times_out_as_network_unreachable()
+    {
+        var h = new TcpHarness(TcpHarness.Plain with { SynRetries = 1 });
+        h.Ip.Status = IpSendStatus.NoRoute;
+        h.Tcp.Open(out var s);
+        h.Tcp.Connect(s, new TcpEndPoint(TcpHarness.RemoteAddress, 80), h.Now);
+        h.RunNextTimer();
+        h.RunNextTimer();
+        Assert.Equal(TcpError.NetworkUnreachable, h.Tcp.GetError(s));
+    }
 }
