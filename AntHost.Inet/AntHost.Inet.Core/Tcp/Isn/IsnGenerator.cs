@@ -23,6 +23,11 @@ namespace AntHost.Inet.Core.Tcp.Isn;
 /// hash): TSval = the 1 ms clock + offset, which hides the host's uptime and makes TSvals of
 /// different connections unrelated (RFC 7323 5.4, 7.1), while one 4-tuple keeps the same
 /// offset across incarnations, so TIME-WAIT's timestamps check (RFC 6191) stays meaningful.
+///
+/// The layer makes one generator (its key lives as long as the layer). A connection calls
+/// <see cref="Generate"/> and <see cref="TimestampOffset"/> once, when its 4-tuple is known:
+/// at an active open before the SYN, and for a passive open when the SYN arrives, before the
+/// SYN-ACK.
 /// </remarks>
 public sealed class IsnGenerator
 {

@@ -12,6 +12,11 @@ namespace AntHost.Inet.Core.Tcp.Isn;
 /// 1 ms gives RTT samples with the granularity the RTO estimator assumes (G = 1 ms) and wraps
 /// its sign bit only after 24.8 days, beyond any PAWS window. The clock is a pure function of
 /// <c>now</c> (the core reads no clock), so it is monotonic whenever <c>now</c> is.
+///
+/// The engine calls <see cref="TsVal"/> for every segment it sends with the timestamps option
+/// (SYN and SYN-ACK when offering it, every segment once negotiated), and
+/// <see cref="RttFromEcho"/> for an ACK that advances SND.UNA and carries a non-zero TSecr;
+/// the RTT goes to <see cref="Recovery.RtoEstimator.AddSample"/>.
 /// </remarks>
 public static class TimestampClock
 {
