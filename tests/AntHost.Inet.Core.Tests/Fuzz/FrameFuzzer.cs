@@ -61,7 +61,7 @@ public sealed class FrameFuzzer(ulong seed, MacAddress ourMac, Ipv4Address ourIp
             {
                 // An ICMP error quoting a datagram of ours.
                 byte proto = _r.Next(2) == 0 ? (byte)17 : (byte)6;
-                var quotedPayload = proto == 17 ? Frames.Udp(ourIp, src, boundPort, 53, data) : TcpSegment();
+                var quotedPayload = proto == 17 ? Frames.Udp(ourIp, src, boundPort, 53, data) : TcpSegment(src);
                 var quoted = Frames.Ipv4(ourIp, src, proto, quotedPayload, df: true);
                 byte type = _r.Next(3) switch { 0 => 3, 1 => 11, _ => 12 };
                 return Ip(peerIp, ourIp, 1, Frames.Icmp(type, (byte)_r.Next(16), (uint)_r.Next(1600), quoted[..Math.Min(quoted.Length, 28 + _r.Next(60))]));
@@ -73,7 +73,7 @@ public sealed class FrameFuzzer(ulong seed, MacAddress ourMac, Ipv4Address ourIp
             case 7:
                 return Ip(src, Ipv4Address.Broadcast, 17, Frames.Udp(src, Ipv4Address.Broadcast, 1, boundPort, data), MacAddress.Broadcast);
             case 8:
-                return Ip(src, ourIp, 6, TcpSegment());
+                return Ip(src, ourIp, 6, TcpSegment(src));
             case 9:
             {
                 // A fragment of a small datagram: first, middle or last.
@@ -94,11 +94,22 @@ public sealed class FrameFuzzer(ulong seed, MacAddress ourMac, Ipv4Address ourIp
     private byte[] Ip(Ipv4Address src, Ipv4Address dst, byte proto, byte[] payload, MacAddress? mac = null) =>
         Frames.IpFrame(mac ?? ourMac, peerMac, Frames.Ipv4(src, dst, proto, payload, ttl: (byte)_r.Next(256), id: (ushort)_r.NextUInt32(), df: _r.Next(2) == 0));
 
-    private byte[] TcpSegment()
+    /// <summary>A TCP segment from <paramref name="src"/>, often to the listening port, often a SYN, with a correct checksum.</summary>
+    private byte[] TcpSegment(Ipv4Address src)
     {
-        var t = new byte[20 + _r.Next(40)];
+        int dataOffset = 5 + (_r.Next(4) == 0 ? _r.Next(11) : 0);
+        var t = new byte[dataOffset * 4 + _r.Next(100)];
         _r.NextBytes(t);
-        t[12] = (byte)((5 + _r.Next(11)) << 4);
+        if (_r.Next(2) == 0) BinaryPrimitives.WriteUInt16BigEndian(t.AsSpan(2), boundPort);
+        t[12] = (byte)(dataOffset << 4);
+        t[13] = _r.Next(3) switch { 0 => 0x02, 1 => 0x10, _ => (byte)_r.NextUInt32() };   // SYN, ACK, anything
+        t[16] = 0;
+        t[17] = 0;
+        if (_r.Next(8) != 0)
+        {
+            ushort c = NaiveChecksum.Transport(src, ourIp, 6, t);
+            BinaryPrimitives.WriteUInt16BigEndian(t.AsSpan(16), c);
+        }
         return t;
     }
 

@@ -1,5 +1,6 @@
 using AntHost.Inet.Core.Counters;
 using AntHost.Inet.Core.Iface;
+using AntHost.Inet.Core.Tcp;
 using AntHost.Inet.Core.Tests.Support;
 using Xunit.Abstractions;
 
@@ -25,11 +26,26 @@ public class FuzzTests(ITestOutputHelper output)
     private void Run(int frames, ulong seed, bool withTcp)
     {
         const ushort port = 5353;
+        // With TCP, the real TcpLayer, with a listener on the fuzzed port (SYN-RECEIVED
+        // connections, resets, challenge ACKs), sharing the interface's pool.
+        TcpLayer? tcp = null;
+        var pool = new Buffers.HeapBufferPool(4096);
         var s = new StackFixture(
-            c => c with { Reassembly = new ReassemblyConfig { MemoryLimit = 256 * 1024 }, Udp = new UdpConfig { ReceiveQueueCapacity = 32 } },
-            bufferSize: 4096,
-            tcp: withTcp ? ip => new RecordingTransport(ip) : null);
+            c => c with
+            {
+                Reassembly = new ReassemblyConfig { MemoryLimit = 256 * 1024 },
+                Udp = new UdpConfig { ReceiveQueueCapacity = 32 },
+                Tcp = withTcp ? ip => tcp = new TcpLayer(ip, pool, new Randomness.SeededRandom(seed), new TcpConfig()) : null,
+            },
+            pool: pool);
         s.LearnPeer();
+        var listener = TcpSocket.None;
+        if (tcp is not null)
+        {
+            Assert.Equal(TcpError.None, tcp.Open(out listener));
+            Assert.Equal(TcpError.None, tcp.Bind(listener, new TcpEndPoint(Net.OurIp, port)));
+            Assert.Equal(TcpError.None, tcp.Listen(listener, 16));
+        }
         using var sock = s.Iface.Udp.Open();
         Assert.Equal(Core.Udp.UdpError.Success, sock.Bind(port));
         using var ping = s.Iface.Icmp.OpenEchoSocket();
@@ -50,8 +66,11 @@ public class FuzzTests(ITestOutputHelper output)
                     while (s.Iface.TryDequeueTransmit(out var f)) f.FinishTransmit();
                     while (sock.TryReceiveFrom(out var d)) d.Payload.Release();
                     while (ping.TryReceive(out var r)) r.Payload?.Release();
-                    // Everything out of the pool is something the interface holds.
-                    Assert.Equal(s.Iface.HeldBuffers, s.Pool.Outstanding);
+                    if (tcp is not null)
+                        while (tcp.Accept(listener, out var accepted) == TcpError.None) tcp.Abort(accepted, s.Now);
+                    // Everything out of the pool is something the interface (or, with TCP, the TCP layer) holds.
+                    if (tcp is null) Assert.Equal(s.Iface.HeldBuffers, s.Pool.Outstanding);
+                    else Assert.True(s.Pool.Outstanding >= s.Iface.HeldBuffers);
                 }
             }
         }
@@ -71,11 +90,17 @@ public class FuzzTests(ITestOutputHelper output)
         // Close everything and let every timer run out: nothing may stay out of the pool.
         sock.Dispose();
         ping.Dispose();
+        if (tcp is not null)
+        {
+            while (tcp.Accept(listener, out var accepted) == TcpError.None) tcp.Abort(accepted, s.Now);
+            tcp.Close(listener, s.Now);
+        }
         s.RunUntil(s.Now + TimeSpan.FromMinutes(5));
         while (s.Iface.TryDequeueTransmit(out var f)) f.FinishTransmit();
         s.RunUntil(s.Now + TimeSpan.FromMinutes(5));
         while (s.Iface.TryDequeueTransmit(out var f)) f.FinishTransmit();
         Assert.Equal(0, s.Iface.HeldBuffers);
+        if (tcp is not null) Assert.Equal(0, tcp.ConnectionCount);
         Assert.Equal(0, s.Pool.Outstanding);
     }
 }

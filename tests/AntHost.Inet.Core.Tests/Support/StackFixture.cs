@@ -27,9 +27,10 @@ public static class Net
 /// </summary>
 public sealed class StackFixture
 {
-    public StackFixture(Func<InterfaceConfig, InterfaceConfig>? configure = null, int bufferSize = 4096, int poolLimit = int.MaxValue, bool up = true, Func<IIpOutput, ITransportLayer>? tcp = null)
+    public StackFixture(Func<InterfaceConfig, InterfaceConfig>? configure = null, int bufferSize = 4096, int poolLimit = int.MaxValue, bool up = true,
+        Func<IIpOutput, ITransportLayer>? tcp = null, HeapBufferPool? pool = null)
     {
-        Pool = new HeapBufferPool(bufferSize, poolLimit);
+        Pool = pool ?? new HeapBufferPool(bufferSize, poolLimit);
         var config = new InterfaceConfig
         {
             Mac = Net.OurMac,
