@@ -143,31 +143,45 @@ internal sealed unsafe partial class KernelBroker
     }
 
     /// <summary>
-    /// After a pass in which nothing moved: a record deferred since before that pass waits for
-    /// a transfer nobody journaled. Of the stuck processes, the one whose awaited ICA is held
-    /// (in the table) by a process that is not itself stuck goes first: its record is skipped,
-    /// which may unblock the others. Returns true when one was judged.
+    /// A record still deferred after a pass in which nothing moved, and for longer than
+    /// <see cref="StaleDeferral"/>, names a transfer nobody journaled: the oldest such
+    /// record is skipped, which lets its uplink go on. A legitimate deferral resolves within
+    /// a pass or two (its predecessor was journaled before the receiver could even see the
+    /// ICA), so the time bound only ever delays a forger's own uplink. Returns true when one
+    /// was skipped.
     /// </summary>
     private bool JudgeDeferredLocked(long idlePass)
     {
         if (_rules is not DirectRules) return false;
-        ProcState? culprit = null;
+        long now = System.Diagnostics.Stopwatch.GetTimestamp();
         ProcState? oldest = null;
         foreach (var p in _procs)
         {
             if (p is null || p.Dead || p.BlockedSince == 0 || p.BlockedSince >= idlePass) continue;
-            if (oldest is null || p.BlockedSince < oldest.BlockedSince) oldest = p;
-            if (p.Uplink.TryPeek(out var m) != RingStatus.Ok) continue;
-            var h = new IcaHandle(m.GetJournalHandle(p.RecordProgress));
-            var holder = h.FirstPage < (uint)Layout.DataPages ? Pool.Page(h.FirstPage).Owner : (ushort)0;
-            var holderState = holder == 0 ? null : _procs[holder - 1];
-            if (holderState is null || holderState.BlockedSince == 0) { culprit = p; break; }
+            if (System.Diagnostics.Stopwatch.GetElapsedTime(p.BlockedSinceTicks, now) < StaleDeferral) continue;
+            if (oldest is null || p.BlockedSinceTicks < oldest.BlockedSinceTicks) oldest = p;
         }
-        culprit ??= oldest;
-        if (culprit is null) return false;
-        SkipDeferredLocked(culprit);
+        if (oldest is null) return false;
+        DumpUplinks();
+        SkipDeferredLocked(oldest);
         return true;
     }
+
+    private void DumpUplinks()
+    {
+        foreach (var p in _procs)
+        {
+            if (p is null) continue;
+            var st = p.Uplink.TryPeek(out var hm);
+            _log.LogDebug("  uplink of {Name}: {Count} records, head {Kind} progress {Prog} handle {H} ({T}), blocked since {B}",
+                p.Name, p.Uplink.Count, st == RingStatus.Ok ? hm.Kind : MessageKind.None, p.RecordProgress,
+                st == RingStatus.Ok ? new IcaHandle(hm.GetJournalHandle(p.RecordProgress)) : default,
+                st == RingStatus.Ok ? Describe(new IcaHandle(hm.GetJournalHandle(p.RecordProgress))) : "", p.BlockedSince);
+        }
+    }
+
+    /// <summary>How long a record may wait for its predecessor before it is judged a forgery.</summary>
+    internal static readonly TimeSpan StaleDeferral = TimeSpan.FromMilliseconds(250);
 
     private void SkipDeferredLocked(ProcState p)
     {
@@ -177,8 +191,8 @@ internal sealed unsafe partial class KernelBroker
         // it; the broker cannot tell which, and honouring neither keeps the table right. The
         // ICA stays with its owner in the table, and every receiver's check refuses the handle.
         CountBad();
-        _log.LogDebug("{Name} {Id}: journal names {Handle}, never transferred to it; record skipped",
-            p.Name, p.Id, new IcaHandle(m.GetJournalHandle(p.RecordProgress)));
+        _log.LogWarning("{Name} {Id}: journal names {Handle}, never transferred to it; record skipped ({Table})",
+            p.Name, p.Id, new IcaHandle(m.GetJournalHandle(p.RecordProgress)), Describe(new IcaHandle(m.GetJournalHandle(p.RecordProgress))));
         p.RecordProgress++;
         p.BlockedSince = 0;
         if (p.RecordProgress >= m.JournalCount)
@@ -200,15 +214,26 @@ internal sealed unsafe partial class KernelBroker
         return progress;
     }
 
-    /// <summary>Drains every uplink before a reclaim, so the table is exact.</summary>
+    /// <summary>
+    /// Drains every uplink before a reclaim, so the table is exact. The departing process's
+    /// deferred records wait for their predecessors, which other processes may still be
+    /// journaling at this moment (they run on while the broker holds its lock): the drain
+    /// retries for up to <see cref="StaleDeferral"/> before it gives a record up.
+    /// </summary>
     private void DrainAllLocked(ProcState? finalFor)
     {
         PassesLocked(out _);
-        if (finalFor is not null && !finalFor.Dead)
+        if (finalFor is not null && !finalFor.Dead && finalFor.BlockedSince != 0)
         {
-            // What the departing process still has deferred can no longer become valid.
+            var waited = System.Diagnostics.Stopwatch.StartNew();
+            while (finalFor.BlockedSince != 0 && waited.Elapsed < StaleDeferral)
+            {
+                Thread.Sleep(1);
+                PassesLocked(out _);
+            }
             for (int i = 0; i < 4096 && finalFor.BlockedSince != 0; i++)
             {
+                DumpUplinks();
                 SkipDeferredLocked(finalFor);
                 PassesLocked(out _);
             }
@@ -233,7 +258,11 @@ internal sealed unsafe partial class KernelBroker
             var r = _rules.Handle(this, p, ref m, pass);
             if (r == UplinkResult.Blocked)
             {
-                if (p.BlockedSince == 0) p.BlockedSince = pass;
+                if (p.BlockedSince == 0)
+                {
+                    p.BlockedSince = pass;
+                    p.BlockedSinceTicks = System.Diagnostics.Stopwatch.GetTimestamp();
+                }
                 break;
             }
             p.BlockedSince = 0;
@@ -293,7 +322,7 @@ internal sealed class DirectRules : IBrokerTransferRules
                             b.CountBad();
                             break;
                         default:
-                            b.CutOff(sender, $"its journal {(transfer ? "hands over" : "frees")} {h}, which it does not own");
+                            b.CutOff(sender, $"its journal {(transfer ? "hands over" : "frees")} {h}, which it does not own ({b.Describe(h)})");
                             break;
                     }
                 }

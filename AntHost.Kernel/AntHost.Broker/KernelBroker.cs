@@ -31,6 +31,7 @@ internal sealed class ProcState
     public bool Dead { get; set; }
     /// <summary>Pass number at which the head of the uplink was first deferred (0: not deferred).</summary>
     public long BlockedSince { get; set; }
+    public long BlockedSinceTicks { get; set; }
     /// <summary>Index of the next handle to apply in the uplink's head record.</summary>
     public int RecordProgress { get; set; }
     public Queue<RingMessage> PendingDown { get; } = new();
@@ -531,6 +532,14 @@ internal sealed unsafe partial class KernelBroker : IDisposable
     {
         Count(BrokerCounter.Refused);
         SendDown(sender, new RingMessage { Kind = MessageKind.Refused, RequestId = m.RequestId, Word = (int)why, Channel = m.Channel, Source = sender.Id.Value });
+    }
+
+    /// <summary>What the table says of a handle's first page, for messages.</summary>
+    internal string Describe(IcaHandle h)
+    {
+        if (h.FirstPage >= (uint)Layout.DataPages) return "page out of range";
+        ref var e = ref Pool.Page(h.FirstPage);
+        return $"table: owner slot {e.Owner - 1}, generation {e.Generation}, transfer count {e.TransferCount}, flags {e.Flags}";
     }
 
     internal void CountBad() => Count(BrokerCounter.BadMessages);

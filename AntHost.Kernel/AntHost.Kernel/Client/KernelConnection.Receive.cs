@@ -44,9 +44,6 @@ public sealed unsafe partial class KernelConnection
 
     public ReceiveCounters Counters { get; } = new();
 
-    /// <summary>How many transfers of one ICA may wait in journals for a receiver to still accept it.</summary>
-    private const int MaxUncommittedHops = 64;
-
     private struct Probe : IWorkProbe
     {
         public SpscRing Down;
@@ -385,10 +382,11 @@ public sealed unsafe partial class KernelConnection
         // Journaled by the sender, not yet committed.
         int ahead = (short)(h.TransferCount - tc);
         if (ahead == 1 && owner == sender.OwnerTag) return pages;
-        // Several hops journaled and not yet committed (e.g. a reply returning an ICA this
-        // process sent a moment ago): the holder in the table is somewhere up the chain, and
-        // only the broker's commit can tell. Bounded, so a made-up count is still refused.
-        if (ahead is >= 2 and <= MaxUncommittedHops) return pages;
+        // Several hops journaled and not yet committed (a control ICA that goes round
+        // app -> inet -> nic -> app thousands of times a second is hundreds of hops ahead of
+        // the last commit): the holder in the table is somewhere up the chain and only the
+        // broker's commit can tell. A handle that is not ahead of the table is refused.
+        if (ahead >= 2) return pages;
         return 0;
     }
 
