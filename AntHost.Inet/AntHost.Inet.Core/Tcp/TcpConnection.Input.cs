@@ -252,6 +252,10 @@ internal sealed partial class TcpConnection
                 // retransmission of the remote FIN. Acknowledge it, and restart the 2 MSL timeout."
                 _closeAt = now.Microseconds + 2 * Us(_cfg.Msl);
             }
+            // A duplicate of data already received is reported as a D-SACK block (RFC 2883 4),
+            // which lets the sender undo a spurious retransmission.
+            if (_sackEnabled && seg.PayloadLength > 0 && !seg.Rst && (seg.Seq + seg.PayloadLength).IsBeforeOrEqual(_rcvNxt))
+                ReportDuplicate(seg.Seq, seg.Seq + seg.PayloadLength);
             // "If an incoming segment is not acceptable, an acknowledgment should be sent in reply
             // (unless the RST bit is set, if so drop the segment and return)".
             _layer.Drop(payload, TcpDropReason.NotAcceptable);
@@ -561,6 +565,7 @@ internal sealed partial class TcpConnection
         if (textSeq.IsBefore(_rcvNxt))
         {
             int old = Math.Min(_rcvNxt - textSeq, len);
+            if (_sackEnabled && old > 0) ReportDuplicate(textSeq, textSeq + old);
             payload.TrimFront(old);
             textSeq += old;
             len -= old;
@@ -626,6 +631,13 @@ internal sealed partial class TcpConnection
         {
             payload.Release();
         }
+    }
+
+    private void ReportDuplicate(SeqNumber left, SeqNumber right)
+    {
+        _dsack = new SackBlock(left, right);
+        _dsackPending = true;
+        _ackNow = true;
     }
 
     /// <summary>3.10.7.4 eighth: the FIN is in order.</summary>

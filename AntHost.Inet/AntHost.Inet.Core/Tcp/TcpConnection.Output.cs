@@ -204,7 +204,13 @@ internal sealed partial class TcpConnection
             return o;
         }
         if (_tsEnabled) o.SetTimestamps(TimestampClock.TsVal(now, _tsOffset), _tsRecent);
-        if (_sackEnabled && _recv.HasOutOfOrder) _recv.FillSack(ref o, _tsEnabled ? 3 : 4);
+        if (_sackEnabled)
+        {
+            int max = _tsEnabled ? 3 : 4;
+            // RFC 2883: a duplicate segment is reported once, as the first block (D-SACK).
+            if (_dsackPending) o.AddSack(_dsack);
+            if (_recv.HasOutOfOrder) _recv.FillSack(ref o, max);
+        }
         return o;
     }
 
@@ -292,6 +298,7 @@ internal sealed partial class TcpConnection
         Counters.BytesOut += len;
         if ((flags & TcpFlags.Ack) != 0)
         {
+            if (!syn) _dsackPending = false;
             _lastAckSent = _rcvNxt;
             _delAckAt = Never;
             _bytesSinceAck = 0;

@@ -89,6 +89,8 @@ internal sealed partial class TcpConnection
     private int _lastRxCapacity;
     private int _bytesSinceAck;
     private bool _ackNow;
+    private SackBlock _dsack;       // RFC 2883: a duplicate to report in the next ACK
+    private bool _dsackPending;
 
     // ------------------------------------------------------------ options negotiated
     private bool _wsEnabled;

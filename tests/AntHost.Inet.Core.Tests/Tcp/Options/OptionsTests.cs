@@ -161,4 +161,22 @@ public class OptionsTests
         h.Tcp.Send(c.Socket, TcpHarness.Bytes(2000), out _, h.Now);
         Assert.Equal(960, h.Next()!.Payload.Length);
     }
+
+    [Fact]
+    public void Duplicate_data_is_reported_once_as_a_dsack_block()
+    {
+        // RFC 2883 4: the first SACK block of the ACK reports the duplicate.
+        var h = new TcpHarness(All);
+        var c = h.Established(TcpHarness.PeerSyn() with { SackPermitted = true });
+        uint r = c.RcvNxt;
+        h.Feed(c.In with { Payload = TcpHarness.Bytes(100) });
+        h.Feed(c.In with { Payload = TcpHarness.Bytes(100) });
+        h.Expect(c.Out with { Ack = r + 100, Sack = [new SackBlock(new SeqNumber(r), new SeqNumber(r + 100))] });
+        // A partial duplicate: the old part is reported at once, the new part taken.
+        h.Feed(c.In with { Seq = r + 50, Payload = TcpHarness.Bytes(100) });
+        h.Expect(c.Out with { Ack = r + 150, Sack = [new SackBlock(new SeqNumber(r + 50), new SeqNumber(r + 100))] });
+        h.Feed(c.In with { Seq = r + 150, Payload = TcpHarness.Bytes(10) });
+        h.RunNextTimer();
+        h.Expect(c.Out with { Ack = r + 160 });
+    }
 }
