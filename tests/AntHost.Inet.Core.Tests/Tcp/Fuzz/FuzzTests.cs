@@ -59,6 +59,7 @@ public class FuzzTests(ITestOutputHelper output)
         {
             ClientToServer = new LinkProfile { Delay = TimeSpan.FromMilliseconds(1) },
             ServerToClient = new LinkProfile { Delay = TimeSpan.FromMilliseconds(1) },
+            Connections = 1,
             ClientBytes = 64 * 1024,
             ServerBytes = 64 * 1024,
             ClientReadProbability = 1,

@@ -25,6 +25,7 @@ public sealed class SimApp
     private readonly byte[] _scratch = new byte[16 * 1024];
 
     private TcpSocket _listener, _socket;
+    private bool _adopts;
     private long _sent, _received;
     private bool _shutdown, _eof, _closed, _started;
 
@@ -62,13 +63,31 @@ public sealed class SimApp
         $"state={(_socket == default ? "-" : _tcp.GetState(_socket).ToString())} error={(_socket == default ? "-" : _tcp.GetError(_socket).ToString())}" +
         (_socket == default ? "" : $" info={_tcp.GetInfo(_socket)}");
 
+    /// <summary>
+    /// A server-side app that does not listen itself: the simulation's shared listener accepts
+    /// and hands it its connection with <see cref="Adopt"/> (several connections to one port).
+    /// </summary>
+    public SimApp AdoptsConnection()
+    {
+        _adopts = true;
+        return this;
+    }
+
+    /// <summary>Takes an accepted connection (see <see cref="AdoptsConnection"/>).</summary>
+    public void Adopt(TcpSocket socket, Instant now)
+    {
+        _started = true;
+        _socket = socket;
+        if (_noDelay) Check(_tcp.SetOption(_socket, TcpOption.NoDelay, 1, now), "set no-delay");
+    }
+
     /// <summary>Next instant the app wants to run although nothing happened (a slow reader's next read).</summary>
     public Instant? WakeAt { get; private set; }
 
     /// <summary>Does whatever the app can do now. Throws <see cref="SimulationFailure"/> on a broken promise.</summary>
     public void Step(Instant now, bool force)
     {
-        if (!_started)
+        if (!_started && !_adopts)
         {
             _started = true;
             Start(now);
@@ -76,7 +95,7 @@ public sealed class SimApp
         if (_closed) return;
         if (_socket == default)
         {
-            if (_isClient) return;
+            if (_isClient || _adopts) return;
             var e = _tcp.Accept(_listener, out var s);
             if (e == TcpError.WouldBlock) return;
             Check(e, "accept");

@@ -24,6 +24,9 @@ public sealed record SimParameters
     public bool ClientNoDelay { get; init; }
     public bool ServerNoDelay { get; init; }
 
+    /// <summary>Connections between the two layers at once, to one listening port, sharing the link (the byte counts are per connection).</summary>
+    public int Connections { get; init; } = 1;
+
     /// <summary>Loss rates the seeds cycle through (up to 20%).</summary>
     public static readonly double[] LossRates = [0, 0.01, 0.05, 0.1, 0.2];
 
@@ -58,7 +61,7 @@ public sealed record SimParameters
             Msl = TimeSpan.FromSeconds(5),
         };
         long Bytes() => r.Next(10) == 0 ? r.Next(3000) : minBytes + (long)(r.NextDouble() * (maxBytes - minBytes));
-        return new SimParameters
+        var p = new SimParameters
         {
             Seed = seed,
             ClientToServer = Link(),
@@ -73,6 +76,14 @@ public sealed record SimParameters
             ClientNoDelay = r.Next(2) == 0,
             ServerNoDelay = r.Next(2) == 0,
         };
+        // Drawn last, so that the draws above stay what they were for every seed.
+        int connections = r.Next(5) == 0 ? 2 + r.Next(3) : 1;
+        return connections == 1 ? p : p with
+        {
+            Connections = connections,
+            ClientBytes = p.ClientBytes / connections,
+            ServerBytes = p.ServerBytes / connections,
+        };
     }
 
     public override string ToString()
@@ -80,7 +91,7 @@ public sealed record SimParameters
         static string Cfg(TcpConfig c) => string.Create(CultureInfo.InvariantCulture,
             $"cc={c.CongestionControl} sack={c.Sack} ts={c.Timestamps} ws={c.WindowScaling} sndbuf={c.SendBufferSize} rcvbuf={c.ReceiveBufferSize}");
         return string.Create(CultureInfo.InvariantCulture,
-            $"seed={Seed} mtu={Mtu} bytes c->s={ClientBytes} s->c={ServerBytes}\n  link c->s: {ClientToServer}\n  link s->c: {ServerToClient}\n" +
+            $"seed={Seed} mtu={Mtu} connections={Connections} bytes per connection c->s={ClientBytes} s->c={ServerBytes}\n  link c->s: {ClientToServer}\n  link s->c: {ServerToClient}\n" +
             $"  client: {Cfg(ClientConfig)} nodelay={ClientNoDelay} read={ClientReadProbability}\n  server: {Cfg(ServerConfig)} nodelay={ServerNoDelay} read={ServerReadProbability}");
     }
 }
@@ -108,7 +119,10 @@ public sealed class Simulation
     public readonly SimIp ClientIp, ServerIp;
     public readonly TcpLayer Client, Server;
     public readonly SimApp ClientApp, ServerApp;
+    public readonly SimApp[] ClientApps, ServerApps;
     private readonly StringBuilder? _trace;
+    private TcpSocket _listener;
+    private int _accepted;
 
     public Instant Now { get; private set; } = Instant.FromMilliseconds(1_000);
 
@@ -122,16 +136,69 @@ public sealed class Simulation
         ServerIp = new SimIp(ServerAddress, ClientAddress, p.Mtu, ServerToClient);
         Client = new TcpLayer(ClientIp, ClientPool, new SeededRandom(p.Seed * 5 + 2), p.ClientConfig);
         Server = new TcpLayer(ServerIp, ServerPool, new SeededRandom(p.Seed * 7 + 3), p.ServerConfig);
-        ulong cKey = p.Seed * 11 + 4, sKey = p.Seed * 13 + 5;
         var server = new TcpEndPoint(ServerAddress, ServerPort);
-        ClientApp = new SimApp("client", Client, ClientPool, new SeededRandom(p.Seed * 17 + 6), true, server,
-            cKey, p.ClientBytes, sKey, p.ServerBytes, p.ClientReadProbability, p.ClientNoDelay);
-        ServerApp = new SimApp("server", Server, ServerPool, new SeededRandom(p.Seed * 19 + 7), false, server,
-            sKey, p.ServerBytes, cKey, p.ClientBytes, p.ServerReadProbability, p.ServerNoDelay);
+        int n = Math.Max(1, p.Connections);
+        ClientApps = new SimApp[n];
+        ServerApps = new SimApp[n];
+        for (int i = 0; i < n; i++)
+        {
+            ulong cKey = p.Seed * 11 + 4 + (ulong)i * 1_000_003, sKey = p.Seed * 13 + 5 + (ulong)i * 1_000_033;
+            string suffix = n == 1 ? "" : $"#{i}";
+            ClientApps[i] = new SimApp("client" + suffix, Client, ClientPool, new SeededRandom(p.Seed * 17 + 6 + (ulong)i * 101), true, server,
+                cKey, p.ClientBytes, sKey, p.ServerBytes, p.ClientReadProbability, p.ClientNoDelay);
+            ServerApps[i] = new SimApp("server" + suffix, Server, ServerPool, new SeededRandom(p.Seed * 19 + 7 + (ulong)i * 103), false, server,
+                sKey, p.ServerBytes, cKey, p.ClientBytes, p.ServerReadProbability, p.ServerNoDelay);
+            if (n > 1) ServerApps[i].AdoptsConnection();
+        }
+        ClientApp = ClientApps[0];
+        ServerApp = ServerApps[0];
+        if (n > 1)
+        {
+            // One listener for every connection; each accepted one goes to the server app whose
+            // client has that port.
+            Check(Server.Open(out _listener), "open listener");
+            Check(Server.Bind(_listener, server), "bind");
+            Check(Server.Listen(_listener, n), "listen");
+        }
         if (trace) _trace = new StringBuilder();
     }
 
     public string Trace => _trace?.ToString() ?? "";
+
+    private static void Check(TcpError e, string what)
+    {
+        if (e != TcpError.None) throw new SimulationFailure($"server: {what} failed with {e}");
+    }
+
+    private void StepApps(bool force)
+    {
+        foreach (var a in ClientApps) a.Step(Now, force);
+        if (_listener != default)
+        {
+            while (Server.Accept(_listener, out var s) == TcpError.None)
+            {
+                ushort port = Server.GetRemoteEndPoint(s).Port;
+                int i = Array.FindIndex(ClientApps, c => c.Socket != default && Client.GetLocalEndPoint(c.Socket).Port == port);
+                if (i < 0) throw new SimulationFailure($"server: accepted a connection from port {port}, which no client has");
+                ServerApps[i].Adopt(s, Now);
+                if (++_accepted == ServerApps.Length)
+                {
+                    Check(Server.Close(_listener, Now), "close listener");
+                    _listener = default;
+                    break;
+                }
+            }
+        }
+        foreach (var a in ServerApps) a.Step(Now, force);
+    }
+
+    private Instant? AppsWakeAt()
+    {
+        Instant? t = null;
+        foreach (var a in ClientApps) t = Instant.Earliest(t, a.WakeAt);
+        foreach (var a in ServerApps) t = Instant.Earliest(t, a.WakeAt);
+        return t;
+    }
 
     /// <summary>True unless segments are also injected from outside the link (fuzzing), so that refused segments must match the link's corruption exactly.</summary>
     public bool OnlyTheLinkCorrupts { get; set; } = true;
@@ -158,7 +225,7 @@ public sealed class Simulation
 
     /// <summary>Wraps a failure with the parameters and the state of both sides.</summary>
     public SimulationFailure Explain(Exception e) =>
-        new($"{e.Message}\n  at {Now}\n{Parameters}\n  {ClientApp.Status}\n  {ServerApp.Status}\n" +
+        new($"{e.Message}\n  at {Now}\n{Parameters}\n  {string.Join("\n  ", ClientApps.Select(a => a.Status))}\n  {string.Join("\n  ", ServerApps.Select(a => a.Status))}\n" +
             $"  c->s {Stats(ClientToServer)}\n  s->c {Stats(ServerToClient)}\n" +
             $"  replay: ANTHOST_SIM_SEED={Parameters.Seed} (ANTHOST_SIM_TRACE=1 for a segment trace)");
 
@@ -191,18 +258,16 @@ public sealed class Simulation
     {
         for (long step = 0; step < StepLimit; step++)
         {
-            ClientApp.Step(Now, force: false);
-            ServerApp.Step(Now, force: false);
+            StepApps(force: false);
             if (condition()) return;
 
             Instant? next = Instant.Earliest(Instant.Earliest(ClientToServer.NextArrival, ServerToClient.NextArrival),
                 Instant.Earliest(Client.PollAt, Server.PollAt));
-            next = Instant.Earliest(next, Instant.Earliest(ClientApp.WakeAt, ServerApp.WakeAt));
+            next = Instant.Earliest(next, AppsWakeAt());
             if (next is null)
             {
                 // Nothing is scheduled: let the apps read whatever is left, then it must be over.
-                ClientApp.Step(Now, force: true);
-                ServerApp.Step(Now, force: true);
+                StepApps(force: true);
                 if (condition()) return;
                 next = Instant.Earliest(Instant.Earliest(ClientToServer.NextArrival, ServerToClient.NextArrival),
                     Instant.Earliest(Client.PollAt, Server.PollAt));
@@ -221,7 +286,8 @@ public sealed class Simulation
 
     /// <summary>Both apps closed, both layers empty, nothing on the wire.</summary>
     public bool Finished =>
-        ClientApp.Done && ServerApp.Done && Client.ConnectionCount == 0 && Server.ConnectionCount == 0
+        Array.TrueForAll(ClientApps, a => a.Done) && Array.TrueForAll(ServerApps, a => a.Done)
+        && Client.ConnectionCount == 0 && Server.ConnectionCount == 0
         && ClientToServer.InFlight == 0 && ServerToClient.InFlight == 0;
 
     private void Deliver(SimPipe pipe, TcpLayer to, HeapBufferPool pool, string dir)
@@ -264,8 +330,9 @@ public sealed class Simulation
     /// <summary>Checks the end state: complete streams, the IP seam's contract kept, no socket or buffer left.</summary>
     public void CheckEnd()
     {
-        if (ClientApp.Received != Parameters.ServerBytes || ServerApp.Received != Parameters.ClientBytes)
-            throw new SimulationFailure("the streams are incomplete");
+        for (int i = 0; i < ClientApps.Length; i++)
+            if (ClientApps[i].Received != Parameters.ServerBytes || ServerApps[i].Received != Parameters.ClientBytes)
+                throw new SimulationFailure($"the streams of connection {i} are incomplete");
         foreach (var (name, ip) in new[] { ("client", ClientIp), ("server", ServerIp) })
             if (ip.ContractViolations > 0)
                 throw new SimulationFailure($"{name}: {ip.ContractViolations} violations of the IIpOutput contract, first: {ip.FirstViolation}");

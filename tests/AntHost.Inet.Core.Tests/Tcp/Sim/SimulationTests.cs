@@ -43,7 +43,7 @@ public class SimulationTests(ITestOutputHelper output)
         long first = Env("ANTHOST_SIM_FIRST_SEED") ?? 1;
         var failures = new ConcurrentBag<(ulong Seed, string Message)>();
         long done = 0;
-        long timeouts = 0, fast = 0, sack = 0, corrupted = 0, lost = 0, segments = 0, bytes = 0;
+        long timeouts = 0, fast = 0, sack = 0, corrupted = 0, lost = 0, segments = 0, bytes = 0, multi = 0;
         Parallel.For(first, first + count, new ParallelOptions { MaxDegreeOfParallelism = Environment.ProcessorCount }, (seed, state) =>
         {
             try
@@ -59,7 +59,8 @@ public class SimulationTests(ITestOutputHelper output)
                 Interlocked.Add(ref corrupted, sim.ClientToServer.Corrupted + sim.ServerToClient.Corrupted);
                 Interlocked.Add(ref lost, sim.ClientToServer.Lost + sim.ServerToClient.Lost + sim.ClientToServer.QueueDrops + sim.ServerToClient.QueueDrops);
                 Interlocked.Add(ref segments, sim.ClientToServer.Sent + sim.ServerToClient.Sent);
-                Interlocked.Add(ref bytes, sim.Parameters.ClientBytes + sim.Parameters.ServerBytes);
+                Interlocked.Add(ref bytes, (sim.Parameters.ClientBytes + sim.Parameters.ServerBytes) * sim.Parameters.Connections);
+                if (sim.Parameters.Connections > 1) Interlocked.Increment(ref multi);
             }
             catch (Exception e)
             {
@@ -73,10 +74,10 @@ public class SimulationTests(ITestOutputHelper output)
             var sorted = failures.OrderBy(f => f.Seed).ToList();
             Assert.Fail($"{sorted.Count} of {Interlocked.Read(ref done)} seeds failed (seeds {string.Join(", ", sorted.Select(f => f.Seed))}); the first:\n{sorted[0].Message}");
         }
-        output.WriteLine($"{done} seeds passed: {bytes} bytes in {segments} segments; {lost} lost, {corrupted} corrupted (all refused by the checksum or header validation); " +
+        output.WriteLine($"{done} seeds passed ({multi} with several connections at once): {bytes} bytes in {segments} segments; {lost} lost, {corrupted} corrupted (all refused by the checksum or header validation); " +
             $"retransmissions: {timeouts} after a timeout, {fast} fast (NewReno), {sack} SACK-driven");
         // The runs exercised every recovery path (a vacuous simulation would not).
-        if (count >= 500) Assert.True(timeouts > 0 && fast > 0 && sack > 0 && corrupted > 0, "some recovery path was never exercised");
+        if (count >= 500) Assert.True(timeouts > 0 && fast > 0 && sack > 0 && corrupted > 0 && multi > 0, "some recovery path was never exercised");
     }
 
     [Theory]
