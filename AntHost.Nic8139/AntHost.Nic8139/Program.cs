@@ -1,12 +1,15 @@
-// anthost-nic: the NIC driver process, one per adapter. For now it opens the adapter and, with
-// --probe, says what it sees and measures raw injection and a pcap ping; the IPC to the inet
-// server (ifattach, ethinput, transmit of lent frames) plugs into NicDevice's callback and
-// Transmit.
+// anthost-nic: the NIC driver process, one per adapter. It joins a kernel instance, attaches
+// the adapter to the inet server (ifattach) and carries frames both ways (Driver/). With
+// --probe it runs alone instead: says what it sees and measures raw injection and a pcap ping.
 using System.CommandLine;
 using System.Net;
+using System.Runtime.InteropServices;
+using AntHost.Kernel;
 using AntHost.Nic8139;
+using AntHost.Nic8139.Driver;
 using AntHost.Nic8139.Pcap;
 using AntHost.Nic8139.Probe;
+using Microsoft.Extensions.Logging;
 
 var cli = new DriverCommandLine();
 return cli.Root.Parse(args).Invoke();
@@ -41,6 +44,10 @@ namespace AntHost.Nic8139
         public Option<int> PingCount { get; } = new("--ping-count") { Description = "echo requests for --ping", DefaultValueFactory = _ => 2000 };
         public Option<int> InjectSeconds { get; } = new("--inject-seconds") { Description = "measure frames/s of raw injection for this long", DefaultValueFactory = _ => 0 };
         public Option<int> InjectLength { get; } = new("--inject-length") { Description = "frame length for --inject-seconds", DefaultValueFactory = _ => 1514 };
+        public Option<string> Kernel { get; } = new("--kernel") { Description = "the kernel instance to join (the broker's --instance)", DefaultValueFactory = _ => "default" };
+        public Option<string> Service { get; } = new("--service") { Description = "the inet server's service name", DefaultValueFactory = _ => "inet" };
+        public Option<int> IpcSpinUs { get; } = new("--ipc-spin-us") { Description = "spin before sleeping on the kernel doorbell, microseconds", DefaultValueFactory = _ => 20 };
+        public Option<bool> Verbose { get; } = new("--verbose") { Description = "debug logging" };
 
         public RootCommand Root { get; }
 
@@ -48,7 +55,8 @@ namespace AntHost.Nic8139
         {
             Root = new RootCommand("AntHost NIC driver (Nic8139): one adapter through libpcap");
             foreach (Option o in new Option[] { Adapter, Mac, Instance, Mtu, Netns, SpinUs, BufferMiB, Multicast, FaultDrop, FaultDuplicate, FaultCorrupt,
-                FaultReorder, FaultDelay, FaultDelayMs, FaultSeed, FaultDirection, Probe, ProbeSeconds, Address, Ping, PingCount, InjectSeconds, InjectLength })
+                FaultReorder, FaultDelay, FaultDelayMs, FaultSeed, FaultDirection, Probe, ProbeSeconds, Address, Ping, PingCount, InjectSeconds, InjectLength,
+                Kernel, Service, IpcSpinUs, Verbose })
                 Root.Options.Add(o);
             Root.SetAction(Run);
         }
@@ -104,17 +112,54 @@ namespace AntHost.Nic8139
                 Console.Error.WriteLine($"anthost-nic: {e.Message}");
                 return 2;
             }
-            if (!r.GetValue(Probe))
-            {
-                Console.Error.WriteLine("anthost-nic: only --probe runs on its own so far; the inet server attaches the driver over IPC");
-                return 2;
-            }
+            if (!r.GetValue(Probe)) return OperatingSystem.IsLinux() ? RunDriver(r, options) : 2;
             try
             {
                 using var device = NicDevice.Open(options);
                 return ProbeRunner.Run(device, probe, Console.Out);
             }
             catch (NicDeviceException e)
+            {
+                Console.Error.WriteLine($"anthost-nic: {e.Message}");
+                return 1;
+            }
+        }
+
+        /// <summary>The driver proper: the adapter attached to the inet server until SIGTERM or SIGINT.</summary>
+        [System.Runtime.Versioning.SupportedOSPlatform("linux")]
+        private int RunDriver(ParseResult r, NicDeviceOptions options)
+        {
+            int spin = r.GetValue(IpcSpinUs);
+            if (spin is < 0 or > 100_000)
+            {
+                Console.Error.WriteLine($"anthost-nic: --ipc-spin-us must be 0..100000 (got {spin})");
+                return 2;
+            }
+            using var loggers = LoggerFactory.Create(b => b
+                .AddSimpleConsole(o => { o.SingleLine = true; o.TimestampFormat = "HH:mm:ss.fff "; })
+                .SetMinimumLevel(r.GetValue(Verbose) ? LogLevel.Debug : LogLevel.Information));
+            var log = loggers.CreateLogger("anthost-nic");
+            using var stop = new CancellationTokenSource();
+            using var term = PosixSignalRegistration.Create(PosixSignal.SIGTERM, c => { c.Cancel = true; stop.Cancel(); });
+            using var intr = PosixSignalRegistration.Create(PosixSignal.SIGINT, c => { c.Cancel = true; stop.Cancel(); });
+            try
+            {
+                using var device = NicDevice.Open(options);
+                var driver = new InetDriver(device, new InetDriverOptions
+                {
+                    Instance = r.GetValue(Kernel) ?? "default",
+                    Service = r.GetValue(Service) ?? "inet",
+                    SpinBudget = TimeSpan.FromMicroseconds(spin),
+                }, log);
+                driver.Run(stop.Token);
+                return 0;
+            }
+            catch (NicDeviceException e)
+            {
+                Console.Error.WriteLine($"anthost-nic: {e.Message}");
+                return 1;
+            }
+            catch (KernelException e)
             {
                 Console.Error.WriteLine($"anthost-nic: {e.Message}");
                 return 1;

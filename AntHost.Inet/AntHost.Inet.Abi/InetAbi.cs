@@ -1,0 +1,328 @@
+// The inet server's ABI: what travels between the NIC driver, the inet server and
+// (later) apps, down to the byte. The kernel carries a message as a ring slot
+// (kind, opcode or status, request id, up to three data ICAs with a length each)
+// plus an optional control ICA whose frame stack holds the arguments. This file
+// fixes the opcodes, which message carries a control ICA, and the layout of each
+// frame's 104 argument bytes and of each result. Every integer is little-endian
+// (shared memory between processes of one machine), except addresses and MACs,
+// which keep network order so they can be copied to and from headers as they are.
+//
+// Driver -> inet:
+//   IfAttach  sync, control ICA, frame args = IfAttachArgs; reply status InetStatus,
+//             result area = IfAttachResult. Registers the MAC, MTU and link; the inet
+//             server configures the interface with its own address, prefix and gateway.
+//   EthInput  async, NO control ICA, 1..3 data ICAs, each one received frame at offset 0
+//             whose length is the data ICA's length. Ownership passes to inet; no reply.
+//   IfLink    async, control ICA, frame args = IfLinkArgs; no reply (inet frees it).
+// Anyone -> inet:
+//   Stats     sync, control ICA; the reply's inline area holds InetStats.
+// Inet -> driver:
+//   Transmit  async, control ICA whose top frame (pushed by inet) is TransmitArgs, 1..3
+//             data ICAs lent for transmission, frame i at [offset_i, offset_i + length_i).
+//             The driver writes each frame's TransmitResult into the args and completes:
+//             - normally with a Reply on the same channel carrying the control ICA and every
+//               data ICA back (the batched TX completion: one per request of up to 3 frames);
+//             - when frame 0 asks for direct return and its original requester is not inet,
+//               with ReplyDirect of the control ICA to that requester and a Notify
+//               (NicNotify.TxDataBack, request id of the transmit) giving the data ICAs back
+//               to inet, which keeps sent TCP data until it is acknowledged.
+using System.Buffers.Binary;
+
+namespace AntHost.Inet.Abi;
+
+/// <summary>Service names and limits.</summary>
+public static class InetService
+{
+    /// <summary>The name the inet server registers.</summary>
+    public const string Name = "inet";
+
+    /// <summary>Frames (data ICAs) one EthInput or Transmit message carries at most (the kernel's slot holds three).</summary>
+    public const int MaxFramesPerMessage = 3;
+
+    /// <summary>Bytes of a control ICA frame's argument area.</summary>
+    public const int ArgumentBytes = 104;
+}
+
+/// <summary>Opcodes of requests to the inet server.</summary>
+public enum InetOp : ushort
+{
+    IfAttach = 1,
+    EthInput = 2,
+    IfLink = 3,
+    Stats = 64,
+}
+
+/// <summary>Opcodes of requests to a NIC driver.</summary>
+public enum NicOp : ushort
+{
+    Transmit = 1,
+}
+
+/// <summary>Codes of Notify messages from a NIC driver.</summary>
+public enum NicNotify : ushort
+{
+    /// <summary>Data ICAs of a transmit whose result went straight to the original requester.</summary>
+    TxDataBack = 1,
+}
+
+/// <summary>Trace stages stamped into a control ICA's trace area.</summary>
+public static class InetTraceStage
+{
+    public const ushort InetTransmit = 0x20;
+    public const ushort NicReceived = 0x30;
+    public const ushort NicTransmitted = 0x31;
+}
+
+/// <summary>Status of a reply from the inet server (the reply's word).</summary>
+public enum InetStatus
+{
+    Ok = 0,
+    /// <summary>The arguments did not parse (length, MAC, MTU out of range).</summary>
+    BadArguments = 1,
+    /// <summary>Another driver is attached and alive.</summary>
+    AlreadyAttached = 2,
+    /// <summary>The request came from a process that may not make it (e.g. EthInput from a non-driver).</summary>
+    NotAllowed = 3,
+    UnknownOpcode = 4,
+    /// <summary>The control ICA is missing or not one.</summary>
+    NoControl = 5,
+}
+
+/// <summary>Link state as the driver reports it.</summary>
+public enum AbiLinkState : byte
+{
+    Unknown = 0,
+    Up = 1,
+    Down = 2,
+}
+
+/// <summary>What became of one frame of a Transmit (the NIC device's result, plus refusals).</summary>
+public enum TransmitResult : byte
+{
+    Sent = 0,
+    LinkDown = 1,
+    TooShort = 2,
+    TooLong = 3,
+    Error = 4,
+    /// <summary>The frame's offset and length do not fit its data ICA, or the ICA is missing.</summary>
+    BadDescriptor = 5,
+    /// <summary>Not yet transmitted (the value inet writes before sending).</summary>
+    Pending = 0xFF,
+}
+
+/// <summary>
+/// IfAttach arguments (frame args, 104 B):
+/// <code>
+///  0  MAC (6, network order) | 6 reserved (2)
+///  8  MTU (u32, the IP MTU)
+/// 12  link (u8, AbiLinkState) | 13 reserved (3)
+/// 16  driver's OS process id (u32)
+/// 20  adapter name length (u8) | 21 adapter name (UTF-8, at most 32 bytes)
+/// </code>
+/// </summary>
+public readonly record struct IfAttachArgs(ulong Mac, int Mtu, AbiLinkState Link, int DriverPid, string Adapter)
+{
+    public const int MaxAdapterBytes = 32;
+
+    public void WriteTo(Span<byte> args)
+    {
+        if (args.Length < InetService.ArgumentBytes) throw new ArgumentException("the argument area has 104 bytes", nameof(args));
+        args[..InetService.ArgumentBytes].Clear();
+        WriteMac(args, Mac);
+        BinaryPrimitives.WriteUInt32LittleEndian(args[8..], (uint)Mtu);
+        args[12] = (byte)Link;
+        BinaryPrimitives.WriteUInt32LittleEndian(args[16..], (uint)DriverPid);
+        int n = System.Text.Encoding.UTF8.GetBytes(Adapter.AsSpan(), args.Slice(21, MaxAdapterBytes));
+        args[20] = (byte)n;
+    }
+
+    /// <summary>Parses the arguments; false when they are malformed (never throws).</summary>
+    public static bool TryRead(ReadOnlySpan<byte> args, out IfAttachArgs value)
+    {
+        value = default;
+        if (args.Length < InetService.ArgumentBytes) return false;
+        int n = args[20];
+        if (n > MaxAdapterBytes) return false;
+        string adapter;
+        try { adapter = System.Text.Encoding.UTF8.GetString(args.Slice(21, n)); }
+        catch (ArgumentException) { return false; }
+        value = new IfAttachArgs(ReadMac(args), (int)BinaryPrimitives.ReadUInt32LittleEndian(args[8..]), (AbiLinkState)args[12],
+            (int)BinaryPrimitives.ReadUInt32LittleEndian(args[16..]), adapter);
+        return true;
+    }
+
+    internal static void WriteMac(Span<byte> six, ulong mac)
+    {
+        BinaryPrimitives.WriteUInt16BigEndian(six, (ushort)(mac >> 32));
+        BinaryPrimitives.WriteUInt32BigEndian(six[2..], (uint)mac);
+    }
+
+    internal static ulong ReadMac(ReadOnlySpan<byte> six) =>
+        ((ulong)BinaryPrimitives.ReadUInt16BigEndian(six) << 32) | BinaryPrimitives.ReadUInt32BigEndian(six[2..]);
+}
+
+/// <summary>
+/// IfAttach result (the control ICA's result area):
+/// <code>
+///  0  our IPv4 address (4, network order) | 4 prefix length (u8) | 5 has gateway (u8) | 6 reserved (2)
+///  8  gateway (4, network order) | 12 attachment number (u32, 1 for the first attach since inet started)
+/// </code>
+/// </summary>
+public readonly record struct IfAttachResult(uint Address, int PrefixLength, uint? Gateway, uint Attachment)
+{
+    public const int Length = 16;
+
+    public void WriteTo(Span<byte> result)
+    {
+        result[..Length].Clear();
+        BinaryPrimitives.WriteUInt32BigEndian(result, Address);
+        result[4] = (byte)PrefixLength;
+        result[5] = Gateway is null ? (byte)0 : (byte)1;
+        BinaryPrimitives.WriteUInt32BigEndian(result[8..], Gateway ?? 0);
+        BinaryPrimitives.WriteUInt32LittleEndian(result[12..], Attachment);
+    }
+
+    public static bool TryRead(ReadOnlySpan<byte> result, out IfAttachResult value)
+    {
+        value = default;
+        if (result.Length < Length) return false;
+        value = new IfAttachResult(BinaryPrimitives.ReadUInt32BigEndian(result), result[4],
+            result[5] != 0 ? BinaryPrimitives.ReadUInt32BigEndian(result[8..]) : null, BinaryPrimitives.ReadUInt32LittleEndian(result[12..]));
+        return true;
+    }
+}
+
+/// <summary>IfLink arguments: <c>0 link (u8, AbiLinkState)</c>.</summary>
+public static class IfLinkArgs
+{
+    public static void Write(Span<byte> args, AbiLinkState link)
+    {
+        args[..InetService.ArgumentBytes].Clear();
+        args[0] = (byte)link;
+    }
+
+    public static AbiLinkState Read(ReadOnlySpan<byte> args) => args.Length > 0 ? (AbiLinkState)args[0] : AbiLinkState.Unknown;
+}
+
+/// <summary>
+/// Transmit arguments (the frame inet pushes on the control ICA):
+/// <code>
+///  0  frame count (u8, 1..3) | 1 reserved (3)
+///  4  frame i at 4 + 8*i: offset in its data ICA (u16) | length (u16) | result (u8, TransmitResult) | reserved (3)
+/// </code>
+/// Frame i travels in data ICA i.
+/// </summary>
+public static class TransmitArgs
+{
+    private const int Entry = 8;
+
+    public static void Begin(Span<byte> args, int count)
+    {
+        args[..InetService.ArgumentBytes].Clear();
+        args[0] = (byte)count;
+    }
+
+    public static void SetFrame(Span<byte> args, int i, int offset, int length)
+    {
+        var e = args.Slice(4 + i * Entry, Entry);
+        BinaryPrimitives.WriteUInt16LittleEndian(e, (ushort)offset);
+        BinaryPrimitives.WriteUInt16LittleEndian(e[2..], (ushort)length);
+        e[4] = (byte)TransmitResult.Pending;
+    }
+
+    public static int Count(ReadOnlySpan<byte> args) => args.Length >= InetService.ArgumentBytes ? args[0] : 0;
+
+    public static bool TryGetFrame(ReadOnlySpan<byte> args, int i, out int offset, out int length)
+    {
+        offset = length = 0;
+        if ((uint)i >= InetService.MaxFramesPerMessage || args.Length < InetService.ArgumentBytes) return false;
+        var e = args.Slice(4 + i * Entry, Entry);
+        offset = BinaryPrimitives.ReadUInt16LittleEndian(e);
+        length = BinaryPrimitives.ReadUInt16LittleEndian(e[2..]);
+        return true;
+    }
+
+    public static void SetResult(Span<byte> args, int i, TransmitResult result) => args[4 + i * Entry + 4] = (byte)result;
+
+    public static TransmitResult GetResult(ReadOnlySpan<byte> args, int i) =>
+        (uint)i < InetService.MaxFramesPerMessage && args.Length >= InetService.ArgumentBytes ? (TransmitResult)args[4 + i * Entry + 4] : TransmitResult.BadDescriptor;
+}
+
+/// <summary>The counters a Stats reply carries, in this order.</summary>
+public enum InetStat
+{
+    /// <summary>IfAttach requests accepted.</summary>
+    Attaches,
+    /// <summary>Attached drivers that died (peer-died notices).</summary>
+    DriverDeaths,
+    /// <summary>1 while a driver is attached.</summary>
+    Attached,
+    /// <summary>The interface's MAC (48 bits), 0 before the first attach.</summary>
+    Mac,
+    /// <summary>The interface's IPv4 address (host order).</summary>
+    Address,
+    EthInputMessages,
+    /// <summary>Frames received from the driver and handed to the protocol core.</summary>
+    FramesFromDriver,
+    /// <summary>Frames or requests refused (not from the attached driver, malformed).</summary>
+    BadRequests,
+    TransmitRequests,
+    /// <summary>Frames handed to the driver.</summary>
+    FramesToDriver,
+    /// <summary>Frames the driver reported sent.</summary>
+    FramesSent,
+    /// <summary>Frames the driver reported not sent (link down, refused).</summary>
+    FramesNotSent,
+    /// <summary>Frames dropped because no driver was attached.</summary>
+    TxNoDriver,
+    /// <summary>Frames that were with a driver when it died (their ICAs went with it).</summary>
+    TxLostWithDriver,
+    /// <summary>Transmit requests that could not be sent (ring full).</summary>
+    TxSendFailures,
+    /// <summary>Frames lent to the driver and not yet back.</summary>
+    TxInFlight,
+    /// <summary>Packet buffers (ICAs) the protocol manager holds: the interface's plus in flight.</summary>
+    BuffersOutstanding,
+    /// <summary>Buffers the interface says it holds (queues, ARP, reassembly, sockets).</summary>
+    InterfaceHeldBuffers,
+    /// <summary>Pages of the pool the ownership table assigns to the inet server (cache included).</summary>
+    PagesOwned,
+    /// <summary>The interface's counters of interest.</summary>
+    IfaceFramesIn,
+    IfaceFramesOut,
+    ArpRepliesOut,
+    IcmpEchoRepliesOut,
+    IcmpUnreachableOut,
+    UdpNoPort,
+    IfaceRxDrops,
+    IfaceTxDrops,
+    /// <summary>The link state the driver last reported (AbiLinkState).</summary>
+    Link,
+    Count,
+}
+
+/// <summary>
+/// Stats reply (the control ICA's inline area): <c>0 count (u32) | 4 reserved | 8 count x u64</c>
+/// in <see cref="InetStat"/> order; a reader takes what it knows, so the list can grow.
+/// </summary>
+public static class InetStats
+{
+    public static int Size => 8 + (int)InetStat.Count * 8;
+
+    public static void Write(Span<byte> inline, ReadOnlySpan<long> values)
+    {
+        BinaryPrimitives.WriteUInt32LittleEndian(inline, (uint)values.Length);
+        BinaryPrimitives.WriteUInt32LittleEndian(inline[4..], 0);
+        for (int i = 0; i < values.Length; i++) BinaryPrimitives.WriteInt64LittleEndian(inline[(8 + i * 8)..], values[i]);
+    }
+
+    /// <summary>Reads the values; missing ones are 0.</summary>
+    public static long[] Read(ReadOnlySpan<byte> inline)
+    {
+        var values = new long[(int)InetStat.Count];
+        if (inline.Length < 8) return values;
+        int n = (int)Math.Min(BinaryPrimitives.ReadUInt32LittleEndian(inline), (uint)((inline.Length - 8) / 8));
+        for (int i = 0; i < Math.Min(n, values.Length); i++) values[i] = BinaryPrimitives.ReadInt64LittleEndian(inline[(8 + i * 8)..]);
+        return values;
+    }
+}

@@ -1,0 +1,76 @@
+using AntHost.Inet.Core.Wire;
+
+namespace AntHost.Inet;
+
+/// <summary>The inet server's command line.</summary>
+public sealed record InetOptions
+{
+    /// <summary>The kernel instance to join (the broker's --instance).</summary>
+    public string Instance { get; init; } = "default";
+
+    /// <summary>The service name to register (apps and the driver open it).</summary>
+    public string Service { get; init; } = Abi.InetService.Name;
+
+    public Ipv4Address Address { get; init; } = new(198, 18, 0, 2);
+
+    public int PrefixLength { get; init; } = 24;
+
+    public Ipv4Address? Gateway { get; init; }
+
+    /// <summary>How long the request manager spins (yielding) before it sleeps on its doorbell.</summary>
+    public TimeSpan SpinBudget { get; init; } = TimeSpan.FromMicroseconds(20);
+
+    /// <summary>ICAs of one size kept in the process's cache.</summary>
+    public int CachePerSize { get; init; } = 128;
+
+    public bool Verbose { get; init; }
+
+    public static string Usage => """
+        anthost-inet: the AntHost inet server (TCP/IP stack) of one kernel instance
+
+          --instance NAME     kernel instance to join (default: default; the broker must run)
+          --address A.B.C.D/N our IPv4 address and prefix (default 198.18.0.2/24)
+          --gateway A.B.C.D   default gateway, on the link (default: none)
+          --service NAME      service name to register (default: inet)
+          --spin-us N         spin before sleeping on the doorbell, microseconds (default 20; 0 = frugal)
+          --cache N           ICAs per size kept in this process's cache (default 128)
+          --verbose           debug logging
+        """;
+
+    /// <summary>Parses the command line; throws <see cref="ArgumentException"/> with a message for the user.</summary>
+    public static InetOptions Parse(string[] args)
+    {
+        var o = new InetOptions();
+        for (int i = 0; i < args.Length; i++)
+        {
+            string a = args[i];
+            string Next() => i + 1 < args.Length ? args[++i] : throw new ArgumentException($"{a} needs a value");
+            o = a switch
+            {
+                "--instance" => o with { Instance = Next() },
+                "--service" => o with { Service = Next() },
+                "--address" => WithAddress(o, Next()),
+                "--gateway" => o with { Gateway = Ipv4Address.TryParse(Next(), out var g) ? g : throw new ArgumentException($"--gateway '{args[i]}' is not an IPv4 address") },
+                "--spin-us" => o with { SpinBudget = TimeSpan.FromMicroseconds(ParseInt(a, Next(), 0, 100_000)) },
+                "--cache" => o with { CachePerSize = ParseInt(a, Next(), 1, 4096) },
+                "--verbose" => o with { Verbose = true },
+                _ => throw new ArgumentException($"unknown option '{a}'"),
+            };
+        }
+        if (o.Gateway is { } gw && !gw.IsInSubnet(o.Address, o.PrefixLength))
+            throw new ArgumentException($"gateway {gw} is not on the link {o.Address}/{o.PrefixLength}");
+        return o;
+    }
+
+    private static InetOptions WithAddress(InetOptions o, string text)
+    {
+        var parts = text.Split('/');
+        if (parts.Length != 2 || !Ipv4Address.TryParse(parts[0], out var ip) || !int.TryParse(parts[1], out int len) || len is < 1 or > 32
+            || ip.IsUnspecified || ip.IsBroadcast || ip.IsMulticast || ip.IsLoopback)
+            throw new ArgumentException($"--address '{text}' is not a unicast IPv4 address with a prefix length, like 198.18.0.2/24");
+        return o with { Address = ip, PrefixLength = len };
+    }
+
+    private static int ParseInt(string opt, string v, int min, int max) =>
+        int.TryParse(v, out int n) && n >= min && n <= max ? n : throw new ArgumentException($"{opt} takes a number in {min}..{max}, not '{v}'");
+}

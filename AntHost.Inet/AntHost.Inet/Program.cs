@@ -1,0 +1,40 @@
+// anthost-inet: the inet server process of one AntHost kernel instance.
+using AntHost.Inet;
+using AntHost.Kernel;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+
+if (args.Contains("--help") || args.Contains("-h"))
+{
+    Console.WriteLine(InetOptions.Usage);
+    return 0;
+}
+
+InetOptions options;
+try { options = InetOptions.Parse(args); }
+catch (ArgumentException e)
+{
+    Console.Error.WriteLine($"anthost-inet: {e.Message}");
+    Console.Error.WriteLine(InetOptions.Usage);
+    return 2;
+}
+
+var builder = Host.CreateApplicationBuilder(new HostApplicationBuilderSettings { Args = [], DisableDefaults = false });
+builder.Logging.ClearProviders();
+builder.Logging.AddSimpleConsole(o => { o.SingleLine = true; o.TimestampFormat = "HH:mm:ss.fff "; });
+builder.Logging.SetMinimumLevel(options.Verbose ? LogLevel.Debug : LogLevel.Information);
+builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = TimeSpan.FromSeconds(10));
+builder.Services.AddSingleton(options);
+builder.Services.AddHostedService<InetServer>();
+using var host = builder.Build();
+try
+{
+    host.Run();
+}
+catch (KernelException e)
+{
+    Console.Error.WriteLine($"anthost-inet: {e.Message}");
+    return 1;
+}
+return 0;

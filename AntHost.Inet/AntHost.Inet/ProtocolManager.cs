@@ -1,0 +1,353 @@
+// The protocol manager: the shell around the protocol core's Interface. It owns the
+// Interface (made at the first ifattach, when the driver's MAC and MTU are known;
+// the address, prefix and gateway come from the server's own command line, as
+// ifconfig gives them to a kernel), the ICA-backed buffer pool, and the driver's
+// side of the data path: received frames go in as the ICAs the driver filled, and
+// frames to send go to the driver as the ICAs the core wrote them in, lent until
+// the driver's TX completion brings them back.
+//
+// A driver that dies (peer-died notice) takes the ICAs it held with it: the broker
+// reclaims them. The frames in flight are marked lost and finished (a transport sees
+// a loss on the wire), the interface keeps every other piece of state (ARP cache,
+// sockets, TCP connections), and the next ifattach with the same MAC carries on
+// with it. A new MAC or MTU makes a new interface.
+//
+// Everything here runs on the request manager's one thread, as the core requires.
+using AntHost.Inet.Abi;
+using AntHost.Inet.Buffers;
+using AntHost.Inet.Core.Counters;
+using AntHost.Inet.Core.Iface;
+using AntHost.Inet.Core.Randomness;
+using AntHost.Inet.Core.Time;
+using AntHost.Inet.Core.Wire;
+using AntHost.Kernel;
+using AntHost.Kernel.Ipc;
+using AntHost.Kernel.Pool;
+using Microsoft.Extensions.Logging;
+using AbiTransmitResult = AntHost.Inet.Abi.TransmitResult;
+
+namespace AntHost.Inet;
+
+/// <summary>The inet server's protocol manager (see the file comment).</summary>
+public sealed class ProtocolManager
+{
+    private const int MaxInFlight = 4096;
+
+    private readonly KernelConnection _kernel;
+    private readonly InetOptions _options;
+    private readonly ILogger _log;
+    private readonly uint _serviceId;
+    private readonly DataIca[] _batchData = new DataIca[InetService.MaxFramesPerMessage];
+    private readonly IcaPacketBuffer[] _batch = new IcaPacketBuffer[InetService.MaxFramesPerMessage];
+    private readonly Dictionary<uint, IcaPacketBuffer> _inFlight = new(MaxInFlight);
+    private readonly long[] _stats = new long[(int)InetStat.Count];
+    private Endpoint? _driver;
+    private ProcessId _driverProcess;
+    private uint _attachments;
+
+    public ProtocolManager(KernelConnection kernel, InetOptions options, uint serviceId, ILogger log)
+    {
+        _kernel = kernel;
+        _options = options;
+        _serviceId = serviceId;
+        _log = log;
+        Pool = new IcaPacketBufferPool(kernel);
+    }
+
+    public IcaPacketBufferPool Pool { get; }
+
+    /// <summary>The interface, once a driver attached.</summary>
+    public Interface? Interface { get; private set; }
+
+    /// <summary>The attached driver's channel, or null.</summary>
+    public Endpoint? Driver => _driver;
+
+    public AbiLinkState Link { get; private set; }
+
+    private void Count(InetStat s, long n = 1) => _stats[(int)s] += n;
+
+    // ---- ifattach, link, death -------------------------------------------------------------
+
+    /// <summary>Handles an IfAttach request; returns the reply status and fills the result.</summary>
+    public InetStatus Attach(in Message m, IfAttachArgs args, Instant now, Span<byte> result, out int resultLength)
+    {
+        resultLength = 0;
+        if (_driver is { IsOpen: true } current && current != m.Endpoint)
+        {
+            _log.LogWarning("ifattach from {Process} refused: driver {Driver} is attached and alive", m.Source, _driverProcess);
+            return InetStatus.AlreadyAttached;
+        }
+        if (args.Mtu is < 576 or > 65535 || (args.Mac & 0x0100_0000_0000UL) != 0 || args.Mac == 0)
+        {
+            Count(InetStat.BadRequests);
+            _log.LogWarning("ifattach from {Process} refused: MAC {Mac:x12} / MTU {Mtu} unusable", m.Source, args.Mac, args.Mtu);
+            return InetStatus.BadArguments;
+        }
+        var mac = new MacAddress(args.Mac);
+        if (Interface is { } old && (old.Mac != mac || old.Config.Mtu != args.Mtu))
+        {
+            _log.LogWarning("the new driver has MAC {Mac} MTU {Mtu} (was {OldMac} MTU {OldMtu}): the interface starts afresh", mac, args.Mtu, old.Mac, old.Config.Mtu);
+            old.Down(now);
+            Interface = null;
+        }
+        if (Interface is null)
+        {
+            Interface = new Interface(new InterfaceConfig
+            {
+                Mac = mac,
+                Address = _options.Address,
+                PrefixLength = _options.PrefixLength,
+                Gateway = _options.Gateway,
+                Mtu = args.Mtu,
+                Pool = Pool,
+                Random = new SystemRandom(),
+            });
+        }
+        _driver = m.Endpoint;
+        _driverProcess = m.Source;
+        Link = args.Link;
+        _attachments++;
+        Count(InetStat.Attaches);
+        Interface.Up(now);
+        new IfAttachResult(_options.Address.Value, _options.PrefixLength, _options.Gateway?.Value, _attachments).WriteTo(result);
+        resultLength = IfAttachResult.Length;
+        _log.LogInformation("ifattach #{N}: driver {Process} ({Pid}) adapter {Adapter} MAC {Mac} MTU {Mtu} link {Link}; interface {Address}/{Prefix} gateway {Gateway}",
+            _attachments, m.Source, args.DriverPid, args.Adapter, mac, args.Mtu, args.Link, _options.Address, _options.PrefixLength,
+            _options.Gateway?.ToString() ?? "none");
+        return InetStatus.Ok;
+    }
+
+    public void SetLink(in Message m, AbiLinkState link)
+    {
+        if (m.Endpoint != _driver) { Count(InetStat.BadRequests); return; }
+        Link = link;
+        _log.LogInformation("driver {Process}: link {Link}", m.Source, link);
+    }
+
+    /// <summary>A channel's peer died; when it is the driver, its frames in flight are lost with it.</summary>
+    public void PeerDied(in Message m)
+    {
+        if (_driver is null || m.Endpoint != _driver) return;
+        _driver = null;
+        Count(InetStat.DriverDeaths);
+        int lost = _inFlight.Count;
+        foreach (var b in _inFlight.Values)
+        {
+            b.MarkLost();
+            b.FinishTransmit();
+        }
+        _inFlight.Clear();
+        Count(InetStat.TxLostWithDriver, lost);
+        _log.LogWarning("driver {Process} died ({Lost} frames were with it); waiting for a new ifattach", _driverProcess, lost);
+    }
+
+    // ---- receive ---------------------------------------------------------------------------
+
+    /// <summary>EthInput: each data ICA is one frame at offset 0; ownership is ours.</summary>
+    public void EthInput(in Message m, Instant now)
+    {
+        Count(InetStat.EthInputMessages);
+        if (m.Endpoint != _driver || Interface is null)
+        {
+            Count(InetStat.BadRequests);
+            _kernel.FreeMessage(m);
+            return;
+        }
+        if (!m.Control.IsNone) _kernel.Free(m.Control);
+        for (int i = 0; i < m.DataCount; i++)
+        {
+            var d = m.GetData(i);
+            Count(InetStat.FramesFromDriver);
+            Interface.Receive(Pool.Wrap(d.Ica, d.Length), now);
+        }
+    }
+
+    // ---- transmit --------------------------------------------------------------------------
+
+    /// <summary>Hands every frame the core queued to the driver, up to three per request.</summary>
+    public void Flush()
+    {
+        var iface = Interface;
+        if (iface is null) return;
+        int n = 0;
+        while (iface.TryDequeueTransmit(out var f))
+        {
+            if (_driver is null || f is not IcaPacketBuffer b || _inFlight.Count >= MaxInFlight)
+            {
+                Count(InetStat.TxNoDriver);
+                f.FinishTransmit();
+                continue;
+            }
+            _batch[n++] = b;
+            if (n == InetService.MaxFramesPerMessage)
+            {
+                SendBatch(n);
+                n = 0;
+            }
+        }
+        if (n > 0) SendBatch(n);
+    }
+
+    private void SendBatch(int n)
+    {
+        var driver = _driver!;
+        IcaLease control;
+        try
+        {
+            control = _kernel.AllocateControl();
+        }
+        catch (KernelException e)
+        {
+            FailBatch(n, lost: false, e);
+            return;
+        }
+        ControlIca.TryOpen(control.Span, out var c);
+        c.TryPushFrame(new RequestFrame(_serviceId, (ushort)NicOp.Transmit, RequestFrameFlags.WantsDataBack, _kernel.Id.Value, 0), out var args);
+        TransmitArgs.Begin(args, n);
+        for (int i = 0; i < n; i++)
+        {
+            var b = _batch[i];
+            TransmitArgs.SetFrame(args, i, b.Start, b.Length);
+            _batchData[i] = new DataIca(b.Lease, b.Start + b.Length);
+        }
+        try
+        {
+            _kernel.Post(driver, control, (ushort)NicOp.Transmit, _batchData.AsSpan(0, n), InetTraceStage.InetTransmit);
+        }
+        catch (KernelException e)
+        {
+            // Ring full: nothing was handed over. Peer died: the driver's death notice
+            // follows; whether the journal already named the ICAs cannot be told here,
+            // so they are treated as gone with the driver (never freed twice).
+            bool lost = e.Error != KernelError.RingFull;
+            if (!lost) _kernel.Free(control);
+            FailBatch(n, lost, e);
+            return;
+        }
+        Count(InetStat.TransmitRequests);
+        Count(InetStat.FramesToDriver, n);
+        for (int i = 0; i < n; i++)
+        {
+            var b = _batch[i];
+            b.MarkInFlight();
+            _inFlight[b.Lease.Handle.FirstPage] = b;
+            _batch[i] = null!;
+            _batchData[i] = default;
+        }
+    }
+
+    private void FailBatch(int n, bool lost, KernelException e)
+    {
+        Count(InetStat.TxSendFailures);
+        _log.LogDebug("transmit of {N} frames failed: {Error}", n, e.Message);
+        for (int i = 0; i < n; i++)
+        {
+            var b = _batch[i];
+            if (lost) b.MarkLost();
+            b.FinishTransmit();
+            _batch[i] = null!;
+            _batchData[i] = default;
+        }
+    }
+
+    /// <summary>The TX completion of a Transmit: the control ICA and the frames' data ICAs are back.</summary>
+    public void TransmitCompleted(in Message m)
+    {
+        if (m.Endpoint != _driver)
+        {
+            Count(InetStat.BadRequests);
+            _kernel.FreeMessage(m);
+            return;
+        }
+        Span<byte> args = default;
+        if (!m.Control.IsNone && ControlIca.TryOpen(m.Control.Span, out var c) && c.FrameCount > 0)
+            args = c.FrameArguments(c.FrameCount - 1);
+        ReturnData(m, args);
+        if (!m.Control.IsNone) _kernel.Free(m.Control);
+    }
+
+    /// <summary>Data ICAs given back after a transmit whose result went straight to its requester.</summary>
+    public void DataBack(in Message m)
+    {
+        if (m.Endpoint != _driver)
+        {
+            Count(InetStat.BadRequests);
+            _kernel.FreeMessage(m);
+            return;
+        }
+        if (!m.Control.IsNone) _kernel.Free(m.Control);
+        ReturnData(m, default);
+    }
+
+    private void ReturnData(in Message m, ReadOnlySpan<byte> args)
+    {
+        for (int i = 0; i < m.DataCount; i++)
+        {
+            var d = m.GetData(i).Ica;
+            if (!_inFlight.Remove(d.Handle.FirstPage, out var b))
+            {
+                // Not a frame we lent: it is ours now all the same; give it back to the pool.
+                Count(InetStat.BadRequests);
+                _kernel.Free(d);
+                continue;
+            }
+            b.Rebind(d);
+            var r = args.IsEmpty ? AbiTransmitResult.Sent : TransmitArgs.GetResult(args, i);
+            Count(r == AbiTransmitResult.Sent ? InetStat.FramesSent : InetStat.FramesNotSent);
+            b.FinishTransmit();
+        }
+    }
+
+    // ---- timers ----------------------------------------------------------------------------
+
+    public Instant? PollAt => Interface?.PollAt;
+
+    public void Poll(Instant now)
+    {
+        if (Interface is { } i && i.PollAt is { } at && at <= now) i.Poll(now);
+    }
+
+    // ---- stats and shutdown ----------------------------------------------------------------
+
+    /// <summary>Every counter of <see cref="InetStat"/>, in order.</summary>
+    public ReadOnlySpan<long> Stats()
+    {
+        _stats[(int)InetStat.Attached] = _driver is not null ? 1 : 0;
+        _stats[(int)InetStat.TxInFlight] = _inFlight.Count;
+        _stats[(int)InetStat.BuffersOutstanding] = Pool.Outstanding;
+        _stats[(int)InetStat.Link] = (long)Link;
+        _stats[(int)InetStat.PagesOwned] = new OwnershipTable(_kernel.Pool).PagesOwnedBy(_kernel.Id);
+        if (Interface is { } i)
+        {
+            var s = i.Counters;
+            _stats[(int)InetStat.Mac] = (long)i.Mac.Value;
+            _stats[(int)InetStat.Address] = i.Address.Value;
+            _stats[(int)InetStat.InterfaceHeldBuffers] = i.HeldBuffers;
+            _stats[(int)InetStat.IfaceFramesIn] = s[Counter.FramesIn];
+            _stats[(int)InetStat.IfaceFramesOut] = s[Counter.FramesOut];
+            _stats[(int)InetStat.ArpRepliesOut] = s[Counter.ArpRepliesOut];
+            var snap = s.Snapshot();
+            _stats[(int)InetStat.IcmpEchoRepliesOut] = snap.IcmpOutByType(0);
+            _stats[(int)InetStat.IcmpUnreachableOut] = snap.IcmpOutByType(3);
+            _stats[(int)InetStat.UdpNoPort] = s[RxDrop.UdpNoPort];
+            _stats[(int)InetStat.IfaceRxDrops] = snap.RxDropsTotal;
+            _stats[(int)InetStat.IfaceTxDrops] = snap.TxDropsTotal;
+        }
+        return _stats;
+    }
+
+    /// <summary>The interface's counters as text, for logs.</summary>
+    public string InterfaceCounters() => Interface?.Counters.Snapshot().ToString() ?? "no interface";
+
+    /// <summary>Stops: drops what the interface holds, so every buffer goes back before the process leaves.</summary>
+    public void Shutdown(Instant now)
+    {
+        Interface?.Down(now);
+        foreach (var b in _inFlight.Values)
+        {
+            b.MarkLost();
+            b.FinishTransmit();
+        }
+        _inFlight.Clear();
+    }
+}

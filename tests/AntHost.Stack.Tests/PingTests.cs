@@ -1,0 +1,122 @@
+using System.Net;
+using System.Net.Sockets;
+using AntHost.Inet.Abi;
+using AntHost.Nic8139.Pcap;
+using AntHost.Sandbox;
+using AntHost.Stack.Tests.Infrastructure;
+using AntHost.TestSupport;
+using Xunit.Abstractions;
+
+namespace AntHost.Stack.Tests;
+
+/// <summary>
+/// The first running stack: broker, inet server and NIC driver as real processes, the
+/// peer's Linux kernel on the other end of a veth. ARP, ping, a driver restart, and an
+/// ICMP error, each checked where the Linux kernel sees it.
+/// </summary>
+public sealed class PingTests(ITestOutputHelper output)
+{
+    private static readonly TimeSpan Patience = StackProcess.Patience;
+
+    /// <summary>The MAC the driver derives for the sandbox's adapter (instance 0).</summary>
+    private static ulong DriverMac => MacAddress.DeriveLocallyAdministered(SandboxOptions.HostInterface, 0).Value;
+
+    private static string FormatMac(ulong m) => string.Join(':', Enumerable.Range(0, 6).Select(i => ((m >> (40 - 8 * i)) & 0xFF).ToString("x2")));
+
+    [PcapFact]
+    public void The_driver_attaches_and_inet_answers_ARP_for_its_address()
+    {
+        using var stack = new RunningStack(output);
+        var s = stack.InetStats();
+        Assert.Equal(1, s[(int)InetStat.Attaches]);
+        Assert.Equal(1, s[(int)InetStat.Attached]);
+        Assert.Equal((long)DriverMac, s[(int)InetStat.Mac]);
+        Assert.Equal((long)AntHost.Inet.Core.Wire.Ipv4Address.Parse("198.18.0.2").Value, s[(int)InetStat.Address]);
+
+        // The peer's kernel must resolve 198.18.0.2 to send a datagram there: only inet answers.
+        using var udp = PeerNamespace.Run(stack.Sandbox.PeerNamespace, () => new Socket(AddressFamily.InterNetwork, SocketType.Dgram, ProtocolType.Udp));
+        udp.SendTo("hello"u8.ToArray(), new IPEndPoint(RunningStack.HostIp, 9));
+        string mac = FormatMac(DriverMac);
+        var deadline = DateTime.UtcNow + Patience;
+        string neigh;
+        while (true)
+        {
+            neigh = stack.Sandbox.RunInPeer("ip", "neigh", "show", "198.18.0.2").StandardOutput;
+            if (neigh.Contains($"lladdr {mac}", StringComparison.Ordinal) && !neigh.Contains("INCOMPLETE", StringComparison.Ordinal)) break;
+            Assert.True(DateTime.UtcNow < deadline, $"the peer never learned 198.18.0.2 is at {mac}: '{neigh}'");
+            Thread.Sleep(50);
+        }
+        s = stack.WaitStats(x => x[(int)InetStat.ArpRepliesOut] >= 1, "an ARP reply sent");
+        Assert.True(s[(int)InetStat.FramesSent] >= 1, RunningStack.Format(s));
+        Assert.Equal(0, s[(int)InetStat.BadRequests]);
+    }
+
+    [PcapFact]
+    public void Pings_from_the_peer_kernel_are_all_answered_and_no_page_leaks()
+    {
+        const int count = 200;
+        using var stack = new RunningStack(output);
+        using (var pinger = new Pinger(stack.Sandbox.PeerNamespace, RunningStack.HostIp))
+        {
+            for (int i = 0; i < count; i++)
+                Assert.True(pinger.Ping((ushort)i, Patience), $"echo request {i} got no reply");
+        }
+        var s = stack.WaitStats(x => x[(int)InetStat.TxInFlight] == 0 && x[(int)InetStat.BuffersOutstanding] == x[(int)InetStat.InterfaceHeldBuffers],
+            "every lent frame back and no buffer outside the interface");
+        Assert.True(s[(int)InetStat.IcmpEchoRepliesOut] >= count, RunningStack.Format(s));
+        Assert.True(s[(int)InetStat.FramesSent] >= count, RunningStack.Format(s));
+        Assert.Equal(0, s[(int)InetStat.FramesNotSent]);
+        Assert.Equal(0, s[(int)InetStat.BadRequests]);
+        Assert.Equal(0, s[(int)InetStat.TxNoDriver]);
+
+        // A clean stop gives every page back: each process says so, and the broker's table agrees.
+        stack.DisconnectObserver();
+        Assert.Equal(0, stack.Driver.Stop());
+        Assert.Equal(0, stack.Inet.Stop());
+        stack.Driver.WaitFor("pages owned at stop: 0");
+        stack.Inet.WaitFor("buffers outstanding at stop: 0");
+        stack.Inet.WaitFor("pages owned at stop: 0");
+        var (free, total) = stack.PoolPages();
+        Assert.Equal(total, free);
+    }
+
+    [PcapFact]
+    public void A_killed_driver_is_replaced_and_pings_work_again()
+    {
+        using var stack = new RunningStack(output);
+        using var pinger = new Pinger(stack.Sandbox.PeerNamespace, RunningStack.HostIp);
+        for (int i = 0; i < 5; i++) Assert.True(pinger.Ping((ushort)i, Patience), $"echo request {i} got no reply");
+
+        stack.Driver.Kill9();
+        var s = stack.WaitStats(x => x[(int)InetStat.DriverDeaths] == 1 && x[(int)InetStat.Attached] == 0, "the driver's death noticed");
+        Assert.Equal(0, s[(int)InetStat.TxInFlight]);
+
+        stack.StartDriver();
+        s = stack.WaitStats(x => x[(int)InetStat.Attaches] == 2 && x[(int)InetStat.Attached] == 1, "the new driver attached");
+        Assert.Equal((long)DriverMac, s[(int)InetStat.Mac]);
+        for (int i = 100; i < 120; i++) Assert.True(pinger.Ping((ushort)i, Patience), $"echo request {i} after the restart got no reply");
+        s = stack.InetStats();
+        Assert.Equal(1, s[(int)InetStat.DriverDeaths]);
+        Assert.True(stack.Inet.Occurrences("died") >= 1, "inet logged the driver's death");
+    }
+
+    [PcapFact]
+    public void A_datagram_to_a_closed_port_gets_port_unreachable()
+    {
+        using var stack = new RunningStack(output);
+        using var udp = PeerNamespace.Run(stack.Sandbox.PeerNamespace, () =>
+        {
+            var u = new Socket(AddressFamily.InterNetwork, SocketType.Dgram, ProtocolType.Udp);
+            u.Connect(new IPEndPoint(RunningStack.HostIp, 4242));
+            return u;
+        });
+        udp.Send("anyone there?"u8.ToArray());
+        // A connected UDP socket on Linux reports the ICMP port unreachable it received on the next call.
+        udp.ReceiveTimeout = (int)Patience.TotalMilliseconds;
+        var e = Assert.Throws<SocketException>(() => udp.Receive(new byte[64]));
+        Assert.Equal(SocketError.ConnectionRefused, e.SocketErrorCode);
+        var s = stack.InetStats();
+        Assert.True(s[(int)InetStat.UdpNoPort] >= 1, RunningStack.Format(s));
+        Assert.True(s[(int)InetStat.IcmpUnreachableOut] >= 1, RunningStack.Format(s));
+    }
+}
