@@ -164,20 +164,17 @@ public class TransferTests
     public void Peer_death_fails_pending_calls_and_is_reported(TransferMode mode)
     {
         using var b = BrokerProcess.Start(mode);
-        // A server that never answers: a holder that registers nothing would not do, so use the
-        // intermediate role with a next stage that never replies (nic absent -> it cannot start).
+        // The server is killed just before the call: the call must end with PeerDied, whether
+        // it was sent before the broker noticed the death or refused after.
         var mute = b.Actor("echo-server", "--service", "mute");
         mute.WaitLine("READY");
         using var k = b.Connect("app");
         var ep = k.Open("mute");
-        var caller = new Thread(() => { });
         KernelException? failure = null;
         var t = new Thread(() =>
         {
             try
             {
-                // Quit makes the echo server exit after answering nothing for a Post; a Call with
-                // an opcode it answers would race the kill, so the call is made to wait on a kill.
                 mute.Kill9();
                 k.Call(ep, k.AllocateControl(), Inspect, default, ChildProcess.Patience);
             }
