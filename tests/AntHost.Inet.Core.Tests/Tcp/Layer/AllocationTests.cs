@@ -1,0 +1,100 @@
+using AntHost.Inet.Core.Buffers;
+using AntHost.Inet.Core.Ip;
+using AntHost.Inet.Core.Randomness;
+using AntHost.Inet.Core.Tcp;
+using AntHost.Inet.Core.Time;
+using AntHost.Inet.Core.Wire;
+
+namespace AntHost.Inet.Core.Tests.Tcp.Layer;
+
+/// <summary>
+/// The established data path allocates nothing per segment (STYLE.md: no allocation per
+/// packet on the hot path). Counted on this thread with
+/// <see cref="GC.GetAllocatedBytesForCurrentThread"/> after a warm-up, so queues and pools
+/// have reached their size; the count does not depend on the machine's speed.
+/// </summary>
+public class AllocationTests
+{
+    private sealed class Wire(Ipv4Address address) : IIpOutput
+    {
+        private readonly Queue<(Ipv4Address, Ipv4Address, PacketBuffer)> _q = new(64);
+        public int PathMtu(Ipv4Address d) => 1500;
+        public Ipv4Address SourceFor(Ipv4Address d) => address;
+        public bool IsLocal(Ipv4Address x) => x == address;
+
+        public IpSendStatus Send(Ipv4Address s, Ipv4Address d, IpProtocol p, PacketBuffer packet, in IpSendOptions o, Instant now)
+        {
+            _q.Enqueue((s, d, packet));
+            return IpSendStatus.Sent;
+        }
+
+        public void DeliverTo(TcpLayer to, HeapBufferPool pool, Instant now)
+        {
+            while (_q.TryDequeue(out var e))
+            {
+                var (s, d, p) = e;
+                var copy = pool.Rent(IIpOutput.HeaderRoom, p.Length)!;
+                p.Data.CopyTo(copy.Append(p.Length));
+                p.FinishTransmit();
+                to.Receive(s, d, copy, now);
+            }
+        }
+    }
+
+    [Theory]
+    [InlineData(256, false)]
+    [InlineData(1448, false)]
+    [InlineData(1448, true)]
+    public void Established_send_receive_and_ack_allocate_nothing_per_segment(int size, bool zeroCopy)
+    {
+        var a = new Ipv4Address(198, 18, 3, 1);
+        var b = new Ipv4Address(198, 18, 3, 2);
+        var pool = new HeapBufferPool();
+        var wa = new Wire(a);
+        var wb = new Wire(b);
+        var ta = new TcpLayer(wa, pool, new SeededRandom(1), new TcpConfig());
+        var tb = new TcpLayer(wb, pool, new SeededRandom(2), new TcpConfig());
+        var now = Instant.FromMilliseconds(1);
+        tb.Open(out var l);
+        tb.Bind(l, new TcpEndPoint(b, 7));
+        tb.Listen(l, 1);
+        ta.Open(out var ca);
+        ta.Connect(ca, new TcpEndPoint(b, 7), now);
+        for (int i = 0; i < 4; i++)
+        {
+            wa.DeliverTo(tb, pool, now);
+            wb.DeliverTo(ta, pool, now);
+        }
+        Assert.Equal(TcpError.None, tb.Accept(l, out var cb));
+        ta.SetOption(ca, TcpOption.NoDelay, 1, now);
+        var payload = new byte[size];
+
+        void Round()
+        {
+            if (zeroCopy)
+            {
+                var buf = pool.Rent(TcpLayer.SendHeadroom, size)!;
+                payload.CopyTo(buf.Append(size));
+                // Not Assert.Equal: xunit's comparer allocates, and this loop is measured.
+                if (ta.Send(ca, buf, now) != TcpError.None) throw new InvalidOperationException("send refused");
+            }
+            else
+            {
+                ta.Send(ca, payload, out _, now);
+            }
+            wa.DeliverTo(tb, pool, now);
+            while (tb.Receive(cb, out var got, now) == TcpError.None && got is not null) got.Release();
+            wb.DeliverTo(ta, pool, now);
+            now += TimeSpan.FromMicroseconds(20);
+            tb.Poll(now);
+            ta.Poll(now);
+        }
+
+        for (int i = 0; i < 20_000; i++) Round();
+        long before = GC.GetAllocatedBytesForCurrentThread();
+        for (int i = 0; i < 10_000; i++) Round();
+        long allocated = GC.GetAllocatedBytesForCurrentThread() - before;
+        Assert.True(allocated == 0, $"{allocated} bytes allocated over 10,000 segments; outstanding {pool.Outstanding}, unacked {ta.GetUnacknowledged(ca)}, info {ta.GetInfo(ca)}");
+        Assert.Equal(0, ta.Counters.RetransmitsTimeout);
+    }
+}
