@@ -95,8 +95,10 @@ public sealed class Ipv4Layer : IIpOutput
 
         bool allowFragmentation = false;
         int mtu = broadcast ? LinkMtu : _pmtu.Get(destination, now, out allowFragmentation);
-        // A path whose MTU was reported below the floor may fragment: DF is cleared for it.
-        bool df = options.DontFragment && !allowFragmentation;
+        // TCP always runs path MTU discovery (RFC 1191 6.5), so its segments carry DF whatever
+        // the options say; a path whose MTU was reported below the floor may fragment: DF is
+        // cleared on it.
+        bool df = (options.DontFragment || protocol == IpProtocol.Tcp) && !allowFragmentation;
         if (total > mtu)
         {
             if (df) return Refuse(packet, TxDrop.TooBig, IpSendStatus.Dropped);

@@ -45,6 +45,17 @@ public class Ipv4SendTests
     }
 
     [Fact]
+    public void Tcp_segments_always_carry_df()
+    {
+        var (s, tcp) = WithTcp();
+        s.LearnPeer();
+        tcp.Ip.Send(Net.OurIp, Net.PeerIp, IpProtocol.Tcp, Segment(s, 20), new IpSendOptions(64, 0, DontFragment: false), s.Now);
+        var f = Assert.Single(s.Drain());
+        Assert.True(Ipv4Packet.TryCreate(f.AsSpan(14), out var ip));
+        Assert.True(ip.DontFragment);
+    }
+
+    [Fact]
     public void Off_link_destinations_go_through_the_gateway()
     {
         var (s, tcp) = WithTcp();
