@@ -50,7 +50,17 @@ public sealed class RunningStack : IDisposable
     public string Instance { get; }
     public SandboxNetwork Sandbox { get; } = null!;
     public StackProcess Broker { get; } = null!;
-    public StackProcess Inet { get; } = null!;
+    /// <summary>The inet server now running (a restart replaces it).</summary>
+    public StackProcess Inet { get; private set; } = null!;
+
+    /// <summary>Starts another inet server (after the last one died) and waits until it registered.</summary>
+    public StackProcess RestartInet()
+    {
+        _inetChannel = null;
+        Inet = Start("inet", Dll("anthost-inet.dll"), ["--instance", Instance, "--address", "198.18.0.2/24"]);
+        Inet.WaitFor("anthost-inet ready");
+        return Inet;
+    }
 
     /// <summary>The NIC driver now running (a restart replaces it).</summary>
     public StackProcess Driver { get; private set; } = null!;
