@@ -74,6 +74,8 @@ public enum RxDrop
     /// <summary>No socket on the destination port (port unreachable sent where allowed).</summary>
     UdpNoPort,
     UdpQueueFull,
+    /// <summary>A datagram for a connected socket from another address or port.</summary>
+    UdpNotFromPeer,
 }
 
 /// <summary>Why a frame or datagram the stack meant to send was dropped.</summary>

@@ -145,6 +145,11 @@ public sealed class UdpLayer
             _iface.DropRx(buffer, RxDrop.UdpNoPort);
             return;
         }
+        if (socket.IsConnected && (socket.RemoteAddress != info.Source || socket.RemotePort != srcPort))
+        {
+            _iface.DropRx(buffer, RxDrop.UdpNotFromPeer);
+            return;
+        }
         buffer.Truncate(length);
         buffer.TrimFront(UdpPacket.HeaderLength);
         if (!socket.Enqueue(new UdpDatagram(buffer, info.Source, srcPort, info.Destination, now)))
@@ -160,6 +165,7 @@ public sealed class UdpLayer
     internal bool ReceiveIcmpError(in IcmpError error)
     {
         if (!_ports.TryGetValue(error.LocalPort, out var socket)) return false;
+        if (socket.IsConnected && (socket.RemoteAddress != error.RemoteAddress || socket.RemotePort != error.RemotePort)) return false;
         var code = error.Kind switch
         {
             IcmpErrorKind.PortUnreachable => UdpError.ConnectionRefused,

@@ -35,6 +35,8 @@ public enum UdpError
     NetworkError,
     /// <summary>The interface is down.</summary>
     NetworkDown,
+    /// <summary>A send without a destination on a socket that is not connected.</summary>
+    NotConnected,
 }
 
 /// <summary>Readiness of a UDP socket, as a poll/epoll user reads it.</summary>
@@ -97,6 +99,13 @@ public sealed class UdpSocket : IDisposable
 
     public int ReceiveQueueCapacity => _queue.Length;
 
+    /// <summary>The connected peer (see <see cref="Connect"/>); unspecified when not connected.</summary>
+    public Ipv4Address RemoteAddress { get; private set; }
+
+    public ushort RemotePort { get; private set; }
+
+    public bool IsConnected => RemotePort != 0;
+
     /// <summary>The peer of the pending error, if any.</summary>
     public (Ipv4Address Address, ushort Port) PendingErrorRemote { get; private set; }
 
@@ -121,6 +130,47 @@ public sealed class UdpSocket : IDisposable
         if (IsClosed) return UdpError.Closed;
         if (IsBound) return UdpError.AlreadyBound;
         return _layer.Bind(this, port);
+    }
+
+    /// <summary>
+    /// Connects the socket (RFC 1122 4.1.3.4's "specify the remote address"): sends without a
+    /// destination go to <paramref name="remote"/>:<paramref name="port"/>, only datagrams from
+    /// there are received (others are dropped and counted), and only ICMP errors about that
+    /// peer become the pending error. An unbound socket is bound to an ephemeral port.
+    /// Connecting to <see cref="Ipv4Address.Any"/> and port 0 disconnects.
+    /// </summary>
+    public UdpError Connect(Ipv4Address remote, ushort port)
+    {
+        if (IsClosed) return UdpError.Closed;
+        if (remote.IsUnspecified && port == 0)
+        {
+            RemoteAddress = default;
+            RemotePort = 0;
+            return UdpError.Success;
+        }
+        if (port == 0 || remote.IsUnspecified || remote.IsMulticast) return UdpError.InvalidArgument;
+        if (!IsBound)
+        {
+            var e = _layer.Bind(this, 0);
+            if (e != UdpError.Success) return e;
+        }
+        RemoteAddress = remote;
+        RemotePort = port;
+        return UdpError.Success;
+    }
+
+    /// <summary>Sends to the connected peer; ownership of the buffer passes in whatever the result.</summary>
+    public UdpError Send(PacketBuffer payload, Instant now)
+    {
+        if (!IsConnected && !IsClosed) { payload.FinishTransmit(); return UdpError.NotConnected; }
+        return SendTo(payload, RemoteAddress, RemotePort, now);
+    }
+
+    /// <summary>Sends a copy of <paramref name="payload"/> to the connected peer.</summary>
+    public UdpError Send(ReadOnlySpan<byte> payload, Instant now)
+    {
+        if (!IsConnected && !IsClosed) return UdpError.NotConnected;
+        return SendTo(payload, RemoteAddress, RemotePort, now);
     }
 
     /// <summary>

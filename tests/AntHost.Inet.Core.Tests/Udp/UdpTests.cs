@@ -164,6 +164,42 @@ public class UdpTests
     }
 
     [Fact]
+    public void A_connected_socket_sends_to_its_peer_and_hears_only_from_it()
+    {
+        var s = new StackFixture();
+        s.LearnPeer();
+        using var sock = s.Iface.Udp.Open();
+        Assert.Equal(UdpError.NotConnected, sock.Send("x"u8, s.Now));
+        Assert.Equal(UdpError.Success, sock.Connect(Net.PeerIp, 53));
+        Assert.True(sock.IsBound);
+        Assert.Equal(UdpError.Success, sock.Send("q"u8, s.Now));
+        var f = Assert.Single(s.Drain());
+        Assert.Equal(Frames.Udp(Net.OurIp, Net.PeerIp, sock.LocalPort, 53, "q"u8), f[34..]);
+
+        s.Receive(UdpFrame(53, sock.LocalPort, "answer"u8));
+        s.Receive(UdpFrame(54, sock.LocalPort, "other port"u8));
+        Assert.True(sock.TryReceiveFrom(out var d));
+        Assert.Equal("answer"u8.ToArray(), d.Payload.Data.ToArray());
+        d.Payload.Release();
+        Assert.False(sock.TryReceiveFrom(out _));
+        Assert.Equal(1, s.Counters[RxDrop.UdpNotFromPeer]);
+
+        // An error about another peer is not this socket's.
+        var other = Frames.Ipv4(Net.OurIp, Net.GatewayIp, 17, Frames.Udp(Net.OurIp, Net.GatewayIp, sock.LocalPort, 53, "q"u8));
+        s.Receive(Frames.IpFrame(Net.OurMac, Net.PeerMac, Frames.Ipv4(Net.PeerIp, Net.OurIp, 1, Frames.Icmp(3, 3, 0, other))));
+        Assert.Equal(UdpError.Success, sock.TakeError());
+        s.Receive(Frames.IpFrame(Net.OurMac, Net.PeerMac, Frames.Ipv4(Net.PeerIp, Net.OurIp, 1, Frames.Icmp(3, 3, 0, f[14..]))));
+        Assert.Equal(UdpError.ConnectionRefused, sock.TakeError());
+
+        Assert.Equal(UdpError.Success, sock.Connect(Ipv4Address.Any, 0));
+        Assert.False(sock.IsConnected);
+        s.Receive(UdpFrame(54, sock.LocalPort, "anyone"u8));
+        Assert.True(sock.TryReceiveFrom(out d));
+        d.Payload.Release();
+        Assert.Equal(0, s.Pool.Outstanding);
+    }
+
+    [Fact]
     public void No_buffer_is_a_typed_error()
     {
         var s = new StackFixture(poolLimit: 0);
