@@ -15,7 +15,7 @@ namespace AntHost.Inet.Core.Tests.Tcp.Sim;
 /// </remarks>
 public class SimulationTests(ITestOutputHelper output)
 {
-    public const int DefaultSeeds = 2000;
+    public const int DefaultSeeds = 3000;
 
     private static long? Env(string name) =>
         long.TryParse(Environment.GetEnvironmentVariable(name), NumberStyles.Integer, CultureInfo.InvariantCulture, out long v) ? v : null;
