@@ -255,9 +255,12 @@ internal sealed unsafe partial class KernelBroker
                 p.Uplink.Reset();
                 break;
             }
+            int before = p.RecordProgress;
             var r = _rules.Handle(this, p, ref m, pass);
             if (r == UplinkResult.Blocked)
             {
+                // Part of a record applied is progress too: another uplink may be waiting on it.
+                progress |= p.RecordProgress != before;
                 if (p.BlockedSince == 0)
                 {
                     p.BlockedSince = pass;

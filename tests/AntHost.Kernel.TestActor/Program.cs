@@ -20,6 +20,7 @@ try
         "strict-touch" => Roles.StrictTouch(a),
         "hostile" => Hostile.Run(a),
         "caller" => Roles.Caller(a),
+        "chain-caller" => Roles.ChainCaller(a),
         _ => Fail($"unknown role '{a.Role}'"),
     };
 }

@@ -233,6 +233,26 @@ internal static class Roles
         return 0;
     }
 
+    /// <summary>Sends requests down a multi-stage chain with a reused control ICA, then unregisters.</summary>
+    public static int ChainCaller(Args a)
+    {
+        using (var k = a.Connect("chain-caller"))
+        {
+            var ep = k.Open(a.Get("target", "inet"));
+            int rounds = a.Int("rounds", 1000);
+            for (int i = 0; i < rounds; i++)
+            {
+                var ctrl = k.AllocateControl();
+                var d = k.AllocateBytes(64 + i % 5000);
+                var r = k.Call(ep, ctrl, 7, [new DataIca(d, 64)], TimeSpan.FromSeconds(60));
+                k.Free(r.Control);
+            }
+            Out.Line($"CALLED {rounds}");
+        }
+        Out.Line("UNREGISTERED");
+        return 0;
+    }
+
     /// <summary>Calls a service with data ICAs from several threads and checks every reply.</summary>
     public static int Caller(Args a)
     {

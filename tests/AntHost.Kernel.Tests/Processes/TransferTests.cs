@@ -161,6 +161,60 @@ public class TransferTests
     [RootTheory]
     [InlineData(TransferMode.Direct)]
     [InlineData(TransferMode.Mediated)]
+    public void A_control_ica_reused_thousands_of_times_commits_without_a_fault(TransferMode mode)
+    {
+        // The cache hands the same control ICA back every time, so on the direct path its
+        // transfers run far ahead of the broker's commits and the journals of three
+        // processes interleave: every record must still be applied, in order, to no one's fault.
+        using var b = BrokerProcess.Start(mode);
+        b.Actor("nic", "--service", "nic").WaitLine("READY");
+        var inet = b.Actor("inet", "--service", "inet", "--next", "nic");
+        inet.WaitLine("READY");
+        using var k = b.Connect("app");
+        var ep = k.Open("inet");
+        const int rounds = 3000;
+        for (int i = 0; i < rounds; i++)
+        {
+            var ctrl = k.AllocateControl();
+            var d = k.AllocateBytes(64 + i % 5000);
+            var r = k.Call(ep, ctrl, 7, [new DataIca(d, 64)], ChildProcess.Patience);
+            Assert.Equal(0, r.Status);
+            k.Free(r.Control);
+        }
+        BrokerProcess.Eventually(() =>
+        {
+            var s = k.Call(ep, k.AllocateControl(), Stats, default, ChildProcess.Patience);
+            Assert.True(ControlIca.TryOpen(s.Control.Span, out var c));
+            long back = BinaryPrimitives.ReadInt64LittleEndian(c.Result);
+            k.Free(s.Control);
+            return back == rounds;
+        }, "every data ICA back at the intermediate server");
+        k.Commit();
+        Assert.Equal(0, k.Pool.Counter(BrokerCounter.CutOffs));
+        Assert.Equal(0, k.Pool.Counter(BrokerCounter.BadMessages));
+        Assert.Equal(0, k.Pool.Counter(BrokerCounter.Refused));
+        Assert.Equal(0, k.Counters.RefusedHandles);
+        Assert.False(k.IsCutOff);
+        PoolTests.AssertTableConsistent(k.Pool);
+        Assert.Equal(0, k.Pool.Counter(BrokerCounter.Deaths));
+
+        // The same from a process that then unregisters at once, with its last records still
+        // waiting for the other stages' journals: it must leave cleanly, not be cut off.
+        for (int run = 0; run < 3; run++)
+        {
+            var caller = b.Actor("chain-caller", "--target", "inet", "--rounds", "1000");
+            caller.WaitLine("UNREGISTERED");
+            Assert.Equal(0, caller.WaitExit());
+        }
+        k.Commit();
+        Assert.Equal(0, k.Pool.Counter(BrokerCounter.CutOffs));
+        Assert.Equal(0, k.Pool.Counter(BrokerCounter.BadMessages));
+        PoolTests.AssertTableConsistent(k.Pool);
+    }
+
+    [RootTheory]
+    [InlineData(TransferMode.Direct)]
+    [InlineData(TransferMode.Mediated)]
     public void Peer_death_fails_pending_calls_and_is_reported(TransferMode mode)
     {
         using var b = BrokerProcess.Start(mode);
