@@ -298,6 +298,8 @@ public enum InetStat
     IfaceTxDrops,
     /// <summary>The link state the driver last reported (AbiLinkState).</summary>
     Link,
+    /// <summary>Bytes the request manager's thread has allocated since it started, read as the Stats request is taken (allocation checks).</summary>
+    RequestThreadAllocatedBytes,
     Count,
 }
 

@@ -312,6 +312,7 @@ public sealed class ProtocolManager
     /// <summary>Every counter of <see cref="InetStat"/>, in order.</summary>
     public ReadOnlySpan<long> Stats()
     {
+        _stats[(int)InetStat.RequestThreadAllocatedBytes] = GC.GetAllocatedBytesForCurrentThread();
         _stats[(int)InetStat.Attached] = _driver is not null ? 1 : 0;
         _stats[(int)InetStat.TxInFlight] = _inFlight.Count;
         _stats[(int)InetStat.BuffersOutstanding] = Pool.Outstanding;
