@@ -245,9 +245,20 @@ public sealed class Ipv4Layer : IIpOutput
         if (!ip.IsChecksumValid) { _iface.DropRx(buffer, RxDrop.IpBadChecksum); return; }
         if (ip.HeaderLength > Ipv4Packet.MinHeaderLength)
         {
-            switch (ip.CheckOptions())
+            switch (Ipv4Packet.CheckOptions(ip.Options, out int badOffset))
             {
-                case Ipv4OptionsCheck.Malformed: _iface.DropRx(buffer, RxDrop.IpBadOptions); return;
+                case Ipv4OptionsCheck.Malformed:
+                    // RFC 1122 3.2.2.5: a host SHOULD send parameter problem, the pointer at the bad option.
+                    var from = ip.Source;
+                    var to = ip.Destination;
+                    if (from != _address && to == _address && !linkBroadcast)
+                    {
+                        buffer.Truncate(ip.TotalLength);
+                        _iface.Icmp.SendErrorForDatagram(IcmpType.ParameterProblem, 0, (uint)(Ipv4Packet.MinHeaderLength + badOffset) << 24,
+                            buffer.Data, isBroadcast: false, now);
+                    }
+                    _iface.DropRx(buffer, RxDrop.IpBadOptions);
+                    return;
                 case Ipv4OptionsCheck.SourceRoute: _iface.DropRx(buffer, RxDrop.IpSourceRouted); return;
             }
         }

@@ -194,8 +194,12 @@ public readonly ref struct Ipv4Packet
     public Ipv4OptionsCheck CheckOptions() => CheckOptions(Options);
 
     /// <inheritdoc cref="CheckOptions()"/>
-    public static Ipv4OptionsCheck CheckOptions(ReadOnlySpan<byte> options)
+    public static Ipv4OptionsCheck CheckOptions(ReadOnlySpan<byte> options) => CheckOptions(options, out _);
+
+    /// <summary>Walks the options; <paramref name="badOffset"/> is where a malformed option starts (within the options).</summary>
+    public static Ipv4OptionsCheck CheckOptions(ReadOnlySpan<byte> options, out int badOffset)
     {
+        badOffset = 0;
         var result = Ipv4OptionsCheck.Ok;
         int i = 0;
         while (i < options.Length)
@@ -203,12 +207,14 @@ public readonly ref struct Ipv4Packet
             byte type = options[i];
             if (type == 0) break;              // end of option list
             if (type == 1) { i++; continue; }  // no-operation
+            badOffset = i;
             if (i + 1 >= options.Length) return Ipv4OptionsCheck.Malformed;
             int len = options[i + 1];
             if (len < 2 || i + len > options.Length) return Ipv4OptionsCheck.Malformed;
             if (type is 0x83 or 0x89) result = Ipv4OptionsCheck.SourceRoute; // LSRR, SSRR
             i += len;
         }
+        badOffset = 0;
         return result;
     }
 }

@@ -125,7 +125,23 @@ public class Ipv4ReceiveTests
         var (s, sock) = Bound();
         var payload = Frames.Udp(Net.PeerIp, Net.OurIp, 9999, Port, "opt"u8);
         Feed(s, Frames.Ipv4(Net.PeerIp, Net.OurIp, 17, payload, options: [0x07, 0x09, 0x04, 0x00]));
+        // The parameter problem it earns waits for ARP, which nobody answers here.
+        s.RunUntil(s.Now + TimeSpan.FromSeconds(5));
+        s.Drain();
         AssertDropped(s, sock, RxDrop.IpBadOptions);
+    }
+
+    [Fact]
+    public void Malformed_options_get_a_parameter_problem_pointing_at_them()
+    {
+        var (s, _) = Bound();
+        s.LearnPeer();
+        var payload = Frames.Udp(Net.PeerIp, Net.OurIp, 9999, Port, "opt"u8);
+        var datagram = Frames.Ipv4(Net.PeerIp, Net.OurIp, 17, payload, options: [0x01, 0x07, 0x09, 0x04]);
+        Feed(s, datagram);
+        var reply = Assert.Single(s.Drain());
+        Assert.Equal(Frames.Icmp(12, 0, 21u << 24, datagram), reply[34..]);
+        Assert.Equal(1, s.Counters[RxDrop.IpBadOptions]);
     }
 
     [Fact]
