@@ -72,16 +72,16 @@ public sealed class ProtocolManager
     public InetStatus Attach(in Message m, IfAttachArgs args, Instant now, Span<byte> result, out int resultLength)
     {
         resultLength = 0;
-        if (_driver is { IsOpen: true } current && current != m.Endpoint)
-        {
-            _log.LogWarning("ifattach from {Process} refused: driver {Driver} is attached and alive", m.Source, _driverProcess);
-            return InetStatus.AlreadyAttached;
-        }
         if (args.Mtu is < 576 or > 65535 || (args.Mac & 0x0100_0000_0000UL) != 0 || args.Mac == 0)
         {
             Count(InetStat.BadRequests);
             _log.LogWarning("ifattach from {Process} refused: MAC {Mac:x12} / MTU {Mtu} unusable", m.Source, args.Mac, args.Mtu);
             return InetStatus.BadArguments;
+        }
+        if (_driver is { IsOpen: true } current && current != m.Endpoint)
+        {
+            _log.LogWarning("ifattach from {Process} refused: driver {Driver} is attached and alive", m.Source, _driverProcess);
+            return InetStatus.AlreadyAttached;
         }
         var mac = new MacAddress(args.Mac);
         if (Interface is { } old && (old.Mac != mac || old.Config.Mtu != args.Mtu))

@@ -1,6 +1,8 @@
 using System.Net;
 using System.Net.Sockets;
 using AntHost.Inet.Abi;
+using AntHost.Kernel;
+using AntHost.Kernel.Ipc;
 using AntHost.Nic8139.Pcap;
 using AntHost.Sandbox;
 using AntHost.Stack.Tests.Infrastructure;
@@ -168,5 +170,45 @@ public sealed class PingTests(ITestOutputHelper output)
         }
         output.WriteLine($"request manager: {perStats} bytes per Stats request, {withEchoes} bytes across Stats and 100 echoes");
         Assert.True(withEchoes - perStats < 100, $"100 echoes allocated {withEchoes - perStats} bytes on the request manager's thread");
+    }
+
+    [PcapFact]
+    public void Bad_requests_are_refused_and_counted_and_the_server_goes_on()
+    {
+        using var stack = new RunningStack(output);
+        using var k = KernelConnection.Connect(new KernelOptions { Instance = stack.Instance, ProcessName = "intruder" });
+        var inet = k.Open(InetService.Name);
+
+        int Attach(ulong mac, int mtu)
+        {
+            var control = k.AllocateControl();
+            ControlIca.TryOpen(control.Span, out var c);
+            c.TryPushFrame(new RequestFrame(0, (ushort)InetOp.IfAttach, RequestFrameFlags.None, k.Id.Value, 0), out var args);
+            new IfAttachArgs(mac, mtu, AbiLinkState.Up, Environment.ProcessId, "fake0").WriteTo(args);
+            var reply = k.Call(inet, control, (ushort)InetOp.IfAttach, default, Patience);
+            k.FreeMessage(reply);
+            return reply.Status;
+        }
+
+        Assert.Equal((int)InetStatus.BadArguments, Attach(0x02_00_00_00_00_01, mtu: 100));
+        Assert.Equal((int)InetStatus.BadArguments, Attach(0x01_00_5e_00_00_01, mtu: 1500)); // a group MAC
+        Assert.Equal((int)InetStatus.AlreadyAttached, Attach(0x02_00_00_00_00_01, mtu: 1500));
+
+        var noControl = k.Call(inet, default, (ushort)InetOp.IfAttach, default, Patience);
+        Assert.Equal((int)InetStatus.NoControl, noControl.Status);
+        var unknown = k.Call(inet, k.AllocateControl(), 999, default, Patience);
+        Assert.Equal((int)InetStatus.UnknownOpcode, unknown.Status);
+        k.FreeMessage(unknown);
+
+        // A frame posted by a process that is not the attached driver never reaches the stack.
+        var frame = k.Allocate(1);
+        frame.Span.Fill(0xAB);
+        k.Post(inet, default, (ushort)InetOp.EthInput, [new DataIca(frame, 60)]);
+        var s = stack.WaitStats(x => x[(int)InetStat.BadRequests] >= 3, "the bad ifattach and the foreign frame counted");
+        Assert.Equal(1, s[(int)InetStat.Attaches]);
+        Assert.Equal(0, s[(int)InetStat.FramesFromDriver] - s[(int)InetStat.IfaceFramesIn]);
+
+        using var pinger = new Pinger(stack.Sandbox.PeerNamespace, RunningStack.HostIp);
+        for (int i = 0; i < 5; i++) Assert.True(pinger.Ping((ushort)i, Patience), $"echo request {i} got no reply after the bad requests");
     }
 }
