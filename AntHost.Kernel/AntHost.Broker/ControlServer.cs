@@ -129,92 +129,92 @@ internal sealed class ControlServer : IDisposable
         switch (op)
         {
             case ControlOp.Register:
-            {
-                uint flags = r.U32();
-                string name = r.Str();
-                if (r.Failed || !r.AtEnd || name.Length == 0) { Status(Bad()); return false; }
-                if (proc is not null)
                 {
-                    Interlocked.Increment(ref _broker.Pool.CounterRef(BrokerCounter.DuplicateRegistrations));
-                    Status(KernelError.AlreadyRegistered);
+                    uint flags = r.U32();
+                    string name = r.Str();
+                    if (r.Failed || !r.AtEnd || name.Length == 0) { Status(Bad()); return false; }
+                    if (proc is not null)
+                    {
+                        Interlocked.Increment(ref _broker.Pool.CounterRef(BrokerCounter.DuplicateRegistrations));
+                        Status(KernelError.AlreadyRegistered);
+                        return false;
+                    }
+                    var e = _broker.Register(s, pid, name, (flags & 1) != 0, out proc);
+                    Status(e);
+                    if (e == KernelError.None) w.U32(proc!.Id.Value);
                     return false;
                 }
-                var e = _broker.Register(s, pid, name, (flags & 1) != 0, out proc);
-                Status(e);
-                if (e == KernelError.None) w.U32(proc!.Id.Value);
-                return false;
-            }
             case ControlOp.RegisterService:
-            {
-                string name = r.Str();
-                if (r.Failed || !r.AtEnd || name.Length == 0) { Status(Bad()); return false; }
-                var e = _broker.RegisterService(proc!, name, out uint id);
-                Status(e);
-                if (e == KernelError.None) w.U32(id);
-                return false;
-            }
-            case ControlOp.LookupService:
-            {
-                string name = r.Str();
-                if (r.Failed || !r.AtEnd) { Status(Bad()); return false; }
-                var e = _broker.LookupService(name, out uint id, out var owner);
-                Status(e);
-                if (e == KernelError.None) w.U32(id).U32(owner.Value);
-                return false;
-            }
-            case ControlOp.OpenChannel:
-            {
-                string name = r.Str();
-                if (r.Failed || !r.AtEnd) { Status(Bad()); return false; }
-                var e = _broker.LookupService(name, out uint id, out var owner);
-                uint channel = 0;
-                if (e == KernelError.None) e = _broker.OpenChannel(proc!, owner, id, out channel);
-                Status(e);
-                if (e == KernelError.None) w.U32(channel).U32(owner.Value).U32(id);
-                return false;
-            }
-            case ControlOp.OpenReturnChannel:
-            {
-                uint target = r.U32();
-                if (r.Failed || !r.AtEnd) { Status(Bad()); return false; }
-                var e = _broker.OpenChannel(proc!, new ProcessId(target), 0, out uint channel);
-                Status(e);
-                if (e == KernelError.None) w.U32(channel);
-                return false;
-            }
-            case ControlOp.Allocate:
-            {
-                uint count = r.U32();
-                uint pages = r.U32();
-                if (r.Failed || !r.AtEnd) { Status(Bad()); return false; }
-                if (count is 0 or > ControlProtocol.MaxBatch || pages == 0 || pages > (uint)_broker.Layout.DataPages)
                 {
-                    Interlocked.Increment(ref _broker.Pool.CounterRef(BrokerCounter.BadSocketRequests));
-                    Status(KernelError.TooLarge);
+                    string name = r.Str();
+                    if (r.Failed || !r.AtEnd || name.Length == 0) { Status(Bad()); return false; }
+                    var e = _broker.RegisterService(proc!, name, out uint id);
+                    Status(e);
+                    if (e == KernelError.None) w.U32(id);
                     return false;
                 }
-                Span<IcaHandle> got = stackalloc IcaHandle[(int)count];
-                var e = _broker.Allocate(proc!, (int)count, (int)pages, got, out int n);
-                Status(e);
-                if (e == KernelError.None)
+            case ControlOp.LookupService:
                 {
-                    w.U32((uint)n);
-                    for (int i = 0; i < n; i++) w.U64(got[i].Value);
+                    string name = r.Str();
+                    if (r.Failed || !r.AtEnd) { Status(Bad()); return false; }
+                    var e = _broker.LookupService(name, out uint id, out var owner);
+                    Status(e);
+                    if (e == KernelError.None) w.U32(id).U32(owner.Value);
+                    return false;
                 }
-                return false;
-            }
+            case ControlOp.OpenChannel:
+                {
+                    string name = r.Str();
+                    if (r.Failed || !r.AtEnd) { Status(Bad()); return false; }
+                    var e = _broker.LookupService(name, out uint id, out var owner);
+                    uint channel = 0;
+                    if (e == KernelError.None) e = _broker.OpenChannel(proc!, owner, id, out channel);
+                    Status(e);
+                    if (e == KernelError.None) w.U32(channel).U32(owner.Value).U32(id);
+                    return false;
+                }
+            case ControlOp.OpenReturnChannel:
+                {
+                    uint target = r.U32();
+                    if (r.Failed || !r.AtEnd) { Status(Bad()); return false; }
+                    var e = _broker.OpenChannel(proc!, new ProcessId(target), 0, out uint channel);
+                    Status(e);
+                    if (e == KernelError.None) w.U32(channel);
+                    return false;
+                }
+            case ControlOp.Allocate:
+                {
+                    uint count = r.U32();
+                    uint pages = r.U32();
+                    if (r.Failed || !r.AtEnd) { Status(Bad()); return false; }
+                    if (count is 0 or > ControlProtocol.MaxBatch || pages == 0 || pages > (uint)_broker.Layout.DataPages)
+                    {
+                        Interlocked.Increment(ref _broker.Pool.CounterRef(BrokerCounter.BadSocketRequests));
+                        Status(KernelError.TooLarge);
+                        return false;
+                    }
+                    Span<IcaHandle> got = stackalloc IcaHandle[(int)count];
+                    var e = _broker.Allocate(proc!, (int)count, (int)pages, got, out int n);
+                    Status(e);
+                    if (e == KernelError.None)
+                    {
+                        w.U32((uint)n);
+                        for (int i = 0; i < n; i++) w.U64(got[i].Value);
+                    }
+                    return false;
+                }
             case ControlOp.Commit:
                 if (!r.AtEnd) { Status(Bad()); return false; }
                 _broker.CommitNow();
                 Status(KernelError.None);
                 return false;
             case ControlOp.CloseChannel:
-            {
-                uint channel = r.U32();
-                if (r.Failed || !r.AtEnd) { Status(Bad()); return false; }
-                Status(_broker.CloseChannel(proc!, channel));
-                return false;
-            }
+                {
+                    uint channel = r.U32();
+                    if (r.Failed || !r.AtEnd) { Status(Bad()); return false; }
+                    Status(_broker.CloseChannel(proc!, channel));
+                    return false;
+                }
             case ControlOp.Unregister:
                 Status(KernelError.None);
                 return true;

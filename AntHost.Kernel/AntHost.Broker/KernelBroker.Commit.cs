@@ -298,39 +298,39 @@ internal sealed class DirectRules : IBrokerTransferRules
         {
             case MessageKind.JournalTransfer:
             case MessageKind.JournalFree:
-            {
-                int n = m.JournalCount;
-                if (n is < 1 or > RingMessage.MaxJournalHandles)
                 {
-                    b.CountBad();
-                    b.Refuse(sender, m, KernelError.Malformed);
+                    int n = m.JournalCount;
+                    if (n is < 1 or > RingMessage.MaxJournalHandles)
+                    {
+                        b.CountBad();
+                        b.Refuse(sender, m, KernelError.Malformed);
+                        return UplinkResult.Consumed;
+                    }
+                    bool transfer = m.Kind == MessageKind.JournalTransfer;
+                    var dest = new ProcessId(m.JournalDestination);
+                    for (int i = sender.RecordProgress; i < n; i++)
+                    {
+                        var h = new IcaHandle(m.GetJournalHandle(i));
+                        switch (b.Judge(sender.Id, h))
+                        {
+                            case KernelBroker.Verdict.Owned:
+                                if (transfer && b.LiveProcess(dest) is { CutOff: false } to) b.ApplyTransfer(h, to.Id);
+                                else b.ApplyFree(h, reclaimed: transfer); // freed, or sent to a process that is gone
+                                break;
+                            case KernelBroker.Verdict.Future:
+                                sender.RecordProgress = i;
+                                return UplinkResult.Blocked;
+                            case KernelBroker.Verdict.ReclaimedFromDead:
+                                // Received from a process that died before its own journal reached us: not this sender's fault.
+                                b.CountBad();
+                                break;
+                            default:
+                                b.CutOff(sender, $"its journal {(transfer ? "hands over" : "frees")} {h}, which it does not own ({b.Describe(h)})");
+                                break;
+                        }
+                    }
                     return UplinkResult.Consumed;
                 }
-                bool transfer = m.Kind == MessageKind.JournalTransfer;
-                var dest = new ProcessId(m.JournalDestination);
-                for (int i = sender.RecordProgress; i < n; i++)
-                {
-                    var h = new IcaHandle(m.GetJournalHandle(i));
-                    switch (b.Judge(sender.Id, h))
-                    {
-                        case KernelBroker.Verdict.Owned:
-                            if (transfer && b.LiveProcess(dest) is { CutOff: false } to) b.ApplyTransfer(h, to.Id);
-                            else b.ApplyFree(h, reclaimed: transfer); // freed, or sent to a process that is gone
-                            break;
-                        case KernelBroker.Verdict.Future:
-                            sender.RecordProgress = i;
-                            return UplinkResult.Blocked;
-                        case KernelBroker.Verdict.ReclaimedFromDead:
-                            // Received from a process that died before its own journal reached us: not this sender's fault.
-                            b.CountBad();
-                            break;
-                        default:
-                            b.CutOff(sender, $"its journal {(transfer ? "hands over" : "frees")} {h}, which it does not own ({b.Describe(h)})");
-                            break;
-                    }
-                }
-                return UplinkResult.Consumed;
-            }
             default:
                 b.CountBad();
                 b.Refuse(sender, m, m.Kind is MessageKind.Request or MessageKind.Reply or MessageKind.Notify ? KernelError.WrongMode : KernelError.Malformed);
@@ -347,60 +347,60 @@ internal sealed class MediatedRules : IBrokerTransferRules
         switch (m.Kind)
         {
             case MessageKind.Request or MessageKind.Reply or MessageKind.Notify or MessageKind.Refused:
-            {
-                if (sender.CutOff) { b.Refuse(sender, m, KernelError.CutOff); return UplinkResult.Consumed; }
-                if (m.DataCount > RingMessage.MaxData || (m.Kind == MessageKind.Refused && (m.Control != 0 || m.DataCount != 0)))
                 {
-                    b.CountBad();
-                    b.Refuse(sender, m, KernelError.Malformed);
-                    return UplinkResult.Consumed;
-                }
-                var to = b.ChannelPeer(sender, m.Channel);
-                if (to is null)
-                {
-                    b.Refuse(sender, m, KernelError.PeerDied);
-                    return UplinkResult.Consumed;
-                }
-                Span<IcaHandle> hs = stackalloc IcaHandle[1 + RingMessage.MaxData];
-                int n = TransferPathHelpers.Collect(m, hs);
-                for (int i = 0; i < n; i++)
-                {
-                    for (int j = 0; j < i; j++)
-                        if (hs[j].FirstPage == hs[i].FirstPage) { b.Refuse(sender, m, KernelError.InvalidHandle); return UplinkResult.Consumed; }
-                    var v = b.Judge(sender.Id, hs[i]);
-                    if (v != KernelBroker.Verdict.Owned)
+                    if (sender.CutOff) { b.Refuse(sender, m, KernelError.CutOff); return UplinkResult.Consumed; }
+                    if (m.DataCount > RingMessage.MaxData || (m.Kind == MessageKind.Refused && (m.Control != 0 || m.DataCount != 0)))
                     {
-                        b.Refuse(sender, m, v == KernelBroker.Verdict.Invalid ? KernelError.NotOwner : KernelError.StaleHandle);
+                        b.CountBad();
+                        b.Refuse(sender, m, KernelError.Malformed);
                         return UplinkResult.Consumed;
                     }
-                }
-                if (!KernelBroker.HasRoomDown(to)) return UplinkResult.Blocked; // receiver's downlink full: keep it, retry
-                // The table first: the receiver checks it as soon as the slot is visible.
-                for (int i = 0; i < n; i++) b.ApplyTransfer(hs[i], to.Id);
-                var fwd = m;
-                fwd.Source = sender.Id.Value;
-                TransferPathHelpers.AdvanceTransferCounts(ref fwd);
-                b.TryForward(to, fwd);
-                b.CountForwarded();
-                return UplinkResult.Consumed;
-            }
-            case MessageKind.JournalFree:
-            {
-                int n = m.JournalCount;
-                if (n is < 1 or > RingMessage.MaxJournalHandles)
-                {
-                    b.CountBad();
-                    b.Refuse(sender, m, KernelError.Malformed);
+                    var to = b.ChannelPeer(sender, m.Channel);
+                    if (to is null)
+                    {
+                        b.Refuse(sender, m, KernelError.PeerDied);
+                        return UplinkResult.Consumed;
+                    }
+                    Span<IcaHandle> hs = stackalloc IcaHandle[1 + RingMessage.MaxData];
+                    int n = TransferPathHelpers.Collect(m, hs);
+                    for (int i = 0; i < n; i++)
+                    {
+                        for (int j = 0; j < i; j++)
+                            if (hs[j].FirstPage == hs[i].FirstPage) { b.Refuse(sender, m, KernelError.InvalidHandle); return UplinkResult.Consumed; }
+                        var v = b.Judge(sender.Id, hs[i]);
+                        if (v != KernelBroker.Verdict.Owned)
+                        {
+                            b.Refuse(sender, m, v == KernelBroker.Verdict.Invalid ? KernelError.NotOwner : KernelError.StaleHandle);
+                            return UplinkResult.Consumed;
+                        }
+                    }
+                    if (!KernelBroker.HasRoomDown(to)) return UplinkResult.Blocked; // receiver's downlink full: keep it, retry
+                                                                                    // The table first: the receiver checks it as soon as the slot is visible.
+                    for (int i = 0; i < n; i++) b.ApplyTransfer(hs[i], to.Id);
+                    var fwd = m;
+                    fwd.Source = sender.Id.Value;
+                    TransferPathHelpers.AdvanceTransferCounts(ref fwd);
+                    b.TryForward(to, fwd);
+                    b.CountForwarded();
                     return UplinkResult.Consumed;
                 }
-                for (int i = 0; i < n; i++)
+            case MessageKind.JournalFree:
                 {
-                    var h = new IcaHandle(m.GetJournalHandle(i));
-                    if (b.Judge(sender.Id, h) == KernelBroker.Verdict.Owned) b.ApplyFree(h, reclaimed: false);
-                    else b.Refuse(sender, m, KernelError.NotOwner);
+                    int n = m.JournalCount;
+                    if (n is < 1 or > RingMessage.MaxJournalHandles)
+                    {
+                        b.CountBad();
+                        b.Refuse(sender, m, KernelError.Malformed);
+                        return UplinkResult.Consumed;
+                    }
+                    for (int i = 0; i < n; i++)
+                    {
+                        var h = new IcaHandle(m.GetJournalHandle(i));
+                        if (b.Judge(sender.Id, h) == KernelBroker.Verdict.Owned) b.ApplyFree(h, reclaimed: false);
+                        else b.Refuse(sender, m, KernelError.NotOwner);
+                    }
+                    return UplinkResult.Consumed;
                 }
-                return UplinkResult.Consumed;
-            }
             default:
                 b.CountBad();
                 b.Refuse(sender, m, m.Kind == MessageKind.JournalTransfer ? KernelError.WrongMode : KernelError.Malformed);

@@ -18,28 +18,28 @@ switch (cmd)
     case "role-nic": return Roles.Nic(Arg("--instance", "default"), int.Parse(Arg("--spin-us", "20")));
     case "role-uds": return Roles.UdsEcho(Arg("--path", ""));
     case "ipc":
-    {
-        var o = args.Contains("--quick") ? IpcBenchOptions.Quick : new IpcBenchOptions();
-        string paths = Arg("--paths", "direct,mediated");
-        o = o with
         {
-            Paths = paths.Split(',').Select(p => p.Trim() switch
+            var o = args.Contains("--quick") ? IpcBenchOptions.Quick : new IpcBenchOptions();
+            string paths = Arg("--paths", "direct,mediated");
+            o = o with
             {
-                "direct" => TransferMode.Direct,
-                "mediated" => TransferMode.Mediated,
-                var v => throw new ArgumentException($"--paths takes direct and/or mediated, not '{v}'"),
-            }).ToArray(),
-            SpinUs = int.Parse(Arg("--spin-us", o.SpinUs.ToString())),
-            Log = Console.Error.WriteLine,
-        };
-        if (Arg("--iterations", "") is { Length: > 0 } it) o = o with { Iterations = int.Parse(it), SleepIterations = int.Parse(it) };
-        var report = IpcBenchmark.Run(o);
-        string md = IpcBenchReportWriter.ToMarkdown(report);
-        Console.WriteLine(md);
-        if (Arg("--json", "") is { Length: > 0 } json) File.WriteAllText(json, IpcBenchReportWriter.ToJson(report));
-        if (Arg("--md", "") is { Length: > 0 } mdPath) File.WriteAllText(mdPath, md);
-        return 0;
-    }
+                Paths = paths.Split(',').Select(p => p.Trim() switch
+                {
+                    "direct" => TransferMode.Direct,
+                    "mediated" => TransferMode.Mediated,
+                    var v => throw new ArgumentException($"--paths takes direct and/or mediated, not '{v}'"),
+                }).ToArray(),
+                SpinUs = int.Parse(Arg("--spin-us", o.SpinUs.ToString())),
+                Log = Console.Error.WriteLine,
+            };
+            if (Arg("--iterations", "") is { Length: > 0 } it) o = o with { Iterations = int.Parse(it), SleepIterations = int.Parse(it) };
+            var report = IpcBenchmark.Run(o);
+            string md = IpcBenchReportWriter.ToMarkdown(report);
+            Console.WriteLine(md);
+            if (Arg("--json", "") is { Length: > 0 } json) File.WriteAllText(json, IpcBenchReportWriter.ToJson(report));
+            if (Arg("--md", "") is { Length: > 0 } mdPath) File.WriteAllText(mdPath, md);
+            return 0;
+        }
     default:
         Console.Error.WriteLine("""
             usage: AntHost.Bench.Ipc ipc [--quick] [--paths direct,mediated] [--spin-us N] [--iterations N] [--json FILE] [--md FILE]

@@ -47,24 +47,24 @@ internal static class Roles
             switch (m.Kind)
             {
                 case MessageKind.Request:
-                {
-                    if (m.Opcode == Op.Quit)
                     {
-                        if (m.IsSync) k.Reply(m, m.Control, 0, default);
-                        return 0;
+                        if (m.Opcode == Op.Quit)
+                        {
+                            if (m.IsSync) k.Reply(m, m.Control, 0, default);
+                            return 0;
+                        }
+                        Inspect(m);
+                        if (m.Opcode == Op.Echo)
+                        {
+                            k.Reply(m, m.Control, 0, m.Data);
+                        }
+                        else
+                        {
+                            for (int i = 0; i < m.DataCount; i++) k.Free(m.GetData(i).Ica);
+                            k.Reply(m, m.Control, 0, default); // the sync reply, or an async request's completion
+                        }
+                        break;
                     }
-                    Inspect(m);
-                    if (m.Opcode == Op.Echo)
-                    {
-                        k.Reply(m, m.Control, 0, m.Data);
-                    }
-                    else
-                    {
-                        for (int i = 0; i < m.DataCount; i++) k.Free(m.GetData(i).Ica);
-                        k.Reply(m, m.Control, 0, default); // the sync reply, or an async request's completion
-                    }
-                    break;
-                }
                 case MessageKind.Notify:
                     Out.Line($"NOTIFY {m.Source.Value} {m.DataCount}");
                     k.FreeMessage(m);

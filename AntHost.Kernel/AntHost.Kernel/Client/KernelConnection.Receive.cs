@@ -288,58 +288,58 @@ public sealed unsafe partial class KernelConnection
         switch (m.Kind)
         {
             case MessageKind.ChannelOpened:
-            {
-                int index = (int)(m.Channel & 0xFFFF) - 1;
-                if ((uint)index >= (uint)Pool.Layout.MaxChannels) { Interlocked.Increment(ref Counters._garbage); return; }
-                ref var ch = ref Pool.Channel(index);
-                if (ch.ChannelId != m.Channel || ch.ServerProcessId != Id.Value) { Interlocked.Increment(ref Counters._garbage); return; }
-                var ep = AddEndpoint(m.Channel, new ProcessId(ch.ClientProcessId), ch.ServiceId, "", isOpener: false);
-                Enqueue(new Message(MessageKind.ChannelOpened, 0, 0, 0, ep.Peer, ep, default, 0, default, default, default));
-                return;
-            }
-            case MessageKind.PeerDied:
-            {
-                var ep = EndpointOf(m.Channel);
-                if (ep is null) return;
-                ep.ClosedLocally = true;
-                // What the peer sent before it died is ours (its journal was committed first).
-                while (ep.ReceiveRing.TryRead(out var late) == RingStatus.Ok) HandleFromPeer(ep, late);
-                foreach (var p in _pending)
                 {
-                    if (p.Id != 0 && !p.Done && p.Endpoint == ep)
-                    {
-                        p.Error = KernelError.PeerDied;
-                        p.Done = true;
-                    }
+                    int index = (int)(m.Channel & 0xFFFF) - 1;
+                    if ((uint)index >= (uint)Pool.Layout.MaxChannels) { Interlocked.Increment(ref Counters._garbage); return; }
+                    ref var ch = ref Pool.Channel(index);
+                    if (ch.ChannelId != m.Channel || ch.ServerProcessId != Id.Value) { Interlocked.Increment(ref Counters._garbage); return; }
+                    var ep = AddEndpoint(m.Channel, new ProcessId(ch.ClientProcessId), ch.ServiceId, "", isOpener: false);
+                    Enqueue(new Message(MessageKind.ChannelOpened, 0, 0, 0, ep.Peer, ep, default, 0, default, default, default));
+                    return;
                 }
-                RemoveEndpoint(ep);
-                try { Control(ControlOp.CloseChannel, w => w.U32(ep.ChannelId), out _, out _); }
-                catch (KernelException) { }
-                Enqueue(new Message(MessageKind.PeerDied, 0, 0, m.Word, new ProcessId(m.Source), ep, default, 0, default, default, default));
-                if (Volatile.Read(ref _waiterCount) > 0) lock (_waiters) Monitor.PulseAll(_waiters);
-                return;
-            }
-            case MessageKind.Refused:
-            {
-                var p = FindPending(m.RequestId);
-                if (p is not null)
+            case MessageKind.PeerDied:
                 {
-                    p.Error = (KernelError)m.Word;
-                    p.Done = true;
+                    var ep = EndpointOf(m.Channel);
+                    if (ep is null) return;
+                    ep.ClosedLocally = true;
+                    // What the peer sent before it died is ours (its journal was committed first).
+                    while (ep.ReceiveRing.TryRead(out var late) == RingStatus.Ok) HandleFromPeer(ep, late);
+                    foreach (var p in _pending)
+                    {
+                        if (p.Id != 0 && !p.Done && p.Endpoint == ep)
+                        {
+                            p.Error = KernelError.PeerDied;
+                            p.Done = true;
+                        }
+                    }
+                    RemoveEndpoint(ep);
+                    try { Control(ControlOp.CloseChannel, w => w.U32(ep.ChannelId), out _, out _); }
+                    catch (KernelException) { }
+                    Enqueue(new Message(MessageKind.PeerDied, 0, 0, m.Word, new ProcessId(m.Source), ep, default, 0, default, default, default));
                     if (Volatile.Read(ref _waiterCount) > 0) lock (_waiters) Monitor.PulseAll(_waiters);
                     return;
                 }
-                Enqueue(new Message(MessageKind.Refused, 0, m.RequestId, m.Word, new ProcessId(m.Source), EndpointOf(m.Channel), default, 0, default, default, default));
-                return;
-            }
+            case MessageKind.Refused:
+                {
+                    var p = FindPending(m.RequestId);
+                    if (p is not null)
+                    {
+                        p.Error = (KernelError)m.Word;
+                        p.Done = true;
+                        if (Volatile.Read(ref _waiterCount) > 0) lock (_waiters) Monitor.PulseAll(_waiters);
+                        return;
+                    }
+                    Enqueue(new Message(MessageKind.Refused, 0, m.RequestId, m.Word, new ProcessId(m.Source), EndpointOf(m.Channel), default, 0, default, default, default));
+                    return;
+                }
             case MessageKind.Request or MessageKind.Reply or MessageKind.Notify:
-            {
-                // Mediated path: the broker checked and re-assigned the ICAs already.
-                var ep = EndpointOf(m.Channel);
-                if (ep is null) { Interlocked.Increment(ref Counters._garbage); FreeAll(m); return; }
-                Deliver(ep, m, new ProcessId(m.Source), brokerChecked: true);
-                return;
-            }
+                {
+                    // Mediated path: the broker checked and re-assigned the ICAs already.
+                    var ep = EndpointOf(m.Channel);
+                    if (ep is null) { Interlocked.Increment(ref Counters._garbage); FreeAll(m); return; }
+                    Deliver(ep, m, new ProcessId(m.Source), brokerChecked: true);
+                    return;
+                }
             default:
                 Interlocked.Increment(ref Counters._garbage);
                 return;

@@ -83,8 +83,11 @@ public sealed unsafe class IcaPool : IDisposable
                     throw new KernelException(KernelError.PoolUnavailable, $"pool {path} is not ready (its broker is starting or died)");
                 layout = new PoolLayout
                 {
-                    DataPages = hdr->DataPages, MaxProcesses = hdr->MaxProcesses, MaxServices = hdr->MaxServices,
-                    MaxChannels = hdr->MaxChannels, RingCapacity = hdr->RingCapacity,
+                    DataPages = hdr->DataPages,
+                    MaxProcesses = hdr->MaxProcesses,
+                    MaxServices = hdr->MaxServices,
+                    MaxChannels = hdr->MaxChannels,
+                    RingCapacity = hdr->RingCapacity,
                 };
             }
             if (fs.Length != layout.FileSize)
