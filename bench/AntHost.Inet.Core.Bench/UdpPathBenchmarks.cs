@@ -35,7 +35,11 @@ public class UdpPathBenchmarks
         _pool = new HeapBufferPool(2048);
         _iface = new Interface(new InterfaceConfig
         {
-            Mac = OurMac, Address = OurIp, PrefixLength = 24, Pool = _pool, Random = new SeededRandom(1),
+            Mac = OurMac,
+            Address = OurIp,
+            PrefixLength = 24,
+            Pool = _pool,
+            Random = new SeededRandom(1),
             Arp = new ArpConfig { Announcements = 0, ReachableTime = TimeSpan.FromDays(1) },
         });
         _iface.Up(_now);

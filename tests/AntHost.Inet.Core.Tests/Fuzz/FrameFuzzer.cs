@@ -58,14 +58,14 @@ public sealed class FrameFuzzer(ulong seed, MacAddress ourMac, Ipv4Address ourIp
             case 3:
                 return Ip(src, ourIp, 1, Frames.Echo(0, (ushort)_r.NextUInt32(), (ushort)_r.NextUInt32(), data));
             case 4:
-            {
-                // An ICMP error quoting a datagram of ours.
-                byte proto = _r.Next(2) == 0 ? (byte)17 : (byte)6;
-                var quotedPayload = proto == 17 ? Frames.Udp(ourIp, src, boundPort, 53, data) : TcpSegment(src);
-                var quoted = Frames.Ipv4(ourIp, src, proto, quotedPayload, df: true);
-                byte type = _r.Next(3) switch { 0 => 3, 1 => 11, _ => 12 };
-                return Ip(peerIp, ourIp, 1, Frames.Icmp(type, (byte)_r.Next(16), (uint)_r.Next(1600), quoted[..Math.Min(quoted.Length, 28 + _r.Next(60))]));
-            }
+                {
+                    // An ICMP error quoting a datagram of ours.
+                    byte proto = _r.Next(2) == 0 ? (byte)17 : (byte)6;
+                    var quotedPayload = proto == 17 ? Frames.Udp(ourIp, src, boundPort, 53, data) : TcpSegment(src);
+                    var quoted = Frames.Ipv4(ourIp, src, proto, quotedPayload, df: true);
+                    byte type = _r.Next(3) switch { 0 => 3, 1 => 11, _ => 12 };
+                    return Ip(peerIp, ourIp, 1, Frames.Icmp(type, (byte)_r.Next(16), (uint)_r.Next(1600), quoted[..Math.Min(quoted.Length, 28 + _r.Next(60))]));
+                }
             case 5:
                 return Ip(src, ourIp, 17, Frames.Udp(src, ourIp, (ushort)_r.NextUInt32(), boundPort, data));
             case 6:
@@ -75,14 +75,14 @@ public sealed class FrameFuzzer(ulong seed, MacAddress ourMac, Ipv4Address ourIp
             case 8:
                 return Ip(src, ourIp, 6, TcpSegment(src));
             case 9:
-            {
-                // A fragment of a small datagram: first, middle or last.
-                var udp = Frames.Udp(src, ourIp, 7, boundPort, new byte[64 + _r.Next(64)]);
-                int off = 8 * _r.Next(udp.Length / 8);
-                int len = Math.Min(udp.Length - off, 8 * (1 + _r.Next(8)));
-                bool more = off + len < udp.Length;
-                return Frames.IpFrame(ourMac, peerMac, Frames.Ipv4(src, ourIp, 17, udp.AsSpan(off, len), id: (ushort)_r.Next(4), mf: more, fragmentOffset: off));
-            }
+                {
+                    // A fragment of a small datagram: first, middle or last.
+                    var udp = Frames.Udp(src, ourIp, 7, boundPort, new byte[64 + _r.Next(64)]);
+                    int off = 8 * _r.Next(udp.Length / 8);
+                    int len = Math.Min(udp.Length - off, 8 * (1 + _r.Next(8)));
+                    bool more = off + len < udp.Length;
+                    return Frames.IpFrame(ourMac, peerMac, Frames.Ipv4(src, ourIp, 17, udp.AsSpan(off, len), id: (ushort)_r.Next(4), mf: more, fragmentOffset: off));
+                }
             case 10:
                 return Frames.IpFrame(ourMac, peerMac, Frames.Ipv4(src, ourIp, 17, Frames.Udp(src, ourIp, 1, boundPort, data),
                     options: [0x94, 0x04, 0x00, 0x00, 0x01, 0x01, 0x01, 0x00]));
@@ -134,12 +134,12 @@ public sealed class FrameFuzzer(ulong seed, MacAddress ourMac, Ipv4Address ourIp
                     frame = frame[..Math.Max(0, frame.Length - 1 - _r.Next(Math.Max(1, frame.Length)))];
                     break;
                 case 3:
-                {
-                    var extra = new byte[1 + _r.Next(64)];
-                    _r.NextBytes(extra);
-                    frame = [.. frame, .. extra];
-                    break;
-                }
+                    {
+                        var extra = new byte[1 + _r.Next(64)];
+                        _r.NextBytes(extra);
+                        frame = [.. frame, .. extra];
+                        break;
+                    }
                 case 4:
                     // IPv4 fields to boundary values: version/IHL, total length, flags/offset, protocol.
                     if (frame.Length >= 34)

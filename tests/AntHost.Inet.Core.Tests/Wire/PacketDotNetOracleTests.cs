@@ -199,7 +199,10 @@ public class PacketDotNetOracleTests
         {
             var pip = new IPv4Packet(Ip(RandomIp(r)), Ip(RandomIp(r)))
             {
-                TimeToLive = r.Next(256), Id = (ushort)r.NextUInt32(), TypeOfService = (byte)r.NextUInt32(), Protocol = PacketDotNet.ProtocolType.Tcp,
+                TimeToLive = r.Next(256),
+                Id = (ushort)r.NextUInt32(),
+                TypeOfService = (byte)r.NextUInt32(),
+                Protocol = PacketDotNet.ProtocolType.Tcp,
             };
             pip.UpdateCalculatedValues();
             pip.UpdateIPChecksum();
