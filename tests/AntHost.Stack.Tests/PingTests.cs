@@ -211,4 +211,39 @@ public sealed class PingTests(ITestOutputHelper output)
         using var pinger = new Pinger(stack.Sandbox.PeerNamespace, RunningStack.HostIp);
         for (int i = 0; i < 5; i++) Assert.True(pinger.Ping((ushort)i, Patience), $"echo request {i} got no reply after the bad requests");
     }
+
+    [PcapFact]
+    public void The_driver_reports_link_down_and_up_and_pings_resume()
+    {
+        using var stack = new RunningStack(output);
+        using var pinger = new Pinger(stack.Sandbox.PeerNamespace, RunningStack.HostIp);
+        Assert.True(pinger.Ping(1, Patience), "echo request before the link went down got no reply");
+        Assert.Equal((long)AbiLinkState.Up, stack.Stat(InetStat.Link));
+
+        // The veth loses carrier on our side when the peer's end goes down.
+        Assert.True(stack.Sandbox.RunInPeer("ip", "link", "set", SandboxOptions.PeerInterface, "down").Succeeded);
+        stack.WaitStats(x => x[(int)InetStat.Link] == (long)AbiLinkState.Down, "the driver reported the link down");
+        Assert.True(stack.Sandbox.RunInPeer("ip", "link", "set", SandboxOptions.PeerInterface, "up").Succeeded);
+        stack.WaitStats(x => x[(int)InetStat.Link] == (long)AbiLinkState.Up, "the driver reported the link up");
+
+        // The peer's route comes back with its link (possibly a moment later): the first echoes may find none.
+        var deadline = DateTime.UtcNow + Patience;
+        ushort seq = 100;
+        while (!TryPing(pinger, seq++)) Assert.True(DateTime.UtcNow < deadline, "no echo came back after the link returned");
+        for (int i = 0; i < 10; i++) Assert.True(pinger.Ping(seq++, Patience), "echo request after the link returned got no reply");
+        Assert.Equal(1, stack.Stat(InetStat.Attached));
+    }
+
+    private static bool TryPing(Pinger pinger, ushort seq)
+    {
+        try
+        {
+            return pinger.Ping(seq, TimeSpan.FromSeconds(2));
+        }
+        catch (SocketException)
+        {
+            Thread.Sleep(100);
+            return false;
+        }
+    }
 }
