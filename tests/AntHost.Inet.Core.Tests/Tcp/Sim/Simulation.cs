@@ -44,7 +44,7 @@ public sealed record SimParameters
                 Delay = TimeSpan.FromMicroseconds(Pick(50, 500, 5_000, 20_000, 50_000)),
                 BandwidthBytesPerSecond = bw,
                 QueueLimitBytes = (int)Pick(16 * 1024, 64 * 1024, 256 * 1024),
-                Loss = loss * (0.5 + r.NextDouble()),
+                Loss = Math.Min(0.2, loss * (0.5 + r.NextDouble())),   // at most 20% each way
                 Reorder = r.Next(2) == 0 ? 0 : Pick(0.01, 0.05, 0.1),
                 Duplicate = r.Next(2) == 0 ? 0 : Pick(0.01, 0.05),
                 Corrupt = r.Next(2) == 0 ? 0 : Pick(0.005, 0.02),
@@ -324,7 +324,18 @@ public sealed class Simulation
         if ((f & 0x04) != 0) flags.Append('R');
         if ((f & 0x08) != 0) flags.Append('P');
         if ((f & 0x10) != 0) flags.Append('.');
-        return string.Create(CultureInfo.InvariantCulture, $"[{flags}] seq={seq} ack={ack} win={win} len={s.Length - off} hdr={off}");
+        string ts = "";
+        for (int i = 20; off <= s.Length && i + 1 < off;)
+        {
+            if (s[i] == 0) break;
+            if (s[i] == 1) { i++; continue; }
+            int len = s[i + 1];
+            if (len < 2 || i + len > off) break;
+            if (s[i] == 8 && len == 10)
+                ts = string.Create(CultureInfo.InvariantCulture, $" ts={System.Buffers.Binary.BinaryPrimitives.ReadUInt32BigEndian(s[(i + 2)..])}/{System.Buffers.Binary.BinaryPrimitives.ReadUInt32BigEndian(s[(i + 6)..])}");
+            i += len;
+        }
+        return string.Create(CultureInfo.InvariantCulture, $"[{flags}] seq={seq} ack={ack} win={win} len={s.Length - off} hdr={off}{ts}");
     }
 
     /// <summary>Checks the end state: complete streams, the IP seam's contract kept, no socket or buffer left.</summary>
