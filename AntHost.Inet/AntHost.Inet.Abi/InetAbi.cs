@@ -300,6 +300,10 @@ public enum InetStat
     Link,
     /// <summary>Bytes the request manager's thread has allocated since it started, read as the Stats request is taken (allocation checks).</summary>
     RequestThreadAllocatedBytes,
+    /// <summary>Ring slots the kernel connection dropped as garbage (unknown channel or kind).</summary>
+    KernelGarbage,
+    /// <summary>Messages the kernel connection refused for a bad handle.</summary>
+    KernelRefusedHandles,
     Count,
 }
 

@@ -83,6 +83,8 @@ public sealed class ProtocolManager
             _log.LogWarning("ifattach from {Process} refused: driver {Driver} is attached and alive", m.Source, _driverProcess);
             return InetStatus.AlreadyAttached;
         }
+        // A dead driver whose death notice has not come yet: its frames in flight went with it.
+        if (_driver is not null && _driver != m.Endpoint) DriverGone();
         var mac = new MacAddress(args.Mac);
         if (Interface is { } old && (old.Mac != mac || old.Config.Mtu != args.Mtu))
         {
@@ -128,6 +130,11 @@ public sealed class ProtocolManager
     public void PeerDied(in Message m)
     {
         if (_driver is null || m.Endpoint != _driver) return;
+        DriverGone();
+    }
+
+    private void DriverGone()
+    {
         _driver = null;
         Count(InetStat.DriverDeaths);
         int lost = _inFlight.Count;
@@ -138,7 +145,7 @@ public sealed class ProtocolManager
         }
         _inFlight.Clear();
         Count(InetStat.TxLostWithDriver, lost);
-        _log.LogWarning("driver {Process} died ({Lost} frames were with it); waiting for a new ifattach", _driverProcess, lost);
+        _log.LogWarning("driver {Process} is gone ({Lost} frames were with it); waiting for a new ifattach", _driverProcess, lost);
     }
 
     // ---- receive ---------------------------------------------------------------------------
@@ -313,6 +320,8 @@ public sealed class ProtocolManager
     public ReadOnlySpan<long> Stats()
     {
         _stats[(int)InetStat.RequestThreadAllocatedBytes] = GC.GetAllocatedBytesForCurrentThread();
+        _stats[(int)InetStat.KernelGarbage] = _kernel.Counters.Garbage;
+        _stats[(int)InetStat.KernelRefusedHandles] = _kernel.Counters.RefusedHandles;
         _stats[(int)InetStat.Attached] = _driver is not null ? 1 : 0;
         _stats[(int)InetStat.TxInFlight] = _inFlight.Count;
         _stats[(int)InetStat.BuffersOutstanding] = Pool.Outstanding;

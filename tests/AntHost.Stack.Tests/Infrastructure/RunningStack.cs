@@ -116,18 +116,33 @@ public sealed class RunningStack : IDisposable
     public long[] InetStats()
     {
         _observer ??= KernelConnection.Connect(new KernelOptions { Instance = Instance, ProcessName = "test" });
-        if (_inetChannel is not { IsOpen: true }) _inetChannel = _observer.Open(InetService.Name);
-        var control = _observer.AllocateControl();
-        var reply = _observer.Call(_inetChannel, control, (ushort)InetOp.Stats, default, StackProcess.Patience);
-        try
+        for (int attempt = 1; ; attempt++)
         {
-            Assert.Equal((int)InetStatus.Ok, reply.Status);
-            Assert.True(ControlIca.TryOpen(reply.Control.Span, out var c));
-            return global::AntHost.Inet.Abi.InetStats.Read(c.Inline);
-        }
-        finally
-        {
-            _observer.FreeMessage(reply);
+            if (_inetChannel is not { IsOpen: true }) _inetChannel = _observer.Open(InetService.Name);
+            var control = _observer.AllocateControl();
+            Message reply;
+            try
+            {
+                reply = _observer.Call(_inetChannel, control, (ushort)InetOp.Stats, default, TimeSpan.FromSeconds(15));
+            }
+            catch (KernelException e) when (e.Error == KernelError.Timeout && attempt < 3)
+            {
+                // Seen once in many runs: a call on a freshly opened channel never answered (the
+                // kernel's channel-open path is suspected). Say so in the log and use a new channel.
+                _output.WriteLine($"Stats call on {_inetChannel} got no reply in 15 s (attempt {attempt}); opening a new channel");
+                _inetChannel = null;
+                continue;
+            }
+            try
+            {
+                Assert.Equal((int)InetStatus.Ok, reply.Status);
+                Assert.True(ControlIca.TryOpen(reply.Control.Span, out var c));
+                return global::AntHost.Inet.Abi.InetStats.Read(c.Inline);
+            }
+            finally
+            {
+                _observer.FreeMessage(reply);
+            }
         }
     }
 
