@@ -104,40 +104,40 @@ public sealed class RequestManager
                 _protocol.EthInput(m, Now);
                 return;
             case InetOp.IfAttach:
-            {
-                if (m.Control.IsNone || !ControlIca.TryOpen(m.Control.Span, out var c) || c.FrameCount == 0)
                 {
-                    Answer(m, InetStatus.NoControl);
+                    if (m.Control.IsNone || !ControlIca.TryOpen(m.Control.Span, out var c) || c.FrameCount == 0)
+                    {
+                        Answer(m, InetStatus.NoControl);
+                        return;
+                    }
+                    if (!IfAttachArgs.TryRead(c.FrameArguments(c.FrameCount - 1), out var args))
+                    {
+                        Answer(m, InetStatus.BadArguments);
+                        return;
+                    }
+                    var status = _protocol.Attach(m, args, Now, c.ResultArea, out int len);
+                    c.SetResultLength(len);
+                    Answer(m, status);
                     return;
                 }
-                if (!IfAttachArgs.TryRead(c.FrameArguments(c.FrameCount - 1), out var args))
-                {
-                    Answer(m, InetStatus.BadArguments);
-                    return;
-                }
-                var status = _protocol.Attach(m, args, Now, c.ResultArea, out int len);
-                c.SetResultLength(len);
-                Answer(m, status);
-                return;
-            }
             case InetOp.IfLink:
-            {
-                if (!m.Control.IsNone && ControlIca.TryOpen(m.Control.Span, out var c) && c.FrameCount > 0)
-                    _protocol.SetLink(m, IfLinkArgs.Read(c.FrameArguments(c.FrameCount - 1)));
-                Answer(m, InetStatus.Ok);
-                return;
-            }
-            case InetOp.Stats:
-            {
-                if (m.Control.IsNone || !ControlIca.TryOpen(m.Control.Span, out var c))
                 {
-                    Answer(m, InetStatus.NoControl);
+                    if (!m.Control.IsNone && ControlIca.TryOpen(m.Control.Span, out var c) && c.FrameCount > 0)
+                        _protocol.SetLink(m, IfLinkArgs.Read(c.FrameArguments(c.FrameCount - 1)));
+                    Answer(m, InetStatus.Ok);
                     return;
                 }
-                InetStats.Write(c.Inline, _protocol.Stats());
-                Answer(m, InetStatus.Ok);
-                return;
-            }
+            case InetOp.Stats:
+                {
+                    if (m.Control.IsNone || !ControlIca.TryOpen(m.Control.Span, out var c))
+                    {
+                        Answer(m, InetStatus.NoControl);
+                        return;
+                    }
+                    InetStats.Write(c.Inline, _protocol.Stats());
+                    Answer(m, InetStatus.Ok);
+                    return;
+                }
             default:
                 Answer(m, InetStatus.UnknownOpcode);
                 return;
