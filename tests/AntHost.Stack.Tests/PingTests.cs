@@ -86,6 +86,15 @@ public sealed class PingTests(ITestOutputHelper output)
         stack.Driver.WaitFor("pages owned at stop: 0");
         stack.Inet.WaitFor("buffers outstanding at stop: 0");
         stack.Inet.WaitFor("pages owned at stop: 0");
+        // The driver's two packet threads allocate nothing per frame either: any object per frame
+        // would be at least 24 bytes; what remains is the kernel connection refilling its ICA cache.
+        foreach (var thread in new[] { "receive thread allocated (\\d+) bytes over frames 100..(\\d+)", "transmit thread allocated (\\d+) bytes over requests 100..(\\d+)" })
+        {
+            var match = System.Text.RegularExpressions.Regex.Match(stack.Driver.Log, thread);
+            Assert.True(match.Success, $"the driver did not report '{thread}'");
+            long bytes = long.Parse(match.Groups[1].Value), frames = long.Parse(match.Groups[2].Value) - 100;
+            Assert.True(frames > 0 && bytes < frames * 16, $"{match.Value}: more than 16 bytes per frame");
+        }
         // The broker reclaims a leaving process's pages (the test's own connection's cache among
         // them) as it notices the process go: wait for that, then every page must be free.
         var deadline = DateTime.UtcNow + Patience;

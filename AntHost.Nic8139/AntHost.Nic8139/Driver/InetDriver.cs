@@ -75,6 +75,10 @@ public sealed class InetDriver
     private KernelConnection _kernel = null!;
     private volatile Endpoint? _inet;
 
+    // Allocation accounting of the two packet threads after warm-up (frames 0..WarmUp-1 excluded).
+    private const int WarmUp = 100;
+    private long _rxFrames, _rxAllocStart, _rxAllocLast, _txRequests, _txAllocStart, _txAllocLast;
+
     public InetDriver(NicDevice device, InetDriverOptions options, ILogger log)
     {
         _device = device;
@@ -204,6 +208,9 @@ public sealed class InetDriver
     private void Transmit(in Message m)
     {
         Interlocked.Increment(ref Counters._transmitRequests);
+        long txAlloc = GC.GetAllocatedBytesForCurrentThread();
+        if (++_txRequests == WarmUp) _txAllocStart = txAlloc;
+        _txAllocLast = txAlloc;
         if (m.Control.IsNone || !ControlIca.TryOpen(m.Control.Span, out var c) || c.FrameCount == 0)
         {
             // Nothing to say the result in: give the ICAs back so inet can account for them.
@@ -241,6 +248,9 @@ public sealed class InetDriver
     /// <summary>The receive callback: one copy into a data ICA, then ethinput.</summary>
     private void OnFrame(ReadOnlySpan<byte> frame)
     {
+        long rxAlloc = GC.GetAllocatedBytesForCurrentThread();
+        if (++_rxFrames == WarmUp) _rxAllocStart = rxAlloc;
+        _rxAllocLast = rxAlloc;
         var inet = _inet;
         if (inet is null || !inet.IsOpen)
         {
@@ -302,6 +312,10 @@ public sealed class InetDriver
         {
             _log.LogInformation("ipc counters: {Counters}", Counters);
             _log.LogInformation("device counters: {Counters}", _device.Counters);
+            if (_rxFrames > WarmUp)
+                _log.LogInformation("receive thread allocated {Bytes} bytes over frames {From}..{To}", _rxAllocLast - _rxAllocStart, WarmUp, _rxFrames);
+            if (_txRequests > WarmUp)
+                _log.LogInformation("transmit thread allocated {Bytes} bytes over requests {From}..{To}", _txAllocLast - _txAllocStart, WarmUp, _txRequests);
             _kernel.TrimCache();
             _kernel.Commit();
             _log.LogInformation("pages owned at stop: {N}", new OwnershipTable(_kernel.Pool).PagesOwnedBy(_kernel.Id));
