@@ -1,0 +1,216 @@
+// Bringing an instance up and down. `up` is a sequence of steps, each recorded in the
+// state file as soon as it is taken (sandbox made, process started), so whatever fails
+// or whoever interrupts, `down` finds everything that was made. Readiness is what each
+// server itself says in its log: the broker "anthost-kernel ready" (pool mapped, socket
+// listening), the inet server "anthost-inet ready" (service registered), the driver
+// "attached to inet" (inet took its ifattach), the peer's servers "ready" (all bound).
+// Down stops them in the reverse order of dependence (driver, peer, inet, broker), each
+// with SIGTERM so it logs its counters and gives its pages back, then SIGKILL after a
+// grace period; then it removes the namespaces, and the pool file and socket if the
+// broker could not.
+using System.Runtime.InteropServices;
+using AntHost.Kernel.Pool;
+using AntHost.Sandbox;
+
+namespace AntHost.Cli;
+
+/// <summary>What <c>anthost up</c> is asked for.</summary>
+internal sealed record UpOptions
+{
+    public string Instance { get; init; } = "default";
+    public string Transfer { get; init; } = "direct";
+    public int SpinUs { get; init; } = 20;
+    public string Prefix { get; init; } = "anthost";
+    public string? Adapter { get; init; }
+    public string? Address { get; init; }
+    public string? Gateway { get; init; }
+    public string? LogDirectory { get; init; }
+    public TimeSpan Patience { get; init; } = TimeSpan.FromSeconds(60);
+}
+
+internal static partial class Instance
+{
+    public static readonly TimeSpan Grace = TimeSpan.FromSeconds(10);
+
+    /// <summary>The peer's servers stop when their stdin closes, which ours never does; they hold no state, so after a short wait they are killed.</summary>
+    public static readonly TimeSpan PeerGrace = TimeSpan.FromSeconds(2);
+
+    public static bool IsRoot => GetEuid() == 0;
+
+    [LibraryImport("libc", EntryPoint = "geteuid")]
+    private static partial uint GetEuid();
+
+    [LibraryImport("libc", EntryPoint = "mkfifo", StringMarshalling = StringMarshalling.Utf8, SetLastError = true)]
+    private static partial int MkFifo(string path, uint mode);
+
+    public static void RequireRoot(string what)
+    {
+        if (!IsRoot) throw new CliException($"{what} needs root (network namespaces, the pool in /dev/shm, /run/anthost): run it with sudo");
+    }
+
+    /// <summary>Brings the instance up; on any failure (or cancellation) takes down what it made and rethrows.</summary>
+    public static InstanceState Up(UpOptions o, Action<string> progress, CancellationToken ct)
+    {
+        RequireRoot("anthost up");
+        if (InstanceState.Load(o.Instance) is { } old)
+        {
+            var alive = old.Processes.Where(ServerProcess.IsAlive).ToList();
+            if (alive.Count > 0)
+                throw new CliException($"instance '{o.Instance}' is already up ({string.Join(", ", alive.Select(p => $"{p.Name} pid {p.Pid}"))}); " +
+                    $"see `anthost ps --instance {o.Instance}`, or `anthost down --instance {o.Instance}` first");
+            progress($"instance '{o.Instance}' left state behind (its processes are gone): cleaning up first");
+            Down(old, progress);
+        }
+        bool sandbox = o.Adapter is null;
+        if (sandbox)
+        {
+            foreach (var other in InstanceState.All())
+                if (other.Instance != o.Instance && other.Prefix == o.Prefix && other.Processes.Any(ServerProcess.IsAlive))
+                    throw new CliException($"the sandbox prefix '{o.Prefix}' belongs to running instance '{other.Instance}': choose another --prefix");
+        }
+
+        string logDir = o.LogDirectory ?? InstanceState.DefaultLogDirectory(o.Instance);
+        Directory.CreateDirectory(logDir);
+        var state = new InstanceState
+        {
+            Instance = o.Instance,
+            Network = sandbox ? "sandbox" : "adapter",
+            Prefix = sandbox ? o.Prefix : null,
+            Namespaces = sandbox ? [o.Prefix + "-host", o.Prefix + "-peer"] : [],
+            Adapter = sandbox ? SandboxOptions.HostInterface : o.Adapter,
+            Address = sandbox ? new SandboxOptions().HostAddress : o.Address!,
+            Gateway = o.Gateway,
+            PeerAddress = sandbox ? new SandboxOptions().PeerAddress : null,
+            Transfer = o.Transfer,
+            SpinUs = o.SpinUs,
+            LogDirectory = logDir,
+            CreatedUtc = DateTime.UtcNow,
+        };
+        state.Save();
+        try
+        {
+            string dotnet = SandboxNetwork.DotnetHost();
+            string broker = Binaries.Find(Binaries.Broker), inet = Binaries.Find(Binaries.Inet), nic = Binaries.Find(Binaries.Nic);
+            string? peer = sandbox ? Binaries.Find(Binaries.Peer) : null;
+            SandboxNetwork? net = null;
+            if (sandbox)
+            {
+                progress($"making the sandbox network ({state.Namespaces[0]}, {state.Namespaces[1]})");
+                net = SandboxNetwork.Create(new SandboxOptions { Prefix = o.Prefix, StartServers = false });
+            }
+
+            // Servers that read nothing get /dev/null; the peer's servers stop when their stdin
+            // closes, so theirs is a FIFO opened read-write by the peer itself: it never closes
+            // while the peer lives, and SIGTERM stops it.
+            string peerStdin = Path.Combine(InstanceState.DirectoryFor(o.Instance), "peer.stdin");
+            File.Delete(peerStdin);
+            if (sandbox && MkFifo(peerStdin, 0x180) != 0) throw new CliException($"mkfifo {peerStdin} failed: errno {Marshal.GetLastPInvokeError()}");
+
+            ProcessRecord Launch(string name, string[] command, string marker, string? netns, string ready, string what)
+            {
+                ct.ThrowIfCancellationRequested();
+                string log = Path.Combine(logDir, name + ".log");
+                if (File.Exists(log)) File.Move(log, log + ".1", overwrite: true);
+                progress($"starting {what}");
+                var r = ServerProcess.Start(name, command, marker, log, name == "peer" ? peerStdin : "/dev/null", netns);
+                state.Processes.Add(r);
+                state.Save();
+                progress($"waiting for {what} (pid {r.Pid}) to say '{ready}'");
+                ServerProcess.WaitForLog(r, ready, o.Patience, ct);
+                return r;
+            }
+
+            Launch("broker", [dotnet, broker, "--instance", o.Instance, "--transfer", o.Transfer], Binaries.Broker, null, "anthost-kernel ready", "the broker");
+            string[] inetArgs = [dotnet, inet, "--instance", o.Instance, "--address", state.Address, "--spin-us", o.SpinUs.ToString(System.Globalization.CultureInfo.InvariantCulture),
+                .. o.Gateway is null ? Array.Empty<string>() : ["--gateway", o.Gateway]];
+            Launch("inet", inetArgs, Binaries.Inet, null, "anthost-inet ready", "the inet server");
+            string[] nicArgs = [dotnet, nic, "--adapter", state.Adapter!, "--kernel", o.Instance, "--ipc-spin-us", o.SpinUs.ToString(System.Globalization.CultureInfo.InvariantCulture)];
+            Launch("nic", sandbox ? ["ip", "netns", "exec", net!.HostNamespace, .. nicArgs] : nicArgs, Binaries.Nic, sandbox ? net!.HostNamespace : null,
+                "attached to inet", $"the NIC driver on {state.Adapter}");
+            if (sandbox)
+            {
+                var ports = new PeerPorts();
+                Launch("peer", ["ip", "netns", "exec", net!.PeerNamespace, dotnet, peer!, "--address", net.PeerAddress.ToString(),
+                    "--echo", ports.Echo.ToString(System.Globalization.CultureInfo.InvariantCulture), "--discard", ports.Discard.ToString(System.Globalization.CultureInfo.InvariantCulture),
+                    "--source", ports.Source.ToString(System.Globalization.CultureInfo.InvariantCulture), "--http", ports.Http.ToString(System.Globalization.CultureInfo.InvariantCulture)],
+                    Binaries.Peer, net.PeerNamespace, "ready", "the peer's servers (echo, discard, source, HTTP)");
+            }
+            state = state with { Complete = true };
+            state.Save();
+            return state;
+        }
+        catch
+        {
+            progress("failed: taking down what was started");
+            Down(state, _ => { });
+            throw;
+        }
+    }
+
+    /// <summary>One line per step of <see cref="Down"/>.</summary>
+    public sealed record DownStep(string What, string Result);
+
+    /// <summary>Stops what the state records, removes the sandbox, pool, socket and state. Safe to repeat.</summary>
+    public static List<DownStep> Down(InstanceState state, Action<string> progress)
+    {
+        var steps = new List<DownStep>();
+        string[] order = ["nic", "peer", "inet", "broker"];
+        foreach (var r in state.Processes.OrderBy(p => Array.IndexOf(order, p.Name) is var i && i < 0 ? 0 : i))
+        {
+            progress($"stopping {r.Name} (pid {r.Pid})");
+            steps.Add(new DownStep($"{r.Name} (pid {r.Pid})", ServerProcess.Stop(r, r.Name == "peer" ? PeerGrace : Grace)));
+        }
+        if (state.Network == "sandbox" && state.Prefix is not null)
+        {
+            progress($"removing the sandbox network '{state.Prefix}'");
+            bool had = SandboxNetwork.Namespaces(state.Prefix).Count > 0;
+            SandboxNetwork.Sweep(state.Prefix);
+            steps.Add(new DownStep($"namespaces {string.Join(", ", state.Namespaces)}", had ? "removed" : "already gone"));
+        }
+        steps.AddRange(RemoveKernelFiles(state.Instance, state.Processes.Where(p => p.Name == "broker").ToList()));
+        InstanceState.Remove(state.Instance);
+        steps.Add(new DownStep("state " + InstanceState.PathFor(state.Instance), "removed"));
+        return steps;
+    }
+
+    /// <summary>
+    /// Removes the pool file and socket a dead broker left. A broker that still runs for this
+    /// instance and is not one we started (started by hand) keeps them: they are its.
+    /// </summary>
+    public static List<DownStep> RemoveKernelFiles(string instance, IReadOnlyList<ProcessRecord> ours)
+    {
+        var steps = new List<DownStep>();
+        string pool = IcaPool.PathFor(instance), socket = $"/run/anthost/{instance}.sock";
+        int brokerPid = ReadBrokerPid(pool);
+        if (brokerPid > 0 && ServerProcess.StartTicks(brokerPid) is not null && IsBroker(brokerPid) && !ours.Any(p => p.Pid == brokerPid && ServerProcess.IsAlive(p)))
+        {
+            steps.Add(new DownStep($"pool {pool}", $"kept: broker pid {brokerPid} (not started by anthost up) still runs"));
+            return steps;
+        }
+        foreach (var f in new[] { pool, socket })
+        {
+            if (!File.Exists(f)) { steps.Add(new DownStep(f, "already gone")); continue; }
+            File.Delete(f);
+            steps.Add(new DownStep(f, "removed (left by a broker that did not stop cleanly)"));
+        }
+        return steps;
+    }
+
+    private static bool IsBroker(int pid)
+    {
+        try { return File.ReadAllText($"/proc/{pid}/cmdline").Contains("anthost-kernel", StringComparison.Ordinal); }
+        catch (IOException) { return false; }
+    }
+
+    private static int ReadBrokerPid(string pool)
+    {
+        try
+        {
+            using var fs = new FileStream(pool, FileMode.Open, FileAccess.Read, FileShare.ReadWrite);
+            Span<byte> h = stackalloc byte[64];
+            if (fs.Read(h) < 64) return 0;
+            return System.Buffers.Binary.BinaryPrimitives.ReadInt32LittleEndian(h[44..]);
+        }
+        catch (IOException) { return 0; }
+    }
+}

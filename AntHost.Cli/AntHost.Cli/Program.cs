@@ -1,0 +1,168 @@
+// anthost: brings an AntHost instance up and down, shows what runs, measures, and demonstrates.
+// Exit codes: 0 done; 1 the operation failed (the message says why, and a failing server's
+// log tail follows); 2 the command line is wrong.
+using System.CommandLine;
+using AntHost.Cli;
+
+[assembly: System.Runtime.Versioning.SupportedOSPlatform("linux")]
+
+return new CliCommands().Run(args);
+
+namespace AntHost.Cli
+{
+    internal sealed class UsageException(string message) : Exception(message);
+
+    /// <summary>The command line: parsing apart from running, so tests can check it.</summary>
+    internal sealed class CliCommands
+    {
+        public RootCommand Root { get; }
+
+        private static Option<string> InstanceOption() => new("--instance")
+        {
+            Description = "instance name: pool /dev/shm/anthost-NAME.pool, state /run/anthost/NAME/",
+            DefaultValueFactory = _ => "default",
+        };
+
+        public CliCommands()
+        {
+            Root = new RootCommand("AntHost: a TCP/IP stack as separate processes (broker, inet server, NIC driver) over a shared ICA pool");
+
+            // ---- up ----
+            var instance = InstanceOption();
+            var transfer = new Option<string>("--transfer") { Description = "how ICAs change hands: direct (journaled) or mediated (through the broker)", DefaultValueFactory = _ => "direct" };
+            transfer.AcceptOnlyFromAmong("direct", "mediated");
+            var spin = new Option<int>("--spin-us") { Description = "spin budget of inet and the driver before they sleep, microseconds (0 = frugal)", DefaultValueFactory = _ => 20 };
+            spin.Validators.Add(r => { if (r.GetValueOrDefault<int>() is < 0 or > 100_000) r.AddError("--spin-us takes 0..100000"); });
+            var prefix = new Option<string>("--prefix") { Description = "sandbox namespaces PREFIX-host and PREFIX-peer", DefaultValueFactory = _ => "anthost" };
+            var adapter = new Option<string?>("--adapter") { Description = "run on this real adapter instead of the sandbox (needs --address)" };
+            var address = new Option<string?>("--address") { Description = "AntHost's IPv4 address on --adapter, A.B.C.D/N (one nobody else uses)" };
+            var gateway = new Option<string?>("--gateway") { Description = "default gateway on --adapter's link" };
+            var logDir = new Option<string?>("--log-dir") { Description = "where the servers' logs go (default /var/log/anthost/INSTANCE)" };
+            var up = new Command("up", "start the broker, the inet server and a NIC driver (on the sandbox network unless --adapter)");
+            foreach (Option o in new Option[] { instance, transfer, spin, prefix, adapter, address, gateway, logDir }) up.Options.Add(o);
+            up.SetAction(r => Guard(() =>
+            {
+                var o = new UpOptions
+                {
+                    Instance = Name(r.GetValue(instance)!),
+                    Transfer = r.GetValue(transfer)!,
+                    SpinUs = r.GetValue(spin),
+                    Prefix = r.GetValue(prefix)!,
+                    Adapter = r.GetValue(adapter),
+                    Address = r.GetValue(address),
+                    Gateway = r.GetValue(gateway),
+                    LogDirectory = r.GetValue(logDir),
+                };
+                CheckNetwork(o);
+                return Commands.Up(o);
+            }));
+            Root.Subcommands.Add(up);
+
+            // ---- down ----
+            var downInstance = InstanceOption();
+            var down = new Command("down", "stop the instance's processes and remove its sandbox, pool, socket and state (also after a crash)");
+            down.Options.Add(downInstance);
+            down.SetAction(r => Guard(() => Commands.Down(Name(r.GetValue(downInstance)!))));
+            Root.Subcommands.Add(down);
+
+            // ---- ps ----
+            var psInstance = InstanceOption();
+            var json = new Option<bool>("--json") { Description = "print JSON instead of tables" };
+            var ps = new Command("ps", "the instance's processes, pages and ICAs they own, ring depths and counters");
+            ps.Options.Add(psInstance);
+            ps.Options.Add(json);
+            ps.SetAction(r => Guard(() => Commands.Ps(Name(r.GetValue(psInstance)!), r.GetValue(json))));
+            Root.Subcommands.Add(ps);
+
+            // ---- bench ipc ----
+            var quick = new Option<bool>("--quick") { Description = "fewer iterations (about 20 s instead of 1-2 min)" };
+            var jsonOut = new Option<string?>("--json") { Description = "also write the report as JSON to this file" };
+            var mdOut = new Option<string?>("--md") { Description = "also write the Markdown table to this file" };
+            var ipc = new Command("ipc", "the IPC benchmark: the paper's three hops and the whole chain, both transfer paths, beside a Unix socket");
+            foreach (Option o in new Option[] { quick, jsonOut, mdOut }) ipc.Options.Add(o);
+            ipc.SetAction(r => Guard(() => Commands.BenchIpc(r.GetValue(quick), r.GetValue(jsonOut), r.GetValue(mdOut))));
+            var bench = new Command("bench", "benchmarks (reported beside their baselines, measured in the same run)");
+            bench.Subcommands.Add(ipc);
+            Root.Subcommands.Add(bench);
+
+            // ---- demo ----
+            var demoInstance = new Option<string>("--instance") { Description = "instance name for the demo", DefaultValueFactory = _ => "demo" };
+            var demoPrefix = new Option<string>("--prefix") { Description = "sandbox namespaces PREFIX-host and PREFIX-peer", DefaultValueFactory = _ => "anthost-demo" };
+            var pings = new Option<int>("--pings") { Description = "echo requests measured (after a warm-up of a quarter as many)", DefaultValueFactory = _ => 200 };
+            pings.Validators.Add(r => { if (r.GetValueOrDefault<int>() is < 1 or > 100_000) r.AddError("--pings takes 1..100000"); });
+            var demoLogDir = new Option<string?>("--log-dir") { Description = "where the servers' logs go (default /var/log/anthost/INSTANCE)" };
+            var demo = new Command("demo", "bring the stack up on the sandbox, show what it does against the Linux peer, take it down");
+            foreach (Option o in new Option[] { demoInstance, demoPrefix, pings, demoLogDir }) demo.Options.Add(o);
+            demo.SetAction(r => Guard(() => Commands.Demo(new UpOptions
+            {
+                Instance = Name(r.GetValue(demoInstance)!),
+                Prefix = r.GetValue(demoPrefix)!,
+                LogDirectory = r.GetValue(demoLogDir),
+            }, r.GetValue(pings))));
+            Root.Subcommands.Add(demo);
+        }
+
+        public int Run(string[] args)
+        {
+            var result = Root.Parse(args);
+            if (result.Errors.Count > 0)
+            {
+                foreach (var e in result.Errors) Console.Error.WriteLine($"anthost: {e.Message}");
+                Console.Error.WriteLine("see: anthost --help, or anthost COMMAND --help");
+                return 2;
+            }
+            return result.Invoke();
+        }
+
+        private static string Name(string instance)
+        {
+            try { InstanceState.ValidateName(instance); }
+            catch (CliException e) { throw new UsageException(e.Message); }
+            return instance;
+        }
+
+        private static void CheckNetwork(UpOptions o)
+        {
+            if (o.Adapter is null)
+            {
+                if (o.Address is not null || o.Gateway is not null) throw new UsageException("--address and --gateway go with --adapter (the sandbox has its own addresses)");
+                try { new AntHost.Sandbox.SandboxOptions { Prefix = o.Prefix }.Validate(); }
+                catch (ArgumentException e) { throw new UsageException(e.Message); }
+                return;
+            }
+            if (o.Address is null) throw new UsageException("--adapter needs --address A.B.C.D/N (AntHost's own address on that network)");
+            var parts = o.Address.Split('/');
+            if (parts.Length != 2 || !System.Net.IPAddress.TryParse(parts[0], out var ip) || ip.AddressFamily != System.Net.Sockets.AddressFamily.InterNetwork
+                || !int.TryParse(parts[1], out int len) || len is < 1 or > 32)
+                throw new UsageException($"--address '{o.Address}' is not an IPv4 address with a prefix length, like 192.0.2.10/24");
+            if (o.Gateway is not null && !(System.Net.IPAddress.TryParse(o.Gateway, out var g) && g.AddressFamily == System.Net.Sockets.AddressFamily.InterNetwork))
+                throw new UsageException($"--gateway '{o.Gateway}' is not an IPv4 address");
+        }
+
+        /// <summary>Turns the errors a user can act on into a message and an exit code.</summary>
+        private static int Guard(Func<int> action)
+        {
+            try
+            {
+                return action();
+            }
+            catch (UsageException e)
+            {
+                Console.Error.WriteLine($"anthost: {e.Message}");
+                return 2;
+            }
+            catch (ServerFailedException e)
+            {
+                Console.Error.WriteLine($"anthost: {e.Message}");
+                Console.Error.WriteLine($"---- last lines of {e.Process.Log} ----");
+                Console.Error.WriteLine(ServerProcess.Tail(e.Process.Log));
+                return 1;
+            }
+            catch (Exception e) when (e is CliException or AntHost.Sandbox.SandboxCommandException or OperationCanceledException)
+            {
+                Console.Error.WriteLine($"anthost: {(e is OperationCanceledException ? "interrupted; everything started was taken down" : e.Message)}");
+                return 1;
+            }
+        }
+    }
+}
