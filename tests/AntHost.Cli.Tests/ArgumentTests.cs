@@ -1,0 +1,51 @@
+using AntHost.TestSupport;
+using Xunit.Abstractions;
+
+namespace AntHost.Cli.Tests;
+
+/// <summary>A wrong command line is refused before anything is made: exit code 2 and a message naming the problem.</summary>
+public sealed class ArgumentTests(ITestOutputHelper output)
+{
+    [Theory]
+    [InlineData("direct and mediated", "up", "--transfer", "sideways")]
+    [InlineData("instance name", "up", "--instance", "Bad_Name")]
+    [InlineData("instance name", "down", "--instance", "../etc")]
+    [InlineData("--adapter needs --address", "up", "--adapter", "nosuch0")]
+    [InlineData("go with --adapter", "up", "--address", "198.18.0.2/24")]
+    [InlineData("is not an IPv4 address with a prefix length", "up", "--adapter", "nosuch0", "--address", "198.18.0.2")]
+    [InlineData("--gateway 'x' is not an IPv4 address", "up", "--adapter", "nosuch0", "--address", "198.18.0.2/24", "--gateway", "x")]
+    [InlineData("--spin-us takes 0..100000", "up", "--spin-us", "-5")]
+    [InlineData("sandbox prefix", "up", "--prefix", "UPPER")]
+    [InlineData("--pings takes 1..100000", "demo", "--pings", "0")]
+    [InlineData("Unrecognized command or argument 'sideways'", "sideways")]
+    [InlineData("Unrecognized command or argument '--nope'", "ps", "--nope")]
+    public void A_wrong_command_line_exits_2_saying_what_is_wrong(string expected, params string[] args)
+    {
+        var r = Cli.Run(output, args);
+        Assert.Equal(2, r.ExitCode);
+        Assert.Contains(expected.Replace("direct and mediated", "mediated", StringComparison.Ordinal), r.StandardError, StringComparison.Ordinal);
+        Assert.DoesNotContain("   at ", r.All, StringComparison.Ordinal); // no stack trace
+    }
+
+    [Fact]
+    public void Help_lists_every_command()
+    {
+        var r = Cli.Run(output, "--help");
+        Assert.Equal(0, r.ExitCode);
+        foreach (var c in new[] { "up", "down", "ps", "bench", "demo" }) Assert.Contains($"  {c} ", r.StandardOutput, StringComparison.Ordinal);
+        r = Cli.Run(output, "bench", "--help");
+        Assert.Contains("ipc", r.StandardOutput, StringComparison.Ordinal);
+    }
+
+    [RootFact]
+    public void Ps_and_down_of_an_instance_that_is_not_up_say_so()
+    {
+        string instance = $"test-cli-none-{Random.Shared.Next(10000, 100000)}";
+        var ps = Cli.Run(output, "ps", "--instance", instance);
+        Assert.Equal(1, ps.ExitCode);
+        Assert.Contains($"instance '{instance}' is not up", ps.StandardError, StringComparison.Ordinal);
+        var down = Cli.Run(output, "down", "--instance", instance);
+        Assert.Equal(0, down.ExitCode); // idempotent: nothing to do is not an error
+        Assert.Contains("is not up", down.StandardOutput, StringComparison.Ordinal);
+    }
+}
