@@ -154,6 +154,18 @@ internal static partial class Instance
     public static List<DownStep> Down(InstanceState state, Action<string> progress)
     {
         var steps = new List<DownStep>();
+        // Processes that joined the instance by hand (a server under a debugger) are not ours
+        // to stop: say so, so nobody wonders why one still runs after its broker is gone.
+        try
+        {
+            var recorded = state.Processes.Where(ServerProcess.IsAlive).Select(p => p.Pid).ToHashSet();
+            foreach (var p in PoolSnapshot.Read(state.PoolPath).Processes.Where(p => p.State == "alive" && !recorded.Contains(p.Pid)))
+                steps.Add(new DownStep($"{p.Name} (pid {p.Pid})", "joined by hand, not started by anthost up: left running, stop it yourself"));
+        }
+        catch (Exception e) when (e is IOException or CliException or UnauthorizedAccessException)
+        {
+            // no pool (the broker is gone): nobody can have joined it
+        }
         string[] order = ["nic", "peer", "inet", "broker"];
         foreach (var r in state.Processes.OrderBy(p => Array.IndexOf(order, p.Name) is var i && i < 0 ? 0 : i))
         {
