@@ -33,7 +33,9 @@ public static class Cli
         throw new FileNotFoundException($"anthost.dll is not built for {config}/{tfm}");
     }
 
-    public static CliResult Run(ITestOutputHelper? output, params string[] args)
+    public static CliResult Run(ITestOutputHelper? output, params string[] args) => Run(output, null, args);
+
+    public static CliResult Run(ITestOutputHelper? output, IReadOnlyDictionary<string, string>? environment, params string[] args)
     {
         var psi = new ProcessStartInfo(DotnetHost())
         {
@@ -44,6 +46,7 @@ public static class Cli
         };
         psi.ArgumentList.Add(Dll);
         foreach (var a in args) psi.ArgumentList.Add(a);
+        foreach (var (k, v) in environment ?? new Dictionary<string, string>()) psi.Environment[k] = v;
         using var p = Process.Start(psi)!;
         var stdout = new StringBuilder();
         var stderr = new StringBuilder();

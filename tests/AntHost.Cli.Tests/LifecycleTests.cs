@@ -71,6 +71,29 @@ public sealed partial class LifecycleTests(ITestOutputHelper output)
     }
 
     [PcapFact]
+    public void A_server_that_fails_to_start_makes_up_take_everything_down_and_show_its_log()
+    {
+        using var t = new TestInstance(output);
+        // Programs that are not programs: the broker's `dotnet` refuses its dll and exits at once.
+        string bin = Path.Combine(t.LogDirectory, "bin");
+        Directory.CreateDirectory(bin);
+        foreach (var dll in new[] { "anthost-kernel.dll", "anthost-inet.dll", "anthost-nic.dll", "anthost-peer.dll" })
+            File.WriteAllText(Path.Combine(bin, dll), "not an assembly");
+        var up = t.Up(new Dictionary<string, string> { ["ANTHOST_BIN_DIR"] = bin });
+        Assert.Equal(1, up.ExitCode);
+        Assert.Contains("broker (pid", up.StandardError, StringComparison.Ordinal);
+        Assert.Contains("exited before it said 'anthost-kernel ready'", up.StandardError, StringComparison.Ordinal);
+        Assert.Contains("---- last lines of " + Path.Combine(t.LogDirectory, "broker.log"), up.StandardError, StringComparison.Ordinal);
+        // The tail shown is the broker's log: dotnet's own complaint about the dll.
+        string lastLine = File.ReadAllLines(Path.Combine(t.LogDirectory, "broker.log")).Last(l => l.Trim().Length > 0).Trim();
+        Assert.Contains(lastLine, up.StandardError, StringComparison.Ordinal);
+        Assert.Contains("taking down what was started", up.StandardOutput, StringComparison.Ordinal);
+        Assert.Empty(t.NamespacesLeft()); // the sandbox was made before the broker failed, and is gone
+        Assert.False(File.Exists(t.StatePath));
+        Assert.False(File.Exists(t.PoolPath));
+    }
+
+    [PcapFact]
     public void Down_after_every_process_was_killed_cleans_up()
     {
         using var t = new TestInstance(output);

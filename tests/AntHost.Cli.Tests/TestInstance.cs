@@ -35,6 +35,9 @@ public sealed class TestInstance : IDisposable
     public CliResult Up(params string[] extra) =>
         Cli.Run(_output, ["up", "--instance", Name, "--prefix", Prefix, "--log-dir", LogDirectory, .. extra]);
 
+    public CliResult Up(IReadOnlyDictionary<string, string> environment) =>
+        Cli.Run(_output, environment, ["up", "--instance", Name, "--prefix", Prefix, "--log-dir", LogDirectory]);
+
     public CliResult Down() => Cli.Run(_output, "down", "--instance", Name);
 
     /// <summary>The processes the state file records (name, pid); remembered for the final checks.</summary>
