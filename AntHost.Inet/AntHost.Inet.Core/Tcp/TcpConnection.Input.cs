@@ -269,8 +269,19 @@ internal sealed partial class TcpConnection
     private bool IsAcceptable(SeqNumber seq, int len, long rcvWnd)
     {
         SeqNumber right = _rcvNxt + (uint)rcvWnd;
+        // A segment without data is accepted up to and including the right edge,
+        // RCV.NXT =< SEG.SEQ =< RCV.NXT+RCV.WND, one further than the RFC's table
+        // ("RCV.NXT =< SEG.SEQ < RCV.NXT+RCV.WND"), as Linux (tcp_sequence) and the BSDs
+        // (tcp_input's trim, which drops only octets past the edge) do. Such a segment holds
+        // no sequence space outside the window; it is the peer saying that its SND.NXT is our
+        // right edge, which is where its bare ACKs sit once it has filled our window. Refused,
+        // its ACK and window are lost: when both peers have filled each other's windows and
+        // the data in flight is lost, each sends only retransmissions of octets the other
+        // already holds (wholly below RCV.NXT) and bare ACKs at the other's right edge, the
+        // other refuses both and answers with an ACK that is refused in turn, and neither
+        // ACK is ever read until both time out.
         if (len == 0)
-            return rcvWnd == 0 ? seq == _rcvNxt : seq.IsAfterOrEqual(_rcvNxt) && seq.IsBefore(right);
+            return rcvWnd == 0 ? seq == _rcvNxt : seq.IsAfterOrEqual(_rcvNxt) && seq.IsBeforeOrEqual(right);
         if (rcvWnd == 0) return false;
         SeqNumber last = seq + (len - 1);
         return (seq.IsAfterOrEqual(_rcvNxt) && seq.IsBefore(right)) || (last.IsAfterOrEqual(_rcvNxt) && last.IsBefore(right));

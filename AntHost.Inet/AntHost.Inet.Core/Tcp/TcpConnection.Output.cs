@@ -150,12 +150,25 @@ internal sealed partial class TcpConnection
         RetransmitRange(seq, MaxPayloadFor(now), kind, now);
     }
 
+    /// <summary>Sends again up to <paramref name="length"/> octets from <paramref name="seq"/>, and the FIN if it falls there.</summary>
+    /// <remarks>
+    /// A retransmission carries only octets already sent, below SND.MAX: RFC 6298 5.4
+    /// retransmits "the earliest segment that has not been acknowledged" and RFC 5681 3.2
+    /// "what appears to be the missing segment", both segments that went out before. The
+    /// send buffer usually holds more than was sent (data the peer's window or cwnd held
+    /// back), so a full-sized segment from SND.UNA would run past SND.MAX: new data past the
+    /// peer's window and cwnd, which SND.MAX would not cover, and the peer's ACK of it would
+    /// meet RFC 9293 3.10.7.4 fifth, "If the ACK acks something not yet sent (SEG.ACK &gt;
+    /// SND.NXT), then send an ACK, drop the segment, and return", every time, until the
+    /// connection timed out.
+    /// </remarks>
     private bool RetransmitRange(SeqNumber seq, int length, SegmentKind kind, Instant now)
     {
         if (!seq.IsBefore(_sndMax)) return false;
         int maxPayload = MaxPayloadFor(now);
         SeqNumber dataEnd = _send.End;
-        int dataLen = Math.Max(0, Math.Min(Math.Min(length, maxPayload), dataEnd - seq));
+        SeqNumber sentEnd = SeqNumber.Min(dataEnd, _sndMax); // the FIN, if sent, sits at dataEnd
+        int dataLen = Math.Max(0, Math.Min(Math.Min(length, maxPayload), sentEnd - seq));
         bool fin = _finSent && seq + dataLen == dataEnd && (dataEnd + 1).IsBeforeOrEqual(_sndMax) && (dataLen < length || dataLen == 0);
         if (dataLen == 0 && !fin) return false;
         var flags = TcpFlags.Ack | (dataLen > 0 ? TcpFlags.Psh : 0) | (fin ? TcpFlags.Fin : 0);

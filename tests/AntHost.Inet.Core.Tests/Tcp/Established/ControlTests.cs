@@ -119,6 +119,39 @@ public class ControlTests
     }
 
     [Fact]
+    public void Bare_ack_at_exactly_the_right_window_edge_is_accepted()
+    {
+        // A peer that has filled our window sends its bare ACKs with SND.NXT = RCV.NXT + RCV.WND.
+        // Accepted (as Linux's tcp_sequence and the BSDs do; RFC 9293's table stops one short),
+        // so its acknowledgment of our data is read even while the data it sent is lost.
+        var h = new TcpHarness();
+        var c = h.Established();
+        h.Tcp.Send(c.Socket, TcpHarness.Bytes(100), out _, h.Now);
+        var sent = h.Next()!;
+        uint rightEdge = c.RcvNxt + sent.Window!.Value;
+        h.Feed(c.In with { Seq = rightEdge, Ack = c.SndNxt + 100 });
+        h.ExpectNothing();
+        Assert.Equal(c.SndNxt + 100, h.Tcp.GetInfo(c.Socket).SndUna);
+        Assert.Equal(0, h.Tcp.Counters.Dropped(TcpDropReason.NotAcceptable));
+    }
+
+    [Fact]
+    public void Bare_ack_past_the_right_window_edge_is_refused_and_answered()
+    {
+        // RFC 9293 3.10.7.4: "If an incoming segment is not acceptable, an acknowledgment should
+        // be sent in reply"; its ACK field is not processed.
+        var h = new TcpHarness();
+        var c = h.Established();
+        h.Tcp.Send(c.Socket, TcpHarness.Bytes(100), out _, h.Now);
+        var sent = h.Next()!;
+        uint rightEdge = c.RcvNxt + sent.Window!.Value;
+        h.Feed(c.In with { Seq = rightEdge + 1, Ack = c.SndNxt + 100 });
+        h.Expect(c.Out with { Seq = c.SndNxt + 100 });
+        Assert.Equal(c.SndNxt, h.Tcp.GetInfo(c.Socket).SndUna);
+        Assert.Equal(1, h.Tcp.Counters.Dropped(TcpDropReason.NotAcceptable));
+    }
+
+    [Fact]
     public void Window_update_obeys_wl1_and_wl2()
     {
         // 3.10.7.4 fifth: an older segment (SEG.SEQ < SND.WL1) must not set the window.

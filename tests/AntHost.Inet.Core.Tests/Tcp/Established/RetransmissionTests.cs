@@ -83,6 +83,30 @@ public class RetransmissionTests
     }
 
     [Fact]
+    public void Fast_retransmit_carries_only_octets_already_sent()
+    {
+        // RFC 5681 3.2 retransmits "what appears to be the missing segment": octets from SND.UNA
+        // up to SND.MAX, even when the send buffer holds more than the peer's window let out.
+        // Past SND.MAX the retransmission would be new data beyond the peer's window, and the
+        // peer's ACK of it would be refused as one of data never sent (SEG.ACK > SND.MAX).
+        var h = new TcpHarness();
+        var c = h.Established(TcpHarness.PeerSyn() with { Window = 500 });
+        var data = TcpHarness.Bytes(3000);
+        h.Tcp.Send(c.Socket, data, out _, h.Now);
+        h.Expect(c.Out with { Flags = TcpFlags.Ack | TcpFlags.Psh, Payload = data[..500] });
+        h.ExpectNothing(); // the window is full
+        for (int i = 0; i < 3; i++) h.Feed(c.In with { Ack = c.SndNxt });
+        h.Expect(c.Out with { Flags = TcpFlags.Ack | TcpFlags.Psh, Payload = data[..500] });
+        h.ExpectNothing();
+        Assert.Equal(1, h.Tcp.Counters.RetransmitsFast);
+        Assert.Equal(c.SndNxt + 500, h.Tcp.GetInfo(c.Socket).SndNxt);
+        // The peer's ACK of all that was sent is taken, and the next window's worth goes out.
+        h.Feed(c.In with { Ack = c.SndNxt + 500 });
+        Assert.Equal(c.SndNxt + 500, h.Tcp.GetInfo(c.Socket).SndUna);
+        h.Expect(c.Out with { Seq = c.SndNxt + 500, Flags = TcpFlags.Ack | TcpFlags.Psh, Payload = data[500..1000] });
+    }
+
+    [Fact]
     public void Sack_blocks_from_the_peer_drive_retransmission_of_the_hole()
     {
         // RFC 6675: three SACKed segments above a hole make it lost.

@@ -80,6 +80,18 @@ public class SimulationTests(ITestOutputHelper output)
         if (count >= 500) Assert.True(timeouts > 0 && fast > 0 && sack > 0 && corrupted > 0 && multi > 0, "some recovery path was never exercised");
     }
 
+    /// <summary>Seeds outside CI's range that once found a bug, kept as regressions.</summary>
+    [Theory]
+    // 7408 reaches the retransmission past SND.MAX only under the RFC's strict right-edge rule;
+    // RetransmissionTests.Fast_retransmit_carries_only_octets_already_sent holds that fix.
+    [InlineData(7408ul)]   // a fast retransmission ran past SND.MAX: the peer's ACK of it was refused as acking unsent data, then a timeout
+    [InlineData(13247ul)]  // both windows full, the data in flight lost: bare ACKs at the right window edge refused both ways, then a timeout
+    public void Seeds_that_found_bugs_pass(ulong seed)
+    {
+        var sim = new Simulation(SimParameters.FromSeed(seed));
+        sim.Run();
+    }
+
     [Theory]
     [InlineData(0.0)]
     [InlineData(0.2)]
