@@ -12,20 +12,11 @@ internal static class Commands
 {
     private static readonly CultureInfo Ci = CultureInfo.InvariantCulture;
 
-    /// <summary>Runs <paramref name="work"/> with a spinner; Ctrl-C cancels the token instead of killing us.</summary>
+    /// <summary>Runs <paramref name="work"/> with a spinner; Ctrl-C or SIGTERM cancels the token instead of killing us.</summary>
     private static T WithProgress<T>(string title, Func<Action<string>, CancellationToken, T> work)
     {
-        using var cts = new CancellationTokenSource();
-        ConsoleCancelEventHandler onCancel = (_, e) => { e.Cancel = true; cts.Cancel(); };
-        Console.CancelKeyPress += onCancel;
-        try
-        {
-            return Progress(title, step => work(step, cts.Token));
-        }
-        finally
-        {
-            Console.CancelKeyPress -= onCancel;
-        }
+        using var interruption = new Interruption();
+        return Progress(title, step => work(step, interruption.Token));
     }
 
     /// <summary>

@@ -6,6 +6,8 @@ using AntHost.Cli;
 
 [assembly: System.Runtime.Versioning.SupportedOSPlatform("linux")]
 
+// Redirected output (a log, a pipe, a test) is not wrapped at 80 columns.
+if (!Spectre.Console.AnsiConsole.Profile.Capabilities.Interactive) Spectre.Console.AnsiConsole.Profile.Width = 200;
 return new CliCommands().Run(args);
 
 namespace AntHost.Cli
