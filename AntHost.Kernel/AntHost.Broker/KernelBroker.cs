@@ -300,9 +300,8 @@ internal sealed unsafe partial class KernelBroker : IDisposable
             Volatile.Write(ref t.Flags, OwnershipEntry.FlagAllocated);
         }
         head.Generation = gen;
-        head.Owner = owner.OwnerTag;
+        head.OwnerAndCount = OwnershipEntry.Pack(owner.OwnerTag, 0);
         head.PagesOrHead = (uint)pages;
-        head.TransferCount = 0;
         Volatile.Write(ref head.Flags, (ushort)(OwnershipEntry.FlagAllocated | OwnershipEntry.FlagHead));
         Count(BrokerCounter.FreePages, -pages);
         Count(BrokerCounter.Allocations);
@@ -333,8 +332,8 @@ internal sealed unsafe partial class KernelBroker : IDisposable
         ref var head = ref Pool.Page(first);
         uint pages = head.PagesOrHead;
         for (uint p = first + 1; p < first + pages; p++) Pool.Page(p).Owner = to.OwnerTag;
-        head.Owner = to.OwnerTag;
-        Volatile.Write(ref head.TransferCount, (ushort)(head.TransferCount + 1));
+        // One store: a receiver checking the handle sees the old holder or the new, never half.
+        Volatile.Write(ref head.OwnerAndCount, OwnershipEntry.Pack(to.OwnerTag, (ushort)(head.TransferCount + 1)));
         Count(BrokerCounter.TransfersCommitted);
     }
 

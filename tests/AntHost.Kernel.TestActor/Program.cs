@@ -21,6 +21,10 @@ try
         "hostile" => Hostile.Run(a),
         "caller" => Roles.Caller(a),
         "chain-caller" => Roles.ChainCaller(a),
+        "channel-churn" => Roles.ChannelChurn(a),
+        "busy-server" => Roles.BusyServer(a),
+        "busy-driver" => Roles.BusyDriver(a),
+        "stale-replier" => Roles.StaleReplier(a),
         _ => Fail($"unknown role '{a.Role}'"),
     };
 }

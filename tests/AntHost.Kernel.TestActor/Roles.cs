@@ -288,4 +288,174 @@ internal static class Roles
         Out.Line($"DONE {threads * calls} bad {bad}");
         return bad == 0 ? 0 : 1;
     }
+    /// <summary>
+    /// Channel churn: each round opens a new channel to the target, makes one sync call on it
+    /// and closes it (or, every --reconnect-every rounds, ends the whole connection instead and
+    /// registers again), so the broker reuses channel slots as fast as it can. A call with no
+    /// answer within --call-timeout-ms is reported as HUNG with what the kernel knew.
+    /// </summary>
+    public static unsafe int ChannelChurn(Args a)
+    {
+        int rounds = a.Int("rounds", 1000), reconnectEvery = a.Int("reconnect-every", 0);
+        var timeout = TimeSpan.FromMilliseconds(a.Int("call-timeout-ms", 10_000));
+        string target = a.Get("target", "echo");
+        var k = a.Connect("churn");
+        try
+        {
+            for (int i = 0; i < rounds; i++)
+            {
+                var ep = k.Open(target);
+                var ctrl = k.AllocateControl();
+                var d = k.AllocateBytes(64);
+                d.Span[..8].Fill((byte)i);
+                Message r;
+                try
+                {
+                    r = k.Call(ep, ctrl, Op.Inspect, [new DataIca(d, 64)], timeout);
+                }
+                catch (KernelException e) when (e.Error == KernelError.Timeout)
+                {
+                    Out.Line($"HUNG round {i} {ep} open {ep.IsOpen} garbage {k.Counters.Garbage} refused {k.Counters.RefusedHandles} "
+                        + $"unread requests {ep.SendRing.Count} unread replies {ep.ReceiveRing.Count} orphans {k.Counters.OrphanReplies}; broker: "
+                        + string.Join(' ', Enum.GetValues<BrokerCounter>().Where(c => c != BrokerCounter.Count).Select(c => $"{c}={k.Pool.Counter(c)}")));
+                    var l = k.Pool.Layout;
+                    long Ring(int r) => new SpscRing(k.Pool.Ring(r), l.RingCapacity).Count;
+                    ref var che = ref k.Pool.Channel(ep.Index);
+                    Out.Line($"HUNG-STATE server downlink {Ring(l.DownlinkRing(ep.Peer.Slot))} server uplink {Ring(l.UplinkRing(ep.Peer.Slot))} "
+                        + $"own uplink {Ring(l.UplinkRing(k.Id.Slot))} own downlink {Ring(l.DownlinkRing(k.Id.Slot))} "
+                        + $"table: state {che.State} id {che.ChannelId} client {new ProcessId(che.ClientProcessId)} server {new ProcessId(che.ServerProcessId)}; me {k.Id}");
+                    while (k.TryReceive(out var q)) Out.Line($"HUNG-INBOX {q.Kind} flags {q.Flags} id {q.RequestId:x} word {q.Word} from {q.Source} on {q.Endpoint}");
+                    return 1;
+                }
+                if (r.Kind != MessageKind.Reply || r.Status != 0 || !ControlIca.TryOpen(r.Control.Span, out var c)
+                    || BinaryPrimitives.ReadInt32LittleEndian(c.Result) != 1)
+                {
+                    Out.Line($"ERROR round {i}: bad reply {r.Kind} status {r.Status}");
+                    return 1;
+                }
+                k.FreeMessage(r);
+                if (reconnectEvery > 0 && (i + 1) % reconnectEvery == 0)
+                {
+                    k.Dispose();
+                    k = a.Connect("churn");
+                }
+                else k.Close(ep);
+            }
+            Out.Line($"DONE {rounds} garbage {k.Counters.Garbage} refused {k.Counters.RefusedHandles}");
+            return 0;
+        }
+        finally
+        {
+            k.Dispose();
+        }
+    }
+    /// <summary>
+    /// A server shaped like the inet server: one thread that waits with a timeout and a stop
+    /// token, takes what else is waiting with TryReceive, answers every sync request (Inspect)
+    /// and, for each request from its "driver" (the first channel that posts to it), posts a
+    /// request of its own back on that channel, as inet hands frames to the NIC driver.
+    /// </summary>
+    public static int BusyServer(Args a)
+    {
+        using var k = a.Connect("busy-server");
+        k.RegisterService(a.Get("service", "busy"));
+        using var stop = new CancellationTokenSource();
+        Out.Line($"READY {k.Id.Value}");
+        var rnd = new Random(1);
+        while (true)
+        {
+            var wait = TimeSpan.FromMilliseconds(rnd.Next(0, 3) == 0 ? 0 : rnd.Next(1, 500));
+
+            if (!k.Receive(out var m, wait, stop.Token)) continue;
+            for (int n = 1; ; n++)
+            {
+                switch (m.Kind)
+                {
+                    case MessageKind.Request when !m.IsSync:
+                        // Async from the driver: give its ICAs back, and hand it work.
+                        k.FreeMessage(m);
+                        k.Post(m.Endpoint!, k.AllocateControl(), Op.Inspect, default);
+                        break;
+                    case MessageKind.Request:
+                        if (a.Flag("verbose")) Out.Line($"REQ {m.Endpoint?.ChannelId} {m.RequestId:x} {m.Kind} {m.Flags}");
+                        Inspect(m);
+                        for (int d = 0; d < m.DataCount; d++) k.Free(m.GetData(d).Ica);
+                        try { k.Reply(m, m.Control, 0, default); }
+                        catch (KernelException e) { Out.Line($"EVENT reply failed on {m.Endpoint}: {e.Message}"); } // its caller closed or died meanwhile
+                        break;
+                    default:
+                        if (a.Flag("verbose")) Out.Line($"MSG {m.Kind} {m.Endpoint?.ChannelId} {m.RequestId:x} {m.Word} garbage {k.Counters.Garbage} refused {k.Counters.RefusedHandles}");
+                        k.FreeMessage(m);
+                        break;
+                }
+                // Take what else is waiting, up to a bound (the inet server's loop).
+                if (n == 64 || !k.TryReceive(out m)) break;
+            }
+        }
+    }
+
+    /// <summary>
+    /// A client shaped like the NIC driver: its main thread answers what the server posts; a
+    /// second thread posts to the server without pause (received frames).
+    /// </summary>
+    public static int BusyDriver(Args a)
+    {
+        using var k = a.Connect("busy-driver");
+        var ep = k.Open(a.Get("target", "busy"));
+        Out.Line($"READY {k.Id.Value}");
+        var poster = new Thread(() =>
+        {
+            try
+            {
+                while (true)
+                {
+                    var d = k.AllocateBytes(1500);
+                    k.Post(ep, k.AllocateControl(), Op.Inspect, [new DataIca(d, 60)]);
+                    Thread.Sleep(1); // a steady stream, well below what the server can take
+                }
+            }
+            catch (KernelException e)
+            {
+                Out.Line($"EVENT posting stopped: {e.Message}");
+            }
+        })
+        { IsBackground = true };
+        poster.Start();
+        while (true)
+        {
+            if (!k.Receive(out var m, TimeSpan.FromMilliseconds(500))) continue;
+            if (m.Kind == MessageKind.Request) k.Reply(m, m.Control, 0, default);
+            else k.FreeMessage(m);
+        }
+    }
+    /// <summary>
+    /// Answers its first sync request with a reply slot written straight on the channel ring
+    /// (not journaled, so the broker has nothing to punish) naming a control ICA of a wrong
+    /// generation: the caller must refuse it. Later requests get ordinary replies.
+    /// </summary>
+    public static int StaleReplier(Args a)
+    {
+        using var k = a.Connect("stale-replier");
+        k.RegisterService(a.Get("service", "stale"));
+        Out.Line($"READY {k.Id.Value}");
+        bool first = true;
+        while (true)
+        {
+            if (!k.Receive(out var m, Timeout.InfiniteTimeSpan)) continue;
+            if (m.Kind != MessageKind.Request || !m.IsSync) { k.FreeMessage(m); continue; }
+            if (!first)
+            {
+                k.Reply(m, m.Control, 0, m.Data);
+                continue;
+            }
+            first = false;
+            var h = m.Control.Handle;
+            var stale = IcaHandle.Create(h.FirstPage, (h.Generation + 1) & IcaHandle.GenerationMask, (ushort)(h.TransferCount + 1));
+            var r = new RingMessage { Kind = MessageKind.Reply, RequestId = m.RequestId, Control = stale.Value, Source = k.Id.Value, Channel = m.Endpoint!.ChannelId };
+            while (m.Endpoint.SendRing.TryWrite(r) != RingStatus.Ok) Thread.Yield();
+            m.Endpoint.PeerBell.Ring();
+            k.FreeMessage(m);
+            Out.Line("STALE-REPLY-SENT");
+        }
+    }
 }

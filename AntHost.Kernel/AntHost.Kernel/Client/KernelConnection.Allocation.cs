@@ -72,7 +72,7 @@ public sealed unsafe partial class KernelConnection
     private int AllocateBatch(int pages, Span<IcaHandle> into)
     {
         int want = into.Length;
-        var e = Control(ControlOp.Allocate, w => w.U32((uint)want).U32((uint)pages), out var resp, out int len);
+        var e = Control(ControlOp.Allocate, ((uint)want, (uint)pages), static (w, a) => w.U32(a.Item1).U32(a.Item2), out var resp, out int len);
         if (e != KernelError.None)
             throw new KernelException(e, e == KernelError.OutOfPages
                 ? $"the pool has no {pages} contiguous free pages (pool of {Pool.DataPages} pages, {Pool.Counter(BrokerCounter.FreePages)} free)"

@@ -44,15 +44,21 @@ public sealed unsafe partial class KernelConnection
 
     public ReceiveCounters Counters { get; } = new();
 
+    /// <summary>
+    /// What the doorbell wait checks. It reads the list of polled channels afresh on every
+    /// check: a channel opened by another thread while this one waits (a Call on a new
+    /// channel while this thread sits in Receive) has its reply on a ring the waiter must see,
+    /// or the waiter goes back to sleep on the wake-up meant for it and the call never ends.
+    /// </summary>
     private struct Probe : IWorkProbe
     {
         public SpscRing Down;
-        public Endpoint[] Endpoints;
+        public KernelConnection Owner;
 
         public readonly bool HasWork()
         {
             if (Down.HasData) return true;
-            foreach (var e in Endpoints)
+            foreach (var e in Volatile.Read(ref Owner._polled))
                 if (e.ReceiveRing.HasData) return true;
             return false;
         }
@@ -176,7 +182,7 @@ public sealed unsafe partial class KernelConnection
 
     private bool WaitForInput(long deadline, CancellationToken ct)
     {
-        var probe = new Probe { Down = _downlink, Endpoints = Volatile.Read(ref _polled) };
+        var probe = new Probe { Down = _downlink, Owner = this };
         long left = deadline == long.MaxValue ? -1 : deadline - Stopwatch.GetTimestamp();
         if (left == 0 || (left < 0 && deadline != long.MaxValue)) return probe.HasWork();
         int ms = left < 0 ? -1 : (int)Math.Min(int.MaxValue, (left * 1000 + Stopwatch.Frequency - 1) / Stopwatch.Frequency);
@@ -265,7 +271,7 @@ public sealed unsafe partial class KernelConnection
         for (int k = 0; k < eps.Length; k++)
         {
             var ep = eps[(start + k) % eps.Length];
-            for (int i = 0; i < 32; i++)
+            for (int i = 0; i < 32 && !ep.ClosedLocally; i++)
             {
                 var s = ep.ReceiveRing.TryRead(out var m);
                 if (s == RingStatus.Empty) break;
@@ -304,16 +310,9 @@ public sealed unsafe partial class KernelConnection
                     ep.ClosedLocally = true;
                     // What the peer sent before it died is ours (its journal was committed first).
                     while (ep.ReceiveRing.TryRead(out var late) == RingStatus.Ok) HandleFromPeer(ep, late);
-                    foreach (var p in _pending)
-                    {
-                        if (p.Id != 0 && !p.Done && p.Endpoint == ep)
-                        {
-                            p.Error = KernelError.PeerDied;
-                            p.Done = true;
-                        }
-                    }
+                    FailPendingOn(ep);
                     RemoveEndpoint(ep);
-                    try { Control(ControlOp.CloseChannel, w => w.U32(ep.ChannelId), out _, out _); }
+                    try { Control(ControlOp.CloseChannel, ep.ChannelId, static (w, id) => w.U32(id), out _, out _); }
                     catch (KernelException) { }
                     Enqueue(new Message(MessageKind.PeerDied, 0, 0, m.Word, new ProcessId(m.Source), ep, default, 0, default, default, default));
                     if (Volatile.Read(ref _waiterCount) > 0) lock (_waiters) Monitor.PulseAll(_waiters);
@@ -346,6 +345,22 @@ public sealed unsafe partial class KernelConnection
         }
     }
 
+    /// <summary>Calls waiting for a reply on <paramref name="ep"/> fail with PeerDied.</summary>
+    private void FailPendingOn(Endpoint ep)
+    {
+        bool any = false;
+        foreach (var p in _pending)
+        {
+            if (p.Id != 0 && !p.Done && p.Endpoint == ep)
+            {
+                p.Error = KernelError.PeerDied;
+                p.Done = true;
+                any = true;
+            }
+        }
+        if (any && Volatile.Read(ref _waiterCount) > 0) lock (_waiters) Monitor.PulseAll(_waiters);
+    }
+
     private void HandleFromPeer(Endpoint ep, in RingMessage m)
     {
         if (m.Kind is MessageKind.Refused)
@@ -374,9 +389,9 @@ public sealed unsafe partial class KernelConnection
         var h = new IcaHandle(raw);
         var table = new OwnershipTable(Pool);
         if (table.Check(h, out int pages) != KernelError.None) return 0;
-        ref var e = ref Pool.Page(h.FirstPage);
-        ushort owner = Volatile.Read(ref e.Owner);
-        ushort tc = Volatile.Read(ref e.TransferCount);
+        // Owner and count in one load (see OwnershipEntry): a commit never shows half done.
+        uint oc = Volatile.Read(ref Pool.Page(h.FirstPage).OwnerAndCount);
+        ushort owner = (ushort)oc, tc = (ushort)(oc >> 16);
         if (owner == Id.OwnerTag && tc == h.TransferCount) return pages; // committed (always so when mediated)
         if (brokerChecked) return 0;
         // Journaled by the sender, not yet committed.
@@ -411,6 +426,14 @@ public sealed unsafe partial class KernelConnection
                 if (p1 > 0) keep[k++] = new IcaHandle(m.Data1);
                 if (p2 > 0) keep[k++] = new IcaHandle(m.Data2);
                 if (k > 0) _path.Free(keep[..k]);
+            }
+            // A refused reply ends the call it answers at once: the caller learns why instead of
+            // waiting out its timeout for a reply that has already come and gone.
+            if (m.Kind == MessageKind.Reply && FindPending(m.RequestId) is { } refusedCall)
+            {
+                refusedCall.Error = KernelError.InvalidHandle;
+                refusedCall.Done = true;
+                if (Volatile.Read(ref _waiterCount) > 0) lock (_waiters) Monitor.PulseAll(_waiters);
             }
             if (m.Kind == MessageKind.Request && (m.Flags & MessageFlags.Sync) != 0 && ep.IsOpen)
             {

@@ -154,7 +154,14 @@ public sealed unsafe partial class KernelConnection : IDisposable
     }
 
     /// <summary>One request/response on the control socket (rare operations only).</summary>
-    private KernelError Control(ControlOp op, Action<FrameWriter> write, out byte[] response, out int length)
+    private KernelError Control(ControlOp op, Action<FrameWriter> write, out byte[] response, out int length) =>
+        Control(op, write, static (w, write) => write(w), out response, out length);
+
+    /// <summary>
+    /// As above, with the request's arguments passed as state to a static writer, so a caller
+    /// on a hot path (the allocation cache's refill) allocates no closure.
+    /// </summary>
+    private KernelError Control<TState>(ControlOp op, TState state, Action<FrameWriter, TState> write, out byte[] response, out int length)
     {
         lock (_socketLock)
         {
@@ -162,7 +169,7 @@ public sealed unsafe partial class KernelConnection : IDisposable
             try
             {
                 _writer.Begin((int)op, request: true);
-                write(_writer);
+                write(_writer, state);
                 _socket.Send(_writer.Finish());
                 int status = ReadResponse(_socket, _readBuf, out length);
                 response = _readBuf;
@@ -211,6 +218,38 @@ public sealed unsafe partial class KernelConnection : IDisposable
         var r = new FrameReader(resp.AsSpan(0, len));
         uint channel = r.U32(); uint server = r.U32(); uint serviceId = r.U32();
         return AddEndpoint(channel, new ProcessId(server), serviceId, service, isOpener: true);
+    }
+
+    /// <summary>
+    /// Closes this process's end of a channel: calls still waiting on it fail with
+    /// <see cref="KernelError.PeerDied"/>, later sends throw, and the peer gets a
+    /// <see cref="MessageKind.PeerDied"/> notice (word 1: closed, not dead) after everything
+    /// sent before the close. The broker frees the channel's slot once both ends closed it.
+    /// </summary>
+    public void Close(Endpoint endpoint)
+    {
+        ArgumentNullException.ThrowIfNull(endpoint);
+        if (endpoint.ClosedLocally) return;
+        endpoint.ClosedLocally = true;
+        // What already arrived on the channel is ours (the peer journaled it): take it off the
+        // ring while the ring still belongs to this channel, so its ICAs are freed or delivered.
+        // Only the receiver role may consume; a thread that holds it is pumping and skips
+        // closed endpoints, so an ICA it did not take stays owned here until this process ends.
+        if (Monitor.TryEnter(_receiveRole))
+        {
+            try
+            {
+                while (endpoint.ReceiveRing.TryRead(out var late) == RingStatus.Ok) HandleFromPeer(endpoint, late);
+            }
+            finally
+            {
+                ReleaseRole();
+            }
+        }
+        RemoveEndpoint(endpoint);
+        FailPendingOn(endpoint);
+        try { Control(ControlOp.CloseChannel, endpoint.ChannelId, static (w, id) => w.U32(id), out _, out _); }
+        catch (KernelException) { }
     }
 
     /// <summary>True when some process registered <paramref name="service"/>.</summary>

@@ -53,8 +53,7 @@ public readonly unsafe struct OwnershipTable
     public bool IsOwnedBy(IcaHandle handle, ProcessId owner)
     {
         if (Check(handle, out _) != KernelError.None) return false;
-        ref var e = ref _pool.Page(handle.FirstPage);
-        return Volatile.Read(ref e.Owner) == owner.OwnerTag && Volatile.Read(ref e.TransferCount) == handle.TransferCount;
+        return Volatile.Read(ref _pool.Page(handle.FirstPage).OwnerAndCount) == OwnershipEntry.Pack(owner.OwnerTag, handle.TransferCount);
     }
 
     /// <summary>Pages currently allocated (a scan; tests and diagnostics only).</summary>

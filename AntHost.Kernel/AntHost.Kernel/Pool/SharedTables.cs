@@ -40,7 +40,7 @@ public enum BrokerCounter
 internal struct PoolHeader
 {
     public const ulong MagicValue = 0x4C4F4F5048544E41; // "ANTHPOOL"
-    public const uint CurrentVersion = 1;
+    public const uint CurrentVersion = 2;
 
     [FieldOffset(0)] public ulong Magic;
     [FieldOffset(8)] public uint Version;
@@ -110,7 +110,13 @@ internal struct ChannelEntry
     [FieldOffset(16)] public uint ServiceId;
 }
 
-/// <summary>Ownership of one data page. Only a head page describes an ICA.</summary>
+/// <summary>
+/// Ownership of one data page. Only a head page describes an ICA. The owner and the transfer
+/// count share one aligned 32-bit word (<see cref="OwnerAndCount"/>): the broker changes both
+/// with one store and a receiver reads both with one load, so a receiver checking a handle
+/// while the broker commits a transfer never sees the new owner with the old count (or the
+/// reverse), which would make it refuse a valid handle.
+/// </summary>
 [StructLayout(LayoutKind.Explicit, Size = PoolLayout.OwnershipEntrySize)]
 internal struct OwnershipEntry
 {
@@ -121,8 +127,13 @@ internal struct OwnershipEntry
     [FieldOffset(0)] public uint Generation;
     /// <summary>Owning process slot + 1; 0 when free.</summary>
     [FieldOffset(4)] public ushort Owner;
-    [FieldOffset(6)] public ushort Flags;
+    /// <summary>Transfers of this ICA committed so far (head page).</summary>
+    [FieldOffset(6)] public ushort TransferCount;
+    /// <summary><see cref="Owner"/> (low half) and <see cref="TransferCount"/> (high half) as one word.</summary>
+    [FieldOffset(4)] public uint OwnerAndCount;
     /// <summary>Head page: the ICA's page count. Other pages of an ICA: the head's index.</summary>
     [FieldOffset(8)] public uint PagesOrHead;
-    [FieldOffset(12)] public ushort TransferCount;
+    [FieldOffset(12)] public ushort Flags;
+
+    public static uint Pack(ushort owner, ushort transferCount) => owner | ((uint)transferCount << 16);
 }
