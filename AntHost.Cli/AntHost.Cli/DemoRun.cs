@@ -122,7 +122,7 @@ internal static class DemoRun
         // A datagram to a port nobody listens on: ICMP port unreachable, reported by the peer's kernel.
         status("UDP to a closed port");
         const int closedPort = 33434;
-        using var udp = PeerNamespace.Run(peerNs, () =>
+        using var udp = NamespaceThread.Run(peerNs, () =>
         {
             var u = new Socket(AddressFamily.InterNetwork, SocketType.Dgram, ProtocolType.Udp);
             u.Connect(new IPEndPoint(host, closedPort));

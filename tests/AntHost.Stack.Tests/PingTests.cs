@@ -36,7 +36,7 @@ public sealed class PingTests(ITestOutputHelper output)
         Assert.Equal((long)AntHost.Inet.Core.Wire.Ipv4Address.Parse("198.18.0.2").Value, s[(int)InetStat.Address]);
 
         // The peer's kernel must resolve 198.18.0.2 to send a datagram there: only inet answers.
-        using var udp = PeerNamespace.Run(stack.Sandbox.PeerNamespace, () => new Socket(AddressFamily.InterNetwork, SocketType.Dgram, ProtocolType.Udp));
+        using var udp = NamespaceThread.Run(stack.Sandbox.PeerNamespace, () => new Socket(AddressFamily.InterNetwork, SocketType.Dgram, ProtocolType.Udp));
         udp.SendTo("hello"u8.ToArray(), new IPEndPoint(RunningStack.HostIp, 9));
         string mac = FormatMac(DriverMac);
         var deadline = DateTime.UtcNow + Patience;
@@ -59,12 +59,12 @@ public sealed class PingTests(ITestOutputHelper output)
         const int count = 200;
         using var stack = new RunningStack(output);
         var rtt = new double[count];
-        using (var pinger = new Pinger(stack.Sandbox.PeerNamespace, RunningStack.HostIp))
+        using (var pinger = new PeerPinger(stack.Sandbox.PeerNamespace, RunningStack.HostIp))
         {
             for (int i = 0; i < count; i++)
             {
                 long t0 = System.Diagnostics.Stopwatch.GetTimestamp();
-                Assert.True(pinger.Ping((ushort)i, Patience), $"echo request {i} got no reply");
+                Assert.True(pinger.Answers((ushort)i, Patience), $"echo request {i} got no reply");
                 rtt[i] = System.Diagnostics.Stopwatch.GetElapsedTime(t0).TotalMicroseconds;
             }
         }
@@ -111,8 +111,8 @@ public sealed class PingTests(ITestOutputHelper output)
     public void A_killed_driver_is_replaced_and_pings_work_again()
     {
         using var stack = new RunningStack(output);
-        using var pinger = new Pinger(stack.Sandbox.PeerNamespace, RunningStack.HostIp);
-        for (int i = 0; i < 5; i++) Assert.True(pinger.Ping((ushort)i, Patience), $"echo request {i} got no reply");
+        using var pinger = new PeerPinger(stack.Sandbox.PeerNamespace, RunningStack.HostIp);
+        for (int i = 0; i < 5; i++) Assert.True(pinger.Answers((ushort)i, Patience), $"echo request {i} got no reply");
 
         stack.Driver.Kill9();
         var s = stack.WaitStats(x => x[(int)InetStat.DriverDeaths] == 1 && x[(int)InetStat.Attached] == 0, "the driver's death noticed");
@@ -121,7 +121,7 @@ public sealed class PingTests(ITestOutputHelper output)
         stack.StartDriver();
         s = stack.WaitStats(x => x[(int)InetStat.Attaches] == 2 && x[(int)InetStat.Attached] == 1, "the new driver attached");
         Assert.Equal((long)DriverMac, s[(int)InetStat.Mac]);
-        for (int i = 100; i < 120; i++) Assert.True(pinger.Ping((ushort)i, Patience), $"echo request {i} after the restart got no reply");
+        for (int i = 100; i < 120; i++) Assert.True(pinger.Answers((ushort)i, Patience), $"echo request {i} after the restart got no reply");
         s = stack.InetStats();
         Assert.Equal(1, s[(int)InetStat.DriverDeaths]);
         Assert.True(stack.Inet.Occurrences("is gone") >= 1, "inet logged the driver's death");
@@ -131,7 +131,7 @@ public sealed class PingTests(ITestOutputHelper output)
     public void A_datagram_to_a_closed_port_gets_port_unreachable()
     {
         using var stack = new RunningStack(output);
-        using var udp = PeerNamespace.Run(stack.Sandbox.PeerNamespace, () =>
+        using var udp = NamespaceThread.Run(stack.Sandbox.PeerNamespace, () =>
         {
             var u = new Socket(AddressFamily.InterNetwork, SocketType.Dgram, ProtocolType.Udp);
             u.Connect(new IPEndPoint(RunningStack.HostIp, 4242));
@@ -151,8 +151,8 @@ public sealed class PingTests(ITestOutputHelper output)
     public void A_killed_inet_server_is_replaced_and_the_driver_attaches_to_the_new_one()
     {
         using var stack = new RunningStack(output);
-        using var pinger = new Pinger(stack.Sandbox.PeerNamespace, RunningStack.HostIp);
-        Assert.True(pinger.Ping(1, Patience), "echo request before the restart got no reply");
+        using var pinger = new PeerPinger(stack.Sandbox.PeerNamespace, RunningStack.HostIp);
+        Assert.True(pinger.Answers(1, Patience), "echo request before the restart got no reply");
 
         stack.Inet.Kill9();
         stack.Driver.WaitFor("the inet server");
@@ -160,7 +160,7 @@ public sealed class PingTests(ITestOutputHelper output)
         // The driver kept the adapter open and attaches again on its own.
         var s = stack.WaitStats(x => x[(int)InetStat.Attached] == 1, "the driver attached to the new inet server");
         Assert.Equal(1, s[(int)InetStat.Attaches]);
-        for (int i = 2; i < 12; i++) Assert.True(pinger.Ping((ushort)i, Patience), $"echo request {i} after the restart got no reply");
+        for (int i = 2; i < 12; i++) Assert.True(pinger.Answers((ushort)i, Patience), $"echo request {i} after the restart got no reply");
         Assert.Equal(2, stack.Driver.Occurrences("attached to inet"));
     }
 
@@ -168,9 +168,9 @@ public sealed class PingTests(ITestOutputHelper output)
     public void The_request_manager_allocates_nothing_per_echo_after_warm_up()
     {
         using var stack = new RunningStack(output);
-        using var pinger = new Pinger(stack.Sandbox.PeerNamespace, RunningStack.HostIp);
+        using var pinger = new PeerPinger(stack.Sandbox.PeerNamespace, RunningStack.HostIp);
         ushort seq = 0;
-        for (int i = 0; i < 300; i++) Assert.True(pinger.Ping(seq++, Patience), "warm-up echo got no reply");
+        for (int i = 0; i < 300; i++) Assert.True(pinger.Answers(seq++, Patience), "warm-up echo got no reply");
         // What one Stats request itself allocates after it read the counter is the same each time:
         // measure it with no echo in between, then with 100 echoes, three times; the least of each
         // leaves out one-off allocations (a cache growing, a timer's first run), while an
@@ -180,7 +180,7 @@ public sealed class PingTests(ITestOutputHelper output)
         {
             long a = stack.Stat(InetStat.RequestThreadAllocatedBytes);
             long b = stack.Stat(InetStat.RequestThreadAllocatedBytes);
-            for (int i = 0; i < 100; i++) Assert.True(pinger.Ping(seq++, Patience), "echo got no reply");
+            for (int i = 0; i < 100; i++) Assert.True(pinger.Answers(seq++, Patience), "echo got no reply");
             long c = stack.Stat(InetStat.RequestThreadAllocatedBytes);
             perStats = Math.Min(perStats, b - a);
             withEchoes = Math.Min(withEchoes, c - b);
@@ -225,16 +225,16 @@ public sealed class PingTests(ITestOutputHelper output)
         Assert.Equal(1, s[(int)InetStat.Attaches]);
         Assert.Equal(0, s[(int)InetStat.FramesFromDriver] - s[(int)InetStat.IfaceFramesIn]);
 
-        using var pinger = new Pinger(stack.Sandbox.PeerNamespace, RunningStack.HostIp);
-        for (int i = 0; i < 5; i++) Assert.True(pinger.Ping((ushort)i, Patience), $"echo request {i} got no reply after the bad requests");
+        using var pinger = new PeerPinger(stack.Sandbox.PeerNamespace, RunningStack.HostIp);
+        for (int i = 0; i < 5; i++) Assert.True(pinger.Answers((ushort)i, Patience), $"echo request {i} got no reply after the bad requests");
     }
 
     [PcapFact]
     public void The_driver_reports_link_down_and_up_and_pings_resume()
     {
         using var stack = new RunningStack(output);
-        using var pinger = new Pinger(stack.Sandbox.PeerNamespace, RunningStack.HostIp);
-        Assert.True(pinger.Ping(1, Patience), "echo request before the link went down got no reply");
+        using var pinger = new PeerPinger(stack.Sandbox.PeerNamespace, RunningStack.HostIp);
+        Assert.True(pinger.Answers(1, Patience), "echo request before the link went down got no reply");
         Assert.Equal((long)AbiLinkState.Up, stack.Stat(InetStat.Link));
 
         // The veth loses carrier on our side when the peer's end goes down.
@@ -247,15 +247,15 @@ public sealed class PingTests(ITestOutputHelper output)
         var deadline = DateTime.UtcNow + Patience;
         ushort seq = 100;
         while (!TryPing(pinger, seq++)) Assert.True(DateTime.UtcNow < deadline, "no echo came back after the link returned");
-        for (int i = 0; i < 10; i++) Assert.True(pinger.Ping(seq++, Patience), "echo request after the link returned got no reply");
+        for (int i = 0; i < 10; i++) Assert.True(pinger.Answers(seq++, Patience), "echo request after the link returned got no reply");
         Assert.Equal(1, stack.Stat(InetStat.Attached));
     }
 
-    private static bool TryPing(Pinger pinger, ushort seq)
+    private static bool TryPing(PeerPinger pinger, ushort seq)
     {
         try
         {
-            return pinger.Ping(seq, TimeSpan.FromSeconds(2));
+            return pinger.Answers(seq, TimeSpan.FromSeconds(2));
         }
         catch (SocketException)
         {
