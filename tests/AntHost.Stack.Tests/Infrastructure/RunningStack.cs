@@ -127,9 +127,12 @@ public sealed class RunningStack : IDisposable
             }
             catch (KernelException e) when (e.Error == KernelError.Timeout && attempt < 3)
             {
-                // Seen once in many runs: a call on a freshly opened channel never answered (the
-                // kernel's channel-open path is suspected). Say so in the log and use a new channel.
-                _output.WriteLine($"Stats call on {_inetChannel} got no reply in 15 s (attempt {attempt}); opening a new channel");
+                // Seen once in many runs before the kernel's lost-reply fixes: a call that never got
+                // its answer. Say so, with the refused-handle count that tells a refused reply, close
+                // the channel (its slot is freed) and use a new one.
+                _output.WriteLine($"Stats call on {_inetChannel} got no reply in 15 s (attempt {attempt}, refused handles so far: "
+                    + $"{_observer.Counters.RefusedHandles}); opening a new channel");
+                _observer.Close(_inetChannel);
                 _inetChannel = null;
                 continue;
             }
