@@ -15,22 +15,11 @@ namespace AntHost.Inet.Core.Tests.Sim;
 /// </summary>
 public class FullStackTcpTests(ITestOutputHelper output)
 {
-    private static IEnumerable<ulong> Seeds(int defaultCount)
-    {
-        if (ulong.TryParse(Environment.GetEnvironmentVariable("ANTHOST_SIM_SEED"), out var one))
-        {
-            yield return one;
-            yield break;
-        }
-        int n = int.TryParse(Environment.GetEnvironmentVariable("ANTHOST_SIM_SEEDS"), out var m) ? m : defaultCount;
-        for (int i = 0; i < n; i++) yield return (ulong)i;
-    }
-
     [Fact]
     public void Streams_both_ways_over_a_lossy_ethernet_arrive_exactly_once_in_order_and_close()
     {
         int failures = 0;
-        foreach (var seed in Seeds(100))
+        foreach (var seed in SimSeeds.FromEnvironment(100))
         {
             var r = new SeededRandom(seed + 9000);
             var link = new LinkConfig

@@ -12,17 +12,6 @@ namespace AntHost.Inet.Core.Tests.Sim;
 /// </summary>
 public class SimUdpIcmpTests(ITestOutputHelper output)
 {
-    private static IEnumerable<ulong> Seeds(int defaultCount)
-    {
-        if (ulong.TryParse(Environment.GetEnvironmentVariable("ANTHOST_SIM_SEED"), out var one))
-        {
-            yield return one;
-            yield break;
-        }
-        int n = int.TryParse(Environment.GetEnvironmentVariable("ANTHOST_SIM_SEEDS"), out var m) ? m : defaultCount;
-        for (int i = 0; i < n; i++) yield return (ulong)i;
-    }
-
     private static byte[] Datagram(ulong seed, int index)
     {
         var r = new SeededRandom(seed * 1_000_003 + (ulong)index);
@@ -50,7 +39,7 @@ public class SimUdpIcmpTests(ITestOutputHelper output)
     [Fact]
     public void Udp_datagrams_arrive_intact_or_not_at_all_over_a_hostile_link()
     {
-        foreach (var seed in Seeds(200))
+        foreach (var seed in SimSeeds.FromEnvironment(200))
         {
             var r = new SeededRandom(seed);
             var link = new LinkConfig
@@ -117,7 +106,7 @@ public class SimUdpIcmpTests(ITestOutputHelper output)
     [Fact]
     public void Ping_over_a_lossy_link_gets_intact_replies()
     {
-        foreach (var seed in Seeds(100))
+        foreach (var seed in SimSeeds.FromEnvironment(100))
         {
             var r = new SeededRandom(seed + 500);
             var link = new LinkConfig { Loss = r.NextDouble() * 0.2, Reorder = 0.2, Duplicate = 0.05, Corrupt = 0.05 };
@@ -158,7 +147,7 @@ public class SimUdpIcmpTests(ITestOutputHelper output)
     [Fact]
     public void Arp_recovers_from_loss_of_its_own_frames()
     {
-        foreach (var seed in Seeds(100))
+        foreach (var seed in SimSeeds.FromEnvironment(100))
         {
             // Half the frames lost: resolutions fail and are retried by the next datagram.
             Run("arp", seed, new LinkConfig { Loss = 0.5 }, net =>
