@@ -41,6 +41,13 @@ public static class InetService
 
     /// <summary>Bytes of a control ICA frame's argument area.</summary>
     public const int ArgumentBytes = 104;
+
+    /// <summary>
+    /// Bytes an app leaves in front of a payload it sends so the headers (Ethernet, IPv4,
+    /// TCP with options, or UDP) can be written in place: at least this much headroom lets
+    /// a one-segment payload go to the wire from the app's own ICA.
+    /// </summary>
+    public const int SendHeadroom = 128;
 }
 
 /// <summary>Opcodes of requests to the inet server.</summary>
@@ -49,6 +56,27 @@ public enum InetOp : ushort
     IfAttach = 1,
     EthInput = 2,
     IfLink = 3,
+
+    // Apps -> inet: the socket calls (SocketAbi.cs has their arguments and results).
+    Socket = 16,
+    Bind = 17,
+    Listen = 18,
+    Connect = 19,
+    Accept = 20,
+    Send = 21,
+    Receive = 22,
+    SendTo = 23,
+    ReceiveFrom = 24,
+    Shutdown = 25,
+    Close = 26,
+    SetOption = 27,
+    GetOption = 28,
+    Poll = 29,
+    Cancel = 30,
+    GetInfo = 31,
+    /// <summary>ICMP echo: args Address and Value (timeout in ms), data ICA 0 the payload at DataOffset(0) (SendHeadroom or more); result Value = RTT in µs.</summary>
+    Ping = 32,
+
     Stats = 64,
 }
 
@@ -65,12 +93,35 @@ public enum NicNotify : ushort
     TxDataBack = 1,
 }
 
-/// <summary>Trace stages stamped into a control ICA's trace area.</summary>
+/// <summary>
+/// Trace stages stamped into a control ICA's trace area as a request passes (the rows of
+/// the paper's send-time breakdown). Each process stamps its own; the client library
+/// stamps the app's, the inet server its own, the driver its own.
+/// </summary>
 public static class InetTraceStage
 {
+    /// <summary>The app entered the send call (before its pre-request work).</summary>
+    public const ushort AppStart = 0x01;
+    /// <summary>The app's request is built and about to go to inet.</summary>
+    public const ushort AppRequest = 0x02;
+    /// <summary>The app took the reply (after the return).</summary>
+    public const ushort AppReturned = 0x03;
+    /// <summary>Inet took the request off its channel.</summary>
+    public const ushort InetReceived = 0x10;
+    /// <summary>The socket manager found the socket and checked the call.</summary>
+    public const ushort InetSocket = 0x11;
+    /// <summary>TCP (or UDP) built the segment.</summary>
+    public const ushort InetTransport = 0x12;
+    /// <summary>IPv4 wrote its header.</summary>
+    public const ushort InetIp = 0x13;
+    /// <summary>Ethernet wrote its header (the frame is queued for the driver).</summary>
+    public const ushort InetEthernet = 0x14;
+    /// <summary>Inet posts the transmit to the driver.</summary>
     public const ushort InetTransmit = 0x20;
     public const ushort NicReceived = 0x30;
     public const ushort NicTransmitted = 0x31;
+    /// <summary>The driver returns the result (directly to the app, or to inet).</summary>
+    public const ushort NicReturn = 0x32;
 }
 
 /// <summary>Status of a reply from the inet server (the reply's word).</summary>
