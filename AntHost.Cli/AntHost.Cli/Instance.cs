@@ -25,6 +25,8 @@ internal sealed record UpOptions
     public string? Address { get; init; }
     public string? Gateway { get; init; }
     public string? LogDirectory { get; init; }
+    /// <summary>The host namespace kernel's own address on the sandbox veth (the benchmarks' baseline), or null for none.</summary>
+    public string? HostKernelAddress { get; init; }
     public TimeSpan Patience { get; init; } = TimeSpan.FromSeconds(60);
 }
 
@@ -96,7 +98,7 @@ internal static partial class Instance
             if (sandbox)
             {
                 progress($"making the sandbox network ({state.Namespaces[0]}, {state.Namespaces[1]})");
-                net = SandboxNetwork.Create(new SandboxOptions { Prefix = o.Prefix, StartServers = false });
+                net = SandboxNetwork.Create(new SandboxOptions { Prefix = o.Prefix, StartServers = false, HostKernelAddress = o.HostKernelAddress });
             }
 
             // Servers that read nothing get /dev/null; the peer's servers stop when their stdin
@@ -132,7 +134,8 @@ internal static partial class Instance
                 var ports = new PeerPorts();
                 Launch("peer", ["ip", "netns", "exec", net!.PeerNamespace, dotnet, peer!, "--address", net.PeerAddress.ToString(),
                     "--echo", ports.Echo.ToString(System.Globalization.CultureInfo.InvariantCulture), "--discard", ports.Discard.ToString(System.Globalization.CultureInfo.InvariantCulture),
-                    "--source", ports.Source.ToString(System.Globalization.CultureInfo.InvariantCulture), "--http", ports.Http.ToString(System.Globalization.CultureInfo.InvariantCulture)],
+                    "--source", ports.Source.ToString(System.Globalization.CultureInfo.InvariantCulture), "--http", ports.Http.ToString(System.Globalization.CultureInfo.InvariantCulture),
+                    "--rtt", ports.Rtt.ToString(System.Globalization.CultureInfo.InvariantCulture)],
                     Binaries.Peer, net.PeerNamespace, "ready", "the peer's servers (echo, discard, source, HTTP)");
             }
             state = state with { Complete = true };

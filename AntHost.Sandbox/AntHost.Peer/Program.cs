@@ -3,7 +3,8 @@
 // process so the sandbox starts, watches and stops a single PID:
 //   TCP echo (7), UDP echo (7), TCP discard/sink (9), TCP source (19: sends zeros until the
 //   client closes), HTTP (80, Kestrel): GET / (a greeting), GET /bytes/{n} (n bytes of a fixed
-//   pattern), POST /echo (the body back), GET /health.
+//   pattern), POST /echo (the body back), GET /health; and the RTT responder (5001: after a
+//   4-byte size N, one byte back for every N bytes: the benchmarks' RTT test).
 // It prints "ready" on stdout once every listener is bound, and stops on SIGTERM or when its
 // standard input closes (so it cannot outlive the sandbox that started it).
 using System.Net;
@@ -16,7 +17,7 @@ using Microsoft.Extensions.Logging;
 var options = PeerOptions.Parse(args);
 if (options is null)
 {
-    Console.Error.WriteLine("usage: anthost-peer --address A.B.C.D [--echo 7] [--discard 9] [--source 19] [--http 80]");
+    Console.Error.WriteLine("usage: anthost-peer --address A.B.C.D [--echo 7] [--discard 9] [--source 19] [--http 80] [--rtt 5001]");
     return 2;
 }
 
@@ -58,6 +59,7 @@ var servers = new List<Task>
     Servers.UdpEchoAsync(new IPEndPoint(options.Address, options.EchoPort), stop.Token),
     Servers.TcpAsync(new IPEndPoint(options.Address, options.DiscardPort), Servers.DiscardAsync, stop.Token),
     Servers.TcpAsync(new IPEndPoint(options.Address, options.SourcePort), Servers.SourceAsync, stop.Token),
+    Servers.TcpAsync(new IPEndPoint(options.Address, options.RttPort), Servers.RttAsync, stop.Token),
 };
 await app.StartAsync(stop.Token);
 await Servers.AllBound.Task;

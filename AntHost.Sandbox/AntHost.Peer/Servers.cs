@@ -4,12 +4,12 @@ using System.Net.Sockets;
 namespace AntHost.Peer;
 
 /// <summary>The command line: where to listen.</summary>
-internal sealed record PeerOptions(IPAddress Address, int EchoPort, int DiscardPort, int SourcePort, int HttpPort)
+internal sealed record PeerOptions(IPAddress Address, int EchoPort, int DiscardPort, int SourcePort, int HttpPort, int RttPort)
 {
     public static PeerOptions? Parse(string[] args)
     {
         IPAddress? address = null;
-        int echo = 7, discard = 9, source = 19, http = 80;
+        int echo = 7, discard = 9, source = 19, http = 80, rtt = 5001;
         for (int i = 0; i + 1 < args.Length; i += 2)
         {
             string v = args[i + 1];
@@ -20,17 +20,18 @@ internal sealed record PeerOptions(IPAddress Address, int EchoPort, int DiscardP
                 case "--discard" when int.TryParse(v, out var p): discard = p; break;
                 case "--source" when int.TryParse(v, out var p): source = p; break;
                 case "--http" when int.TryParse(v, out var p): http = p; break;
+                case "--rtt" when int.TryParse(v, out var p): rtt = p; break;
                 default: return null;
             }
         }
-        return args.Length % 2 == 0 && address is not null ? new PeerOptions(address, echo, discard, source, http) : null;
+        return args.Length % 2 == 0 && address is not null ? new PeerOptions(address, echo, discard, source, http, rtt) : null;
     }
 }
 
 /// <summary>The plain socket servers (echo, discard, source).</summary>
 internal static class Servers
 {
-    private const int ListenerCount = 4;
+    private const int ListenerCount = 5;
     private static int s_bound;
 
     /// <summary>Completes when every socket server has bound its port.</summary>
@@ -109,6 +110,51 @@ internal static class Servers
         var buffer = new byte[256 * 1024];
         // Sends until the client closes or resets; a send then fails and ends the loop.
         while (true) await s.SendAsync(buffer, SocketFlags.None, stop);
+    }
+
+    /// <summary>
+    /// The RTT responder (the AnT paper's RTT test): the client first sends N as 4 bytes,
+    /// big-endian (1..16 MiB), then any number of rounds of N bytes, each answered with one
+    /// byte. Served on a thread of its own with blocking calls: the answer must leave as soon
+    /// as the last byte arrives, with no hop through the thread pool in the measured path.
+    /// </summary>
+    public static async Task RttAsync(Socket s, CancellationToken stop)
+    {
+        await Task.Factory.StartNew(() => RttServe(s, stop), stop, TaskCreationOptions.LongRunning, TaskScheduler.Default);
+    }
+
+    private static void RttServe(Socket s, CancellationToken stop)
+    {
+        using var registration = stop.Register(() => s.Dispose());
+        s.NoDelay = true;
+        Span<byte> header = stackalloc byte[4];
+        if (!ReadExactly(s, header)) return;
+        int n = System.Buffers.Binary.BinaryPrimitives.ReadInt32BigEndian(header);
+        if (n is < 1 or > 16 << 20) return;
+        var buffer = new byte[Math.Min(n, 256 * 1024)];
+        ReadOnlySpan<byte> one = [1];
+        while (true)
+        {
+            int left = n;
+            while (left > 0)
+            {
+                int got = s.Receive(buffer.AsSpan(0, Math.Min(left, buffer.Length)));
+                if (got == 0) return;
+                left -= got;
+            }
+            s.Send(one);
+        }
+    }
+
+    private static bool ReadExactly(Socket s, Span<byte> into)
+    {
+        while (into.Length > 0)
+        {
+            int got = s.Receive(into);
+            if (got == 0) return false;
+            into = into[got..];
+        }
+        return true;
     }
 
     public static async Task UdpEchoAsync(IPEndPoint at, CancellationToken stop)

@@ -42,6 +42,8 @@ public sealed class SandboxNetwork : IDisposable
         PeerNamespace = options.Prefix + "-peer";
         (PeerAddress, PrefixLength) = SandboxOptions.ParseCidr(options.PeerAddress, nameof(options.PeerAddress));
         (HostAddress, _) = SandboxOptions.ParseCidr(options.HostAddress, nameof(options.HostAddress));
+        if (options.HostKernelAddress is not null)
+            (HostKernelAddress, HostKernelPrefixLength) = SandboxOptions.ParseCidr(options.HostKernelAddress, nameof(options.HostKernelAddress));
     }
 
     public SandboxOptions Options { get; }
@@ -63,6 +65,11 @@ public sealed class SandboxNetwork : IDisposable
 
     /// <summary>AntHost's address (held by the NIC driver and inet server, never by a kernel).</summary>
     public IPAddress HostAddress { get; }
+
+    /// <summary>The host namespace kernel's own address on the veth (the benchmarks' baseline), or null when it has none.</summary>
+    public IPAddress? HostKernelAddress { get; }
+
+    private int HostKernelPrefixLength { get; }
 
     /// <summary>The prefix length of both addresses.</summary>
     public int PrefixLength { get; }
@@ -126,6 +133,13 @@ public sealed class SandboxNetwork : IDisposable
             Ip("-n", ns, "link", "set", "lo", "up");
         }
         Ip("-n", PeerNamespace, "addr", "add", $"{PeerAddress}/{PrefixLength}", "dev", PeerInterface);
+        if (HostKernelAddress is not null)
+        {
+            // The kernel answers ARP for what it holds on the veth and nothing else; the
+            // effective arp_ignore is the larger of "all" and the interface's, so both go to 1.
+            SysctlIn(HostNamespace, "net.ipv4.conf.all.arp_ignore=1", $"net.ipv4.conf.{HostInterface}.arp_ignore=1");
+            Ip("-n", HostNamespace, "addr", "add", $"{HostKernelAddress}/{HostKernelPrefixLength}", "dev", HostInterface);
+        }
         Ip("-n", HostNamespace, "link", "set", HostInterface, "up");
         Ip("-n", PeerNamespace, "link", "set", PeerInterface, "up");
 
@@ -245,6 +259,7 @@ public sealed class SandboxNetwork : IDisposable
             "netns", "exec", PeerNamespace, DotnetHost(), peerDll, "--address", PeerAddress.ToString(),
             "--echo", p.Echo.ToString(CultureInfo.InvariantCulture), "--discard", p.Discard.ToString(CultureInfo.InvariantCulture),
             "--source", p.Source.ToString(CultureInfo.InvariantCulture), "--http", p.Http.ToString(CultureInfo.InvariantCulture),
+            "--rtt", p.Rtt.ToString(CultureInfo.InvariantCulture),
         })
             psi.ArgumentList.Add(a);
         var process = Process.Start(psi) ?? throw new SandboxCommandException("the peer's servers could not be started");

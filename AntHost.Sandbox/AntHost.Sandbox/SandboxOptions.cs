@@ -15,6 +15,16 @@ public sealed partial record SandboxOptions
     /// <summary>AntHost's address: the NIC driver's, never the host namespace kernel's.</summary>
     public string HostAddress { get; init; } = "198.18.0.2/24";
 
+    /// <summary>
+    /// An address for the host namespace's own kernel on AntHost's veth (e.g. <c>198.18.0.3/24</c>),
+    /// or null (the default) for none. The benchmarks use it for their baseline: the host
+    /// kernel's TCP over the very veth AntHost's NIC driver uses. AntHost's address stays the
+    /// driver's alone: the kernel answers ARP only for addresses it holds on that interface
+    /// (<c>arp_ignore=1</c> instead of 8), and frames for the driver's own MAC are "other
+    /// host" to it, dropped even while the driver holds the veth promiscuous.
+    /// </summary>
+    public string? HostKernelAddress { get; init; }
+
     /// <summary>The veth's MTU, both ends.</summary>
     public int Mtu { get; init; } = 1500;
 
@@ -50,6 +60,12 @@ public sealed partial record SandboxOptions
         var peer = ParseCidr(PeerAddress, nameof(PeerAddress));
         var host = ParseCidr(HostAddress, nameof(HostAddress));
         if (peer.Address.Equals(host.Address)) throw new ArgumentException($"PeerAddress and HostAddress are both {peer.Address}");
+        if (HostKernelAddress is not null)
+        {
+            var kernel = ParseCidr(HostKernelAddress, nameof(HostKernelAddress));
+            if (kernel.Address.Equals(peer.Address) || kernel.Address.Equals(host.Address))
+                throw new ArgumentException($"HostKernelAddress {kernel.Address} is already the peer's or AntHost's address");
+        }
         if (Mtu is < 576 or > 9000) throw new ArgumentException($"MTU {Mtu} out of range 576..9000");
         if (LossInPercent is < 0 or > 100 || LossOutPercent is < 0 or > 100) throw new ArgumentException("loss must be 0..100 percent");
         if (RateLimit is not null && !RatePattern().IsMatch(RateLimit))
@@ -83,4 +99,7 @@ public sealed record PeerPorts
     public int Discard { get; init; } = 9;
     public int Source { get; init; } = 19;
     public int Http { get; init; } = 80;
+
+    /// <summary>The RTT responder: after a 4-byte big-endian size N, answers every N bytes with 1 byte (the paper's RTT test).</summary>
+    public int Rtt { get; init; } = 5001;
 }

@@ -126,6 +126,70 @@ public sealed class SandboxTests
     }
 
     [NetnsFact]
+    public void A_host_kernel_address_serves_the_baseline_and_leaves_anthosts_address_and_mac_alone()
+    {
+        using var sb = SandboxNetwork.Create(new SandboxOptions { Prefix = "aht-e" + Random.Shared.Next(10000, 100000), HostKernelAddress = "198.18.0.3/24" });
+        Assert.Equal(System.Net.IPAddress.Parse("198.18.0.3"), sb.HostKernelAddress);
+        var host = IpJson(sb.HostNamespace, "addr", "show", "dev", sb.HostInterface)[0];
+        Assert.Equal([("inet", "198.18.0.3")], host.GetProperty("addr_info").EnumerateArray().Select(a => (a.GetProperty("family").GetString(), a.GetProperty("local").GetString())).ToList());
+
+        // The host kernel's TCP reaches the peer's RTT responder: N bytes out, one byte back.
+        using (var s = NamespaceThread.Run(sb.HostNamespace, () =>
+        {
+            var k = new System.Net.Sockets.Socket(System.Net.Sockets.AddressFamily.InterNetwork, System.Net.Sockets.SocketType.Stream, System.Net.Sockets.ProtocolType.Tcp);
+            k.Bind(new System.Net.IPEndPoint(sb.HostKernelAddress!, 0));
+            k.Connect(new System.Net.IPEndPoint(sb.PeerAddress, sb.Options.Ports.Rtt));
+            return k;
+        }))
+        {
+            s.ReceiveTimeout = 20_000;
+            s.Send([0, 0, 1, 0]); // N = 256
+            for (int round = 0; round < 3; round++)
+            {
+                s.Send(new byte[256]);
+                var one = new byte[1];
+                Assert.Equal(1, s.Receive(one));
+                Assert.Equal(1, one[0]);
+            }
+        }
+
+        // The kernel still never answers ARP for AntHost's address...
+        CommandRunner.RunIn(sb.PeerNamespace, "socat", ["-u", "-", "UDP:198.18.0.2:9"], "x");
+        Thread.Sleep(1500);
+        string neigh = sb.RunInPeer("ip", "neigh", "show", "198.18.0.2").StandardOutput;
+        Assert.DoesNotContain("lladdr", neigh, StringComparison.Ordinal);
+
+        // ...and, with the veth promiscuous (as the NIC driver holds it), a frame addressed to
+        // another MAC is not the kernel's, even when its IP address is the kernel's own: a SYN
+        // to 198.18.0.3 sent to a foreign MAC gets no answer, the same SYN to the veth's MAC does.
+        sb.RunInHost("ip", "link", "set", sb.HostInterface, "promisc", "on");
+        using var listener = NamespaceThread.Run(sb.HostNamespace, () =>
+        {
+            var l = new System.Net.Sockets.Socket(System.Net.Sockets.AddressFamily.InterNetwork, System.Net.Sockets.SocketType.Stream, System.Net.Sockets.ProtocolType.Tcp);
+            l.Bind(new System.Net.IPEndPoint(sb.HostKernelAddress!, 6000));
+            l.Listen(4);
+            return l;
+        });
+        bool Connects()
+        {
+            using var c = NamespaceThread.Run(sb.PeerNamespace, () => new System.Net.Sockets.Socket(System.Net.Sockets.AddressFamily.InterNetwork, System.Net.Sockets.SocketType.Stream, System.Net.Sockets.ProtocolType.Tcp));
+            var t = c.ConnectAsync(new System.Net.IPEndPoint(sb.HostKernelAddress!, 6000));
+            return t.Wait(TimeSpan.FromSeconds(3)) && c.Connected;
+        }
+        CommandRunner.CheckIn(sb.PeerNamespace, "ip", ["neigh", "replace", "198.18.0.3", "lladdr", "02:00:5e:00:00:03", "dev", sb.PeerInterface]);
+        Assert.False(Connects(), "the host kernel took a frame sent to another MAC");
+        CommandRunner.CheckIn(sb.PeerNamespace, "ip", ["neigh", "replace", "198.18.0.3", "lladdr", sb.HostInterfaceMac, "dev", sb.PeerInterface]);
+        Assert.True(Connects(), "the host kernel did not answer at its own MAC");
+    }
+
+    [Fact]
+    public void A_host_kernel_address_must_be_in_range_and_not_taken()
+    {
+        Assert.Contains("outside", Assert.Throws<ArgumentException>(() => new SandboxOptions { HostKernelAddress = "10.1.1.1/24" }.Validate()).Message, StringComparison.Ordinal);
+        Assert.Contains("already", Assert.Throws<ArgumentException>(() => new SandboxOptions { HostKernelAddress = "198.18.0.2/24" }.Validate()).Message, StringComparison.Ordinal);
+    }
+
+    [NetnsFact]
     public void A_failing_command_names_itself_and_its_stderr()
     {
         var e = Assert.Throws<SandboxCommandException>(() => CommandRunner.Check("ip", ["link", "show", "dev", "nosuch-if0"]));
