@@ -238,11 +238,11 @@ public sealed class InetDriver
         {
             // Direct return: the result to the original requester, the lent ICAs back to inet.
             var endpoint = m.Endpoint!;
-            _kernel.ReplyDirect(m.Control, 0, default);
+            _kernel.ReplyDirect(m.Control, 0, default, InetTraceStage.NicReturn);
             if (m.DataCount > 0) _kernel.Notify(endpoint, (ushort)NicNotify.TxDataBack, m.RequestId, m.Data);
             return;
         }
-        _kernel.Reply(m, m.Control, 0, m.Data);
+        _kernel.Reply(m, m.Control, 0, m.Data, InetTraceStage.NicReturn);
     }
 
     /// <summary>The receive callback: one copy into a data ICA, then ethinput.</summary>
