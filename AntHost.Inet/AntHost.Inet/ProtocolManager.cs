@@ -6,11 +6,14 @@
 // frames to send go to the driver as the ICAs the core wrote them in, lent until
 // the driver's TX completion brings them back.
 //
-// A driver that dies (peer-died notice) takes the ICAs it held with it: the broker
-// reclaims them. The frames in flight are marked lost and finished (a transport sees
-// a loss on the wire), the interface keeps every other piece of state (ARP cache,
-// sockets, TCP connections), and the next ifattach with the same MAC carries on
-// with it. A new MAC or MTU makes a new interface.
+// Frames go to the driver on loan (the kernel's lend): should the driver die holding
+// them, the broker gives their ICAs back to inet rather than free them, because a
+// TCP segment sent in place is the connection's unacknowledged data and must survive
+// to be retransmitted. On the driver's death notice every frame in flight is taken
+// back and finished as not sent (TCP sees a loss on the wire and retransmits later);
+// a frame whose ICA did not come back is marked lost. The interface keeps every
+// other piece of state (ARP cache, sockets, TCP connections), and the next ifattach
+// with the same MAC carries on with it. A new MAC or MTU makes a new interface.
 //
 // Everything here runs on the request manager's one thread, as the core requires.
 using AntHost.Inet.Abi;
@@ -18,6 +21,7 @@ using AntHost.Inet.Buffers;
 using AntHost.Inet.Core.Counters;
 using AntHost.Inet.Core.Iface;
 using AntHost.Inet.Core.Randomness;
+using AntHost.Inet.Core.Tcp;
 using AntHost.Inet.Core.Time;
 using AntHost.Inet.Core.Wire;
 using AntHost.Kernel;
@@ -40,6 +44,8 @@ public sealed class ProtocolManager
     private readonly DataIca[] _batchData = new DataIca[InetService.MaxFramesPerMessage];
     private readonly IcaPacketBuffer[] _batch = new IcaPacketBuffer[InetService.MaxFramesPerMessage];
     private readonly Dictionary<uint, IcaPacketBuffer> _inFlight = new(MaxInFlight);
+    /// <summary>The control ICAs of inet's own transmits with the driver, by first page.</summary>
+    private readonly Dictionary<uint, IcaHandle> _controlsInFlight = new(MaxInFlight);
     private readonly long[] _stats = new long[(int)InetStat.Count];
     private Endpoint? _driver;
     private ProcessId _driverProcess;
@@ -94,15 +100,17 @@ public sealed class ProtocolManager
         }
         if (Interface is null)
         {
+            var random = new SystemRandom();
             Interface = new Interface(new InterfaceConfig
             {
+                Tcp = ip => new TcpLayer(ip, Pool, random, _options.Tcp with { MaximumSockets = _options.MaxSockets }),
                 Mac = mac,
                 Address = _options.Address,
                 PrefixLength = _options.PrefixLength,
                 Gateway = _options.Gateway,
                 Mtu = args.Mtu,
                 Pool = Pool,
-                Random = new SystemRandom(),
+                Random = random,
             });
         }
         _driver = m.Endpoint;
@@ -133,19 +141,37 @@ public sealed class ProtocolManager
         DriverGone();
     }
 
+    /// <summary>
+    /// The driver is gone, and the broker has settled what it held (its channel is closed
+    /// once that is done): the frames lent to it are inet's again, or lost when they were
+    /// not lent.
+    /// </summary>
     private void DriverGone()
     {
         _driver = null;
         Count(InetStat.DriverDeaths);
-        int lost = _inFlight.Count;
+        int back = 0, lost = 0;
         foreach (var b in _inFlight.Values)
         {
-            b.MarkLost();
+            if (_kernel.TryTakeBack(b.Lease.Handle, out var lease))
+            {
+                b.Rebind(lease);
+                back++;
+            }
+            else
+            {
+                b.MarkLost();
+                lost++;
+            }
             b.FinishTransmit();
         }
         _inFlight.Clear();
+        foreach (var h in _controlsInFlight.Values)
+            if (_kernel.TryTakeBack(h, out var control)) _kernel.Free(control);
+        _controlsInFlight.Clear();
+        Count(InetStat.FramesNotSent, back);
         Count(InetStat.TxLostWithDriver, lost);
-        _log.LogWarning("driver {Process} is gone ({Lost} frames were with it); waiting for a new ifattach", _driverProcess, lost);
+        _log.LogWarning("driver {Process} is gone: {Back} frames it held came back unsent, {Lost} lost; waiting for a new ifattach", _driverProcess, back, lost);
     }
 
     // ---- receive ---------------------------------------------------------------------------
@@ -185,6 +211,17 @@ public sealed class ProtocolManager
                 f.FinishTransmit();
                 continue;
             }
+            if (b.DirectSend != 0 && DirectSend is { } direct)
+            {
+                // An app's own data ICA going out in place: its control ICA travels with it
+                // (direct return). Frames queued before it leave first, in order.
+                if (n > 0)
+                {
+                    SendBatch(n);
+                    n = 0;
+                }
+                if (direct(b)) continue;
+            }
             _batch[n++] = b;
             if (n == InetService.MaxFramesPerMessage)
             {
@@ -205,7 +242,7 @@ public sealed class ProtocolManager
         }
         catch (KernelException e)
         {
-            FailBatch(n, lost: false, e);
+            FailBatch(n, e);
             return;
         }
         ControlIca.TryOpen(control.Span, out var c);
@@ -219,18 +256,24 @@ public sealed class ProtocolManager
         }
         try
         {
-            _kernel.Post(driver, control, (ushort)NicOp.Transmit, _batchData.AsSpan(0, n), InetTraceStage.InetTransmit);
+            _kernel.Post(driver, control, (ushort)NicOp.Transmit, _batchData.AsSpan(0, n), InetTraceStage.InetTransmit, lend: true);
+        }
+        catch (KernelException e) when (e.Error == KernelError.RingFull)
+        {
+            // Nothing was handed over.
+            _kernel.Free(control);
+            FailBatch(n, e);
+            return;
         }
         catch (KernelException e)
         {
-            // Ring full: nothing was handed over. Peer died: the driver's death notice
-            // follows; whether the journal already named the ICAs cannot be told here,
-            // so they are treated as gone with the driver (never freed twice).
-            bool lost = e.Error != KernelError.RingFull;
-            if (!lost) _kernel.Free(control);
-            FailBatch(n, lost, e);
-            return;
+            // The driver died: whether the journal already named the ICAs cannot be told
+            // here. They were lent either way, so they stay in flight and the death notice
+            // settles them (taken back, never freed twice).
+            Count(InetStat.TxSendFailures);
+            _log.LogDebug("transmit of {N} frames failed: {Error}", n, e.Message);
         }
+        _controlsInFlight[control.Handle.FirstPage] = control.Handle;
         Count(InetStat.TransmitRequests);
         Count(InetStat.FramesToDriver, n);
         for (int i = 0; i < n; i++)
@@ -243,18 +286,76 @@ public sealed class ProtocolManager
         }
     }
 
-    private void FailBatch(int n, bool lost, KernelException e)
+    private void FailBatch(int n, KernelException e)
     {
         Count(InetStat.TxSendFailures);
         _log.LogDebug("transmit of {N} frames failed: {Error}", n, e.Message);
         for (int i = 0; i < n; i++)
         {
             var b = _batch[i];
-            if (lost) b.MarkLost();
             b.FinishTransmit();
             _batch[i] = null!;
             _batchData[i] = default;
         }
+    }
+
+    /// <summary>
+    /// The socket manager's hook for a frame that is an app's send in place: returns true when
+    /// it forwarded the frame with the app's control ICA (<see cref="TryForwardDirect"/>).
+    /// </summary>
+    public Func<IcaPacketBuffer, bool>? DirectSend { get; set; }
+
+    private readonly DataIca[] _directData = new DataIca[1];
+
+    /// <summary>What became of a direct-return transmit.</summary>
+    public enum DirectOutcome
+    {
+        /// <summary>The frame and the app's control ICA are with the driver; its result goes to the app.</summary>
+        Forwarded,
+        /// <summary>Nothing was handed over (no driver, ring full): the caller still owns the control ICA.</summary>
+        NotSent,
+        /// <summary>The driver died as the frame went: the frame is lost (TCP retransmits) and so is the control ICA.</summary>
+        Lost,
+    }
+
+    /// <summary>
+    /// Direct return of an app's send: the app's frame is popped (inet has read it), the
+    /// Transmit frame pushed with DirectReturn, and the app's control ICA forwarded to the driver
+    /// with the one data ICA, which the driver gives back with TxDataBack and TCP keeps until
+    /// acknowledged. The send's result must already be in the control ICA's result area.
+    /// </summary>
+    public DirectOutcome TryForwardDirect(IcaPacketBuffer b, IcaLease control, out uint transmitId)
+    {
+        transmitId = 0;
+        var driver = _driver;
+        if (driver is null || _inFlight.Count >= MaxInFlight || !ControlIca.TryOpen(control.Span, out var c)) return DirectOutcome.NotSent;
+        c.TryPopFrame();
+        if (!c.TryPushFrame(new RequestFrame(_serviceId, (ushort)NicOp.Transmit, RequestFrameFlags.DirectReturn | RequestFrameFlags.WantsDataBack, _kernel.Id.Value, 0), out var args))
+            return DirectOutcome.NotSent;
+        TransmitArgs.Begin(args, 1);
+        TransmitArgs.SetFrame(args, 0, b.Start, b.Length);
+        _directData[0] = new DataIca(b.Lease, b.Start + b.Length);
+        try
+        {
+            transmitId = _kernel.Forward(driver, control, (ushort)NicOp.Transmit, _directData, InetTraceStage.InetTransmit);
+        }
+        catch (KernelException e)
+        {
+            _directData[0] = default;
+            Count(InetStat.TxSendFailures);
+            _log.LogDebug("direct transmit failed: {Error}", e.Message);
+            if (e.Error == KernelError.RingFull) return DirectOutcome.NotSent;
+            b.MarkLost();
+            b.FinishTransmit();
+            return DirectOutcome.Lost;
+        }
+        _directData[0] = default;
+        Count(InetStat.TransmitRequests);
+        Count(InetStat.FramesToDriver);
+        b.DirectSend = 0;
+        b.MarkInFlight();
+        _inFlight[b.Lease.Handle.FirstPage] = b;
+        return DirectOutcome.Forwarded;
     }
 
     /// <summary>The TX completion of a Transmit: the control ICA and the frames' data ICAs are back.</summary>
@@ -270,7 +371,11 @@ public sealed class ProtocolManager
         if (!m.Control.IsNone && ControlIca.TryOpen(m.Control.Span, out var c) && c.FrameCount > 0)
             args = c.FrameArguments(c.FrameCount - 1);
         ReturnData(m, args);
-        if (!m.Control.IsNone) _kernel.Free(m.Control);
+        if (!m.Control.IsNone)
+        {
+            _controlsInFlight.Remove(m.Control.Handle.FirstPage);
+            _kernel.Free(m.Control);
+        }
     }
 
     /// <summary>Data ICAs given back after a transmit whose result went straight to its requester.</summary>

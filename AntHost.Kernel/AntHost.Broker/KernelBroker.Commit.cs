@@ -307,6 +307,7 @@ internal sealed class DirectRules : IBrokerTransferRules
                         return UplinkResult.Consumed;
                     }
                     bool transfer = m.Kind == MessageKind.JournalTransfer;
+                    bool lend = transfer && (m.Flags & MessageFlags.Lend) != 0;
                     var dest = new ProcessId(m.JournalDestination);
                     for (int i = sender.RecordProgress; i < n; i++)
                     {
@@ -314,8 +315,9 @@ internal sealed class DirectRules : IBrokerTransferRules
                         switch (b.Judge(sender.Id, h))
                         {
                             case KernelBroker.Verdict.Owned:
-                                if (transfer && b.LiveProcess(dest) is { CutOff: false } to) b.ApplyTransfer(h, to.Id);
-                                else b.ApplyFree(h, reclaimed: transfer); // freed, or sent to a process that is gone
+                                if (transfer && b.LiveProcess(dest) is { CutOff: false } to) b.ApplyTransfer(h, sender.Id, to.Id, lend);
+                                else if (!lend) b.ApplyFree(h, reclaimed: transfer); // freed, or sent to a process that is gone
+                                // else: lent to a process that is gone: it stays the lender's
                                 break;
                             case KernelBroker.Verdict.Future:
                                 sender.RecordProgress = i;
@@ -376,7 +378,8 @@ internal sealed class MediatedRules : IBrokerTransferRules
                     }
                     if (!KernelBroker.HasRoomDown(to)) return UplinkResult.Blocked; // receiver's downlink full: keep it, retry
                                                                                     // The table first: the receiver checks it as soon as the slot is visible.
-                    for (int i = 0; i < n; i++) b.ApplyTransfer(hs[i], to.Id);
+                    bool lend = (m.Flags & MessageFlags.Lend) != 0;
+                    for (int i = 0; i < n; i++) b.ApplyTransfer(hs[i], sender.Id, to.Id, lend);
                     var fwd = m;
                     fwd.Source = sender.Id.Value;
                     TransferPathHelpers.AdvanceTransferCounts(ref fwd);

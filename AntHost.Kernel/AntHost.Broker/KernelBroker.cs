@@ -302,6 +302,7 @@ internal sealed unsafe partial class KernelBroker : IDisposable
         head.Generation = gen;
         head.OwnerAndCount = OwnershipEntry.Pack(owner.OwnerTag, 0);
         head.PagesOrHead = (uint)pages;
+        head.Lender = 0;
         Volatile.Write(ref head.Flags, (ushort)(OwnershipEntry.FlagAllocated | OwnershipEntry.FlagHead));
         Count(BrokerCounter.FreePages, -pages);
         Count(BrokerCounter.Allocations);
@@ -314,6 +315,7 @@ internal sealed unsafe partial class KernelBroker : IDisposable
         uint pages = head.PagesOrHead;
         Volatile.Write(ref head.Flags, (ushort)0);
         head.Owner = 0;
+        head.Lender = 0;
         for (uint p = first + 1; p < first + pages; p++)
         {
             ref var t = ref Pool.Page(p);
@@ -327,9 +329,11 @@ internal sealed unsafe partial class KernelBroker : IDisposable
         else Count(BrokerCounter.Frees);
     }
 
-    private void Reassign(uint first, ProcessId to)
+    /// <summary>Gives the ICA to <paramref name="to"/>; <paramref name="lender"/> (0: none) gets it back if <paramref name="to"/> dies holding it.</summary>
+    private void Reassign(uint first, ProcessId to, ushort lender)
     {
         ref var head = ref Pool.Page(first);
+        head.Lender = lender;
         uint pages = head.PagesOrHead;
         for (uint p = first + 1; p < first + pages; p++) Pool.Page(p).Owner = to.OwnerTag;
         // One store: a receiver checking the handle sees the old holder or the new, never half.
@@ -337,19 +341,39 @@ internal sealed unsafe partial class KernelBroker : IDisposable
         Count(BrokerCounter.TransfersCommitted);
     }
 
+    /// <summary>
+    /// Frees every ICA the dead process owned, except those lent to it by a live process,
+    /// which go back to their lender (it finds them its own again in the table, with the
+    /// transfer count one up). Loans the dead process had made end: their borrowers keep them.
+    /// </summary>
     private int ReclaimOwnedBy(ProcessId id)
     {
         int pages = 0;
         for (uint p = 0; p < (uint)Layout.DataPages; p++)
         {
             ref var e = ref Pool.Page(p);
-            if ((e.Flags & OwnershipEntry.FlagHead) != 0 && e.Owner == id.OwnerTag)
+            if ((e.Flags & OwnershipEntry.FlagHead) == 0) continue;
+            if (e.Owner == id.OwnerTag)
             {
+                if (e.Lender != 0 && LiveByTag(e.Lender) is { CutOff: false } lender)
+                {
+                    Count(BrokerCounter.LoansReturned, e.PagesOrHead);
+                    Reassign(p, lender.Id, lender: 0);
+                    continue;
+                }
                 pages += (int)e.PagesOrHead;
                 FreeAt(p, reclaimedFromDead: true);
             }
+            else if (e.Lender == id.OwnerTag) e.Lender = 0;
         }
         return pages;
+    }
+
+    private ProcState? LiveByTag(ushort ownerTag)
+    {
+        int slot = ownerTag - 1;
+        if ((uint)slot >= (uint)_procs.Length) return null;
+        return _procs[slot] is { Dead: false } p ? p : null;
     }
 
     /// <summary>What the table says of a handle a process hands over.</summary>
@@ -544,7 +568,7 @@ internal sealed unsafe partial class KernelBroker : IDisposable
     internal void CountBad() => Count(BrokerCounter.BadMessages);
     internal void CountForwarded() => Count(BrokerCounter.MediatedForwarded);
     internal ProcState? LiveProcess(ProcessId id) => Live(id);
-    internal void ApplyTransfer(IcaHandle h, ProcessId to) => Reassign(h.FirstPage, to);
+    internal void ApplyTransfer(IcaHandle h, ProcessId from, ProcessId to, bool lend) => Reassign(h.FirstPage, to, lend ? from.OwnerTag : (ushort)0);
     internal void ApplyFree(IcaHandle h, bool reclaimed) => FreeAt(h.FirstPage, reclaimed);
     internal void CutOff(ProcState p, string why) => CutOffLocked(p, why);
 

@@ -25,6 +25,7 @@ try
         "busy-server" => Roles.BusyServer(a),
         "busy-driver" => Roles.BusyDriver(a),
         "stale-replier" => Roles.StaleReplier(a),
+        "keeper" => Roles.Keeper(a),
         _ => Fail($"unknown role '{a.Role}'"),
     };
 }

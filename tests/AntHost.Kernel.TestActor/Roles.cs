@@ -395,6 +395,35 @@ internal static class Roles
     }
 
     /// <summary>
+    /// Keeps every ICA it receives (like a driver that dies with frames lent to it), except
+    /// that a request with opcode <c>Op.Echo</c> gets its data ICAs back by Notify at once.
+    /// Prints "KEPT n" with the count of ICAs it holds after each message.
+    /// </summary>
+    public static int Keeper(Args a)
+    {
+        using var k = a.Connect("keeper");
+        k.RegisterService(a.Get("service", "keeper"));
+        Out.Line($"READY {k.Id.Value}");
+        var kept = new List<IcaLease>();
+        while (true)
+        {
+            if (!k.Receive(out var m, Timeout.InfiniteTimeSpan) || m.Kind != MessageKind.Request) continue;
+            if (m.Opcode == Op.Echo && m.Endpoint is { } back)
+            {
+                k.Notify(back, 1, m.RequestId, m.Data);
+                if (!m.Control.IsNone) kept.Add(m.Control);
+            }
+            else
+            {
+                if (!m.Control.IsNone) kept.Add(m.Control);
+                for (int i = 0; i < m.DataCount; i++) kept.Add(m.GetData(i).Ica);
+            }
+            k.Commit();
+            Out.Line($"KEPT {kept.Count}");
+        }
+    }
+
+    /// <summary>
     /// A client shaped like the NIC driver: its main thread answers what the server posts; a
     /// second thread posts to the server without pause (received frames).
     /// </summary>

@@ -6,9 +6,10 @@
 //
 // Ownership: a buffer's ICA is owned by the inet server while the buffer is with
 // the core; while the driver transmits it, the ICA belongs to the driver
-// (InFlight) and comes back with the TX completion as a new lease (Rebind). If the
-// driver dies with it, the broker reclaims the ICA with the driver's other pages:
-// the buffer is marked lost and its release frees nothing.
+// (InFlight) and comes back with the TX completion as a new lease (Rebind). It is
+// lent, so if the driver dies with it the broker gives it back to inet, and the
+// protocol manager rebinds it the same way; only an ICA that did not come back
+// marks its buffer lost, whose release then frees nothing.
 using AntHost.Inet.Core.Buffers;
 using AntHost.Kernel;
 
@@ -31,6 +32,12 @@ public sealed class IcaPacketBuffer : PacketBuffer
     /// <summary>True when the ICA went with a dead driver (the broker reclaimed it).</summary>
     public bool Lost { get; private set; }
 
+    /// <summary>
+    /// Set by the socket manager while an app's send waits to learn whether this buffer (the
+    /// app's own data ICA) goes to the driver in place: the 1-based slot of that send, 0 for none.
+    /// </summary>
+    internal int DirectSend { get; set; }
+
     protected override Span<byte> Backing => Lost ? Span<byte>.Empty : _lease.Span;
 
     public override int Capacity => _lease.Length;
@@ -40,6 +47,7 @@ public sealed class IcaPacketBuffer : PacketBuffer
         _lease = lease;
         InFlight = false;
         Lost = false;
+        DirectSend = 0;
         Revive();
         Reset(headroom);
     }
@@ -125,6 +133,33 @@ public sealed class IcaPacketBufferPool : IPacketBufferPool
         b.SetData(0, Math.Clamp(length, 0, lease.Length));
         return b;
     }
+
+    /// <summary>
+    /// Wraps an app's data ICA for sending: the payload is [<paramref name="start"/>, +<paramref name="length"/>),
+    /// everything in front of it is headroom. Ownership passes to the buffer (TCP frees it on ACK).
+    /// </summary>
+    public IcaPacketBuffer WrapPayload(IcaLease lease, int start, int length)
+    {
+        var b = Take();
+        b.Activate(lease, 0);
+        b.SetData(start, length);
+        return b;
+    }
+
+    /// <summary>
+    /// Takes the ICA out of a buffer that leaves the process (a received payload handed to an
+    /// app): the wrapper goes back to the free list, the ICA to the caller, who passes it on.
+    /// </summary>
+    public IcaLease Detach(IcaPacketBuffer b)
+    {
+        var lease = b.TakeLease();
+        Detached++;
+        b.Release();
+        return lease;
+    }
+
+    /// <summary>ICAs that left through <see cref="Detach"/>.</summary>
+    public long Detached { get; private set; }
 
     private IcaPacketBuffer Take()
     {

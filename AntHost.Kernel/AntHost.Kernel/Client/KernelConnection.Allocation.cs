@@ -109,6 +109,27 @@ public sealed unsafe partial class KernelConnection
         _path.Free(one);
     }
 
+    /// <summary>
+    /// Takes back an ICA this process lent (<see cref="Post"/> or <see cref="Forward"/> with
+    /// lend) to a peer that died holding it: the broker gave it back rather than free it. Ask
+    /// after the peer's PeerDied notice (the broker settles the dead process's ICAs before it
+    /// sends that). Returns a lease on the ICA as it stands now (the transfer count moved on);
+    /// false when it is not this process's (the peer had passed it on, or given it back and
+    /// it was freed since).
+    /// </summary>
+    public bool TryTakeBack(IcaHandle lent, out IcaLease lease)
+    {
+        lease = default;
+        var table = new OwnershipTable(Pool);
+        if (table.Check(lent, out int pages) != KernelError.None) return false;
+        uint oc = Volatile.Read(ref Pool.Page(lent.FirstPage).OwnerAndCount);
+        if ((ushort)oc != Id.OwnerTag) return false;
+        var now = lent.WithTransferCount((ushort)(oc >> 16));
+        _strict.Grant(now, pages);
+        lease = new IcaLease(this, now, pages);
+        return true;
+    }
+
     /// <summary>Returns every cached ICA to the pool (journaled); the table shows them free after the next commit.</summary>
     public void TrimCache()
     {

@@ -144,12 +144,16 @@ public sealed unsafe partial class KernelConnection
     }
 
     /// <summary>Sends a request without waiting; its completion (if the server sends one) arrives as a Reply via Receive.</summary>
+    /// <param name="lend">
+    /// Lend the ICAs rather than give them: should the server die holding them, the broker
+    /// gives them back to this process (see <see cref="TryTakeBack"/>) instead of freeing them.
+    /// </param>
     /// <returns>The request id the completion will carry.</returns>
-    public uint Post(Endpoint endpoint, IcaLease control, ushort opcode, ReadOnlySpan<DataIca> data, ushort traceStage = 0)
+    public uint Post(Endpoint endpoint, IcaLease control, ushort opcode, ReadOnlySpan<DataIca> data, ushort traceStage = 0, bool lend = false)
     {
         ArgumentNullException.ThrowIfNull(endpoint);
         uint id = NextAsyncId();
-        var m = new RingMessage { Kind = MessageKind.Request, RequestId = id, Word = opcode };
+        var m = new RingMessage { Kind = MessageKind.Request, Flags = lend ? MessageFlags.Lend : MessageFlags.None, RequestId = id, Word = opcode };
         Fill(ref m, control, data);
         StampControl(control, id, Id.Value, setIds: true, traceStage, Id.Value);
         Transmit(endpoint, ref m);
@@ -162,12 +166,13 @@ public sealed unsafe partial class KernelConnection
     /// original requester and its request id in the control ICA are left as they are, so the
     /// last stage can return directly. Asynchronous: returns this stage's request id.
     /// </summary>
-    public uint Forward(Endpoint next, IcaLease control, ushort opcode, ReadOnlySpan<DataIca> data, ushort traceStage = 0)
+    /// <param name="lend">As for <see cref="Post"/>: the ICAs come back to this process if <paramref name="next"/> dies holding them.</param>
+    public uint Forward(Endpoint next, IcaLease control, ushort opcode, ReadOnlySpan<DataIca> data, ushort traceStage = 0, bool lend = false)
     {
         ArgumentNullException.ThrowIfNull(next);
         if (control.IsNone) throw new ArgumentException("a multi-stage request travels with its control ICA", nameof(control));
         uint id = NextAsyncId();
-        var m = new RingMessage { Kind = MessageKind.Request, RequestId = id, Word = opcode };
+        var m = new RingMessage { Kind = MessageKind.Request, Flags = lend ? MessageFlags.Lend : MessageFlags.None, RequestId = id, Word = opcode };
         Fill(ref m, control, data);
         StampControl(control, 0, 0, setIds: false, traceStage, Id.Value);
         Transmit(next, ref m);

@@ -15,7 +15,7 @@
 // channel it read the slot from.
 //
 // Journal records (uplink to the broker only) reuse the slot:
-//   0 kind (JournalTransfer/JournalFree) | 2 count (1..6) | 4 destination process
+//   0 kind (JournalTransfer/JournalFree) | 1 flags (Lend) | 2 count (1..6) | 4 destination process
 //   8..55 up to six handles, as the sender held them (before the transfer).
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
@@ -52,6 +52,13 @@ public enum MessageFlags : byte
     Sync = 1,
     /// <summary>A reply that skips intermediate servers and goes straight to the original requester.</summary>
     DirectReturn = 2,
+    /// <summary>
+    /// The message's ICAs are lent, not given: if the receiver dies holding them, the broker
+    /// gives them back to the sender instead of freeing them (a frame lent to a NIC driver
+    /// that crashes is still the sender's unacknowledged TCP data). Any later transfer by
+    /// the receiver ends the loan. On a journal record: the handles it names are lent.
+    /// </summary>
+    Lend = 4,
 }
 
 /// <summary>The 64-byte layout of a ring slot.</summary>

@@ -70,17 +70,17 @@ internal sealed class Uplink
         else _broker.RingIfDeepSleeping();
     }
 
-    public void Journal(MessageKind kind, uint destination, ReadOnlySpan<IcaHandle> handles)
+    public void Journal(MessageKind kind, uint destination, ReadOnlySpan<IcaHandle> handles, MessageFlags flags = MessageFlags.None)
     {
-        lock (_lock) JournalLocked(kind, destination, handles);
+        lock (_lock) JournalLocked(kind, destination, handles, flags);
     }
 
-    public void JournalLocked(MessageKind kind, uint destination, ReadOnlySpan<IcaHandle> handles)
+    public void JournalLocked(MessageKind kind, uint destination, ReadOnlySpan<IcaHandle> handles, MessageFlags flags = MessageFlags.None)
     {
         while (!handles.IsEmpty)
         {
             int n = Math.Min(RingMessage.MaxJournalHandles, handles.Length);
-            var rec = new RingMessage { Kind = kind, JournalCount = (byte)n, JournalDestination = destination };
+            var rec = new RingMessage { Kind = kind, Flags = flags, JournalCount = (byte)n, JournalDestination = destination };
             for (int i = 0; i < n; i++) rec.SetJournalHandle(i, handles[i].Value);
             WriteLocked(rec, wakeAlways: false);
             handles = handles[n..];
@@ -146,7 +146,7 @@ internal sealed class DirectTransferPath : ITransferPath
             if (!TransferPathHelpers.WaitForRoom(endpoint.SendRing, endpoint, deadline))
                 throw new KernelException(KernelError.RingFull, $"{endpoint}: the peer does not consume its ring");
             int n = TransferPathHelpers.Collect(message, handles);
-            if (n > 0) _uplink.Journal(MessageKind.JournalTransfer, endpoint.Peer.Value, handles[..n]);
+            if (n > 0) _uplink.Journal(MessageKind.JournalTransfer, endpoint.Peer.Value, handles[..n], message.Flags & MessageFlags.Lend);
             _strict.Revoke(handles[..n]);
             TransferPathHelpers.AdvanceTransferCounts(ref message);
             var s = endpoint.SendRing.TryWrite(message);

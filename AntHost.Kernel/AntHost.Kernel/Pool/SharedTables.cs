@@ -33,6 +33,8 @@ public enum BrokerCounter
     JournalBatches,
     DuplicateRegistrations,
     UnknownServices,
+    /// <summary>Pages of lent ICAs given back to their lender when the borrower died.</summary>
+    LoansReturned,
     Count,
 }
 
@@ -134,6 +136,11 @@ internal struct OwnershipEntry
     /// <summary>Head page: the ICA's page count. Other pages of an ICA: the head's index.</summary>
     [FieldOffset(8)] public uint PagesOrHead;
     [FieldOffset(12)] public ushort Flags;
+    /// <summary>
+    /// Head page: the owner tag of the process that lent the ICA to its owner (0: not lent).
+    /// A lent ICA goes back to its lender, not to the free list, when the borrower dies.
+    /// </summary>
+    [FieldOffset(14)] public ushort Lender;
 
     public static uint Pack(ushort owner, ushort transferCount) => owner | ((uint)transferCount << 16);
 }
