@@ -39,6 +39,8 @@ public sealed unsafe partial class KernelConnection : IDisposable
     private readonly long _spinTicks;
     private readonly long _sendTimeoutTicks;
     private readonly KernelOptions _options;
+    private readonly CancellationTokenSource _brokerGone = new();
+    private readonly Timer _brokerWatch;
     private int _disposed;
 
     public IcaPool Pool { get; }
@@ -71,6 +73,34 @@ public sealed unsafe partial class KernelConnection : IDisposable
         _cache = new Stack<IcaHandle>[MaxCachedPages + 1];
         for (int i = 1; i <= MaxCachedPages; i++) _cache[i] = new Stack<IcaHandle>(options.CachePerSize);
         InitPending();
+        _brokerWatch = new Timer(static s => ((KernelConnection)s!).WatchBroker(), this, BrokerWatchPeriod, BrokerWatchPeriod);
+    }
+
+    private static readonly TimeSpan BrokerWatchPeriod = TimeSpan.FromMilliseconds(250);
+
+    /// <summary>
+    /// Cancelled once the broker is gone (its control socket closed or its process ended),
+    /// checked four times a second. Nothing is committed or reclaimed without a broker, so a
+    /// server passes this to its waits and stops; the process's own Dispose does not cancel it.
+    /// </summary>
+    public CancellationToken BrokerGone => _brokerGone.Token;
+
+    private void WatchBroker()
+    {
+        if (Volatile.Read(ref _disposed) != 0 || _brokerGone.IsCancellationRequested) return;
+        bool gone = !Native.ProcessExists(Pool.BrokerPid);
+        if (!gone && Monitor.TryEnter(_socketLock))
+        {
+            // Between requests nothing is due on the socket: readable means closed (or a
+            // broker that broke the protocol, which is as good as gone).
+            try { gone = _socket.Poll(0, SelectMode.SelectRead); }
+            catch (Exception e) when (e is SocketException or ObjectDisposedException) { gone = true; }
+            finally { Monitor.Exit(_socketLock); }
+        }
+        if (!gone) return;
+        _brokerWatch.Change(Timeout.Infinite, Timeout.Infinite);
+        try { _brokerGone.Cancel(); }
+        catch (AggregateException) { }
     }
 
     /// <summary>Maps the instance's pool and registers this process with its broker.</summary>
@@ -285,6 +315,7 @@ public sealed unsafe partial class KernelConnection : IDisposable
     public void Dispose()
     {
         if (Interlocked.Exchange(ref _disposed, 1) != 0) return;
+        _brokerWatch.Dispose();
         lock (_socketLock)
         {
             try

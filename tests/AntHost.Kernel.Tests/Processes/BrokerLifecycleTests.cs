@@ -44,6 +44,24 @@ public class BrokerLifecycleTests
         }
     }
 
+    [RootTheory]
+    [InlineData(9)]
+    [InlineData(15)]
+    public void A_process_learns_that_the_broker_is_gone_and_a_wait_on_it_ends(int signal)
+    {
+        using var b = BrokerProcess.Start();
+        using var k = b.Connect("watcher");
+        Assert.False(k.BrokerGone.IsCancellationRequested);
+        // A receive with no timeout, as a server's loop waits: only the broker's end ends it.
+        var waiter = Task.Run(() => k.Receive(out _, Timeout.InfiniteTimeSpan, k.BrokerGone));
+        Assert.False(waiter.Wait(TimeSpan.FromMilliseconds(600)), "the wait ended with the broker alive");
+        b.Process.Signal(signal);
+        b.Process.WaitExit();
+        Assert.True(waiter.Wait(ChildProcess.Patience), "the wait did not end when the broker went");
+        Assert.False(waiter.Result);
+        Assert.True(k.BrokerGone.IsCancellationRequested);
+    }
+
     [RootFact]
     public void A_second_broker_for_a_live_instance_refuses_with_a_clear_message()
     {
