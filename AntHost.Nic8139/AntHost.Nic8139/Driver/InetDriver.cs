@@ -105,7 +105,11 @@ public sealed class InetDriver
                 _device.Adapter, _device.Mac, _device.Mtu, _device.Link, _options.Instance, _kernel.Id);
             _device.LinkChanged += OnLinkChanged;
             _device.Start(OnFrame);
-            Serve(stop);
+            // Without a broker nothing is committed or reclaimed: the driver stops with it.
+            using var both = CancellationTokenSource.CreateLinkedTokenSource(stop, _kernel.BrokerGone);
+            Serve(both.Token);
+            if (_kernel.BrokerGone.IsCancellationRequested && !stop.IsCancellationRequested)
+                _log.LogError("the kernel broker of instance {Instance} is gone: stopping", _options.Instance);
         }
         finally
         {
@@ -136,6 +140,12 @@ public sealed class InetDriver
         }
     }
 
+    private void CloseQuietly(Endpoint ep)
+    {
+        try { _kernel.Close(ep); }
+        catch (KernelException e) { _log.LogDebug("closing the channel to '{Service}': {Message}", _options.Service, e.Message); }
+    }
+
     private bool TryAttach()
     {
         Endpoint ep;
@@ -159,6 +169,7 @@ public sealed class InetDriver
         catch (KernelException e)
         {
             _log.LogWarning("ifattach to '{Service}' failed: {Message}", _options.Service, e.Message);
+            CloseQuietly(ep);
             return false;
         }
         var status = (InetStatus)reply.Status;
@@ -168,6 +179,7 @@ public sealed class InetDriver
         if (status != InetStatus.Ok)
         {
             _log.LogWarning("ifattach refused by '{Service}': {Status}", _options.Service, status);
+            CloseQuietly(ep); // the next attempt opens a new channel: this one must not linger
             return false;
         }
         Interlocked.Increment(ref Counters._attaches);
