@@ -1,0 +1,583 @@
+// The data path of a socket.
+//
+// Send. The caller's bytes are copied once, into data ICAs of one TCP segment each
+// (the MSS the connection reports, one page at most), SendHeadroom bytes from the
+// start, and up to three of them go in one Send call. A segment-sized ICA with headroom
+// is what the inet server sends in place: TCP, IPv4 and Ethernet write their headers in
+// front of the payload and the same pages go to the NIC driver, so the one copy the
+// library makes is the only copy on the way to the wire. Larger ICAs would save calls
+// but force inet to copy the payload into segments (a copy in the server instead of
+// one in the app, plus an ICA held until its last byte is acknowledged), and three
+// segments per call already amortise the IPC round trip over 4 KiB. A rented send
+// buffer (RentSendBuffer) skips even the library's copy: the app writes the payload
+// into the ICA itself.
+//
+// Receive. A Receive reply brings up to three data ICAs, the frames the payload came
+// in, with the payload's place in each. The library copies what fits into the
+// caller's buffer and keeps the rest (the ICA with its offset) for the next Receive, so
+// no byte is lost and no ICA is copied twice; a ReceiveLease hands the ICA itself out.
+// A UDP datagram is read whole or truncated, never carried over to the next read.
+//
+// One send and one receive may run at once on a socket (as with .NET sockets); a second
+// concurrent send (or receive) waits for the first, which keeps a stream's bytes in order.
+using System.Net;
+using System.Net.Sockets;
+using AntHost.Inet.Abi;
+using AntHost.Kernel;
+using AntHost.Kernel.Ipc;
+using AbiFlags = AntHost.Inet.Abi.SocketFlags;
+
+namespace AntHost.Client;
+
+public sealed partial class InetSocket
+{
+    /// <summary>The largest UDP payload of one IPv4 datagram.</summary>
+    public const int MaxDatagram = 65507;
+
+    private const int MaxSegmentPayload = 4096 - InetService.SendHeadroom;
+    private const int DefaultSegment = 1460;
+
+    private readonly SemaphoreSlim _sendGate = new(1, 1);
+    private readonly SemaphoreSlim _receiveGate = new(1, 1);
+    private readonly object _rxLock = new();
+    private readonly IcaLease[] _rxIca = new IcaLease[InetService.MaxFramesPerMessage];
+    private readonly int[] _rxOffset = new int[InetService.MaxFramesPerMessage];
+    private readonly int[] _rxLength = new int[InetService.MaxFramesPerMessage];
+    private int _rxHead;
+    private int _rxCount;
+    private bool _eof;
+    private int _segment;
+
+    /// <summary>Received bytes this socket holds (taken from inet, not yet read by the app).</summary>
+    internal long BufferedBytes
+    {
+        get
+        {
+            lock (_rxLock)
+            {
+                long n = 0;
+                for (int i = 0; i < _rxCount; i++) n += _rxLength[(_rxHead + i) % _rxLength.Length];
+                return n;
+            }
+        }
+    }
+
+    // ---- Send ------------------------------------------------------------------------
+
+    public int Send(byte[] buffer) => Send(buffer.AsSpan());
+
+    public int Send(byte[] buffer, int offset, int size) => Send(buffer.AsSpan(offset, size));
+
+    public int Send(ReadOnlySpan<byte> buffer) => Send(buffer, null);
+
+    /// <summary>
+    /// Sends every byte of <paramref name="buffer"/> (waiting for room in inet's send buffer
+    /// unless non-blocking); returns the bytes sent. <paramref name="trace"/>, when given, gets
+    /// the timeline of the last call this send made.
+    /// </summary>
+    public int Send(ReadOnlySpan<byte> buffer, SendTrace? trace)
+    {
+        if (_type == AbiSocketType.Datagram) return SendTo(buffer, RemoteEndPoint ?? throw NotConnectedDatagram());
+        if (buffer.IsEmpty) return 0;
+        _sendGate.Wait();
+        try
+        {
+            int sent = 0;
+            while (sent < buffer.Length)
+            {
+                var control = Request(InetOp.Send, CallFlags, RequestFrameFlags.DirectReturn);
+                StampStart(control);
+                var data = default(ReadOnlySpanHolder);
+                int n = FillSend(control, buffer[sent..], ref data);
+                using var reply = Run(control, InetOp.Send, data.AsSpan(), InetTraceStage.AppRequest);
+                StampReturned(reply, trace);
+                if (reply.Status != InetStatus.Ok)
+                {
+                    if (sent > 0 && reply.Status == SocketStatus.WouldBlock) return sent;
+                    throw InetErrors.For(reply.Status, $"send to {RemoteEndPoint}");
+                }
+                sent += Accepted(reply, n);
+            }
+            return sent;
+        }
+        finally
+        {
+            _sendGate.Release();
+        }
+    }
+
+    public async ValueTask<int> SendAsync(ReadOnlyMemory<byte> buffer, CancellationToken cancellationToken = default)
+    {
+        if (_type == AbiSocketType.Datagram) return await SendToAsync(buffer, RemoteEndPoint ?? throw NotConnectedDatagram(), cancellationToken).ConfigureAwait(false);
+        if (buffer.IsEmpty) return 0;
+        await _sendGate.WaitAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            int sent = 0;
+            while (sent < buffer.Length)
+            {
+                var control = Request(InetOp.Send, CallFlags, RequestFrameFlags.DirectReturn);
+                StampStart(control);
+                var data = default(ReadOnlySpanHolder);
+                int n = FillSend(control, buffer.Span[sent..], ref data);
+                using var reply = await RunAsync(control, InetOp.Send, data, cancellationToken, InetTraceStage.AppRequest).ConfigureAwait(false);
+                StampReturned(reply, null);
+                if (reply.Status != InetStatus.Ok)
+                {
+                    if (sent > 0 && reply.Status == SocketStatus.WouldBlock) return sent;
+                    throw InetErrors.For(reply.Status, $"send to {RemoteEndPoint}");
+                }
+                sent += Accepted(reply, n);
+            }
+            return sent;
+        }
+        finally
+        {
+            _sendGate.Release();
+        }
+    }
+
+    /// <summary>
+    /// Rents a data ICA for a copy-less send of up to <paramref name="size"/> bytes (a
+    /// segment's worth, <see cref="SendSegmentSize"/>, goes to the wire in place).
+    /// </summary>
+    public SendBuffer RentSendBuffer(int size)
+    {
+        if (size is <= 0 or > MaxDatagram) throw new ArgumentOutOfRangeException(nameof(size), $"a send buffer holds 1..{MaxDatagram} bytes");
+        ObjectDisposedException.ThrowIf(Volatile.Read(ref _closed) != 0, this);
+        return new SendBuffer(Stack.Kernel.AllocateBytes(InetService.SendHeadroom + size), size);
+    }
+
+    /// <summary>Gives back a rented buffer that was not sent.</summary>
+    public void ReturnSendBuffer(SendBuffer buffer)
+    {
+        if (!buffer.IsEmpty) Stack.Free(buffer.Ica);
+    }
+
+    /// <summary>
+    /// Sends the first <paramref name="length"/> bytes of a rented buffer without copying them;
+    /// the buffer passes to inet whatever the outcome. Returns the bytes sent.
+    /// </summary>
+    public int Send(SendBuffer buffer, int length, SendTrace? trace = null)
+    {
+        if (buffer.IsEmpty) throw new ArgumentException("the buffer was not rented", nameof(buffer));
+        if ((uint)length > (uint)buffer.Capacity)
+        {
+            ReturnSendBuffer(buffer);
+            throw new ArgumentOutOfRangeException(nameof(length), $"the buffer holds {buffer.Capacity} bytes");
+        }
+        bool datagram = _type == AbiSocketType.Datagram;
+        IPEndPoint? to = datagram ? RemoteEndPoint ?? throw NotConnectedDatagram() : null;
+        IcaLease control;
+        try
+        {
+            control = Request(datagram ? InetOp.SendTo : InetOp.Send, CallFlags, RequestFrameFlags.DirectReturn);
+        }
+        catch
+        {
+            ReturnSendBuffer(buffer);
+            throw;
+        }
+        StampStart(control);
+        var a = InetStack.Args(control);
+        if (to is not null)
+        {
+            a.Address = ToAbiAddress(to.Address);
+            a.Port = (ushort)to.Port;
+        }
+        a.SetData(0, InetService.SendHeadroom, length);
+        a.Small = 1;
+        _sendGate.Wait();
+        try
+        {
+            using var reply = Run(control, datagram ? InetOp.SendTo : InetOp.Send, [new DataIca(buffer.Ica, InetService.SendHeadroom + length)], InetTraceStage.AppRequest);
+            StampReturned(reply, trace);
+            reply.ThrowIfFailed(datagram ? $"send to {to}" : $"send to {RemoteEndPoint}");
+            return Accepted(reply, length);
+        }
+        finally
+        {
+            _sendGate.Release();
+        }
+    }
+
+    /// <summary>The payload per data ICA of a send: the connection's MSS (asked once), at most a page less the headroom.</summary>
+    public int SendSegmentSize
+    {
+        get
+        {
+            if (_segment != 0) return _segment;
+            int mss = DefaultSegment;
+            try
+            {
+                int reported = GetInfo().Mss;
+                if (reported > 0) mss = reported;
+            }
+            catch (SocketException)
+            {
+                // Not connected yet, or the server has no figure: the Ethernet default.
+            }
+            return _segment = Math.Clamp(mss, 536, MaxSegmentPayload);
+        }
+    }
+
+    /// <summary>Copies up to three segments of <paramref name="src"/> into fresh data ICAs; returns the bytes taken.</summary>
+    private int FillSend(IcaLease control, ReadOnlySpan<byte> src, ref ReadOnlySpanHolder data)
+    {
+        int seg = SendSegmentSize;
+        var a = InetStack.Args(control);
+        int n = 0;
+        try
+        {
+            while (data.Count < InetService.MaxFramesPerMessage && n < src.Length)
+            {
+                int len = Math.Min(seg, src.Length - n);
+                var ica = Stack.Kernel.AllocateBytes(InetService.SendHeadroom + len);
+                src.Slice(n, len).CopyTo(ica.Span.Slice(InetService.SendHeadroom, len));
+                a.SetData(data.Count, InetService.SendHeadroom, len);
+                data.Add(new DataIca(ica, InetService.SendHeadroom + len));
+                n += len;
+            }
+        }
+        catch
+        {
+            Stack.Free(control);
+            foreach (var d in data.AsSpan()) Stack.Free(d.Ica);
+            throw;
+        }
+        a.Small = (byte)data.Count;
+        return n;
+    }
+
+    private int Accepted(in InetReply reply, int expected)
+    {
+        long accepted = reply.Result.Value;
+        if (accepted != expected)
+        {
+            Stack.CountMalformed();
+            throw InetErrors.Local(SocketError.SocketError, $"the inet server accepted {accepted} of {expected} bytes with status Ok, which the ABI does not allow");
+        }
+        return expected;
+    }
+
+    private void StampStart(IcaLease control)
+    {
+        if (ControlIca.TryOpen(control.Span, out var c)) c.Stamp(InetTraceStage.AppStart, Stack.Kernel.Id.Value);
+    }
+
+    private void StampReturned(in InetReply reply, SendTrace? trace)
+    {
+        if (!ControlIca.TryOpen(reply.Message.Control.Span, out var c)) return;
+        c.Stamp(InetTraceStage.AppReturned, Stack.Kernel.Id.Value);
+        trace?.CopyFrom(c);
+    }
+
+    // ---- Receive ---------------------------------------------------------------------
+
+    public int Receive(byte[] buffer) => Receive(buffer.AsSpan());
+
+    public int Receive(byte[] buffer, int offset, int size) => Receive(buffer.AsSpan(offset, size));
+
+    /// <summary>
+    /// Receives into <paramref name="buffer"/>: what this socket already holds, else waits (unless
+    /// non-blocking) for data from inet. Returns 0 at the end of the stream.
+    /// </summary>
+    public int Receive(Span<byte> buffer)
+    {
+        if (_type == AbiSocketType.Datagram)
+        {
+            EndPoint any = new IPEndPoint(IPAddress.Any, 0);
+            return ReceiveFrom(buffer, ref any);
+        }
+        _receiveGate.Wait();
+        try
+        {
+            int n = TakeBuffered(buffer);
+            if (n > 0 || buffer.IsEmpty || IsEof) return n;
+            var control = ReceiveRequest(buffer.Length);
+            var reply = Run(control, InetOp.Receive);
+            Keep(reply);
+            return TakeBuffered(buffer);
+        }
+        finally
+        {
+            _receiveGate.Release();
+        }
+    }
+
+    public async ValueTask<int> ReceiveAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
+    {
+        if (_type == AbiSocketType.Datagram)
+            return (await ReceiveFromAsync(buffer, new IPEndPoint(IPAddress.Any, 0), cancellationToken).ConfigureAwait(false)).ReceivedBytes;
+        await _receiveGate.WaitAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            int n = TakeBuffered(buffer.Span);
+            if (n > 0 || buffer.IsEmpty || IsEof) return n;
+            var control = ReceiveRequest(buffer.Length);
+            var reply = await RunAsync(control, InetOp.Receive, default, cancellationToken).ConfigureAwait(false);
+            Keep(reply);
+            return TakeBuffered(buffer.Span);
+        }
+        finally
+        {
+            _receiveGate.Release();
+        }
+    }
+
+    /// <summary>
+    /// Receives without copying: the next payload in the ICA it arrived in (dispose the lease to
+    /// give it back). A lease with <see cref="ReceiveLease.IsEndOfStream"/> marks the end of the stream.
+    /// </summary>
+    public ReceiveLease ReceiveLease()
+    {
+        if (_type == AbiSocketType.Datagram) throw InetErrors.Local(SocketError.OperationNotSupported, "a UDP socket receives with ReceiveFrom");
+        _receiveGate.Wait();
+        try
+        {
+            if (TakeLease(out var lease) || IsEof) return lease;
+            var reply = Run(ReceiveRequest(0), InetOp.Receive);
+            Keep(reply);
+            TakeLease(out lease);
+            return lease;
+        }
+        finally
+        {
+            _receiveGate.Release();
+        }
+    }
+
+    public async ValueTask<ReceiveLease> ReceiveLeaseAsync(CancellationToken cancellationToken = default)
+    {
+        if (_type == AbiSocketType.Datagram) throw InetErrors.Local(SocketError.OperationNotSupported, "a UDP socket receives with ReceiveFrom");
+        await _receiveGate.WaitAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            if (TakeLease(out var lease) || IsEof) return lease;
+            var reply = await RunAsync(ReceiveRequest(0), InetOp.Receive, default, cancellationToken).ConfigureAwait(false);
+            Keep(reply);
+            TakeLease(out lease);
+            return lease;
+        }
+        finally
+        {
+            _receiveGate.Release();
+        }
+    }
+
+    private bool IsEof
+    {
+        get { lock (_rxLock) return _eof && _rxCount == 0; }
+    }
+
+    private IcaLease ReceiveRequest(int limit)
+    {
+        var control = Request(InetOp.Receive, CallFlags);
+        InetStack.Args(control).Value = limit;
+        return control;
+    }
+
+    /// <summary>Takes a Receive reply's data ICAs into this socket's queue (or notes the end of the stream).</summary>
+    private void Keep(in InetReply reply)
+    {
+        if (reply.Status != InetStatus.Ok)
+        {
+            reply.Dispose();
+            throw InetErrors.For(reply.Status, $"receive from {RemoteEndPoint}");
+        }
+        var m = reply.Message;
+        var r = reply.Result;
+        if (r.DataCount != m.DataCount)
+        {
+            reply.Dispose();
+            Stack.CountMalformed();
+            throw InetErrors.Local(SocketError.SocketError, $"the inet server's receive answer names {r.DataCount} payloads but carries {m.DataCount} data ICAs");
+        }
+        lock (_rxLock)
+        {
+            for (int i = 0; i < m.DataCount; i++)
+            {
+                var d = m.GetData(i);
+                long off = r.DataOffset(i), len = r.DataLength(i);
+                if (off + len > d.Ica.Length || len == 0)
+                {
+                    if (len != 0) Stack.CountMalformed();
+                    Stack.Free(d.Ica);
+                    continue;
+                }
+                int at = (_rxHead + _rxCount) % _rxIca.Length;
+                _rxIca[at] = d.Ica;
+                _rxOffset[at] = (int)off;
+                _rxLength[at] = (int)len;
+                _rxCount++;
+            }
+            if (m.DataCount == 0) _eof = true;
+        }
+        reply.FreeControl();
+    }
+
+    /// <summary>Copies what this socket holds into <paramref name="dest"/>, freeing ICAs it empties.</summary>
+    private int TakeBuffered(Span<byte> dest)
+    {
+        int n = 0;
+        lock (_rxLock)
+        {
+            while (_rxCount > 0 && n < dest.Length)
+            {
+                int h = _rxHead;
+                int len = Math.Min(_rxLength[h], dest.Length - n);
+                _rxIca[h].Span.Slice(_rxOffset[h], len).CopyTo(dest[n..]);
+                n += len;
+                _rxOffset[h] += len;
+                _rxLength[h] -= len;
+                if (_rxLength[h] == 0) DropHead();
+            }
+        }
+        return n;
+    }
+
+    private bool TakeLease(out ReceiveLease lease)
+    {
+        lock (_rxLock)
+        {
+            if (_rxCount == 0)
+            {
+                lease = default;
+                return false;
+            }
+            int h = _rxHead;
+            lease = new ReceiveLease(Stack.Kernel, _rxIca[h], _rxOffset[h], _rxLength[h]);
+            _rxIca[h] = default;
+            _rxHead = (h + 1) % _rxIca.Length;
+            _rxCount--;
+            return true;
+        }
+    }
+
+    private void DropHead()
+    {
+        int h = _rxHead;
+        Stack.Free(_rxIca[h]);
+        _rxIca[h] = default;
+        _rxHead = (h + 1) % _rxIca.Length;
+        _rxCount--;
+    }
+
+    private void FreeReceived()
+    {
+        lock (_rxLock)
+        {
+            while (_rxCount > 0) DropHead();
+        }
+    }
+
+    // ---- UDP -------------------------------------------------------------------------
+
+    public int SendTo(byte[] buffer, EndPoint remoteEP) => SendTo(buffer.AsSpan(), remoteEP);
+
+    /// <summary>Sends one datagram to <paramref name="remoteEP"/>.</summary>
+    public int SendTo(ReadOnlySpan<byte> buffer, EndPoint remoteEP)
+    {
+        var control = SendToRequest(buffer, ToIPv4(remoteEP, nameof(remoteEP)), out var data);
+        using var reply = Run(control, InetOp.SendTo, [data], InetTraceStage.AppRequest);
+        StampReturned(reply, null);
+        reply.ThrowIfFailed($"send to {remoteEP}");
+        return Accepted(reply, buffer.Length);
+    }
+
+    public async ValueTask<int> SendToAsync(ReadOnlyMemory<byte> buffer, EndPoint remoteEP, CancellationToken cancellationToken = default)
+    {
+        var control = SendToRequest(buffer.Span, ToIPv4(remoteEP, nameof(remoteEP)), out var d);
+        var data = default(ReadOnlySpanHolder);
+        data.Add(d);
+        using var reply = await RunAsync(control, InetOp.SendTo, data, cancellationToken, InetTraceStage.AppRequest).ConfigureAwait(false);
+        StampReturned(reply, null);
+        reply.ThrowIfFailed($"send to {remoteEP}");
+        return Accepted(reply, buffer.Length);
+    }
+
+    private IcaLease SendToRequest(ReadOnlySpan<byte> payload, IPEndPoint to, out DataIca data)
+    {
+        if (_type != AbiSocketType.Datagram) throw InetErrors.Local(SocketError.OperationNotSupported, "SendTo is for UDP sockets; a TCP socket sends with Send");
+        if (payload.Length > MaxDatagram) throw InetErrors.Local(SocketError.MessageSize, $"a UDP datagram holds at most {MaxDatagram} bytes, not {payload.Length}");
+        var control = Request(InetOp.SendTo, CallFlags, RequestFrameFlags.DirectReturn);
+        StampStart(control);
+        IcaLease ica;
+        try
+        {
+            ica = Stack.Kernel.AllocateBytes(InetService.SendHeadroom + Math.Max(1, payload.Length));
+        }
+        catch
+        {
+            Stack.Free(control);
+            throw;
+        }
+        payload.CopyTo(ica.Span[InetService.SendHeadroom..]);
+        var a = InetStack.Args(control);
+        a.Address = ToAbiAddress(to.Address);
+        a.Port = (ushort)to.Port;
+        a.SetData(0, InetService.SendHeadroom, payload.Length);
+        a.Small = 1;
+        data = new DataIca(ica, InetService.SendHeadroom + payload.Length);
+        return control;
+    }
+
+    /// <summary>Receives one datagram (truncated to the buffer, as on Linux) and who sent it.</summary>
+    public int ReceiveFrom(Span<byte> buffer, ref EndPoint remoteEP)
+    {
+        if (_type != AbiSocketType.Datagram) throw InetErrors.Local(SocketError.OperationNotSupported, "ReceiveFrom is for UDP sockets; a TCP socket receives with Receive");
+        _receiveGate.Wait();
+        try
+        {
+            using var reply = Run(ReceiveRequest(0), InetOp.ReceiveFrom);
+            int n = Datagram(reply, buffer, out var from);
+            remoteEP = from;
+            return n;
+        }
+        finally
+        {
+            _receiveGate.Release();
+        }
+    }
+
+    public int ReceiveFrom(byte[] buffer, ref EndPoint remoteEP) => ReceiveFrom(buffer.AsSpan(), ref remoteEP);
+
+    public async ValueTask<SocketReceiveFromResult> ReceiveFromAsync(Memory<byte> buffer, EndPoint remoteEndPoint, CancellationToken cancellationToken = default)
+    {
+        _ = remoteEndPoint;
+        if (_type != AbiSocketType.Datagram) throw InetErrors.Local(SocketError.OperationNotSupported, "ReceiveFrom is for UDP sockets; a TCP socket receives with Receive");
+        await _receiveGate.WaitAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            using var reply = await RunAsync(ReceiveRequest(0), InetOp.ReceiveFrom, default, cancellationToken).ConfigureAwait(false);
+            int n = Datagram(reply, buffer.Span, out var from);
+            return new SocketReceiveFromResult { ReceivedBytes = n, RemoteEndPoint = from };
+        }
+        finally
+        {
+            _receiveGate.Release();
+        }
+    }
+
+    private int Datagram(in InetReply reply, Span<byte> buffer, out IPEndPoint from)
+    {
+        reply.ThrowIfFailed($"receive on {LocalEndPoint}");
+        var r = reply.Result;
+        var m = reply.Message;
+        from = Remote(r) ?? new IPEndPoint(IPAddress.Any, 0);
+        if (m.DataCount == 0) return 0;
+        var d = m.GetData(0);
+        long off = r.DataOffset(0), len = r.DataLength(0);
+        if (off + len > d.Ica.Length)
+        {
+            Stack.CountMalformed();
+            throw InetErrors.Local(SocketError.SocketError, "the inet server's datagram lies outside its data ICA");
+        }
+        int n = (int)Math.Min(len, buffer.Length);
+        d.Ica.Span.Slice((int)off, n).CopyTo(buffer);
+        return n;
+    }
+
+    private static InetSocketException NotConnectedDatagram() =>
+        InetErrors.Local(SocketError.NotConnected, "a UDP socket without Connect sends with SendTo");
+}

@@ -1,0 +1,364 @@
+// Asynchronous calls: Post, and one dispatcher thread that completes them.
+//
+// The kernel connection lets one thread at a time take messages off the process's
+// rings. The dispatcher is that thread while the app has async work: it sleeps on the
+// doorbell, and for each reply finds the waiting operation by request id (a dictionary
+// under one lock; a reply that overtakes the registration of its own post waits in a
+// small "early" table until the poster looks). Operations are pooled
+// IValueTaskSource objects whose continuations run on the thread pool, never on the
+// dispatcher, so an app's continuation can make further calls (sync or async) freely.
+//
+// Cancellation sends a Cancel call naming the held request's id; its answer is
+// discarded, and the held call then completes with status Canceled, which the caller
+// sees as OperationCanceledException. A reply that raced the cancel and brought data is
+// delivered as usual, so no received byte is lost to a cancellation.
+using System.Diagnostics.CodeAnalysis;
+using System.Runtime.CompilerServices;
+using System.Threading.Tasks.Sources;
+using AntHost.Inet.Abi;
+using AntHost.Kernel;
+using AntHost.Kernel.Ipc;
+using SocketFlags = AntHost.Inet.Abi.SocketFlags;
+
+namespace AntHost.Client;
+
+public sealed partial class InetStack
+{
+    private readonly object _opsLock = new();
+    private readonly Dictionary<uint, PendingOp> _ops = new();
+    private readonly Dictionary<uint, Message> _early = new();
+    private readonly Stack<PendingOp> _opPool = new();
+    private readonly CancellationTokenSource _stop = new();
+    private Thread? _dispatcher;
+    private long _unexpected;
+
+    /// <summary>Messages the dispatcher did not expect (requests, notifications to an app), freed and counted.</summary>
+    public long UnexpectedMessages => Volatile.Read(ref _unexpected);
+
+    /// <summary>Async operations waiting for their reply.</summary>
+    public int PendingOperations { get { lock (_opsLock) return _ops.Count; } }
+
+    /// <summary>
+    /// Posts a request and completes when its reply comes. The ICAs pass to inet. When
+    /// <paramref name="cancellationToken"/> fires, a Cancel for this request goes to inet,
+    /// and a Canceled answer becomes <see cref="OperationCanceledException"/>.
+    /// </summary>
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
+    private async ValueTask<InetReply> CallAsyncCore(IcaLease control, InetOp op, ReadOnlySpanHolder data, ulong socket,
+        CancellationToken cancellationToken, ushort traceStage = 0)
+    {
+        var pending = Start(control, op, data, socket, cancellationToken, traceStage);
+        var registration = cancellationToken.CanBeCanceled
+            ? cancellationToken.UnsafeRegister(static s => ((PendingOp)s!).RequestCancel(), pending)
+            : default;
+        Message m;
+        try
+        {
+            m = await new ValueTask<Message>(pending, pending.Version).ConfigureAwait(false);
+        }
+        finally
+        {
+            // Waits for a cancel callback that is running, so it never names a reused operation.
+            registration.Dispose();
+            ReturnOp(pending);
+        }
+        var reply = Accept(m, op);
+        if (reply.Status == SocketStatus.Canceled && cancellationToken.IsCancellationRequested)
+        {
+            reply.Dispose();
+            throw new OperationCanceledException(cancellationToken);
+        }
+        return reply;
+    }
+
+    internal ValueTask<InetReply> CallAsync(IcaLease control, InetOp op, ReadOnlySpan<DataIca> data, ulong socket,
+        CancellationToken cancellationToken, ushort traceStage = 0) =>
+        CallAsyncCore(control, op, new ReadOnlySpanHolder(data), socket, cancellationToken, traceStage);
+
+    private PendingOp Start(IcaLease control, InetOp op, ReadOnlySpanHolder data, ulong socket, CancellationToken ct, ushort traceStage)
+    {
+        if (ct.IsCancellationRequested || !_inet.IsOpen || Volatile.Read(ref _gone) != 0)
+        {
+            FreeUnsent(control, data.AsSpan());
+            ct.ThrowIfCancellationRequested();
+            MarkGone();
+            throw Gone();
+        }
+        EnsureDispatcher();
+        var pending = RentOp();
+        pending.Socket = socket;
+        uint id;
+        try
+        {
+            id = _kernel.Post(_inet, control, (ushort)op, data.AsSpan(), traceStage);
+        }
+        catch (KernelException e)
+        {
+            ReturnOp(pending);
+            if (e.Error is KernelError.PeerDied or KernelError.CutOff or KernelError.BrokerUnavailable)
+            {
+                MarkGone();
+                throw Gone();
+            }
+            throw InetErrors.Local(System.Net.Sockets.SocketError.NoBufferSpaceAvailable, $"{op} could not be sent to the inet server: {e.Message}");
+        }
+        Register(id, pending);
+        return pending;
+    }
+
+    private void Register(uint id, PendingOp pending)
+    {
+        pending.RequestId = id;
+        Message early;
+        lock (_opsLock)
+        {
+            if (_early.Remove(id, out early))
+            {
+                // Answered before we looked: complete below, outside the lock.
+            }
+            else if (Volatile.Read(ref _gone) != 0 || _disposed != 0)
+            {
+                early = default;
+                pending.Fail(_disposed != 0
+                    ? InetErrors.Local(System.Net.Sockets.SocketError.OperationAborted, "the AntHost connection was disposed")
+                    : Gone());
+                return;
+            }
+            else
+            {
+                _ops[id] = pending;
+                return;
+            }
+        }
+        if (pending.Discard)
+        {
+            _kernel.FreeMessage(early);
+            ReturnOp(pending);
+        }
+        else pending.Complete(early);
+    }
+
+    /// <summary>Posts Cancel for a held request; its answer is dropped.</summary>
+    internal void PostCancel(ulong socket, uint requestId)
+    {
+        if (Volatile.Read(ref _gone) != 0 || _disposed != 0 || !_inet.IsOpen) return;
+        try
+        {
+            var control = NewRequest(InetOp.Cancel, socket, SocketFlags.None);
+            Args(control).Value = requestId;
+            var pending = RentOp();
+            pending.Discard = true;
+            uint id = _kernel.Post(_inet, control, (ushort)InetOp.Cancel, default);
+            Register(id, pending);
+        }
+        catch (Exception e) when (e is KernelException or System.Net.Sockets.SocketException or ObjectDisposedException)
+        {
+            // The server is gone or the stack disposed: the held call fails on its own.
+        }
+    }
+
+    private void EnsureDispatcher()
+    {
+        if (Volatile.Read(ref _dispatcher) is not null) return;
+        lock (_opsLock)
+        {
+            if (_dispatcher is not null) return;
+            var t = new Thread(DispatchLoop) { IsBackground = true, Name = "anthost-client dispatcher" };
+            t.Start();
+            Volatile.Write(ref _dispatcher, t);
+        }
+    }
+
+    private void DispatchLoop()
+    {
+        var ct = _stop.Token;
+        while (!ct.IsCancellationRequested)
+        {
+            Message m;
+            try
+            {
+                if (!_kernel.Receive(out m, Timeout.InfiniteTimeSpan, ct)) continue;
+            }
+            catch (OperationCanceledException) { return; }
+            catch (ObjectDisposedException) { return; }
+            catch (KernelException)
+            {
+                MarkGone();
+                return;
+            }
+            Dispatch(m);
+        }
+    }
+
+    /// <summary>Handles one message taken off the process's rings.</summary>
+    private void Dispatch(in Message m)
+    {
+        switch (m.Kind)
+        {
+            case MessageKind.Reply:
+                Complete(m);
+                return;
+            case MessageKind.PeerDied:
+                if (m.Endpoint == _inet || !_inet.IsOpen) MarkGone();
+                // Otherwise a return channel closed (a NIC driver restarted): nothing was waiting on it.
+                return;
+            case MessageKind.Refused:
+                {
+                    PendingOp? op;
+                    lock (_opsLock) _ops.Remove(m.RequestId, out op);
+                    if (op is null) return;
+                    if (op.Discard) ReturnOp(op);
+                    else op.Fail(InetErrors.Local(System.Net.Sockets.SocketError.SocketError,
+                        $"the kernel refused the request ({(KernelError)m.Word}); this is a bug of the client library or the inet server"));
+                    return;
+                }
+            default:
+                Interlocked.Increment(ref _unexpected);
+                _kernel.FreeMessage(m);
+                return;
+        }
+    }
+
+    private void Complete(in Message m)
+    {
+        PendingOp? op;
+        lock (_opsLock)
+        {
+            if (!_ops.Remove(m.RequestId, out op))
+            {
+                if (Volatile.Read(ref _gone) != 0 || _disposed != 0) op = null;
+                else
+                {
+                    _early[m.RequestId] = m;
+                    return;
+                }
+            }
+        }
+        if (op is null || op.Discard)
+        {
+            _kernel.FreeMessage(m);
+            if (op is not null) ReturnOp(op);
+            return;
+        }
+        op.Complete(m);
+    }
+
+    /// <summary>The inet server is gone: every waiting operation and every later call fails.</summary>
+    private void MarkGone()
+    {
+        if (Interlocked.Exchange(ref _gone, 1) != 0) return;
+        FailAll(Gone());
+    }
+
+    private void FailAll(Exception error)
+    {
+        List<PendingOp> failed;
+        lock (_opsLock)
+        {
+            failed = [.. _ops.Values];
+            _ops.Clear();
+            foreach (var m in _early.Values) _kernel.FreeMessage(m);
+            _early.Clear();
+        }
+        foreach (var op in failed)
+        {
+            if (op.Discard) ReturnOp(op);
+            else op.Fail(error);
+        }
+    }
+
+    private void StopDispatcher()
+    {
+        _stop.Cancel();
+        var t = Volatile.Read(ref _dispatcher);
+        if (t is not null && t != Thread.CurrentThread) t.Join(TimeSpan.FromSeconds(5));
+    }
+
+    private PendingOp RentOp()
+    {
+        lock (_opPool)
+        {
+            if (_opPool.TryPop(out var op)) return op;
+        }
+        return new PendingOp(this);
+    }
+
+    private void ReturnOp(PendingOp op)
+    {
+        op.Reset();
+        lock (_opPool)
+        {
+            if (_opPool.Count < 256) _opPool.Push(op);
+        }
+    }
+
+    /// <summary>One async call waiting for its reply (pooled).</summary>
+    private sealed class PendingOp : IValueTaskSource<Message>
+    {
+        private readonly InetStack _stack;
+        private ManualResetValueTaskSourceCore<Message> _core = new() { RunContinuationsAsynchronously = true };
+
+        public PendingOp(InetStack stack) => _stack = stack;
+
+        public uint RequestId;
+        public ulong Socket;
+        public bool Discard;
+
+        public short Version => _core.Version;
+
+        public void Complete(in Message m) => _core.SetResult(m);
+
+        public void Fail(Exception e) => _core.SetException(e);
+
+        public void RequestCancel() => _stack.PostCancel(Socket, RequestId);
+
+        public void Reset()
+        {
+            _core.Reset();
+            RequestId = 0;
+            Socket = 0;
+            Discard = false;
+        }
+
+        public Message GetResult(short token) => _core.GetResult(token);
+
+        public ValueTaskSourceStatus GetStatus(short token) => _core.GetStatus(token);
+
+        public void OnCompleted(Action<object?> continuation, object? state, short token, ValueTaskSourceOnCompletedFlags flags) =>
+            _core.OnCompleted(continuation, state, token, flags);
+    }
+}
+
+/// <summary>
+/// Up to three data ICAs held by value, so an async method (which cannot take a span) can
+/// carry them to the Post without an array.
+/// </summary>
+internal struct ReadOnlySpanHolder
+{
+    private DataIcas3 _items;
+    private int _count;
+
+    public ReadOnlySpanHolder(ReadOnlySpan<DataIca> data)
+    {
+        if (data.Length > InetService.MaxFramesPerMessage) throw new ArgumentException("at most three data ICAs", nameof(data));
+        _count = data.Length;
+        for (int i = 0; i < data.Length; i++) _items[i] = data[i];
+    }
+
+    public readonly int Count => _count;
+
+    public void Add(DataIca d)
+    {
+        if (_count >= InetService.MaxFramesPerMessage) throw new InvalidOperationException("at most three data ICAs");
+        _items[_count++] = d;
+    }
+
+    [UnscopedRef]
+    public ReadOnlySpan<DataIca> AsSpan() => ((ReadOnlySpan<DataIca>)_items)[.._count];
+
+    [InlineArray(InetService.MaxFramesPerMessage)]
+    private struct DataIcas3
+    {
+        private DataIca _e;
+    }
+}

@@ -1,0 +1,26 @@
+namespace AntHost.Client;
+
+/// <summary>How an app connects to an AntHost instance.</summary>
+public sealed record InetStackOptions
+{
+    /// <summary>The kernel instance; null takes ANTHOST_INSTANCE, then "default".</summary>
+    public string? Instance { get; init; }
+
+    /// <summary>The name this process registers under (shown by `anthost ps`); null: the program's name.</summary>
+    public string? ProcessName { get; init; }
+
+    /// <summary>The inet server's service name.</summary>
+    public string Service { get; init; } = Inet.Abi.InetService.Name;
+
+    /// <summary>
+    /// How long a waiting thread spins (yielding) before it sleeps. The default spins briefly for
+    /// short answers (a send, a receive with data waiting); zero never spins.
+    /// </summary>
+    public TimeSpan SpinBudget { get; init; } = TimeSpan.FromMicroseconds(20);
+
+    /// <summary>The environment variable that names the instance when <see cref="Instance"/> is null.</summary>
+    public const string InstanceVariable = "ANTHOST_INSTANCE";
+
+    internal string ResolveInstance() =>
+        Instance ?? (Environment.GetEnvironmentVariable(InstanceVariable) is { Length: > 0 } v ? v : "default");
+}
