@@ -2,6 +2,8 @@
 // Exit codes: 0 done; 1 the operation failed (the message says why, and a failing server's
 // log tail follows); 2 the command line is wrong.
 using System.CommandLine;
+using System.Net;
+using System.Net.Sockets;
 using AntHost.Cli;
 
 [assembly: System.Runtime.Versioning.SupportedOSPlatform("linux")]
@@ -85,6 +87,10 @@ namespace AntHost.Cli
             ipc.SetAction(r => Guard(() => Commands.BenchIpc(r.GetValue(quick), r.GetValue(jsonOut), r.GetValue(mdOut))));
             var bench = new Command("bench", "benchmarks (reported beside their baselines, measured in the same run)");
             bench.Subcommands.Add(ipc);
+            bench.Subcommands.Add(NetBench("rtt", "the paper's RTT test (N bytes out, 1 byte back), AntHost and the host kernel against the same peer, latency and frugal tunings, with the CPU each used", rtt: true));
+            bench.Subcommands.Add(NetBench("send", "send processing time and its per-stage timeline (the paper's table 3), beside the host kernel's send()", send: true));
+            bench.Subcommands.Add(NetBench("throughput", "bulk TCP each way, AntHost and the host kernel, beside the raw libpcap injection rate", throughput: true));
+            bench.Subcommands.Add(NetBench("all", "every benchmark (ipc, rtt, send, throughput) in one report; --docs writes docs/evaluation.md", rtt: true, send: true, throughput: true, ipc: true));
             Root.Subcommands.Add(bench);
 
             // ---- demo ----
@@ -102,6 +108,61 @@ namespace AntHost.Cli
                 LogDirectory = r.GetValue(demoLogDir),
             }, r.GetValue(pings))));
             Root.Subcommands.Add(demo);
+        }
+
+        /// <summary>One of the network benchmarks' commands, with the options they share.</summary>
+        private static Command NetBench(string name, string description, bool rtt = false, bool send = false, bool throughput = false, bool ipc = false)
+        {
+            var quick = new Option<bool>("--quick") { Description = "a fast smoke run: few iterations, short transfers" };
+            var instance = new Option<string>("--instance") { Description = "instance name prefix for the stacks the benchmark brings up (with --peer: the running instance to use)", DefaultValueFactory = _ => "bench" };
+            var prefix = new Option<string>("--prefix") { Description = "sandbox namespaces PREFIX-host and PREFIX-peer", DefaultValueFactory = _ => "anthost-bench" };
+            var peer = new Option<string?>("--peer") { Description = "a remote host A.B.C.D running anthost-rpeer (remote-peer/) to measure against instead of the sandbox peer; AntHost's side then uses the running instance (anthost up --adapter ...)" };
+            var output = new Option<string>("--out") { Description = "folder for report.md, report.json and the PNG charts", DefaultValueFactory = _ => "anthost-bench" };
+            var iterations = new Option<int?>("--iterations") { Description = "round trips or sends per payload size (default 2000, 100 with --quick)" };
+            iterations.Validators.Add(r => { if (r.GetValueOrDefault<int?>() is < 1 or > 1_000_000) r.AddError("--iterations takes 1..1000000"); });
+            var spin = new Option<int>("--spin-us") { Description = "spin budget of the latency tuning (inet, NIC driver, app), microseconds", DefaultValueFactory = _ => 50 };
+            spin.Validators.Add(r => { if (r.GetValueOrDefault<int>() is < 1 or > 100_000) r.AddError("--spin-us takes 1..100000"); });
+            var logDir = new Option<string?>("--log-dir") { Description = "where the servers' logs go (default /var/log/anthost/INSTANCE)" };
+            var c = new Command(name, description);
+            foreach (Option o in new Option[] { quick, instance, prefix, peer, output, iterations, spin, logDir }) c.Options.Add(o);
+            Option<string?>? docs = null;
+            if (ipc)
+            {
+                docs = new Option<string?>("--docs") { Description = "also write DOCS/evaluation.md and DOCS/eval/ (the repository's docs folder)" };
+                c.Options.Add(docs);
+            }
+            c.SetAction(r => Guard(() =>
+            {
+                IPAddress? peerAddress = null;
+                if (r.GetValue(peer) is { } text && !(IPAddress.TryParse(text, out peerAddress) && peerAddress.AddressFamily == AddressFamily.InterNetwork))
+                    throw new UsageException($"--peer '{text}' is not an IPv4 address");
+                string p = r.GetValue(prefix)!;
+                if (peerAddress is null)
+                {
+                    try { new AntHost.Sandbox.SandboxOptions { Prefix = p }.Validate(); }
+                    catch (ArgumentException e) { throw new UsageException(e.Message); }
+                    if (p.Length + "-host".Length > 24) throw new UsageException($"--prefix '{p}' is too long");
+                }
+                string inst = Name(r.GetValue(instance)!);
+                if (peerAddress is null) Name(inst + "-lat");
+                return BenchRun.Run(new BenchOptions
+                {
+                    Rtt = rtt,
+                    Send = send,
+                    Throughput = throughput,
+                    Ipc = ipc,
+                    Quick = r.GetValue(quick),
+                    Instance = inst,
+                    Prefix = p,
+                    Peer = peerAddress,
+                    Out = r.GetValue(output)!,
+                    Docs = docs is null ? null : r.GetValue(docs),
+                    Iterations = r.GetValue(iterations),
+                    LatencySpinUs = r.GetValue(spin),
+                    LogDirectory = r.GetValue(logDir),
+                });
+            }));
+            return c;
         }
 
         public int Run(string[] args)

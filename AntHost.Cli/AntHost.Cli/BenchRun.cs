@@ -1,0 +1,228 @@
+// `anthost bench rtt|send|throughput|all`: brings a stack up on a sandbox of its own (or
+// uses a running instance on a real adapter, with --peer), measures AntHost and the host
+// kernel against the same far end in the same run, and writes the report (Markdown, JSON,
+// PNG charts; with --docs also docs/evaluation.md and docs/eval/).
+//
+// The baseline: the host namespace's own kernel gets 198.18.0.3 on the very veth that
+// AntHost's NIC driver uses (SandboxOptions.HostKernelAddress); its sockets are made on a
+// thread inside that namespace. AntHost's address (198.18.0.2) and MAC stay the driver's:
+// the kernel answers ARP only for what it holds there, and frames for the driver's MAC are
+// "other host" to it even while the driver holds the veth promiscuous (tested in the
+// sandbox's tests). So both stacks share one wire, one peer kernel and one run.
+//
+// The RTT test runs in two tunings, each on a stack brought up for it:
+//   latency: inet and the driver spin SpinUs before they sleep, the app's library too, and
+//            the app sends the next request at once (the path stays hot);
+//   frugal:  nobody spins (spin 0), and the app waits a millisecond between requests, so
+//            every process is asleep when the next one comes (the CPU is left idle).
+// The CPU each process used is read from /proc/PID/stat around each measurement.
+using System.Diagnostics;
+using System.Globalization;
+using System.Net;
+using AntHost.Bench.Ipc;
+using AntHost.Bench.Net;
+using AntHost.Sandbox;
+using Spectre.Console;
+
+namespace AntHost.Cli;
+
+/// <summary>What a bench command was asked for.</summary>
+internal sealed record BenchOptions
+{
+    public bool Rtt { get; init; }
+    public bool Send { get; init; }
+    public bool Throughput { get; init; }
+    public bool Ipc { get; init; }
+    public bool Quick { get; init; }
+    public string Instance { get; init; } = "bench";
+    public string Prefix { get; init; } = "anthost-bench";
+    /// <summary>A remote host to aim at instead of the sandbox peer (AntHost's side then uses the running instance).</summary>
+    public IPAddress? Peer { get; init; }
+    public string Out { get; init; } = "anthost-bench";
+    /// <summary>The repository's docs folder: write evaluation.md and eval/*.png there.</summary>
+    public string? Docs { get; init; }
+    public int? Iterations { get; init; }
+    public int LatencySpinUs { get; init; } = 50;
+    public string? LogDirectory { get; init; }
+}
+
+internal static class BenchRun
+{
+    private static readonly CultureInfo Ci = CultureInfo.InvariantCulture;
+    public const string HostKernelAddress = "198.18.0.3/24";
+    public static readonly int[] Sizes = [256, 512, 768, 1024, 4096, 16384, 65536];
+
+    public static int Run(BenchOptions o)
+    {
+        Instance.RequireRoot("anthost bench");
+        using var interruption = new Interruption();
+        var sw = Stopwatch.StartNew();
+        var tunings = new List<TuningInfo>
+        {
+            new("latency", $"inet, the NIC driver and the app's library spin {o.LatencySpinUs} us (yielding) before they sleep; the next request follows at once", o.LatencySpinUs, 0),
+            new("frugal", "nobody spins (spin 0): every process sleeps on its futex as soon as it has nothing to do, and the app waits 1 ms between requests so all are asleep when the next comes", 0, 1000),
+        };
+        var report = new NetBenchReport
+        {
+            Quick = o.Quick,
+            Peer = o.Peer is null ? "the sandbox peer: the Linux kernel in its own namespace at 198.18.0.1, over a veth (offloads off, MTU 1500)" : $"the remote host {o.Peer}",
+            Baseline = o.Peer is null ? $"the host namespace's own kernel TCP at {HostKernelAddress.Split('/')[0]} on the same veth as AntHost's NIC driver" : "this machine's kernel TCP in its own namespace",
+        };
+        int warm = o.Quick ? 30 : 300, iters = o.Iterations ?? (o.Quick ? 100 : 2000);
+        double seconds = o.Quick ? 0.5 : 3;
+        try
+        {
+            Commands.Progress("benchmarks", step =>
+            {
+                if (o.Ipc)
+                {
+                    step("IPC benchmark (the paper's three hops, beside a Unix socket)");
+                    var io = (o.Quick ? IpcBenchOptions.Quick : new IpcBenchOptions()) with { Log = line => step(line.Trim()) };
+                    report.Ipc = IpcBenchmark.Run(io);
+                }
+                if (o.Rtt || o.Send || o.Throughput)
+                {
+                    report.Tunings.AddRange(o.Rtt ? tunings : tunings.Take(1));
+                    report.StampCostNs = o.Send ? Measure.StampCostNanoseconds() : null;
+                    foreach (var tuning in o.Rtt ? tunings : tunings.Take(1))
+                    {
+                        interruption.Token.ThrowIfCancellationRequested();
+                        bool first = tuning == tunings[0];
+                        WithStack(o, tuning, report, step, interruption.Token, (kernel, anthost, peer, processes) =>
+                        {
+                            var ends = new[] { kernel, anthost }.Where(s => s is not null).Cast<IBenchStack>().ToList();
+                            if (o.Rtt)
+                                foreach (var stack in ends)
+                                {
+                                    var meter = CpuMeter.Start(stack == kernel ? processes.Where(p => p.Name is "app" or "peer").ToList() : processes);
+                                    var t0 = Stopwatch.GetTimestamp();
+                                    int rounds = 0;
+                                    foreach (int size in Sizes)
+                                    {
+                                        interruption.Token.ThrowIfCancellationRequested();
+                                        int n = size >= 16384 ? Math.Max(20, iters / 4) : iters;
+                                        step($"RTT {tuning.Name}, {stack.Name}, {NetBenchReportWriter.Size(size)} x {n}");
+                                        var p = Measure.Rtt(stack, new IPEndPoint(peer, new PeerPorts().Rtt), size, warm, n, TimeSpan.FromMicroseconds(tuning.GapUs));
+                                        rounds += warm + n;
+                                        report.Rtt.Add(new RttPoint(tuning.Name, stack.Name, size, p));
+                                        step($"  median {p.MedianUs:F1} us, p99 {p.P99Us:F1} us");
+                                    }
+                                    report.Cpu.Add(new CpuResult(tuning.Name, stack.Name, rounds, Stopwatch.GetElapsedTime(t0).TotalSeconds, meter.Stop()));
+                                }
+                            if (o.Send && first)
+                                foreach (var stack in ends)
+                                    foreach (int size in Sizes)
+                                    {
+                                        interruption.Token.ThrowIfCancellationRequested();
+                                        int n = size >= 16384 ? Math.Max(20, iters / 4) : iters;
+                                        step($"send {stack.Name}, {NetBenchReportWriter.Size(size)} x {n}");
+                                        var p = Measure.Send(stack, new IPEndPoint(peer, new PeerPorts().Discard), size, warm, n);
+                                        report.Send.Add(p);
+                                        step($"  median {p.Total.MedianUs:F1} us, p99 {p.Total.P99Us:F1} us{(p.Stages.Count > 0 ? $", {p.Stages.Count} stages" : "")}");
+                                    }
+                            if (o.Throughput && first)
+                            {
+                                foreach (var stack in ends)
+                                {
+                                    interruption.Token.ThrowIfCancellationRequested();
+                                    step($"throughput {stack.Name} to the peer, {seconds} s");
+                                    var tout = Measure.Outbound(stack, new IPEndPoint(peer, new PeerPorts().Discard), seconds);
+                                    report.Throughput.Add(tout);
+                                    step($"  {tout.Gbps:F2} Gbit/s");
+                                    step($"throughput {stack.Name} from the peer, {seconds} s");
+                                    var tin = Measure.Inbound(stack, new IPEndPoint(peer, new PeerPorts().Source), seconds);
+                                    report.Throughput.Add(tin);
+                                    step($"  {tin.Gbps:F2} Gbit/s");
+                                }
+                                if (o.Peer is null) report.Injection = Inject(o, step, o.Quick ? 1 : 2);
+                                else report.Notes.Add("libpcap injection rate not measured: on a real adapter it would flood the network with raw frames");
+                            }
+                        });
+                    }
+                }
+                return 0;
+            });
+        }
+        catch (OperationCanceledException)
+        {
+            AnsiConsole.MarkupLine("[red]interrupted[/]: what was brought up was taken down; the report holds what was measured so far");
+            report.Notes.Add("interrupted: the run was cut short");
+        }
+        report.Seconds = sw.Elapsed.TotalSeconds;
+        var files = NetBenchReportWriter.WriteAll(report, o.Out);
+        Console.WriteLine(NetBenchReportWriter.ToMarkdown(report));
+        if (o.Docs is not null) files.AddRange(EvaluationPage.Write(report, o.Docs));
+        AnsiConsole.MarkupLineInterpolated($"written: {string.Join(", ", files)}");
+        return report.Notes.Any(n => n.StartsWith("interrupted", StringComparison.Ordinal)) ? 1 : 0;
+    }
+
+    /// <summary>Brings a stack up for one tuning (or takes the running instance with --peer), runs <paramref name="work"/>, takes it down.</summary>
+    private static void WithStack(BenchOptions o, TuningInfo tuning, NetBenchReport report, Action<string> step, CancellationToken ct,
+        Action<IBenchStack, IBenchStack?, IPAddress, List<WatchedProcess>> work)
+    {
+        var app = new WatchedProcess("app", Environment.ProcessId);
+        if (o.Peer is not null)
+        {
+            var running = InstanceState.Load(o.Instance);
+            var procs = new List<WatchedProcess> { app };
+            if (running is not null) procs.AddRange(running.Processes.Where(ServerProcess.IsAlive).Select(p => new WatchedProcess(p.Name, p.Pid)));
+            var anthost = running is null ? null : AntHostStack.TryCreate(o.Instance, tuning.SpinUs, report.Notes);
+            if (running is null) NoteOnce(report, $"AntHost side not measured: instance '{o.Instance}' is not up (run `anthost up --instance {o.Instance} --adapter IF --address A.B.C.D/N` first)");
+            try { work(new KernelStack(null, null, NamespaceThread.Run), anthost, o.Peer, procs); }
+            finally { (anthost as IDisposable)?.Dispose(); }
+            return;
+        }
+        string instance = o.Instance + "-" + tuning.Name[..3];
+        var up = new UpOptions
+        {
+            Instance = instance,
+            Prefix = o.Prefix,
+            SpinUs = tuning.SpinUs,
+            HostKernelAddress = HostKernelAddress,
+            LogDirectory = o.LogDirectory,
+        };
+        step($"bringing up '{instance}' ({tuning.Name}: spin {tuning.SpinUs} us) on sandbox '{o.Prefix}'");
+        var state = Instance.Up(up, step, ct);
+        IBenchStack? ah = null;
+        try
+        {
+            var processes = new List<WatchedProcess> { app };
+            processes.AddRange(state.Processes.Select(p => new WatchedProcess(p.Name, p.Pid)));
+            var kernel = new KernelStack(state.Namespaces[0], IPAddress.Parse(HostKernelAddress.Split('/')[0]), NamespaceThread.Run);
+            ah = AntHostStack.TryCreate(instance, tuning.SpinUs, report.Notes);
+            work(kernel, ah, IPAddress.Parse(state.PeerAddress!.Split('/')[0]), processes);
+        }
+        finally
+        {
+            (ah as IDisposable)?.Dispose();
+            step($"taking '{instance}' down");
+            Instance.Down(state, step);
+        }
+    }
+
+    internal static void NoteOnce(NetBenchReport report, string note) => NoteOnceList(report.Notes, note);
+
+    internal static void NoteOnceList(List<string> notes, string note)
+    {
+        if (!notes.Contains(note)) notes.Add(note);
+    }
+
+    /// <summary>The raw rate libpcap injection reaches on the sandbox veth: the NIC driver's probe, one thread, full-size frames.</summary>
+    private static InjectionResult? Inject(BenchOptions o, Action<string> step, int seconds)
+    {
+        step($"libpcap injection rate on the veth, {seconds} s");
+        string ns = o.Prefix + "-host";
+        // Runs beside the idle stack: the probe opens its own handle on the driver's veth and
+        // sends frames to a MAC nobody holds, which the peer drops at once.
+        var r = CommandRunner.RunIn(ns, SandboxNetwork.DotnetHost(), [Binaries.Find(Binaries.Nic), "--adapter", SandboxOptions.HostInterface, "--probe", "--inject-seconds", seconds.ToString(Ci)]);
+        var m = System.Text.RegularExpressions.Regex.Match(r.StandardOutput, @"inject (\d+) B: ([\d,]+) frames/s.* over ([\d.]+) s");
+        if (!m.Success)
+        {
+            step($"  the probe said: {r.StandardOutput.Trim()} {r.StandardError.Trim()}");
+            return null;
+        }
+        var inj = new InjectionResult(int.Parse(m.Groups[1].Value, Ci), double.Parse(m.Groups[2].Value.Replace(",", "", StringComparison.Ordinal), Ci), double.Parse(m.Groups[3].Value, Ci));
+        step($"  {inj.FramesPerSecond:N0} frames/s = {inj.Gbps:F2} Gbit/s");
+        return inj;
+    }
+}

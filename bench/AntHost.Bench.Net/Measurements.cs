@@ -1,0 +1,205 @@
+// The measuring loops, one per figure of the paper, the same for every stack:
+//   RTT (the paper's figure 9): N bytes out, 1 byte back, one round at a time, against the
+//     peer's RTT responder (after a 4-byte size header). Frugal runs leave a gap between
+//     rounds so every process goes to sleep before the next request.
+//   Send processing time (table 3, figure 8): one send call of N bytes on a connection to
+//     the peer's discard server, from the call until the result is back in the app; for
+//     AntHost also each stage's share from the control ICA's trace.
+//   Throughput: bulk TCP to the discard server (until the peer has read it all: the FIN is
+//     answered only after the last byte) and from the source server.
+// Warm-up first in each: tiered JIT and first page touches land in the first rounds.
+using System.Buffers.Binary;
+using System.Diagnostics;
+using System.Net;
+using AntHost.Bench.Ipc;
+using AntHost.Inet.Abi;
+using AntHost.Kernel.Ipc;
+
+namespace AntHost.Bench.Net;
+
+/// <summary>One interval of a send's timeline: from one stamped stage to the next.</summary>
+public sealed record StageResult(string From, string To, string Row, Percentiles Time);
+
+public sealed record RttPoint(string Tuning, string Stack, int PayloadBytes, Percentiles Rtt);
+
+public sealed record SendPoint(string Stack, int PayloadBytes, Percentiles Total, IReadOnlyList<StageResult> Stages);
+
+public sealed record ThroughputResult(string Stack, string Direction, long Bytes, double Seconds)
+{
+    public double Gbps => Seconds > 0 ? Bytes * 8 / Seconds / 1e9 : 0;
+}
+
+public sealed record CpuResult(string Tuning, string Stack, int Rounds, double WallSeconds, IReadOnlyList<CpuUse> Processes)
+{
+    /// <summary>CPU microseconds of every watched process per round trip.</summary>
+    public double MicrosecondsPerRound => Rounds == 0 ? 0 : Processes.Sum(p => p.Seconds) * 1e6 / Rounds;
+}
+
+public sealed record InjectionResult(int FrameBytes, double FramesPerSecond, double Seconds)
+{
+    public double Gbps => FramesPerSecond * FrameBytes * 8 / 1e9;
+}
+
+public static class Measure
+{
+    private static double Us(long ticks) => ticks * 1_000_000.0 / Stopwatch.Frequency;
+
+    /// <summary>The paper's RTT test on one connection: <paramref name="size"/> bytes out, one byte back.</summary>
+    public static Percentiles Rtt(IBenchStack stack, IPEndPoint responder, int size, int warmUp, int iterations, TimeSpan gap)
+    {
+        using var c = stack.Connect(responder);
+        Span<byte> header = stackalloc byte[4];
+        BinaryPrimitives.WriteInt32BigEndian(header, size);
+        c.Send(header);
+        var payload = new byte[size];
+        var one = new byte[1];
+        var samples = new List<long>(iterations);
+        for (int i = 0; i < warmUp + iterations; i++)
+        {
+            if (gap > TimeSpan.Zero) Thread.Sleep(gap);
+            long t0 = Stopwatch.GetTimestamp();
+            c.Send(payload);
+            if (c.Receive(one) != 1) throw new IOException($"the RTT responder at {responder} closed the connection");
+            long t1 = Stopwatch.GetTimestamp();
+            if (i >= warmUp) samples.Add(t1 - t0);
+        }
+        return Percentiles.Of(samples);
+    }
+
+    /// <summary>
+    /// Send processing time of <paramref name="size"/>-byte sends to a discard server, and per
+    /// stage when the stack keeps a timeline. A pause between sends lets the previous
+    /// segments leave, so each send finds an idle connection, as the paper's did.
+    /// </summary>
+    public static SendPoint Send(IBenchStack stack, IPEndPoint discard, int size, int warmUp, int iterations)
+    {
+        using var c = stack.Connect(discard);
+        var payload = new byte[size];
+        var totals = new List<long>(iterations);
+        var trace = new List<TraceStamp>(32);
+        var byInterval = new Dictionary<(ushort, ushort), List<long>>();
+        var order = new List<(ushort, ushort)>();
+        for (int i = 0; i < warmUp + iterations; i++)
+        {
+            trace.Clear();
+            long t0 = Stopwatch.GetTimestamp();
+            bool traced = c.SendTraced(payload, trace);
+            long t1 = Stopwatch.GetTimestamp();
+            if (i >= warmUp)
+            {
+                if (traced && trace.Count >= 2)
+                {
+                    totals.Add(trace[^1].Timestamp - trace[0].Timestamp);
+                    for (int k = 1; k < trace.Count; k++)
+                    {
+                        var key = (trace[k - 1].Stage, trace[k].Stage);
+                        if (!byInterval.TryGetValue(key, out var list))
+                        {
+                            byInterval[key] = list = new List<long>(iterations);
+                            order.Add(key);
+                        }
+                        list.Add(trace[k].Timestamp - trace[k - 1].Timestamp);
+                    }
+                }
+                else totals.Add(t1 - t0);
+            }
+            // Small sends: a 30 us pause, inside every spin budget of the latency tuning, so
+            // the path stays hot. Larger ones: 1 ms, for their several segments to drain.
+            if (size >= 4096) Thread.Sleep(1);
+            else for (long until = Stopwatch.GetTimestamp() + Stopwatch.Frequency * 30 / 1_000_000; Stopwatch.GetTimestamp() < until;) Thread.SpinWait(20);
+        }
+        var stages = order.Select(k => new StageResult(StageName(k.Item1), StageName(k.Item2), Row(k.Item1, k.Item2), Percentiles.Of(byInterval[k]))).ToList();
+        return new SendPoint(stack.Name, size, Percentiles.Of(totals), stages);
+    }
+
+    /// <summary>Bulk TCP from the stack to a discard server for about <paramref name="seconds"/>; timed until the peer has read everything.</summary>
+    public static ThroughputResult Outbound(IBenchStack stack, IPEndPoint discard, double seconds)
+    {
+        using var c = stack.Connect(discard);
+        var chunk = new byte[64 * 1024];
+        long sent = 0;
+        var sw = Stopwatch.StartNew();
+        while (sw.Elapsed.TotalSeconds < seconds)
+        {
+            c.Send(chunk);
+            sent += chunk.Length;
+        }
+        c.ShutdownSend();
+        var sink = new byte[256];
+        while (c.Receive(sink) > 0) { }
+        return new ThroughputResult(stack.Name, "out (to the peer)", sent, sw.Elapsed.TotalSeconds);
+    }
+
+    /// <summary>Bulk TCP from a source server to the stack for about <paramref name="seconds"/>.</summary>
+    public static ThroughputResult Inbound(IBenchStack stack, IPEndPoint source, double seconds)
+    {
+        using var c = stack.Connect(source);
+        var buffer = new byte[256 * 1024];
+        long got = 0;
+        // The first bytes start the clock: connection setup is not throughput.
+        int n = c.Receive(buffer);
+        if (n <= 0) throw new IOException($"the source server at {source} sent nothing");
+        var sw = Stopwatch.StartNew();
+        while (sw.Elapsed.TotalSeconds < seconds)
+        {
+            n = c.Receive(buffer);
+            if (n <= 0) break;
+            got += n;
+        }
+        return new ThroughputResult(stack.Name, "in (from the peer)", got, sw.Elapsed.TotalSeconds);
+    }
+
+    /// <summary>What one stamp of the trace costs the stage that makes it (clock read and 16-byte write), in nanoseconds: median of batches.</summary>
+    public static double StampCostNanoseconds()
+    {
+        var page = new byte[4096];
+        var c = ControlIca.Initialize(page, 1, 1);
+        const int batch = ControlIca.MaxTrace;
+        var perStamp = new List<double>(2000);
+        for (int round = 0; round < 2200; round++)
+        {
+            c.ClearTrace();
+            long t0 = Stopwatch.GetTimestamp();
+            for (int i = 0; i < batch; i++) c.Stamp(InetTraceStage.AppStart, 1);
+            long t1 = Stopwatch.GetTimestamp();
+            if (round >= 200) perStamp.Add(Us(t1 - t0) * 1000 / batch);
+        }
+        perStamp.Sort();
+        return perStamp[perStamp.Count / 2];
+    }
+
+    /// <summary>The name of a trace stage.</summary>
+    public static string StageName(ushort stage) => stage switch
+    {
+        InetTraceStage.AppStart => "AppStart",
+        InetTraceStage.AppRequest => "AppRequest",
+        InetTraceStage.AppReturned => "AppReturned",
+        InetTraceStage.InetReceived => "InetReceived",
+        InetTraceStage.InetSocket => "InetSocket",
+        InetTraceStage.InetTransport => "InetTransport",
+        InetTraceStage.InetIp => "InetIp",
+        InetTraceStage.InetEthernet => "InetEthernet",
+        InetTraceStage.InetTransmit => "InetTransmit",
+        InetTraceStage.NicReceived => "NicReceived",
+        InetTraceStage.NicTransmitted => "NicTransmitted",
+        InetTraceStage.NicReturn => "NicReturn",
+        _ => $"0x{stage:x2}",
+    };
+
+    /// <summary>The row of the paper's table 3 that the interval ending at <paramref name="to"/> belongs to.</summary>
+    public static string Row(ushort from, ushort to) => to switch
+    {
+        InetTraceStage.AppRequest => "app: pre-request",
+        InetTraceStage.InetReceived => "IPC app→inet (sync, data ICA)",
+        InetTraceStage.InetSocket => "inet: request and socket manager",
+        InetTraceStage.InetTransport => "inet: TCP layer",
+        InetTraceStage.InetIp => "inet: IP layer",
+        InetTraceStage.InetEthernet => "inet: Ethernet layer",
+        InetTraceStage.InetTransmit => from == InetTraceStage.InetEthernet ? "inet: pre-request to the NIC driver" : "inet: processing",
+        InetTraceStage.NicReceived => "IPC inet→NIC (async, data ICA)",
+        InetTraceStage.NicTransmitted => "NIC: I/O to the adapter (libpcap)",
+        InetTraceStage.NicReturn => "NIC: pre-return",
+        InetTraceStage.AppReturned => from == InetTraceStage.NicReturn ? "IPC NIC→app (direct return)" : "return to the app",
+        _ => $"{StageName(from)} → {StageName(to)}",
+    };
+}

@@ -1,0 +1,148 @@
+// What one evaluation run measured, as it is written to JSON, Markdown, the charts and
+// docs/evaluation.md. Every number in those comes from an instance of this record; the
+// targets (PERFORMANCE.md P1-P4) are judged from it by Targets.Judge.
+using System.Globalization;
+using AntHost.Bench.Ipc;
+
+namespace AntHost.Bench.Net;
+
+/// <summary>The machine a run was made on.</summary>
+public sealed record MachineInfo(string Cpu, int Cores, string Kernel, string Os, string Dotnet)
+{
+    public static MachineInfo Here()
+    {
+        string cpu = "unknown CPU";
+        try
+        {
+            cpu = File.ReadLines("/proc/cpuinfo").FirstOrDefault(l => l.StartsWith("model name", StringComparison.Ordinal))?.Split(':', 2)[1].Trim() ?? cpu;
+        }
+        catch (IOException) { }
+        string kernel = "";
+        try { kernel = File.ReadAllText("/proc/sys/kernel/osrelease").Trim(); }
+        catch (IOException) { }
+        return new MachineInfo(cpu, Environment.ProcessorCount, kernel, System.Runtime.InteropServices.RuntimeInformation.OSDescription,
+            System.Runtime.InteropServices.RuntimeInformation.FrameworkDescription);
+    }
+
+    public override string ToString() => $"{Cpu}, {Cores} CPUs, Linux {Kernel}, {Dotnet}";
+}
+
+/// <summary>A tuning of the stack's processes for a run of the RTT test.</summary>
+public sealed record TuningInfo(string Name, string Description, int SpinUs, int GapUs);
+
+/// <summary>Everything one evaluation run measured.</summary>
+public sealed class NetBenchReport
+{
+    public MachineInfo Machine { get; init; } = MachineInfo.Here();
+    public DateTime StartedUtc { get; init; } = DateTime.UtcNow;
+    public double Seconds { get; set; }
+    public bool Quick { get; init; }
+    /// <summary>Where the far end was: "the sandbox peer (Linux kernel, 198.18.0.1)" or a remote host.</summary>
+    public string Peer { get; init; } = "";
+    /// <summary>Where the host kernel's baseline ran from.</summary>
+    public string Baseline { get; init; } = "";
+    public List<TuningInfo> Tunings { get; } = [];
+    public List<RttPoint> Rtt { get; } = [];
+    public List<CpuResult> Cpu { get; } = [];
+    public List<SendPoint> Send { get; } = [];
+    public double? StampCostNs { get; set; }
+    public List<ThroughputResult> Throughput { get; } = [];
+    public InjectionResult? Injection { get; set; }
+    public IpcBenchReport? Ipc { get; set; }
+    /// <summary>What was not measured and why, and anything that went wrong on the way.</summary>
+    public List<string> Notes { get; } = [];
+}
+
+/// <summary>One of PERFORMANCE.md's targets judged from a run.</summary>
+public sealed record TargetVerdict(string Id, string Figure, string Target, string Baseline, string Measured, string Ratio, string Verdict, string Why);
+
+public static class Targets
+{
+    private static readonly CultureInfo Ci = CultureInfo.InvariantCulture;
+    private static readonly int[] PaperSizes = [256, 512, 768, 1024];
+
+    public static List<TargetVerdict> Judge(NetBenchReport r)
+    {
+        var v = new List<TargetVerdict> { P1(r), P2(r), P3(r, "latency", 1.0), P3(r, "frugal", 1.3), P4(r) };
+        return v;
+    }
+
+    private static TargetVerdict P1(NetBenchReport r)
+    {
+        const string target = "median < 1 us when tuned for latency, flat within 10% over 64 B-64 KiB, >= 10x faster than the Unix socket round trip";
+        if (r.Ipc is null || r.Ipc.Chains.Count == 0)
+            return new("P1", "IPC hop", target, "-", "not run", "-", "not measured", "run `anthost bench ipc` or `anthost bench all`");
+        var spinning = r.Ipc.Chains.Where(c => c.Tuning.Contains("spin", StringComparison.OrdinalIgnoreCase)).ToList();
+        if (spinning.Count == 0) spinning = r.Ipc.Chains.ToList();
+        double worst = spinning.Max(c => Math.Max(c.AppToInet.MedianUs, Math.Max(c.InetToNic.MedianUs, c.NicToApp.MedianUs)));
+        double flat = spinning.GroupBy(c => c.Path).Max(g => new Func<ChainResult, double>[] { c => c.AppToInet.MedianUs, c => c.InetToNic.MedianUs, c => c.NicToApp.MedianUs }
+            .Max(sel => g.Max(sel) / Math.Max(1e-9, g.Min(sel))));
+        double minUdsRatio = double.MaxValue;
+        foreach (var c in spinning)
+        {
+            var u = r.Ipc.UnixSocket.FirstOrDefault(x => x.PayloadBytes == c.PayloadBytes);
+            if (u is null) continue;
+            double hop = Math.Max(c.AppToInet.MedianUs, Math.Max(c.InetToNic.MedianUs, c.NicToApp.MedianUs));
+            minUdsRatio = Math.Min(minUdsRatio, u.RoundTrip.MedianUs / Math.Max(1e-9, hop));
+        }
+        var uds = r.Ipc.UnixSocket.Select(u => u.RoundTrip.MedianUs).DefaultIfEmpty().ToList();
+        bool met = worst < 1 && flat <= 1.10 && minUdsRatio >= 10;
+        var why = new List<string>();
+        if (worst >= 1) why.Add($"the slowest hop's median is {worst:F2} us");
+        if (flat > 1.10) why.Add($"a hop varies {flat:F2}x over payload sizes");
+        if (minUdsRatio < 10) why.Add($"the Unix socket is only {minUdsRatio:F1}x slower at some size");
+        return new("P1", "IPC hop (spinning tunings)", target, string.Create(Ci, $"Unix socket round trip {uds.Min():F1}-{uds.Max():F1} us"),
+            string.Create(Ci, $"slowest hop median {worst:F2} us; flatness {flat:F2}x"), string.Create(Ci, $"UDS ÷ hop >= {minUdsRatio:F1}x"),
+            met ? "met" : "not met", met ? "" : string.Join("; ", why));
+    }
+
+    private static TargetVerdict P2(NetBenchReport r)
+    {
+        const string target = "AntHost's send processing time no slower than the host kernel's send(), 256-1024 B";
+        var rows = PaperSizes.Select(s => (s, a: r.Send.FirstOrDefault(p => p.Stack == "AntHost" && p.PayloadBytes == s), k: r.Send.FirstOrDefault(p => p.Stack == "host kernel" && p.PayloadBytes == s)))
+            .Where(x => x.a is not null && x.k is not null).ToList();
+        if (rows.Count == 0) return new("P2", "send processing time", target, Kernel(r.Send, PaperSizes), "not measured", "-", "not measured", NotMeasuredWhy(r));
+        var ratios = rows.Select(x => x.a!.Total.MedianUs / Math.Max(1e-9, x.k!.Total.MedianUs)).ToList();
+        bool met = ratios.All(x => x <= 1.0);
+        return new("P2", "send processing time, 256-1024 B", target,
+            string.Join(", ", rows.Select(x => string.Create(Ci, $"{x.s} B {x.k!.Total.MedianUs:F1} us"))),
+            string.Join(", ", rows.Select(x => string.Create(Ci, $"{x.s} B {x.a!.Total.MedianUs:F1} us"))),
+            string.Join(", ", ratios.Select(x => x.ToString("F2", Ci) + "x")), met ? "met" : "not met",
+            met ? "" : "see the per-stage table: the IPC hops and the wake-ups of the processes cost more than one system call");
+    }
+
+    private static TargetVerdict P3(NetBenchReport r, string tuning, double limit)
+    {
+        string target = tuning == "latency" ? "RTT no slower than the host kernel when tuned for latency (256-1024 B)" : "RTT within 1.3x of the host kernel when every process sleeps between requests (256-1024 B)";
+        var pts = PaperSizes.Select(s => (s, a: r.Rtt.FirstOrDefault(p => p.Tuning == tuning && p.Stack == "AntHost" && p.PayloadBytes == s), k: r.Rtt.FirstOrDefault(p => p.Tuning == tuning && p.Stack == "host kernel" && p.PayloadBytes == s)))
+            .Where(x => x.k is not null).ToList();
+        string baseline = string.Join(", ", pts.Select(x => string.Create(Ci, $"{x.s} B {x.k!.Rtt.MedianUs:F1} us")));
+        var both = pts.Where(x => x.a is not null).ToList();
+        if (both.Count == 0) return new("P3", $"RTT, {tuning}", target, baseline.Length > 0 ? baseline : "not measured", "not measured", "-", "not measured", NotMeasuredWhy(r));
+        var ratios = both.Select(x => x.a!.Rtt.MedianUs / Math.Max(1e-9, x.k!.Rtt.MedianUs)).ToList();
+        bool met = ratios.All(x => x <= limit);
+        return new("P3", $"RTT, {tuning} tuning", target, baseline,
+            string.Join(", ", both.Select(x => string.Create(Ci, $"{x.s} B {x.a!.Rtt.MedianUs:F1} us"))),
+            string.Join(", ", ratios.Select(x => x.ToString("F2", Ci) + "x")), met ? "met" : "not met",
+            met ? "" : string.Create(Ci, $"a round trip crosses four process boundaries each way (app, inet, driver) where the kernel makes two system calls; limit {limit:F1}x"));
+    }
+
+    private static TargetVerdict P4(NetBenchReport r)
+    {
+        const string target = ">= 2.5 Gbit/s each way on one connection, most of what libpcap injection allows";
+        string inj = r.Injection is null ? "injection not measured" : string.Create(Ci, $"injection {r.Injection.FramesPerSecond:N0} frames/s = {r.Injection.Gbps:F2} Gbit/s");
+        var k = r.Throughput.Where(t => t.Stack == "host kernel").ToList();
+        string baseline = string.Join(", ", k.Select(t => string.Create(Ci, $"kernel {t.Direction} {t.Gbps:F2} Gbit/s")).Append(inj));
+        var a = r.Throughput.Where(t => t.Stack == "AntHost").ToList();
+        if (a.Count == 0) return new("P4", "bulk TCP", target, baseline, "not measured", "-", "not measured", NotMeasuredWhy(r));
+        bool met = a.Count >= 2 && a.All(t => t.Gbps >= 2.5);
+        string ratio = string.Join(", ", a.Select(t => k.FirstOrDefault(x => x.Direction == t.Direction) is { } kk ? string.Create(Ci, $"{t.Direction}: {t.Gbps / Math.Max(1e-9, kk.Gbps):F2}x kernel") : ""));
+        return new("P4", "bulk TCP, one connection", target, baseline, string.Join(", ", a.Select(t => string.Create(Ci, $"{t.Direction} {t.Gbps:F2} Gbit/s"))), ratio,
+            met ? "met" : "not met", met ? "" : "see the throughput table");
+    }
+
+    private static string Kernel(List<SendPoint> send, int[] sizes) =>
+        string.Join(", ", send.Where(p => p.Stack == "host kernel" && sizes.Contains(p.PayloadBytes)).Select(p => string.Create(Ci, $"{p.PayloadBytes} B {p.Total.MedianUs:F1} us")));
+
+    private static string NotMeasuredWhy(NetBenchReport r) => r.Notes.FirstOrDefault(n => n.Contains("AntHost", StringComparison.Ordinal)) ?? "the AntHost side did not run";
+}

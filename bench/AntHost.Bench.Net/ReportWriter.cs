@@ -1,0 +1,169 @@
+// Writes a run as JSON (for machines), Markdown (for people: tables laid out like the
+// paper's table 3 and the data of its figures 8 and 9) and PNG charts, and as the
+// evaluation page (docs/evaluation.md) with its charts under docs/eval/. Nothing in them
+// is typed in: every figure is read from the report of the run.
+using System.Globalization;
+using System.Text;
+using System.Text.Json;
+using AntHost.Bench.Ipc;
+
+namespace AntHost.Bench.Net;
+
+public static class NetBenchReportWriter
+{
+    private static readonly CultureInfo Ci = CultureInfo.InvariantCulture;
+
+    public static string ToJson(NetBenchReport r) => JsonSerializer.Serialize(new
+    {
+        r.Machine,
+        r.StartedUtc,
+        r.Seconds,
+        r.Quick,
+        r.Peer,
+        r.Baseline,
+        r.Tunings,
+        r.Rtt,
+        r.Cpu,
+        r.Send,
+        r.StampCostNs,
+        Throughput = r.Throughput.Select(t => new { t.Stack, t.Direction, t.Bytes, t.Seconds, t.Gbps }),
+        Injection = r.Injection is null ? null : new { r.Injection.FrameBytes, r.Injection.FramesPerSecond, r.Injection.Seconds, r.Injection.Gbps },
+        r.Ipc,
+        r.Notes,
+        Targets = Targets.Judge(r),
+    }, new JsonSerializerOptions { WriteIndented = true, PropertyNamingPolicy = JsonNamingPolicy.CamelCase });
+
+    public static string Size(int b) => b >= 1024 ? $"{b / 1024} KiB" : $"{b} B";
+
+    /// <summary>The Markdown report. <paramref name="headingLevel"/> 1 for a file of its own, 2 inside the evaluation page.</summary>
+    public static string ToMarkdown(NetBenchReport r, int headingLevel = 1)
+    {
+        string h1 = new('#', headingLevel), h2 = new('#', headingLevel + 1);
+        var sb = new StringBuilder();
+        sb.AppendLine(Ci, $"{h1} AntHost benchmarks ({r.StartedUtc:yyyy-MM-dd HH:mm} UTC, {r.Seconds:F0} s{(r.Quick ? ", quick run: few iterations" : "")})");
+        sb.AppendLine();
+        sb.AppendLine(Ci, $"Machine: {r.Machine}. Far end: {r.Peer}. Host kernel baseline: {r.Baseline}. Times in microseconds, median / p99.");
+        sb.AppendLine();
+        if (r.Notes.Count > 0)
+        {
+            foreach (var n in r.Notes) sb.AppendLine(Ci, $"- {n}");
+            sb.AppendLine();
+        }
+
+        if (r.Rtt.Count > 0)
+        {
+            sb.AppendLine(Ci, $"{h2} RTT: N bytes out, 1 byte back (the paper's figure 9)");
+            sb.AppendLine();
+            foreach (var t in r.Tunings) sb.AppendLine(Ci, $"- **{t.Name}**: {t.Description}");
+            sb.AppendLine();
+            sb.AppendLine("| tuning | payload | host kernel | AntHost | AntHost ÷ kernel (median) |");
+            sb.AppendLine("|---|---:|---:|---:|---:|");
+            foreach (var g in r.Rtt.GroupBy(p => (p.Tuning, p.PayloadBytes)))
+            {
+                var k = g.FirstOrDefault(p => p.Stack == "host kernel");
+                var a = g.FirstOrDefault(p => p.Stack == "AntHost");
+                string ratio = k is null || a is null ? "" : (a.Rtt.MedianUs / Math.Max(1e-9, k.Rtt.MedianUs)).ToString("F2", Ci) + "x";
+                sb.AppendLine(Ci, $"| {g.Key.Tuning} | {Size(g.Key.PayloadBytes)} | {k?.Rtt.ToString() ?? "-"} | {a?.Rtt.ToString() ?? "-"} | {ratio} |");
+            }
+            sb.AppendLine();
+        }
+        if (r.Cpu.Count > 0)
+        {
+            sb.AppendLine(Ci, $"{h2} CPU used during the RTT runs (/proc/PID/stat, utime + stime)");
+            sb.AppendLine();
+            sb.AppendLine("| tuning | stack | round trips | wall s | CPU us per round trip | per process: CPU s (% of one core) |");
+            sb.AppendLine("|---|---|---:|---:|---:|---|");
+            foreach (var c in r.Cpu)
+                sb.AppendLine(Ci, $"| {c.Tuning} | {c.Stack} | {c.Rounds} | {c.WallSeconds:F1} | {c.MicrosecondsPerRound:F1} | {string.Join(", ", c.Processes.Select(p => string.Create(Ci, $"{p.Process} {p.Seconds:F2} ({p.CorePercent:F0}%)")))} |");
+            sb.AppendLine();
+            sb.AppendLine("The host kernel's own protocol work in softirq context is charged to no process, so its row is a lower bound.");
+            sb.AppendLine();
+        }
+        if (r.Send.Count > 0) AppendSend(sb, r, h2);
+        if (r.Throughput.Count > 0 || r.Injection is not null)
+        {
+            sb.AppendLine(Ci, $"{h2} Bulk TCP throughput, one connection");
+            sb.AppendLine();
+            sb.AppendLine("| stack | direction | bytes | seconds | Gbit/s |");
+            sb.AppendLine("|---|---|---:|---:|---:|");
+            foreach (var t in r.Throughput) sb.AppendLine(Ci, $"| {t.Stack} | {t.Direction} | {t.Bytes:N0} | {t.Seconds:F2} | {t.Gbps:F2} |");
+            if (r.Injection is { } inj) sb.AppendLine(Ci, $"| libpcap injection (raw frames, one thread) | out | {inj.FrameBytes} B frames | {inj.Seconds:F1} | {inj.Gbps:F2} ({inj.FramesPerSecond:N0} frames/s) |");
+            sb.AppendLine();
+        }
+        if (r.Ipc is not null)
+        {
+            sb.AppendLine(Ci, $"{h2} IPC");
+            sb.AppendLine();
+            sb.AppendLine(IpcBenchReportWriter.ToMarkdown(r.Ipc).Replace("# IPC benchmark", h2 + "# IPC benchmark", StringComparison.Ordinal));
+        }
+        sb.AppendLine(Ci, $"{h2} Targets (PERFORMANCE.md)");
+        sb.AppendLine();
+        sb.AppendLine("| id | figure | target | baseline (same run) | measured | ratio | verdict | why |");
+        sb.AppendLine("|---|---|---|---|---|---|---|---|");
+        foreach (var v in Targets.Judge(r)) sb.AppendLine(Ci, $"| {v.Id} | {v.Figure} | {v.Target} | {v.Baseline} | {v.Measured} | {v.Ratio} | **{v.Verdict}** | {v.Why} |");
+        sb.AppendLine();
+        return sb.ToString();
+    }
+
+    private static void AppendSend(StringBuilder sb, NetBenchReport r, string h2)
+    {
+        var sizes = r.Send.Select(p => p.PayloadBytes).Distinct().Order().ToList();
+        sb.AppendLine(Ci, $"{h2} Send processing time and its stages (the paper's table 3)");
+        sb.AppendLine();
+        sb.AppendLine("From the app's send call until the frame is handed to the adapter and the result is back in the app. AntHost's stages come from the control ICA's trace area, stamped by each process as the send passes (one monotonic clock).");
+        if (r.StampCostNs is { } ns) sb.AppendLine(Ci, $"One stamp (clock read and a 16-byte write into the trace area) costs {ns:F0} ns, measured in the same run; a send carries up to 12.");
+        sb.AppendLine();
+        sb.Append("| stage |");
+        foreach (var s in sizes) sb.Append(Ci, $" {Size(s)} |");
+        sb.AppendLine();
+        sb.Append("|---|");
+        foreach (var _ in sizes) sb.Append("---:|");
+        sb.AppendLine();
+        var rows = r.Send.Where(p => p.Stack == "AntHost").SelectMany(p => p.Stages.Select(s => s.Row)).Distinct().ToList();
+        foreach (var row in rows)
+        {
+            sb.Append(Ci, $"| {row} |");
+            foreach (var s in sizes)
+            {
+                var st = r.Send.FirstOrDefault(p => p.Stack == "AntHost" && p.PayloadBytes == s)?.Stages.Where(x => x.Row == row).ToList();
+                sb.Append(st is null || st.Count == 0 ? " - |" : string.Create(Ci, $" {st.Sum(x => x.Time.MedianUs):F2} / {st.Sum(x => x.Time.P99Us):F2} |"));
+            }
+            sb.AppendLine();
+        }
+        foreach (var stack in new[] { "AntHost", "host kernel" })
+        {
+            sb.Append(Ci, $"| **{(stack == "AntHost" ? "AntHost: packet send time" : "host kernel: send()")}** |");
+            foreach (var s in sizes)
+            {
+                var p = r.Send.FirstOrDefault(x => x.Stack == stack && x.PayloadBytes == s);
+                sb.Append(p is null ? " - |" : $" **{p.Total}** |");
+            }
+            sb.AppendLine();
+        }
+        sb.Append("| AntHost ÷ kernel (median) |");
+        foreach (var s in sizes)
+        {
+            var a = r.Send.FirstOrDefault(x => x.Stack == "AntHost" && x.PayloadBytes == s);
+            var k = r.Send.FirstOrDefault(x => x.Stack == "host kernel" && x.PayloadBytes == s);
+            sb.Append(a is null || k is null ? " - |" : string.Create(Ci, $" {a.Total.MedianUs / Math.Max(1e-9, k.Total.MedianUs):F2}x |"));
+        }
+        sb.AppendLine();
+        sb.AppendLine();
+        sb.AppendLine("Per-stage sums of medians need not add up to the median total (each column's median is taken on its own); the p99 columns are each stage's own p99.");
+        sb.AppendLine();
+    }
+
+    /// <summary>Writes report.json, report.md and the charts into <paramref name="dir"/>; returns the files written.</summary>
+    public static List<string> WriteAll(NetBenchReport r, string dir)
+    {
+        Directory.CreateDirectory(dir);
+        var files = new List<string>();
+        string json = Path.Combine(dir, "report.json"), md = Path.Combine(dir, "report.md");
+        File.WriteAllText(json, ToJson(r));
+        File.WriteAllText(md, ToMarkdown(r));
+        files.Add(json);
+        files.Add(md);
+        files.AddRange(Charts.WriteAll(r, dir));
+        return files;
+    }
+}

@@ -1,0 +1,89 @@
+// The seam between the benchmarks and the stacks they measure. A benchmark speaks to "a
+// TCP stack" through IBenchStack: the host kernel's (sockets made in the namespace that
+// holds the baseline address) or AntHost's (the client library, adapted in the `anthost`
+// command). Both sides run the same loop against the same peer in the same run, so the
+// only difference a figure shows is the stack.
+using System.Net;
+using System.Net.Sockets;
+
+namespace AntHost.Bench.Net;
+
+/// <summary>A TCP stack under test.</summary>
+public interface IBenchStack
+{
+    /// <summary>"host kernel" or "AntHost".</summary>
+    string Name { get; }
+
+    /// <summary>Opens a TCP connection (no-delay on) to <paramref name="remote"/>.</summary>
+    IBenchConnection Connect(IPEndPoint remote);
+}
+
+/// <summary>One connected TCP socket of a stack under test.</summary>
+public interface IBenchConnection : IDisposable
+{
+    /// <summary>Sends all of <paramref name="data"/> (blocking).</summary>
+    void Send(ReadOnlySpan<byte> data);
+
+    /// <summary>Receives at most <paramref name="buffer"/>'s length; 0 at the end of the stream.</summary>
+    int Receive(Span<byte> buffer);
+
+    /// <summary>No more sends (FIN).</summary>
+    void ShutdownSend();
+
+    /// <summary>
+    /// Sends <paramref name="data"/> as one send call and adds the call's per-stage timeline
+    /// (stage, Stopwatch timestamp) to <paramref name="trace"/> in the order stamped; false
+    /// when this stack keeps no timeline (the host kernel).
+    /// </summary>
+    bool SendTraced(ReadOnlySpan<byte> data, List<TraceStamp> trace);
+}
+
+/// <summary>One stamp of a send's timeline: the stage (InetTraceStage) and the monotonic clock.</summary>
+public readonly record struct TraceStamp(ushort Stage, long Timestamp);
+
+/// <summary>The host kernel's TCP: sockets made on a thread that joined a network namespace (or this one), bound to the baseline address.</summary>
+public sealed class KernelStack(string? netns, IPAddress? bindTo, Func<string, Func<Socket>, Socket> inNamespace) : IBenchStack
+{
+    public string Name => "host kernel";
+
+    public IBenchConnection Connect(IPEndPoint remote)
+    {
+        Socket Make()
+        {
+            var s = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
+            if (bindTo is not null) s.Bind(new IPEndPoint(bindTo, 0));
+            return s;
+        }
+        var socket = netns is null ? Make() : inNamespace(netns, Make);
+        try
+        {
+            socket.Connect(remote);
+        }
+        catch
+        {
+            socket.Dispose();
+            throw;
+        }
+        return new KernelConnection(socket);
+    }
+
+    private sealed class KernelConnection(Socket s) : IBenchConnection
+    {
+        public void Send(ReadOnlySpan<byte> data)
+        {
+            while (data.Length > 0) data = data[s.Send(data)..];
+        }
+
+        public int Receive(Span<byte> buffer) => s.Receive(buffer);
+
+        public void ShutdownSend() => s.Shutdown(SocketShutdown.Send);
+
+        public bool SendTraced(ReadOnlySpan<byte> data, List<TraceStamp> trace)
+        {
+            Send(data);
+            return false;
+        }
+
+        public void Dispose() => s.Dispose();
+    }
+}

@@ -1,0 +1,120 @@
+using System.Text.Json;
+using AntHost.TestSupport;
+using Xunit.Abstractions;
+
+namespace AntHost.Cli.Tests;
+
+/// <summary>
+/// The network benchmarks as a user runs them: wrong command lines, and a --quick run of
+/// every benchmark end to end on a real veth (a stack brought up per tuning, the host
+/// kernel's baseline beside it, the report in Markdown, JSON and PNG, the evaluation page),
+/// leaving nothing behind. A benchmark asserts no speed: only that each figure was
+/// measured and reported as measured.
+/// </summary>
+public sealed class BenchTests(ITestOutputHelper output)
+{
+    [Theory]
+    [InlineData("--peer 'nowhere' is not an IPv4 address", "bench", "rtt", "--peer", "nowhere")]
+    [InlineData("--iterations takes 1..1000000", "bench", "send", "--iterations", "0")]
+    [InlineData("--spin-us takes 1..100000", "bench", "rtt", "--spin-us", "0")]
+    [InlineData("sandbox prefix", "bench", "throughput", "--prefix", "Bad_Prefix")]
+    [InlineData("instance name", "bench", "all", "--instance", "../x")]
+    [InlineData("Unrecognized command or argument '--docs'", "bench", "rtt", "--docs", "docs")]
+    [InlineData("Unrecognized command or argument 'latency'", "bench", "latency")]
+    public void A_wrong_bench_command_line_exits_2_saying_what_is_wrong(string expected, params string[] args)
+    {
+        var r = Cli.Run(output, args);
+        Assert.Equal(2, r.ExitCode);
+        Assert.Contains(expected, r.StandardError, StringComparison.Ordinal);
+        Assert.DoesNotContain("   at ", r.All, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Bench_help_lists_every_benchmark()
+    {
+        var r = Cli.Run(output, "bench", "--help");
+        Assert.Equal(0, r.ExitCode);
+        foreach (var b in new[] { "ipc", "rtt", "send", "throughput", "all" }) Assert.Contains(b, r.StandardOutput, StringComparison.Ordinal);
+    }
+
+    [PcapFact]
+    public void A_quick_run_of_every_benchmark_reports_both_stacks_from_one_run_and_leaves_nothing()
+    {
+        int n = Random.Shared.Next(10000, 100000);
+        string instance = $"test-eval-{n}", prefix = $"aht-e{n}";
+        string dir = Path.Combine(Path.GetTempPath(), $"anthost-bench-test-{n}");
+        string docs = Path.Combine(dir, "docs");
+        try
+        {
+            var r = Cli.Run(output, "bench", "all", "--quick", "--iterations", "40", "--instance", instance, "--prefix", prefix,
+                "--out", dir, "--docs", docs, "--log-dir", Path.Combine(dir, "logs"));
+            Assert.True(r.ExitCode == 0, r.ToString());
+
+            using var json = JsonDocument.Parse(File.ReadAllText(Path.Combine(dir, "report.json")));
+            var root = json.RootElement;
+            var notes = root.GetProperty("notes").EnumerateArray().Select(x => x.GetString()!).ToList();
+            bool anthostMissing = notes.Any(x => x.StartsWith("AntHost side not measured", StringComparison.Ordinal));
+            string[] stacks = anthostMissing ? ["host kernel"] : ["host kernel", "AntHost"];
+            int[] sizes = [256, 512, 768, 1024, 4096, 16384, 65536];
+
+            var rtt = root.GetProperty("rtt").EnumerateArray().ToList();
+            foreach (var tuning in new[] { "latency", "frugal" })
+                foreach (var stack in stacks)
+                    foreach (int size in sizes)
+                    {
+                        var p = rtt.Single(x => x.GetProperty("tuning").GetString() == tuning && x.GetProperty("stack").GetString() == stack && x.GetProperty("payloadBytes").GetInt32() == size);
+                        Assert.True(p.GetProperty("rtt").GetProperty("samples").GetInt32() >= 20);
+                        Assert.True(p.GetProperty("rtt").GetProperty("medianUs").GetDouble() > 0);
+                    }
+            var cpu = root.GetProperty("cpu").EnumerateArray().ToList();
+            Assert.Equal(2 * stacks.Length, cpu.Count);
+            Assert.All(cpu, c => Assert.Contains(c.GetProperty("processes").EnumerateArray(), p => p.GetProperty("process").GetString() == "app"));
+            Assert.Contains(cpu.Where(c => c.GetProperty("stack").GetString() == "host kernel").SelectMany(c => c.GetProperty("processes").EnumerateArray()),
+                p => p.GetProperty("process").GetString() == "peer");
+
+            var send = root.GetProperty("send").EnumerateArray().ToList();
+            foreach (var stack in stacks)
+                Assert.Equal(sizes, send.Where(x => x.GetProperty("stack").GetString() == stack).Select(x => x.GetProperty("payloadBytes").GetInt32()).Order());
+            Assert.True(root.GetProperty("stampCostNs").GetDouble() > 0);
+
+            var tp = root.GetProperty("throughput").EnumerateArray().ToList();
+            Assert.Equal(2 * stacks.Length, tp.Count);
+            Assert.All(tp, t => Assert.True(t.GetProperty("bytes").GetInt64() > 0));
+            Assert.True(root.GetProperty("injection").GetProperty("framesPerSecond").GetDouble() > 0);
+            Assert.True(root.GetProperty("ipc").GetProperty("chains").GetArrayLength() > 0);
+            Assert.Equal(5, root.GetProperty("targets").GetArrayLength());
+
+            // The Markdown and the evaluation page carry the run's own figures.
+            var k256 = rtt.First(x => x.GetProperty("tuning").GetString() == "latency" && x.GetProperty("stack").GetString() == "host kernel" && x.GetProperty("payloadBytes").GetInt32() == 256);
+            string figure = k256.GetProperty("rtt").GetProperty("medianUs").GetDouble().ToString("F2", System.Globalization.CultureInfo.InvariantCulture);
+            Assert.Contains(figure, File.ReadAllText(Path.Combine(dir, "report.md")), StringComparison.Ordinal);
+            string page = File.ReadAllText(Path.Combine(docs, "evaluation.md"));
+            Assert.Contains(figure, page, StringComparison.Ordinal);
+            foreach (var png in new[] { "rtt.png", "send.png", "throughput.png" })
+            {
+                Assert.Contains($"eval/{png}", page, StringComparison.Ordinal);
+                foreach (var folder in new[] { dir, Path.Combine(docs, "eval") })
+                {
+                    var bytes = File.ReadAllBytes(Path.Combine(folder, png));
+                    Assert.True(bytes.Length > 1000);
+                    Assert.Equal(new byte[] { 0x89, (byte)'P', (byte)'N', (byte)'G' }, bytes[..4]);
+                }
+            }
+
+            // Nothing left: both tunings' instances are down, their sandboxes gone.
+            foreach (var suffix in new[] { "-lat", "-fru" })
+            {
+                Assert.False(File.Exists($"/run/anthost/{instance}{suffix}/state.json"));
+                Assert.False(File.Exists($"/dev/shm/anthost-{instance}{suffix}.pool"));
+            }
+            Assert.Empty(AntHost.Sandbox.SandboxNetwork.Namespaces(prefix));
+        }
+        finally
+        {
+            foreach (var suffix in new[] { "-lat", "-fru" })
+                if (File.Exists($"/run/anthost/{instance}{suffix}/state.json")) Cli.Run(output, "down", "--instance", instance + suffix);
+            AntHost.Sandbox.SandboxNetwork.Sweep(prefix);
+            try { Directory.Delete(dir, recursive: true); } catch (IOException) { }
+        }
+    }
+}
