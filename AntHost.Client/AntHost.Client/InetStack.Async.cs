@@ -35,8 +35,19 @@ public sealed partial class InetStack
     /// <summary>Messages the dispatcher did not expect (requests, notifications to an app), freed and counted.</summary>
     public long UnexpectedMessages => Volatile.Read(ref _unexpected);
 
-    /// <summary>Async operations waiting for their reply.</summary>
-    public int PendingOperations { get { lock (_opsLock) return _ops.Count; } }
+    /// <summary>The app's async operations waiting for their reply (not counting the answers to Cancel the library waits for).</summary>
+    public int PendingOperations
+    {
+        get
+        {
+            lock (_opsLock)
+            {
+                int n = 0;
+                foreach (var op in _ops.Values) if (!op.Discard) n++;
+                return n;
+            }
+        }
+    }
 
     /// <summary>
     /// Posts a request and completes when its reply comes. The ICAs pass to inet. When

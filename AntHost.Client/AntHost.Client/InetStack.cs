@@ -351,7 +351,8 @@ public sealed partial class InetStack : IDisposable
         _brokerWatch.Dispose();
         StopDispatcher();
         FailAll(InetErrors.Local(SocketError.OperationAborted, "the AntHost connection was disposed"));
-        try { _kernel.Close(_inet); } catch (KernelException) { }
+        try { _kernel.Close(_inet); }
+        catch (KernelException) { }
         catch (ObjectDisposedException) { }
         _kernel.Dispose();
     }
