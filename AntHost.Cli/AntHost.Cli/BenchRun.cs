@@ -91,6 +91,21 @@ internal static class BenchRun
                         WithStack(o, tuning, report, step, interruption.Token, (kernel, anthost, peer, processes) =>
                         {
                             var ends = new[] { kernel, anthost }.Where(s => s is not null).Cast<IBenchStack>().ToList();
+                            var broken = new HashSet<IBenchStack>();
+                            // A stack that fails (an error from its sockets) is noted and left out of
+                            // the rest of this run; the other stack's figures still stand.
+                            void Guard(IBenchStack stack, string what, Action measure)
+                            {
+                                if (broken.Contains(stack)) return;
+                                try { measure(); }
+                                catch (Exception e) when (e is System.Net.Sockets.SocketException or IOException or TimeoutException or AntHost.Kernel.KernelException or InvalidOperationException)
+                                {
+                                    broken.Add(stack);
+                                    string note = $"{stack.Name} side not measured from {what} on ({tuning.Name} tuning): {e.GetType().Name}: {e.Message}";
+                                    report.Notes.Add(note);
+                                    step(note);
+                                }
+                            }
                             if (o.Rtt)
                                 foreach (var stack in ends)
                                 {
@@ -101,13 +116,16 @@ internal static class BenchRun
                                     {
                                         interruption.Token.ThrowIfCancellationRequested();
                                         int n = size >= 16384 ? Math.Max(20, iters / 4) : iters;
-                                        step($"RTT {tuning.Name}, {stack.Name}, {NetBenchReportWriter.Size(size)} x {n}");
-                                        var p = Measure.Rtt(stack, new IPEndPoint(peer, new PeerPorts().Rtt), size, warm, n, TimeSpan.FromMicroseconds(tuning.GapUs));
-                                        rounds += warm + n;
-                                        report.Rtt.Add(new RttPoint(tuning.Name, stack.Name, size, p));
-                                        step($"  median {p.MedianUs:F1} us, p99 {p.P99Us:F1} us");
+                                        Guard(stack, $"RTT {NetBenchReportWriter.Size(size)}", () =>
+                                        {
+                                            step($"RTT {tuning.Name}, {stack.Name}, {NetBenchReportWriter.Size(size)} x {n}");
+                                            var p = Measure.Rtt(stack, new IPEndPoint(peer, new PeerPorts().Rtt), size, warm, n, TimeSpan.FromMicroseconds(tuning.GapUs));
+                                            rounds += warm + n;
+                                            report.Rtt.Add(new RttPoint(tuning.Name, stack.Name, size, p));
+                                            step($"  median {p.MedianUs:F1} us, p99 {p.P99Us:F1} us");
+                                        });
                                     }
-                                    report.Cpu.Add(new CpuResult(tuning.Name, stack.Name, rounds, Stopwatch.GetElapsedTime(t0).TotalSeconds, meter.Stop()));
+                                    if (rounds > 0) report.Cpu.Add(new CpuResult(tuning.Name, stack.Name, rounds, Stopwatch.GetElapsedTime(t0).TotalSeconds, meter.Stop()));
                                 }
                             if (o.Send && first)
                                 foreach (var stack in ends)
@@ -115,24 +133,33 @@ internal static class BenchRun
                                     {
                                         interruption.Token.ThrowIfCancellationRequested();
                                         int n = size >= 16384 ? Math.Max(20, iters / 4) : iters;
-                                        step($"send {stack.Name}, {NetBenchReportWriter.Size(size)} x {n}");
-                                        var p = Measure.Send(stack, new IPEndPoint(peer, new PeerPorts().Discard), size, warm, n);
-                                        report.Send.Add(p);
-                                        step($"  median {p.Total.MedianUs:F1} us, p99 {p.Total.P99Us:F1} us{(p.Stages.Count > 0 ? $", {p.Stages.Count} stages" : "")}");
+                                        Guard(stack, $"send {NetBenchReportWriter.Size(size)}", () =>
+                                        {
+                                            step($"send {stack.Name}, {NetBenchReportWriter.Size(size)} x {n}");
+                                            var p = Measure.Send(stack, new IPEndPoint(peer, new PeerPorts().Discard), size, warm, n);
+                                            report.Send.Add(p);
+                                            step($"  median {p.Total.MedianUs:F1} us, p99 {p.Total.P99Us:F1} us{(p.Stages.Count > 0 ? $", {p.Stages.Count} stages" : "")}");
+                                        });
                                     }
                             if (o.Throughput && first)
                             {
                                 foreach (var stack in ends)
                                 {
                                     interruption.Token.ThrowIfCancellationRequested();
-                                    step($"throughput {stack.Name} to the peer, {seconds} s");
-                                    var tout = Measure.Outbound(stack, new IPEndPoint(peer, new PeerPorts().Discard), seconds);
-                                    report.Throughput.Add(tout);
-                                    step($"  {tout.Gbps:F2} Gbit/s");
-                                    step($"throughput {stack.Name} from the peer, {seconds} s");
-                                    var tin = Measure.Inbound(stack, new IPEndPoint(peer, new PeerPorts().Source), seconds);
-                                    report.Throughput.Add(tin);
-                                    step($"  {tin.Gbps:F2} Gbit/s");
+                                    Guard(stack, "throughput to the peer", () =>
+                                    {
+                                        step($"throughput {stack.Name} to the peer, {seconds} s");
+                                        var tout = Measure.Outbound(stack, new IPEndPoint(peer, new PeerPorts().Discard), seconds);
+                                        report.Throughput.Add(tout);
+                                        step($"  {tout.Gbps:F2} Gbit/s");
+                                    });
+                                    Guard(stack, "throughput from the peer", () =>
+                                    {
+                                        step($"throughput {stack.Name} from the peer, {seconds} s");
+                                        var tin = Measure.Inbound(stack, new IPEndPoint(peer, new PeerPorts().Source), seconds);
+                                        report.Throughput.Add(tin);
+                                        step($"  {tin.Gbps:F2} Gbit/s");
+                                    });
                                 }
                                 if (o.Peer is null) report.Injection = Inject(o, step, o.Quick ? 1 : 2);
                                 else report.Notes.Add("libpcap injection rate not measured: on a real adapter it would flood the network with raw frames");

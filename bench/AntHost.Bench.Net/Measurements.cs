@@ -79,6 +79,7 @@ public static class Measure
         var trace = new List<TraceStamp>(32);
         var byInterval = new Dictionary<(ushort, ushort), List<long>>();
         var order = new List<(ushort, ushort)>();
+        var sums = new Dictionary<(ushort, ushort), long>();
         for (int i = 0; i < warmUp + iterations; i++)
         {
             trace.Clear();
@@ -89,17 +90,22 @@ public static class Measure
             {
                 if (traced && trace.Count >= 2)
                 {
+                    // A send larger than one call's worth is several calls, each with its
+                    // own timeline, one after the other: each interval is summed over the
+                    // calls, so the stages add up to the whole send.
                     totals.Add(trace[^1].Timestamp - trace[0].Timestamp);
+                    sums.Clear();
                     for (int k = 1; k < trace.Count; k++)
                     {
                         var key = (trace[k - 1].Stage, trace[k].Stage);
-                        if (!byInterval.TryGetValue(key, out var list))
+                        if (!byInterval.ContainsKey(key))
                         {
-                            byInterval[key] = list = new List<long>(iterations);
+                            byInterval[key] = new List<long>(iterations);
                             order.Add(key);
                         }
-                        list.Add(trace[k].Timestamp - trace[k - 1].Timestamp);
+                        sums[key] = sums.GetValueOrDefault(key) + trace[k].Timestamp - trace[k - 1].Timestamp;
                     }
+                    foreach (var (key, sum) in sums) byInterval[key].Add(sum);
                 }
                 else totals.Add(t1 - t0);
             }
@@ -200,6 +206,7 @@ public static class Measure
         InetTraceStage.NicTransmitted => "NIC: I/O to the adapter (libpcap)",
         InetTraceStage.NicReturn => "NIC: pre-return",
         InetTraceStage.AppReturned => from == InetTraceStage.NicReturn ? "IPC NIC→app (direct return)" : "return to the app",
+        InetTraceStage.AppStart when from == InetTraceStage.AppReturned => "app: between the calls of one send",
         _ => $"{StageName(from)} → {StageName(to)}",
     };
 }

@@ -50,7 +50,7 @@ public sealed class KernelStack(string? netns, IPAddress? bindTo, Func<string, F
     {
         Socket Make()
         {
-            var s = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
+            var s = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp) { NoDelay = true, ReceiveTimeout = 30_000, SendTimeout = 30_000 };
             if (bindTo is not null) s.Bind(new IPEndPoint(bindTo, 0));
             return s;
         }
