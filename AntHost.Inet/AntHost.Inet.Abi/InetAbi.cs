@@ -355,6 +355,41 @@ public enum InetStat
     KernelGarbage,
     /// <summary>Messages the kernel connection refused for a bad handle.</summary>
     KernelRefusedHandles,
+
+    // ---- the socket manager (apps -> inet)
+    /// <summary>Sockets open now (TCP and UDP, handles held by apps).</summary>
+    SocketsOpen,
+    /// <summary>Socket calls taken (every app request, whatever its outcome).</summary>
+    SocketCalls,
+    /// <summary>Calls naming an unknown, stale or another process's socket (refused with InvalidSocket).</summary>
+    InvalidSocketHandles,
+    /// <summary>Requests held now (blocking connect, accept, send, receive, close with linger, poll, ping).</summary>
+    HeldRequests,
+    /// <summary>App processes that died or closed their last channel to inet.</summary>
+    AppDeaths,
+    /// <summary>Sockets aborted (RST) because their app died.</summary>
+    SocketsAbortedForDeadApps,
+    /// <summary>The TCP layer's counters.</summary>
+    TcpSegmentsIn,
+    TcpSegmentsOut,
+    /// <summary>Retransmissions (timeout, fast and SACK together).</summary>
+    TcpRetransmits,
+    TcpResetsIn,
+    TcpResetsOut,
+    /// <summary>TCP connections the demultiplexer knows (orphans in FIN-WAIT/TIME-WAIT included).</summary>
+    TcpConnections,
+    /// <summary>App requests refused as malformed: no control ICA, arguments that do not parse, data ICA offsets outside the ICA, a call that does not fit the socket type.</summary>
+    BadSocketRequests,
+    /// <summary>Sends whose result went to the app straight from the driver (direct return).</summary>
+    DirectReturns,
+    /// <summary>Sends answered by inet itself (queued, copied, or not sent at once).</summary>
+    SendsAnsweredByInet,
+    /// <summary>Received payload ICAs handed to apps (zero copy).</summary>
+    ReceiveIcasToApps,
+    /// <summary>Held requests ended by Cancel.</summary>
+    Canceled,
+    /// <summary>Echo requests sent for Ping calls.</summary>
+    PingsSent,
     Count,
 }
 

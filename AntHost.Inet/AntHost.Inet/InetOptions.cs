@@ -1,3 +1,4 @@
+using AntHost.Inet.Core.Tcp;
 using AntHost.Inet.Core.Wire;
 
 namespace AntHost.Inet;
@@ -25,6 +26,12 @@ public sealed record InetOptions
 
     public bool Verbose { get; init; }
 
+    /// <summary>TCP's settings: buffer sizes, congestion control and socket limit from the command line, the rest RFC defaults.</summary>
+    public TcpConfig Tcp { get; init; } = new();
+
+    /// <summary>Sockets (TCP and UDP together) the socket manager keeps at most.</summary>
+    public int MaxSockets { get; init; } = 65536;
+
     public static string Usage => """
         anthost-inet: the AntHost inet server (TCP/IP stack) of one kernel instance
 
@@ -34,6 +41,10 @@ public sealed record InetOptions
           --service NAME      service name to register (default: inet)
           --spin-us N         spin before sleeping on the doorbell, microseconds (default 20; 0 = frugal)
           --cache N           ICAs per size kept in this process's cache (default 128)
+          --tcp-sndbuf N      default TCP send buffer per socket, bytes (default 262144)
+          --tcp-rcvbuf N      default TCP receive buffer (largest window) per socket, bytes (default 262144)
+          --tcp-cc NAME       congestion control: cubic (default) or newreno
+          --max-sockets N     sockets open at once, TCP and UDP together (default 65536)
           --verbose           debug logging
         """;
 
@@ -53,6 +64,10 @@ public sealed record InetOptions
                 "--gateway" => o with { Gateway = Ipv4Address.TryParse(Next(), out var g) ? g : throw new ArgumentException($"--gateway '{args[i]}' is not an IPv4 address") },
                 "--spin-us" => o with { SpinBudget = TimeSpan.FromMicroseconds(ParseInt(a, Next(), 0, 100_000)) },
                 "--cache" => o with { CachePerSize = ParseInt(a, Next(), 1, 4096) },
+                "--tcp-sndbuf" => o with { Tcp = o.Tcp with { SendBufferSize = ParseInt(a, Next(), 4096, 1 << 30) } },
+                "--tcp-rcvbuf" => o with { Tcp = o.Tcp with { ReceiveBufferSize = ParseInt(a, Next(), 1024, 1 << 30) } },
+                "--tcp-cc" => o with { Tcp = o.Tcp with { CongestionControl = ParseCongestionControl(Next()) } },
+                "--max-sockets" => o with { MaxSockets = ParseInt(a, Next(), 1, 1 << 20) },
                 "--verbose" => o with { Verbose = true },
                 _ => throw new ArgumentException($"unknown option '{a}'"),
             };
@@ -70,6 +85,13 @@ public sealed record InetOptions
             throw new ArgumentException($"--address '{text}' is not a unicast IPv4 address with a prefix length, like 198.18.0.2/24");
         return o with { Address = ip, PrefixLength = len };
     }
+
+    private static CongestionControlKind ParseCongestionControl(string v) => v switch
+    {
+        "cubic" => CongestionControlKind.Cubic,
+        "newreno" => CongestionControlKind.NewReno,
+        _ => throw new ArgumentException($"--tcp-cc takes cubic or newreno, not '{v}'"),
+    };
 
     private static int ParseInt(string opt, string v, int min, int max) =>
         int.TryParse(v, out int n) && n >= min && n <= max ? n : throw new ArgumentException($"{opt} takes a number in {min}..{max}, not '{v}'");

@@ -3,6 +3,7 @@
 // the doorbell), and on stop gives every buffer back, empties its ICA cache and
 // checks that the table assigns it no page any more before it leaves.
 using AntHost.Inet.Abi;
+using AntHost.Inet.Sockets;
 using AntHost.Kernel;
 using AntHost.Kernel.Pool;
 using Microsoft.Extensions.Hosting;
@@ -29,15 +30,16 @@ public sealed class InetServer(InetOptions options, ILogger<InetServer> log, IHo
         });
         uint serviceId = _kernel.RegisterService(options.Service);
         var protocol = new ProtocolManager(_kernel, options, serviceId, log);
-        var requests = new RequestManager(_kernel, protocol, log);
-        _thread = new Thread(() => Run(requests, protocol)) { Name = "inet request manager", IsBackground = true };
+        var sockets = new SocketManager(_kernel, protocol, options.MaxSockets, log);
+        var requests = new RequestManager(_kernel, protocol, sockets, log);
+        _thread = new Thread(() => Run(requests, protocol, sockets)) { Name = "inet request manager", IsBackground = true };
         _thread.Start();
         log.LogInformation("anthost-inet ready: instance {Instance}, service '{Service}' as {Process} ({Mode} transfers), address {Address}/{Prefix}",
             options.Instance, options.Service, _kernel.Id, _kernel.Mode, options.Address, options.PrefixLength);
         return Task.CompletedTask;
     }
 
-    private void Run(RequestManager requests, ProtocolManager protocol)
+    private void Run(RequestManager requests, ProtocolManager protocol, SocketManager sockets)
     {
         var k = _kernel!;
         try
@@ -51,6 +53,9 @@ public sealed class InetServer(InetOptions options, ILogger<InetServer> log, IHo
         }
         try
         {
+            sockets.Shutdown(requests.Now);
+            protocol.Flush();
+            sockets.AfterFlush();
             protocol.Shutdown(requests.Now);
             log.LogInformation("counters: {Counters}", protocol.InterfaceCounters());
             log.LogInformation("buffers outstanding at stop: {N}", protocol.Pool.Outstanding);

@@ -314,15 +314,15 @@ public sealed class ProtocolManager
         Forwarded,
         /// <summary>Nothing was handed over (no driver, ring full): the caller still owns the control ICA.</summary>
         NotSent,
-        /// <summary>The driver died as the frame went: the frame is lost (TCP retransmits) and so is the control ICA.</summary>
-        Lost,
     }
 
     /// <summary>
     /// Direct return of an app's send: the app's frame is popped (inet has read it), the
     /// Transmit frame pushed with DirectReturn, and the app's control ICA forwarded to the driver
     /// with the one data ICA, which the driver gives back with TxDataBack and TCP keeps until
-    /// acknowledged. The send's result must already be in the control ICA's result area.
+    /// acknowledged. The send's result must already be in the control ICA's result area. Both
+    /// ICAs are lent: a driver that dies holding them gives them back (DriverGone takes the
+    /// frame back; the socket manager takes the control ICA back and answers the app).
     /// </summary>
     public DirectOutcome TryForwardDirect(IcaPacketBuffer b, IcaLease control, out uint transmitId)
     {
@@ -337,17 +337,21 @@ public sealed class ProtocolManager
         _directData[0] = new DataIca(b.Lease, b.Start + b.Length);
         try
         {
-            transmitId = _kernel.Forward(driver, control, (ushort)NicOp.Transmit, _directData, InetTraceStage.InetTransmit);
+            transmitId = _kernel.Forward(driver, control, (ushort)NicOp.Transmit, _directData, InetTraceStage.InetTransmit, lend: true);
+        }
+        catch (KernelException e) when (e.Error == KernelError.RingFull)
+        {
+            // Nothing was handed over: the caller answers the app itself.
+            _directData[0] = default;
+            Count(InetStat.TxSendFailures);
+            return DirectOutcome.NotSent;
         }
         catch (KernelException e)
         {
-            _directData[0] = default;
+            // The driver died: as for a batch, the frame and the control ICA were lent either
+            // way, so they count as in flight and the death notice settles them.
             Count(InetStat.TxSendFailures);
             _log.LogDebug("direct transmit failed: {Error}", e.Message);
-            if (e.Error == KernelError.RingFull) return DirectOutcome.NotSent;
-            b.MarkLost();
-            b.FinishTransmit();
-            return DirectOutcome.Lost;
         }
         _directData[0] = default;
         Count(InetStat.TransmitRequests);
@@ -450,6 +454,9 @@ public sealed class ProtocolManager
         }
         return _stats;
     }
+
+    /// <summary>The counters' array as <see cref="Stats"/> last filled it (the socket manager adds its own).</summary>
+    internal long[] StatsBuffer => _stats;
 
     /// <summary>The interface's counters as text, for logs.</summary>
     public string InterfaceCounters() => Interface?.Counters.Snapshot().ToString() ?? "no interface";

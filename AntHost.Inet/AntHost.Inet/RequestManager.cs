@@ -2,12 +2,13 @@
 // doorbell (one wait across every channel: the NIC driver's, later every app's)
 // with a timeout equal to the protocol core's next deadline, so a timer and a
 // message wake it the same way, and it dispatches each message to the protocol
-// manager (and later the socket manager), then hands whatever the core queued to
-// the driver. One thread means the core needs no lock, and a request's whole path
+// manager or the socket manager, lets the socket manager answer what became
+// answerable, then hands whatever the core queued to the driver. One thread means the core needs no lock, and a request's whole path
 // through the server (receive, protocol, transmit) runs without a context switch.
 using System.Diagnostics;
 using AntHost.Inet.Abi;
 using AntHost.Inet.Core.Time;
+using AntHost.Inet.Sockets;
 using AntHost.Kernel;
 using AntHost.Kernel.Ipc;
 using Microsoft.Extensions.Logging;
@@ -22,15 +23,18 @@ public sealed class RequestManager
 
     private readonly KernelConnection _kernel;
     private readonly ProtocolManager _protocol;
+    private readonly SocketManager _sockets;
     private readonly ILogger _log;
     private readonly long _epoch = Stopwatch.GetTimestamp();
     private long _unknown;
 
-    public RequestManager(KernelConnection kernel, ProtocolManager protocol, ILogger log)
+    public RequestManager(KernelConnection kernel, ProtocolManager protocol, SocketManager sockets, ILogger log)
     {
         _kernel = kernel;
         _protocol = protocol;
+        _sockets = sockets;
         _log = log;
+        sockets.Clock = () => Now;
     }
 
     /// <summary>Monotonic microseconds since the server started: the core's clock.</summary>
@@ -43,9 +47,11 @@ public sealed class RequestManager
         {
             var now = Now;
             _protocol.Poll(now);
+            _sockets.Process(now);
             _protocol.Flush();
+            _sockets.AfterFlush();
             TimeSpan wait = MaxWait;
-            if (_protocol.PollAt is { } at)
+            if (Instant.Earliest(_protocol.PollAt, _sockets.PollAt) is { } at)
             {
                 var left = at - now;
                 wait = left <= TimeSpan.Zero ? TimeSpan.Zero : left < MaxWait ? left : MaxWait;
@@ -71,11 +77,16 @@ public sealed class RequestManager
                     else Unknown(m);
                     break;
                 case MessageKind.Notify:
-                    if (m.Opcode == (ushort)NicNotify.TxDataBack) _protocol.DataBack(m);
+                    if (m.Opcode == (ushort)NicNotify.TxDataBack)
+                    {
+                        if (m.Endpoint is not null && m.Endpoint == _protocol.Driver) _sockets.DirectDataBack(m.RequestId);
+                        _protocol.DataBack(m);
+                    }
                     else Unknown(m);
                     break;
                 case MessageKind.PeerDied:
                     _protocol.PeerDied(m);
+                    _sockets.PeerDied(m);
                     break;
                 case MessageKind.ChannelOpened:
                     _log.LogDebug("channel opened by {Process} ({Name})", m.Source, _kernel.Pool.ProcessName(m.Source));
@@ -98,6 +109,11 @@ public sealed class RequestManager
 
     private void Request(in Message m)
     {
+        if (SocketManager.IsSocketCall(m.Opcode))
+        {
+            _sockets.Request(m, Now);
+            return;
+        }
         switch ((InetOp)m.Opcode)
         {
             case InetOp.EthInput:
@@ -134,7 +150,9 @@ public sealed class RequestManager
                         Answer(m, InetStatus.NoControl);
                         return;
                     }
-                    InetStats.Write(c.Inline, _protocol.Stats());
+                    _protocol.Stats();
+                    _sockets.WriteStats(_protocol.StatsBuffer);
+                    InetStats.Write(c.Inline, _protocol.StatsBuffer);
                     Answer(m, InetStatus.Ok);
                     return;
                 }

@@ -10,7 +10,7 @@ namespace AntHost.Stack.Tests.Infrastructure;
 
 /// <summary>
 /// The stack as a user runs it, made for one test: a sandbox network of its own
-/// (namespaces <c>aht-iN-host</c>/<c>aht-iN-peer</c>), a kernel instance of its own
+/// (namespaces <c>aht-sN-host</c>/<c>aht-sN-peer</c>), a kernel instance of its own
 /// (<c>test-stack-N</c>), and the broker, the inet server and the NIC driver as separate
 /// processes (the driver inside the host namespace with <c>ip netns exec</c>). Dispose
 /// writes every process's log to the test output and removes everything by pid and by
@@ -33,7 +33,7 @@ public sealed class RunningStack : IDisposable
         Instance = $"test-stack-{n}";
         try
         {
-            Sandbox = SandboxNetwork.Create(new SandboxOptions { Prefix = $"aht-i{n}", StartServers = false });
+            Sandbox = SandboxNetwork.Create(new SandboxOptions { Prefix = $"aht-s{n}", StartServers = false });
             Broker = Start("broker", Dll("anthost-kernel.dll"), ["--instance", Instance, "--pool-size", "16M"]);
             Broker.WaitFor("anthost-kernel ready");
             Inet = Start("inet", Dll("anthost-inet.dll"), ["--instance", Instance, "--address", "198.18.0.2/24"]);
