@@ -220,6 +220,7 @@ public sealed unsafe partial class KernelConnection
             : Stopwatch.GetTimestamp() + (long)(timeout.TotalSeconds * Stopwatch.Frequency);
         while (!p.Done)
         {
+            ThrowIfBrokerGone();
             if (Monitor.TryEnter(_receiveRole))
             {
                 try
@@ -228,6 +229,7 @@ public sealed unsafe partial class KernelConnection
                     {
                         if (Pump() > 0) continue;
                         if (p.Done) break;
+                        ThrowIfBrokerGone();
                         if (p.Endpoint is { IsOpen: false })
                         {
                             Pump();
@@ -235,7 +237,7 @@ public sealed unsafe partial class KernelConnection
                             throw new KernelException(KernelError.PeerDied, $"{p.Endpoint} closed while a call was waiting: the server died");
                         }
                         if (Stopwatch.GetTimestamp() >= deadline) throw new KernelException(KernelError.Timeout, "no reply in time");
-                        WaitForInput(deadline, default);
+                        WaitForInput(deadline, _brokerGone.Token);
                     }
                 }
                 finally
@@ -254,6 +256,13 @@ public sealed unsafe partial class KernelConnection
                 ? $"{p.Endpoint} closed while a call was waiting: the server died"
                 : $"the call was refused: {p.Error}");
         return p.Result;
+    }
+
+    /// <summary>A call cannot be answered without a broker (no death notice would ever end it).</summary>
+    private void ThrowIfBrokerGone()
+    {
+        if (_brokerGone.IsCancellationRequested)
+            throw new KernelException(KernelError.BrokerUnavailable, "the kernel broker is gone: no reply can come");
     }
 
     /// <summary>Drains every input once (caller holds the receiver role). Returns the number of slots handled.</summary>

@@ -63,6 +63,22 @@ public class BrokerLifecycleTests
     }
 
     [RootFact]
+    public void A_call_waiting_for_a_reply_ends_with_a_clear_error_when_the_broker_dies()
+    {
+        using var b = BrokerProcess.Start();
+        b.Actor("keeper").WaitLine("READY"); // takes requests, never answers
+        using var k = b.Connect("caller");
+        var ep = k.Open("keeper");
+        var call = Task.Run(() => k.Call(ep, k.AllocateControl(), 1, default, Timeout.InfiniteTimeSpan));
+        Assert.False(call.Wait(TimeSpan.FromMilliseconds(600)), "the call ended with the broker alive");
+        b.Process.Kill9();
+        b.Process.WaitExit();
+        var e = Assert.ThrowsAny<AggregateException>(() => call.Wait(ChildProcess.Patience));
+        var ke = Assert.IsType<KernelException>(e.InnerException);
+        Assert.Equal(KernelError.BrokerUnavailable, ke.Error);
+    }
+
+    [RootFact]
     public void A_second_broker_for_a_live_instance_refuses_with_a_clear_message()
     {
         using var b = BrokerProcess.Start();
