@@ -42,14 +42,22 @@ public sealed class InetServer(InetOptions options, ILogger<InetServer> log, IHo
     private void Run(RequestManager requests, ProtocolManager protocol, SocketManager sockets)
     {
         var k = _kernel!;
+        using var stop = CancellationTokenSource.CreateLinkedTokenSource(_stop.Token, k.BrokerGone);
         try
         {
-            requests.Run(_stop.Token);
+            requests.Run(stop.Token);
         }
         catch (KernelException e)
         {
             log.LogCritical("the kernel connection failed: {Message}", e.Message);
             lifetime.StopApplication();
+        }
+        if (k.BrokerGone.IsCancellationRequested && !_stop.IsCancellationRequested)
+        {
+            // Without the broker no page can move: stop rather than serve nothing.
+            log.LogCritical("the broker is gone; anthost-inet stops");
+            lifetime.StopApplication();
+            return;
         }
         try
         {
