@@ -47,6 +47,7 @@ public sealed partial class InetSocket
     private int _rxCount;
     private bool _eof;
     private int _segment;
+    private int _icasPerSend = InetService.MaxFramesPerMessage;
 
     /// <summary>Received bytes this socket holds (taken from inet, not yet read by the app).</summary>
     internal long BufferedBytes
@@ -93,6 +94,12 @@ public sealed partial class InetSocket
                 StampReturned(reply, trace);
                 if (reply.Status != InetStatus.Ok)
                 {
+                    if (reply.Status == SocketStatus.NoBufferSpace && data.Count > 1)
+                    {
+                        // The send buffer is smaller than three segments' ICAs: one ICA per call from now on.
+                        _icasPerSend = 1;
+                        continue;
+                    }
                     if (sent > 0 && reply.Status == SocketStatus.WouldBlock) return sent;
                     throw InetErrors.For(reply.Status, $"send to {RemoteEndPoint}");
                 }
@@ -124,6 +131,12 @@ public sealed partial class InetSocket
                 StampReturned(reply, null);
                 if (reply.Status != InetStatus.Ok)
                 {
+                    if (reply.Status == SocketStatus.NoBufferSpace && data.Count > 1)
+                    {
+                        // The send buffer is smaller than three segments' ICAs: one ICA per call from now on.
+                        _icasPerSend = 1;
+                        continue;
+                    }
                     if (sent > 0 && reply.Status == SocketStatus.WouldBlock) return sent;
                     throw InetErrors.For(reply.Status, $"send to {RemoteEndPoint}");
                 }
@@ -229,7 +242,7 @@ public sealed partial class InetSocket
         int n = 0;
         try
         {
-            while (data.Count < InetService.MaxFramesPerMessage && n < src.Length)
+            while (data.Count < _icasPerSend && n < src.Length)
             {
                 int len = Math.Min(seg, src.Length - n);
                 var ica = Stack.Kernel.AllocateBytes(InetService.SendHeadroom + len);
@@ -294,7 +307,7 @@ public sealed partial class InetSocket
         {
             int n = TakeBuffered(buffer);
             if (n > 0 || buffer.IsEmpty || IsEof) return n;
-            var control = ReceiveRequest(buffer.Length);
+            var control = ReceiveRequest();
             var reply = Run(control, InetOp.Receive);
             Keep(reply);
             return TakeBuffered(buffer);
@@ -314,7 +327,7 @@ public sealed partial class InetSocket
         {
             int n = TakeBuffered(buffer.Span);
             if (n > 0 || buffer.IsEmpty || IsEof) return n;
-            var control = ReceiveRequest(buffer.Length);
+            var control = ReceiveRequest();
             var reply = await RunAsync(control, InetOp.Receive, default, cancellationToken).ConfigureAwait(false);
             Keep(reply);
             return TakeBuffered(buffer.Span);
@@ -336,7 +349,7 @@ public sealed partial class InetSocket
         try
         {
             if (TakeLease(out var lease) || IsEof) return lease;
-            var reply = Run(ReceiveRequest(0), InetOp.Receive);
+            var reply = Run(ReceiveRequest(), InetOp.Receive);
             Keep(reply);
             TakeLease(out lease);
             return lease;
@@ -354,7 +367,7 @@ public sealed partial class InetSocket
         try
         {
             if (TakeLease(out var lease) || IsEof) return lease;
-            var reply = await RunAsync(ReceiveRequest(0), InetOp.Receive, default, cancellationToken).ConfigureAwait(false);
+            var reply = await RunAsync(ReceiveRequest(), InetOp.Receive, default, cancellationToken).ConfigureAwait(false);
             Keep(reply);
             TakeLease(out lease);
             return lease;
@@ -370,10 +383,15 @@ public sealed partial class InetSocket
         get { lock (_rxLock) return _eof && _rxCount == 0; }
     }
 
-    private IcaLease ReceiveRequest(int limit)
+    /// <summary>
+    /// A Receive with no byte limit: inet then hands over the frames' own ICAs (a limit below
+    /// what is queued makes it copy into a new one), and this socket keeps what the caller's
+    /// buffer does not take.
+    /// </summary>
+    private IcaLease ReceiveRequest()
     {
         var control = Request(InetOp.Receive, CallFlags);
-        InetStack.Args(control).Value = limit;
+        InetStack.Args(control).Value = 0;
         return control;
     }
 
@@ -529,7 +547,7 @@ public sealed partial class InetSocket
         _receiveGate.Wait();
         try
         {
-            using var reply = Run(ReceiveRequest(0), InetOp.ReceiveFrom);
+            using var reply = Run(ReceiveRequest(), InetOp.ReceiveFrom);
             int n = Datagram(reply, buffer, out var from);
             remoteEP = from;
             return n;
@@ -549,7 +567,7 @@ public sealed partial class InetSocket
         await _receiveGate.WaitAsync(cancellationToken).ConfigureAwait(false);
         try
         {
-            using var reply = await RunAsync(ReceiveRequest(0), InetOp.ReceiveFrom, default, cancellationToken).ConfigureAwait(false);
+            using var reply = await RunAsync(ReceiveRequest(), InetOp.ReceiveFrom, default, cancellationToken).ConfigureAwait(false);
             int n = Datagram(reply, buffer.Span, out var from);
             return new SocketReceiveFromResult { ReceivedBytes = n, RemoteEndPoint = from };
         }
