@@ -202,6 +202,7 @@ public sealed class Interface
         }
         var h = packet.Prepend(EthernetFrame.HeaderLength);
         new EthernetHeader(destination, Mac, type).WriteTo(h);
+        Config.TransmitTrace?.Invoke(TransmitBoundary.EthernetHeaderWritten, packet);
         Enqueue(packet);
     }
 

@@ -37,6 +37,15 @@ public sealed record InterfaceConfig
     /// </summary>
     public Func<IIpOutput, ITransportLayer>? Tcp { get; init; }
 
+    /// <summary>
+    /// Called as a packet being sent crosses a layer boundary (its IPv4 header written, its
+    /// Ethernet header written), with the packet; null (the default) for none. The core has
+    /// no clock: the server that provides the hook reads its own and stamps the send's
+    /// timeline (the paper's TCP, IP and Ethernet rows). It runs inside the send, so it must
+    /// be short, and it must not send or keep the packet.
+    /// </summary>
+    public TransmitTraceHook? TransmitTrace { get; init; }
+
     /// <summary>Frames the transmit queue holds before it drops (a counted <see cref="Counters.TxDrop.QueueFull"/>).</summary>
     public int TransmitQueueCapacity { get; init; } = 512;
 
@@ -66,6 +75,18 @@ public sealed record InterfaceConfig
         if (TransmitQueueCapacity < 1) throw new ArgumentException("the transmit queue needs room for a frame", nameof(TransmitQueueCapacity));
     }
 }
+
+/// <summary>The layer boundaries a packet being sent crosses, in order.</summary>
+public enum TransmitBoundary
+{
+    /// <summary>IPv4 wrote its header in front of the transport's segment.</summary>
+    IpHeaderWritten,
+    /// <summary>Ethernet wrote its header; the frame goes to the transmit queue next.</summary>
+    EthernetHeaderWritten,
+}
+
+/// <summary>See <see cref="InterfaceConfig.TransmitTrace"/>.</summary>
+public delegate void TransmitTraceHook(TransmitBoundary boundary, PacketBuffer packet);
 
 /// <summary>ARP (RFC 826, with the timing of RFC 1122 2.3.2 and RFC 5227's announcements).</summary>
 public sealed record ArpConfig

@@ -107,6 +107,7 @@ public sealed class Ipv4Layer : IIpOutput
 
         var h = packet.Prepend(Ipv4Packet.MinHeaderLength);
         new Ipv4Header(source, destination, (byte)protocol, (ushort)total, _nextId++, ttl, options.Tos, df).WriteTo(h);
+        _iface.Config.TransmitTrace?.Invoke(TransmitBoundary.IpHeaderWritten, packet);
         counters.Add(Counter.IpDatagramsOut);
         if (protocol == IpProtocol.Tcp) counters.Add(Counter.TcpOut);
         return Transmit(packet, nextHop, broadcast, now);
