@@ -34,6 +34,7 @@ internal sealed class SampleArgs
             }
             a._values[k[2..]] = args[++i];
         }
+        _ = a.To; // a bad address is reported before anything is connected
         return a;
     }
 
