@@ -25,6 +25,25 @@ internal static class Binaries
         _ => throw new ArgumentException($"unknown program {dll}", nameof(dll)),
     };
 
+    /// <summary>The full path of a sample's dll (samples/NAME, built with this command); throws <see cref="CliException"/> naming what to build.</summary>
+    public static string FindSample(string name)
+    {
+        if (Environment.GetEnvironmentVariable("ANTHOST_BIN_DIR") is { Length: > 0 } dir)
+        {
+            string p = Path.Combine(dir, name + ".dll");
+            return File.Exists(p) ? p : throw new CliException($"{name}.dll is not in ANTHOST_BIN_DIR ({dir})");
+        }
+        var tfmDir = new DirectoryInfo(AppContext.BaseDirectory.TrimEnd('/'));
+        string tfm = tfmDir.Name, config = tfmDir.Parent?.Name ?? "Release";
+        for (var d = tfmDir; d is not null; d = d.Parent)
+        {
+            if (!File.Exists(Path.Combine(d.FullName, "AntHost.slnx"))) continue;
+            string path = Path.Combine(d.FullName, "samples", name, "bin", config, tfm, name + ".dll");
+            return File.Exists(path) ? path : throw new CliException($"the sample {name} is not built: expected {path} (run: dotnet build {Path.Combine(d.FullName, "samples", name)} -c {config})");
+        }
+        throw new CliException($"cannot find the sample {name}: this command is not inside an AntHost build tree; set ANTHOST_BIN_DIR");
+    }
+
     /// <summary>The full path of a server's dll; throws <see cref="CliException"/> naming what to build when it is missing.</summary>
     public static string Find(string dll)
     {

@@ -3,12 +3,18 @@
 // AntHost's address by ARP and gets the driver's MAC; it pings AntHost through the driver,
 // inet and back, and the round trips are measured; a UDP datagram to a port nobody
 // listens on comes back as ICMP port unreachable, which the kernel reports to its socket
-// as "connection refused". Every figure printed is measured in this run. The instance is
+// as "connection refused". Then TCP through AntHost's own sockets: the paper's RTT test at
+// 256 B through AntHost beside the host kernel's TCP (which holds an address of its own on
+// the same veth for this), and the samples, each its own app process: TCP echo, HttpClient
+// GET, ping from AntHost, UDP echo, and a web server on AntHost's address that curl in the
+// peer namespace reaches. Every figure printed is measured in this run. The instance is
 // taken down at the end whatever happened, Ctrl-C included.
 using System.Diagnostics;
 using System.Globalization;
 using System.Net;
 using System.Net.Sockets;
+using AntHost.Bench.Ipc;
+using AntHost.Bench.Net;
 using AntHost.Inet.Abi;
 using AntHost.Sandbox;
 using Spectre.Console;
@@ -33,7 +39,7 @@ internal static class DemoRun
         try
         {
             AnsiConsole.MarkupLine("[bold]AntHost demo[/]: broker, inet server and NIC driver as three processes; the peer is the Linux kernel in its own namespace");
-            state = Commands.Progress("bringing the stack up", step => Instance.Up(o, step, interruption.Token));
+            state = Commands.Progress("bringing the stack up", step => Instance.Up(o with { HostKernelAddress = BenchRun.HostKernelAddress }, step, interruption.Token));
             AnsiConsole.MarkupLineInterpolated($"[green]up[/]: {string.Join(", ", state.Processes.Select(p => $"{p.Name} pid {p.Pid}"))}");
             Commands.Progress("measuring", step => { Measure(state, pings, checks, step, interruption.Token); return 0; });
         }
@@ -150,6 +156,15 @@ internal static class DemoRun
                 ? $"the peer's socket reported connection refused {elapsed:F0} us after the send (probe {attempt} of 3)"
                 : $"no ICMP error after 3 probes (the peer's socket reported {got}); the peer's neighbour entry: '{neighbour}'"));
 
+        // The paper's RTT test at 256 B, a first figure: AntHost beside the host kernel's own TCP
+        // over the same veth, against the same responder in the peer namespace.
+        ct.ThrowIfCancellationRequested();
+        status("RTT through AntHost and through the host kernel");
+        Rtt(state, checks);
+
+        // The samples, each a separate app process over the client library.
+        Samples(state, checks, status, ct);
+
         // What inet counted meanwhile, and where every page is.
         status("counters");
         var after = InetProbe.Stats(state.Instance, TimeSpan.FromSeconds(10));
@@ -161,5 +176,121 @@ internal static class DemoRun
         var pool = PoolSnapshot.Read(state.PoolPath);
         checks.Add(new Check("pool pages per process (ownership table)", true,
             $"{pool.AllocatedPages} of {pool.DataPages} allocated: " + string.Join(", ", pool.Processes.Where(p => p.State == "alive").Select(p => $"{p.Name} {p.Pages} pages / {p.Icas} ICAs"))));
+    }
+
+    private const int RttRounds = 300, RttWarmUp = 100;
+
+    private static void Rtt(InstanceState state, List<Check> checks)
+    {
+        var peer = new IPEndPoint(IPAddress.Parse(state.PeerAddress!.Split('/')[0]), new PeerPorts().Rtt);
+        var kernel = new KernelStack(state.Namespaces[0], IPAddress.Parse(BenchRun.HostKernelAddress.Split('/')[0]), NamespaceThread.Run);
+        var notes = new List<string>();
+        Percentiles? k = null, a = null;
+        string? error = null;
+        try
+        {
+            k = Bench.Net.Measure.Rtt(kernel, peer, 256, RttWarmUp, RttRounds, TimeSpan.Zero);
+            using var anthost = AntHostStack.TryCreate(state.Instance, state.SpinUs, notes);
+            if (anthost is not null) a = Bench.Net.Measure.Rtt(anthost, peer, 256, RttWarmUp, RttRounds, TimeSpan.Zero);
+        }
+        catch (Exception e) when (e is SocketException or IOException or InvalidOperationException or AntHost.Kernel.KernelException)
+        {
+            error = e.Message;
+        }
+        string detail = (a is { } x ? $"AntHost median {x.MedianUs:F1} us (p99 {x.P99Us:F1} us)" : $"AntHost: {error ?? string.Join("; ", notes)}")
+            + (k is { } y ? $"; the host kernel's TCP from {BenchRun.HostKernelAddress.Split('/')[0]} on the same veth: median {y.MedianUs:F1} us (p99 {y.P99Us:F1} us)" : "")
+            + (a is { } p && k is { } q ? $"; AntHost ÷ kernel {p.MedianUs / Math.Max(1e-9, q.MedianUs):F2}x over {RttRounds} rounds (spin {state.SpinUs} us; `anthost bench rtt` for every size and both tunings)" : "");
+        checks.Add(new Check("RTT, 256 B out and 1 B back to the peer's responder (the paper's test)", a is not null && k is not null, detail));
+    }
+
+    private sealed record Sample(string Name, string What, string[] Args);
+
+    private static void Samples(InstanceState state, List<Check> checks, Action<string> status, CancellationToken ct)
+    {
+        string peer = state.PeerAddress!.Split('/')[0], self = state.Address.Split('/')[0];
+        var list = new List<Sample>
+        {
+            new("EchoClient", $"EchoClient: TCP echo with {peer}:7 through AntHost", ["--to", peer, "--count", "3"]),
+            new("HttpGet", $"HttpGet: the standard HttpClient over AntHost (ConnectCallback, InetStream) GETs http://{peer}/", ["--to", peer]),
+            new("Ping", $"Ping: ICMP echo from AntHost to {peer}", ["--to", peer, "--count", "3"]),
+            new("UdpEcho", $"UdpEcho: datagrams to {peer}:7 and back", ["--to", peer, "--count", "3"]),
+        };
+        foreach (var sample in list)
+        {
+            ct.ThrowIfCancellationRequested();
+            status($"sample {sample.Name}");
+            var (ok, text) = RunSample(sample.Name, [.. sample.Args, "--instance", state.Instance], TimeSpan.FromSeconds(30));
+            checks.Add(new Check(sample.What, ok, text));
+        }
+
+        // The web server on AntHost's address, reached by curl from the peer's namespace.
+        ct.ThrowIfCancellationRequested();
+        status("sample WebServer, reached by curl from the peer");
+        string dll;
+        try { dll = Binaries.FindSample("WebServer"); }
+        catch (CliException e)
+        {
+            checks.Add(new Check("WebServer on AntHost reached by curl from the peer", false, e.Message));
+            return;
+        }
+        var psi = new ProcessStartInfo(SandboxNetwork.DotnetHost()) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        foreach (var a in new[] { dll, "--instance", state.Instance, "--listen", self, "--port", "8080", "--requests", "1" }) psi.ArgumentList.Add(a);
+        using var server = Process.Start(psi)!;
+        var output = new System.Text.StringBuilder();
+        var listening = new ManualResetEventSlim();
+        server.OutputDataReceived += (_, e) => { if (e.Data is null) return; lock (output) output.AppendLine(e.Data); if (e.Data.Contains("listening", StringComparison.OrdinalIgnoreCase)) listening.Set(); };
+        server.ErrorDataReceived += (_, e) => { if (e.Data is not null) lock (output) output.AppendLine(e.Data); };
+        server.BeginOutputReadLine();
+        server.BeginErrorReadLine();
+        try
+        {
+            if (!listening.Wait(TimeSpan.FromSeconds(30), ct))
+            {
+                checks.Add(new Check("WebServer on AntHost reached by curl from the peer", false, $"the server did not say it listens: {Last(output)}"));
+                return;
+            }
+            var curl = CommandRunner.RunIn(state.Namespaces[1], "curl", ["-sS", "--max-time", "10", "-o", "/dev/null", "-w", "%{http_code} %{size_download} bytes in %{time_total} s", $"http://{self}:8080/"]);
+            bool exited = server.WaitForExit(10_000);
+            bool ok = curl.Succeeded && curl.StandardOutput.StartsWith("200", StringComparison.Ordinal) && exited && server.ExitCode == 0;
+            checks.Add(new Check($"WebServer on AntHost ({self}:8080) reached by curl from the peer's kernel", ok,
+                $"curl: {(curl.Succeeded ? "HTTP " + curl.StandardOutput : curl.StandardError.Trim())}; server: {Last(output)}"));
+        }
+        finally
+        {
+            if (!server.HasExited)
+            {
+                server.Kill();
+                server.WaitForExit(5000);
+            }
+        }
+    }
+
+    private static (bool Ok, string Text) RunSample(string name, string[] args, TimeSpan patience)
+    {
+        string dll;
+        try { dll = Binaries.FindSample(name); }
+        catch (CliException e) { return (false, e.Message); }
+        var psi = new ProcessStartInfo(SandboxNetwork.DotnetHost()) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        psi.ArgumentList.Add(dll);
+        foreach (var a in args) psi.ArgumentList.Add(a);
+        using var p = Process.Start(psi)!;
+        var stderr = p.StandardError.ReadToEndAsync();
+        var stdout = p.StandardOutput.ReadToEndAsync();
+        if (!p.WaitForExit(patience))
+        {
+            p.Kill();
+            p.WaitForExit(5000);
+            return (false, $"did not finish within {patience.TotalSeconds:F0} s: {Last(stdout.Result)}");
+        }
+        p.WaitForExit();
+        string text = Last(stdout.Result + stderr.Result);
+        return (p.ExitCode == 0, p.ExitCode == 0 ? text : $"exit {p.ExitCode}: {text}");
+    }
+
+    /// <summary>The last lines a sample printed, joined (what happened, in its own words).</summary>
+    private static string Last(object text)
+    {
+        var lines = (text.ToString() ?? "").Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+        return lines.Length == 0 ? "(no output)" : string.Join(" | ", lines.TakeLast(3));
     }
 }
