@@ -134,6 +134,8 @@ public sealed partial class LifecycleTests(ITestOutputHelper output)
         Assert.Contains("demo passed", r.StandardOutput, StringComparison.Ordinal);
         Assert.Contains("50/50 answered", r.StandardOutput, StringComparison.Ordinal);
         Assert.Contains("connection refused", r.StandardOutput, StringComparison.Ordinal);
+        Assert.Matches(@"ok +RTT, 256 B out and 1 B back.*AntHost median [0-9.]+ us.*host kernel's TCP.*median [0-9.]+ us", r.StandardOutput);
+        foreach (var sample in new[] { "EchoClient", "HttpGet", "Ping", "UdpEcho", "WebServer" }) Assert.Matches($"ok +{sample}", r.StandardOutput);
         // The processes it started (its "up:" line names them) must all be gone.
         var started = System.Text.RegularExpressions.Regex.Matches(r.StandardOutput, @"(broker|inet|nic|peer) pid (\d+)").Select(m => int.Parse(m.Groups[2].Value, System.Globalization.CultureInfo.InvariantCulture)).Distinct().ToList();
         Assert.Equal(4, started.Count);
