@@ -38,6 +38,8 @@ internal sealed record BenchOptions
     public string Prefix { get; init; } = "anthost-bench";
     /// <summary>A remote host to aim at instead of the sandbox peer (AntHost's side then uses the running instance).</summary>
     public IPAddress? Peer { get; init; }
+    /// <summary>With <see cref="Peer"/>: the network namespace the host kernel's baseline sockets are made in (null: this one).</summary>
+    public string? BaselineNetns { get; init; }
     public string Out { get; init; } = "anthost-bench";
     /// <summary>The repository's docs folder: write evaluation.md and eval/*.png there.</summary>
     public string? Docs { get; init; }
@@ -62,11 +64,20 @@ internal static class BenchRun
             new("latency", $"inet, the NIC driver and the app's library spin {o.LatencySpinUs} us (yielding) before they sleep; the next request follows at once", o.LatencySpinUs, 0),
             new("frugal", "nobody spins (spin 0): every process sleeps on its futex as soon as it has nothing to do, and the app waits 1 ms between requests so all are asleep when the next comes", 0, 1000),
         };
+        if (o.Peer is not null)
+        {
+            // A running instance has the spin budget it was brought up with: one tuning, named by it.
+            int spin = InstanceState.Load(o.Instance)?.SpinUs ?? 0;
+            tunings = spin > 0
+                ? [new("latency", $"the running instance's inet and NIC driver spin {spin} us (its `up --spin-us`), the app's library too; the next request follows at once", spin, 0)]
+                : [tunings[1]];
+        }
         var report = new NetBenchReport
         {
             Quick = o.Quick,
             Peer = o.Peer is null ? "the sandbox peer: the Linux kernel in its own namespace at 198.18.0.1, over a veth (offloads off, MTU 1500)" : $"the remote host {o.Peer}",
-            Baseline = o.Peer is null ? $"the host namespace's own kernel TCP at {HostKernelAddress.Split('/')[0]} on the same veth as AntHost's NIC driver" : "this machine's kernel TCP in its own namespace",
+            Baseline = o.Peer is null ? $"the host namespace's own kernel TCP at {HostKernelAddress.Split('/')[0]} on the same veth as AntHost's NIC driver"
+                : o.BaselineNetns is null ? "this machine's kernel TCP, from its own namespace" : $"the kernel TCP of network namespace {o.BaselineNetns}",
         };
         int warm = o.Quick ? 30 : 300, iters = o.Iterations ?? (o.Quick ? 100 : 2000);
         double seconds = o.Quick ? 0.5 : 3;
@@ -195,7 +206,7 @@ internal static class BenchRun
             if (running is not null) procs.AddRange(running.Processes.Where(ServerProcess.IsAlive).Select(p => new WatchedProcess(p.Name, p.Pid)));
             var anthost = running is null ? null : AntHostStack.TryCreate(o.Instance, tuning.SpinUs, report.Notes);
             if (running is null) NoteOnce(report, $"AntHost side not measured: instance '{o.Instance}' is not up (run `anthost up --instance {o.Instance} --adapter IF --address A.B.C.D/N` first)");
-            try { work(new KernelStack(null, null, NamespaceThread.Run), anthost, o.Peer, procs); }
+            try { work(new KernelStack(o.BaselineNetns, null, NamespaceThread.Run), anthost, o.Peer, procs); }
             finally { (anthost as IDisposable)?.Dispose(); }
             return;
         }

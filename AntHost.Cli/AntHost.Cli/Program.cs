@@ -117,6 +117,7 @@ namespace AntHost.Cli
             var instance = new Option<string>("--instance") { Description = "instance name prefix for the stacks the benchmark brings up (with --peer: the running instance to use)", DefaultValueFactory = _ => "bench" };
             var prefix = new Option<string>("--prefix") { Description = "sandbox namespaces PREFIX-host and PREFIX-peer", DefaultValueFactory = _ => "anthost-bench" };
             var peer = new Option<string?>("--peer") { Description = "a remote host A.B.C.D running anthost-rpeer (remote-peer/) to measure against instead of the sandbox peer; AntHost's side then uses the running instance (anthost up --adapter ...)" };
+            var baselineNetns = new Option<string?>("--baseline-netns") { Description = "with --peer: the network namespace whose kernel makes the baseline's sockets (default: this one)" };
             var output = new Option<string>("--out") { Description = "folder for report.md, report.json and the PNG charts", DefaultValueFactory = _ => "anthost-bench" };
             var iterations = new Option<int?>("--iterations") { Description = "round trips or sends per payload size (default 2000, 100 with --quick)" };
             iterations.Validators.Add(r => { if (r.GetValueOrDefault<int?>() is < 1 or > 1_000_000) r.AddError("--iterations takes 1..1000000"); });
@@ -124,7 +125,7 @@ namespace AntHost.Cli
             spin.Validators.Add(r => { if (r.GetValueOrDefault<int>() is < 1 or > 100_000) r.AddError("--spin-us takes 1..100000"); });
             var logDir = new Option<string?>("--log-dir") { Description = "where the servers' logs go (default /var/log/anthost/INSTANCE)" };
             var c = new Command(name, description);
-            foreach (Option o in new Option[] { quick, instance, prefix, peer, output, iterations, spin, logDir }) c.Options.Add(o);
+            foreach (Option o in new Option[] { quick, instance, prefix, peer, baselineNetns, output, iterations, spin, logDir }) c.Options.Add(o);
             Option<string?>? docs = null;
             if (ipc)
             {
@@ -136,6 +137,9 @@ namespace AntHost.Cli
                 IPAddress? peerAddress = null;
                 if (r.GetValue(peer) is { } text && !(IPAddress.TryParse(text, out peerAddress) && peerAddress.AddressFamily == AddressFamily.InterNetwork))
                     throw new UsageException($"--peer '{text}' is not an IPv4 address");
+                string? ns = r.GetValue(baselineNetns);
+                if (ns is not null && peerAddress is null) throw new UsageException("--baseline-netns goes with --peer (the sandbox has its own baseline)");
+                if (ns is not null && !File.Exists($"/var/run/netns/{ns}")) throw new UsageException($"--baseline-netns '{ns}': no such network namespace (ip netns list)");
                 string p = r.GetValue(prefix)!;
                 if (peerAddress is null)
                 {
@@ -155,6 +159,7 @@ namespace AntHost.Cli
                     Instance = inst,
                     Prefix = p,
                     Peer = peerAddress,
+                    BaselineNetns = ns,
                     Out = r.GetValue(output)!,
                     Docs = docs is null ? null : r.GetValue(docs),
                     Iterations = r.GetValue(iterations),

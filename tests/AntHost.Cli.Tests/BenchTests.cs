@@ -21,6 +21,8 @@ public sealed class BenchTests(ITestOutputHelper output)
     [InlineData("instance name", "bench", "all", "--instance", "../x")]
     [InlineData("Unrecognized command or argument '--docs'", "bench", "rtt", "--docs", "docs")]
     [InlineData("Unrecognized command or argument 'latency'", "bench", "latency")]
+    [InlineData("--baseline-netns goes with --peer", "bench", "rtt", "--baseline-netns", "x")]
+    [InlineData("no such network namespace", "bench", "rtt", "--peer", "198.18.0.1", "--baseline-netns", "aht-e-nosuch")]
     public void A_wrong_bench_command_line_exits_2_saying_what_is_wrong(string expected, params string[] args)
     {
         var r = Cli.Run(output, args);
@@ -118,6 +120,43 @@ public sealed class BenchTests(ITestOutputHelper output)
             foreach (var suffix in new[] { "-lat", "-fru" })
                 if (File.Exists($"/run/anthost/{instance}{suffix}/state.json")) Cli.Run(output, "down", "--instance", instance + suffix);
             AntHost.Sandbox.SandboxNetwork.Sweep(prefix);
+            try { Directory.Delete(dir, recursive: true); } catch (IOException) { }
+        }
+    }
+
+    [PcapFact]
+    public void With_peer_the_running_instance_and_the_given_namespace_are_measured_against_that_host()
+    {
+        using var t = new TestInstance(output, "eval");
+        string dir = Path.Combine(Path.GetTempPath(), $"anthost-bench-peer-{t.Name}");
+        try
+        {
+            var up = t.Up();
+            Assert.True(up.ExitCode == 0, up.ToString());
+            // The baseline's kernel gets an address on the veth of the instance, as the sandbox's
+            // HostKernelAddress gives it (answering ARP only for what it holds).
+            string hostNs = t.Namespaces[0];
+            Assert.True(AntHost.Sandbox.CommandRunner.RunIn(hostNs, "sysctl", ["-q", "-w", "net.ipv4.conf.all.arp_ignore=1", "net.ipv4.conf.anthost0.arp_ignore=1"]).Succeeded);
+            Assert.True(AntHost.Sandbox.CommandRunner.Run("ip", ["-n", hostNs, "addr", "add", "198.18.0.3/24", "dev", "anthost0"]).Succeeded);
+
+            var r = Cli.Run(output, "bench", "rtt", "--quick", "--iterations", "20", "--instance", t.Name, "--peer", "198.18.0.1", "--baseline-netns", hostNs, "--out", dir);
+            Assert.True(r.ExitCode == 0, r.ToString());
+            using var json = JsonDocument.Parse(File.ReadAllText(Path.Combine(dir, "report.json")));
+            var root = json.RootElement;
+            Assert.Empty(root.GetProperty("notes").EnumerateArray());
+            Assert.Contains("198.18.0.1", root.GetProperty("peer").GetString(), StringComparison.Ordinal);
+            Assert.Contains(hostNs, root.GetProperty("baseline").GetString(), StringComparison.Ordinal);
+            var rtt = root.GetProperty("rtt").EnumerateArray().ToList();
+            // One tuning, the running instance's (up's default spin: latency), both stacks, every size.
+            Assert.All(rtt, p => Assert.Equal("latency", p.GetProperty("tuning").GetString()));
+            Assert.Equal(14, rtt.Count);
+            Assert.Equal(7, rtt.Count(p => p.GetProperty("stack").GetString() == "AntHost"));
+            // The instance was the user's: still up after the benchmark.
+            Assert.True(File.Exists(t.StatePath));
+            Assert.All(t.RecordedProcesses(), p => Assert.True(t.IsRunning(p.Pid), $"{p.Name} stopped"));
+        }
+        finally
+        {
             try { Directory.Delete(dir, recursive: true); } catch (IOException) { }
         }
     }

@@ -15,12 +15,13 @@ public sealed class TestInstance : IDisposable
     private readonly ITestOutputHelper _output;
     private readonly List<(int Pid, long Start)> _seen = [];
 
-    public TestInstance(ITestOutputHelper output)
+    /// <param name="kind">"cli" (test-cli-N, aht-cN) or "eval" (test-eval-N, aht-eN: the benchmarks' tests).</param>
+    public TestInstance(ITestOutputHelper output, string kind = "cli")
     {
         _output = output;
         int n = Random.Shared.Next(10000, 100000);
-        Name = $"test-cli-{n}";
-        Prefix = $"aht-c{n}";
+        Name = $"test-{kind}-{n}";
+        Prefix = $"aht-{kind[0]}{n}";
         LogDirectory = Path.Combine(Path.GetTempPath(), $"anthost-cli-test-{n}");
     }
 
