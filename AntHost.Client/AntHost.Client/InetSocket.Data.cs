@@ -22,6 +22,7 @@
 // concurrent send (or receive) waits for the first, which keeps a stream's bytes in order.
 using System.Net;
 using System.Net.Sockets;
+using System.Runtime.CompilerServices;
 using AntHost.Inet.Abi;
 using AntHost.Kernel;
 using AntHost.Kernel.Ipc;
@@ -113,34 +114,37 @@ public sealed partial class InetSocket
         }
     }
 
-    public async ValueTask<int> SendAsync(ReadOnlyMemory<byte> buffer, CancellationToken cancellationToken = default)
+    public ValueTask<int> SendAsync(ReadOnlyMemory<byte> buffer, CancellationToken cancellationToken = default)
     {
-        if (_type == AbiSocketType.Datagram) return await SendToAsync(buffer, RemoteEndPoint ?? throw NotConnectedDatagram(), cancellationToken).ConfigureAwait(false);
-        if (buffer.IsEmpty) return 0;
+        if (_type == AbiSocketType.Datagram) return SendToAsync(buffer, RemoteEndPoint ?? throw NotConnectedDatagram(), cancellationToken);
+        return buffer.IsEmpty ? ValueTask.FromResult(0) : SendStreamAsync(buffer, cancellationToken);
+    }
+
+    // The state kept across the await is the buffer, the count and the call: the request and
+    // the answer are built and read in the synchronous helpers, so the pooled state machine
+    // stays small.
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
+    private async ValueTask<int> SendStreamAsync(ReadOnlyMemory<byte> buffer, CancellationToken cancellationToken)
+    {
         await _sendGate.WaitAsync(cancellationToken).ConfigureAwait(false);
         try
         {
             int sent = 0;
             while (sent < buffer.Length)
             {
-                var control = Request(InetOp.Send, CallFlags, RequestFrameFlags.DirectReturn);
-                StampStart(control);
-                var data = default(ReadOnlySpanHolder);
-                int n = FillSend(control, buffer.Span[sent..], ref data);
-                using var reply = await RunAsync(control, InetOp.Send, data, cancellationToken, InetTraceStage.AppRequest).ConfigureAwait(false);
-                StampReturned(reply, null);
-                if (reply.Status != InetStatus.Ok)
+                var call = BeginSend(buffer.Span[sent..], cancellationToken, out int n, out int icas);
+                Message answer;
+                try
                 {
-                    if (reply.Status == SocketStatus.NoBufferSpace && data.Count > 1)
-                    {
-                        // The send buffer is smaller than three segments' ICAs: one ICA per call from now on.
-                        _icasPerSend = 1;
-                        continue;
-                    }
-                    if (sent > 0 && reply.Status == SocketStatus.WouldBlock) return sent;
-                    throw InetErrors.For(reply.Status, $"send to {RemoteEndPoint}");
+                    answer = await call.Task.ConfigureAwait(false);
                 }
-                sent += Accepted(reply, n);
+                finally
+                {
+                    EndAsync(call);
+                }
+                int accepted = EndSend(answer, n, icas, sent, cancellationToken, null);
+                if (accepted < 0) return sent;
+                sent += accepted;
             }
             return sent;
         }
@@ -148,6 +152,32 @@ public sealed partial class InetSocket
         {
             _sendGate.Release();
         }
+    }
+
+    private InetStack.AsyncCall BeginSend(ReadOnlySpan<byte> src, CancellationToken ct, out int bytes, out int icas)
+    {
+        var control = Request(InetOp.Send, CallFlags, RequestFrameFlags.DirectReturn);
+        StampStart(control);
+        var data = default(ReadOnlySpanHolder);
+        bytes = FillSend(control, src, ref data);
+        icas = data.Count;
+        return BeginAsync(control, InetOp.Send, data.AsSpan(), ct, InetTraceStage.AppRequest);
+    }
+
+    /// <summary>Reads a Send answer: the bytes accepted, 0 to send them again (one ICA per call), -1 for WouldBlock after some bytes went.</summary>
+    private int EndSend(in Message answer, int bytes, int icas, int sentBefore, CancellationToken ct, SendTrace? trace)
+    {
+        using var reply = FinishAsync(answer, InetOp.Send, ct);
+        StampReturned(reply, trace);
+        if (reply.Status == InetStatus.Ok) return Accepted(reply, bytes);
+        if (reply.Status == SocketStatus.NoBufferSpace && icas > 1)
+        {
+            // The send buffer is smaller than three segments' ICAs: one ICA per call from now on.
+            _icasPerSend = 1;
+            return 0;
+        }
+        if (sentBefore > 0 && reply.Status == SocketStatus.WouldBlock) return -1;
+        throw InetErrors.For(reply.Status, $"send to {RemoteEndPoint}");
     }
 
     /// <summary>
@@ -318,24 +348,43 @@ public sealed partial class InetSocket
         }
     }
 
-    public async ValueTask<int> ReceiveAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
+    public ValueTask<int> ReceiveAsync(Memory<byte> buffer, CancellationToken cancellationToken = default) =>
+        _type == AbiSocketType.Datagram ? ReceiveDatagramAsync(buffer, cancellationToken) : ReceiveStreamAsync(buffer, cancellationToken);
+
+    private async ValueTask<int> ReceiveDatagramAsync(Memory<byte> buffer, CancellationToken cancellationToken) =>
+        (await ReceiveFromAsync(buffer, new IPEndPoint(IPAddress.Any, 0), cancellationToken).ConfigureAwait(false)).ReceivedBytes;
+
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
+    private async ValueTask<int> ReceiveStreamAsync(Memory<byte> buffer, CancellationToken cancellationToken)
     {
-        if (_type == AbiSocketType.Datagram)
-            return (await ReceiveFromAsync(buffer, new IPEndPoint(IPAddress.Any, 0), cancellationToken).ConfigureAwait(false)).ReceivedBytes;
         await _receiveGate.WaitAsync(cancellationToken).ConfigureAwait(false);
         try
         {
             int n = TakeBuffered(buffer.Span);
             if (n > 0 || buffer.IsEmpty || IsEof) return n;
-            var control = ReceiveRequest();
-            var reply = await RunAsync(control, InetOp.Receive, default, cancellationToken).ConfigureAwait(false);
-            Keep(reply);
+            var call = BeginAsync(ReceiveRequest(), InetOp.Receive, default, cancellationToken);
+            Message answer;
+            try
+            {
+                answer = await call.Task.ConfigureAwait(false);
+            }
+            finally
+            {
+                EndAsync(call);
+            }
+            Keep(answer, cancellationToken);
             return TakeBuffered(buffer.Span);
         }
         finally
         {
             _receiveGate.Release();
         }
+    }
+
+    private void Keep(in Message answer, CancellationToken ct)
+    {
+        var reply = FinishAsync(answer, InetOp.Receive, ct);
+        Keep(reply);
     }
 
     /// <summary>
@@ -360,6 +409,7 @@ public sealed partial class InetSocket
         }
     }
 
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
     public async ValueTask<ReceiveLease> ReceiveLeaseAsync(CancellationToken cancellationToken = default)
     {
         if (_type == AbiSocketType.Datagram) throw InetErrors.Local(SocketError.OperationNotSupported, "a UDP socket receives with ReceiveFrom");
@@ -367,7 +417,17 @@ public sealed partial class InetSocket
         try
         {
             if (TakeLease(out var lease) || IsEof) return lease;
-            var reply = await RunAsync(ReceiveRequest(), InetOp.Receive, default, cancellationToken).ConfigureAwait(false);
+            var call = BeginAsync(ReceiveRequest(), InetOp.Receive, default, cancellationToken);
+            Message answer;
+            try
+            {
+                answer = await call.Task.ConfigureAwait(false);
+            }
+            finally
+            {
+                EndAsync(call);
+            }
+            var reply = FinishAsync(answer, InetOp.Receive, cancellationToken);
             Keep(reply);
             TakeLease(out lease);
             return lease;
@@ -503,12 +563,23 @@ public sealed partial class InetSocket
         return Accepted(reply, buffer.Length);
     }
 
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
     public async ValueTask<int> SendToAsync(ReadOnlyMemory<byte> buffer, EndPoint remoteEP, CancellationToken cancellationToken = default)
     {
         var control = SendToRequest(buffer.Span, ToIPv4(remoteEP, nameof(remoteEP)), out var d);
         var data = default(ReadOnlySpanHolder);
         data.Add(d);
-        using var reply = await RunAsync(control, InetOp.SendTo, data, cancellationToken, InetTraceStage.AppRequest).ConfigureAwait(false);
+        var call = BeginAsync(control, InetOp.SendTo, data.AsSpan(), cancellationToken, InetTraceStage.AppRequest);
+        Message answer;
+        try
+        {
+            answer = await call.Task.ConfigureAwait(false);
+        }
+        finally
+        {
+            EndAsync(call);
+        }
+        using var reply = FinishAsync(answer, InetOp.SendTo, cancellationToken);
         StampReturned(reply, null);
         reply.ThrowIfFailed($"send to {remoteEP}");
         return Accepted(reply, buffer.Length);
@@ -560,6 +631,7 @@ public sealed partial class InetSocket
 
     public int ReceiveFrom(byte[] buffer, ref EndPoint remoteEP) => ReceiveFrom(buffer.AsSpan(), ref remoteEP);
 
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
     public async ValueTask<SocketReceiveFromResult> ReceiveFromAsync(Memory<byte> buffer, EndPoint remoteEndPoint, CancellationToken cancellationToken = default)
     {
         _ = remoteEndPoint;
@@ -567,7 +639,17 @@ public sealed partial class InetSocket
         await _receiveGate.WaitAsync(cancellationToken).ConfigureAwait(false);
         try
         {
-            using var reply = await RunAsync(ReceiveRequest(), InetOp.ReceiveFrom, default, cancellationToken).ConfigureAwait(false);
+            var call = BeginAsync(ReceiveRequest(), InetOp.ReceiveFrom, default, cancellationToken);
+            Message answer;
+            try
+            {
+                answer = await call.Task.ConfigureAwait(false);
+            }
+            finally
+            {
+                EndAsync(call);
+            }
+            using var reply = FinishAsync(answer, InetOp.ReceiveFrom, cancellationToken);
             int n = Datagram(reply, buffer.Span, out var from);
             return new SocketReceiveFromResult { ReceivedBytes = n, RemoteEndPoint = from };
         }

@@ -7,6 +7,7 @@
 using System.Collections;
 using System.Net;
 using System.Net.Sockets;
+using System.Runtime.CompilerServices;
 using AntHost.Inet.Abi;
 using AntHost.Kernel;
 using AbiFlags = AntHost.Inet.Abi.SocketFlags;
@@ -127,7 +128,17 @@ public sealed partial class InetSocket : IDisposable
     {
         var ep = ToIPv4(remoteEP, nameof(remoteEP));
         var control = ConnectRequest(ep);
-        using var reply = await RunAsync(control, InetOp.Connect, default, cancellationToken).ConfigureAwait(false);
+        var call = BeginAsync(control, InetOp.Connect, default, cancellationToken);
+        Message answer;
+        try
+        {
+            answer = await call.Task.ConfigureAwait(false);
+        }
+        finally
+        {
+            EndAsync(call);
+        }
+        using var reply = FinishAsync(answer, InetOp.Connect, cancellationToken);
         OnConnected(reply, ep);
     }
 
@@ -160,7 +171,17 @@ public sealed partial class InetSocket : IDisposable
     public async ValueTask<InetSocket> AcceptAsync(CancellationToken cancellationToken = default)
     {
         var control = Request(InetOp.Accept, CallFlags);
-        using var reply = await RunAsync(control, InetOp.Accept, default, cancellationToken).ConfigureAwait(false);
+        var call = BeginAsync(control, InetOp.Accept, default, cancellationToken);
+        Message answer;
+        try
+        {
+            answer = await call.Task.ConfigureAwait(false);
+        }
+        finally
+        {
+            EndAsync(call);
+        }
+        using var reply = FinishAsync(answer, InetOp.Accept, cancellationToken);
         return Accepted(reply);
     }
 
@@ -450,19 +471,32 @@ public sealed partial class InetSocket : IDisposable
         }
     }
 
-    private async ValueTask<InetReply> RunAsync(IcaLease control, InetOp op, ReadOnlySpanHolder data, CancellationToken ct, ushort traceStage = 0)
+    /// <summary>Starts an async call of this socket (the caller awaits its task, then EndAsync, then FinishAsync).</summary>
+    private InetStack.AsyncCall BeginAsync(IcaLease control, InetOp op, ReadOnlySpan<DataIca> data, CancellationToken ct, ushort traceStage = 0)
     {
         Interlocked.Increment(ref _inFlight);
         try
         {
-            var reply = await Stack.CallAsync(control, op, data.AsSpan(), Handle, ct, traceStage).ConfigureAwait(false);
-            Observe(reply.Status);
-            return reply;
+            return Stack.StartCall(control, op, data, Handle, ct, traceStage);
         }
-        finally
+        catch
         {
             Interlocked.Decrement(ref _inFlight);
+            throw;
         }
+    }
+
+    private void EndAsync(in InetStack.AsyncCall call)
+    {
+        Stack.EndCall(call);
+        Interlocked.Decrement(ref _inFlight);
+    }
+
+    private InetReply FinishAsync(in Message m, InetOp op, CancellationToken ct)
+    {
+        var reply = Stack.FinishCall(m, op, ct);
+        Observe(reply.Status);
+        return reply;
     }
 
     private void Observe(InetStatus status)

@@ -50,29 +50,51 @@ public sealed partial class InetStack
     }
 
     /// <summary>
-    /// Posts a request and completes when its reply comes. The ICAs pass to inet. When
-    /// <paramref name="cancellationToken"/> fires, a Cancel for this request goes to inet,
-    /// and a Canceled answer becomes <see cref="OperationCanceledException"/>.
+    /// An async call in flight: its pooled operation and its cancellation registration. The
+    /// caller awaits <see cref="Task"/>, then always calls <see cref="EndCall"/>, then turns
+    /// the message into a reply with <see cref="FinishCall"/>. Splitting the call this way
+    /// keeps one async state machine per app-level call (the socket method's) instead of a
+    /// chain of them.
     /// </summary>
-    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
-    private async ValueTask<InetReply> CallAsyncCore(IcaLease control, InetOp op, ReadOnlySpanHolder data, ulong socket,
+    internal readonly struct AsyncCall
+    {
+        internal AsyncCall(PendingOp op, CancellationTokenRegistration registration)
+        {
+            Op = op;
+            Registration = registration;
+        }
+
+        internal PendingOp Op { get; }
+        internal CancellationTokenRegistration Registration { get; }
+
+        public ValueTask<Message> Task => new(Op, Op.Version);
+    }
+
+    /// <summary>
+    /// Posts a request; its reply completes the returned call. The ICAs pass to inet. When
+    /// <paramref name="cancellationToken"/> fires, a Cancel for this request goes to inet,
+    /// and a Canceled answer becomes <see cref="OperationCanceledException"/> in <see cref="FinishCall"/>.
+    /// </summary>
+    internal AsyncCall StartCall(IcaLease control, InetOp op, ReadOnlySpan<DataIca> data, ulong socket,
         CancellationToken cancellationToken, ushort traceStage = 0)
     {
         var pending = Start(control, op, data, socket, cancellationToken, traceStage);
         var registration = cancellationToken.CanBeCanceled
             ? cancellationToken.UnsafeRegister(static s => ((PendingOp)s!).RequestCancel(), pending)
             : default;
-        Message m;
-        try
-        {
-            m = await new ValueTask<Message>(pending, pending.Version).ConfigureAwait(false);
-        }
-        finally
-        {
-            // Waits for a cancel callback that is running, so it never names a reused operation.
-            registration.Dispose();
-            ReturnOp(pending);
-        }
+        return new AsyncCall(pending, registration);
+    }
+
+    /// <summary>Releases a call's operation (after its task completed or failed).</summary>
+    internal void EndCall(in AsyncCall call)
+    {
+        // Waits for a cancel callback that is running, so it never names a reused operation.
+        call.Registration.Dispose();
+        ReturnOp(call.Op);
+    }
+
+    internal InetReply FinishCall(in Message m, InetOp op, CancellationToken cancellationToken)
+    {
         var reply = Accept(m, op);
         if (reply.Status == SocketStatus.Canceled && cancellationToken.IsCancellationRequested)
         {
@@ -84,13 +106,28 @@ public sealed partial class InetStack
 
     internal ValueTask<InetReply> CallAsync(IcaLease control, InetOp op, ReadOnlySpan<DataIca> data, ulong socket,
         CancellationToken cancellationToken, ushort traceStage = 0) =>
-        CallAsyncCore(control, op, new ReadOnlySpanHolder(data), socket, cancellationToken, traceStage);
+        AwaitCall(StartCall(control, op, data, socket, cancellationToken, traceStage), op, cancellationToken);
 
-    private PendingOp Start(IcaLease control, InetOp op, ReadOnlySpanHolder data, ulong socket, CancellationToken ct, ushort traceStage)
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
+    private async ValueTask<InetReply> AwaitCall(AsyncCall call, InetOp op, CancellationToken cancellationToken)
+    {
+        Message m;
+        try
+        {
+            m = await call.Task.ConfigureAwait(false);
+        }
+        finally
+        {
+            EndCall(call);
+        }
+        return FinishCall(m, op, cancellationToken);
+    }
+
+    private PendingOp Start(IcaLease control, InetOp op, ReadOnlySpan<DataIca> data, ulong socket, CancellationToken ct, ushort traceStage)
     {
         if (ct.IsCancellationRequested || !_inet.IsOpen || Volatile.Read(ref _gone) != 0)
         {
-            FreeUnsent(control, data.AsSpan());
+            FreeUnsent(control, data);
             ct.ThrowIfCancellationRequested();
             MarkGone();
             throw Gone();
@@ -101,7 +138,7 @@ public sealed partial class InetStack
         uint id;
         try
         {
-            id = _kernel.Post(_inet, control, (ushort)op, data.AsSpan(), traceStage);
+            id = _kernel.Post(_inet, control, (ushort)op, data, traceStage);
         }
         catch (KernelException e)
         {
@@ -304,7 +341,7 @@ public sealed partial class InetStack
     }
 
     /// <summary>One async call waiting for its reply (pooled).</summary>
-    private sealed class PendingOp : IValueTaskSource<Message>
+    internal sealed class PendingOp : IValueTaskSource<Message>
     {
         private readonly InetStack _stack;
         private ManualResetValueTaskSourceCore<Message> _core = new() { RunContinuationsAsynchronously = true };

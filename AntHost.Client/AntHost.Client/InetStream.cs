@@ -2,6 +2,7 @@
 // System.Net.Sockets.Socket, so ordinary .NET code (StreamReader, SslStream, HttpClient
 // through SocketsHttpHandler.ConnectCallback) runs over AntHost unchanged.
 using System.Net.Sockets;
+using System.Runtime.CompilerServices;
 
 namespace AntHost.Client;
 
@@ -57,6 +58,7 @@ public sealed class InetStream : Stream
         return ReadAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
     }
 
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
     public override async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
     {
         ThrowIfDisposed();
@@ -83,6 +85,7 @@ public sealed class InetStream : Stream
         return WriteAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
     }
 
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder))]
     public override async ValueTask WriteAsync(ReadOnlyMemory<byte> buffer, CancellationToken cancellationToken = default)
     {
         ThrowIfDisposed();

@@ -76,6 +76,7 @@ public sealed class StackTests(ITestOutputHelper output)
                 echoed.Write(lease.Span);
             }
             Assert.Equal(Pattern(512, 7), echoed.ToArray());
+            MeasureEchoes(s);
             s.Shutdown(SocketShutdown.Send);
             Assert.Equal(0, s.Receive(new byte[10])); // the echo server closes after our FIN
         }
@@ -95,6 +96,57 @@ public sealed class StackTests(ITestOutputHelper output)
             Assert.Equal(data, await reader.WaitAsync(TimeSpan.FromSeconds(120)));
         }
         Assert.Equal(0, stack.MalformedReplies);
+    }
+
+    /// <summary>
+    /// Round trips of 256 bytes (sync and async) and what the library allocates for them: printed
+    /// for the report, not asserted (figures belong to the benchmarks; each echo is still checked).
+    /// </summary>
+    private void MeasureEchoes(InetSocket s)
+    {
+        var msg = Pattern(256, 11);
+        var back = new byte[256];
+        void Echo()
+        {
+            s.Send(msg);
+            ReceiveExactly(s, back);
+            Assert.Equal(msg, back);
+        }
+        async Task EchoAsync()
+        {
+            await s.SendAsync(msg);
+            int got = 0;
+            while (got < back.Length) got += await s.ReceiveAsync(back.AsMemory(got));
+            Assert.Equal(msg, back);
+        }
+        for (int i = 0; i < 100; i++) Echo();
+        for (int i = 0; i < 100; i++) EchoAsync().GetAwaiter().GetResult();
+        const int N = 300;
+        var rtt = new double[N];
+        long before = GC.GetAllocatedBytesForCurrentThread();
+        long beforeSyncAll = GC.GetTotalAllocatedBytes(precise: true);
+        for (int i = 0; i < N; i++)
+        {
+            long t0 = Stopwatch.GetTimestamp();
+            Echo();
+            rtt[i] = Stopwatch.GetElapsedTime(t0).TotalMicroseconds;
+        }
+        long syncBytes = GC.GetAllocatedBytesForCurrentThread() - before;
+        long syncAll = GC.GetTotalAllocatedBytes(precise: true) - beforeSyncAll;
+        var rttAsync = new double[N];
+        long beforeAll = GC.GetTotalAllocatedBytes(precise: true);
+        for (int i = 0; i < N; i++)
+        {
+            long t0 = Stopwatch.GetTimestamp();
+            EchoAsync().GetAwaiter().GetResult();
+            rttAsync[i] = Stopwatch.GetElapsedTime(t0).TotalMicroseconds;
+        }
+        long asyncBytes = GC.GetTotalAllocatedBytes(precise: true) - beforeAll;
+        Array.Sort(rtt);
+        Array.Sort(rttAsync);
+        output.WriteLine($"256 B echo through AntHost to the peer kernel, {N} each after warm-up: sync median {rtt[N / 2]:F0} us, p99 {rtt[N * 99 / 100]:F0} us, "
+            + $"{syncBytes / (double)N:F0} B allocated per echo on the calling thread ({syncAll / (double)N:F0} B in the whole test process); async median {rttAsync[N / 2]:F0} us, p99 {rttAsync[N * 99 / 100]:F0} us, "
+            + $"{asyncBytes / (double)N:F0} B per echo in the whole test process");
     }
 
     [PcapFact]
