@@ -337,8 +337,7 @@ public sealed partial class InetSocket
         {
             int n = TakeBuffered(buffer);
             if (n > 0 || buffer.IsEmpty || IsEof) return n;
-            var control = ReceiveRequest();
-            var reply = Run(control, InetOp.Receive);
+            var reply = RunReceive(InetOp.Receive);
             Keep(reply);
             return TakeBuffered(buffer);
         }
@@ -398,7 +397,7 @@ public sealed partial class InetSocket
         try
         {
             if (TakeLease(out var lease) || IsEof) return lease;
-            var reply = Run(ReceiveRequest(), InetOp.Receive);
+            var reply = RunReceive(InetOp.Receive);
             Keep(reply);
             TakeLease(out lease);
             return lease;
@@ -448,11 +447,57 @@ public sealed partial class InetSocket
     /// what is queued makes it copy into a new one), and this socket keeps what the caller's
     /// buffer does not take.
     /// </summary>
-    private IcaLease ReceiveRequest()
+    private IcaLease ReceiveRequest(InetOp op = InetOp.Receive)
     {
-        var control = Request(InetOp.Receive, CallFlags);
+        var control = Request(op, CallFlags);
         InetStack.Args(control).Value = 0;
         return control;
+    }
+
+    /// <summary>
+    /// Milliseconds a blocking Receive or ReceiveFrom waits before it fails with
+    /// <see cref="SocketError.TimedOut"/>; 0 (or -1) waits as long as it takes, as Socket.ReceiveTimeout.
+    /// </summary>
+    public int ReceiveTimeout
+    {
+        get => _receiveTimeout;
+        set => _receiveTimeout = value >= -1 ? Math.Max(0, value) : throw new ArgumentOutOfRangeException(nameof(value), "-1, 0 or a number of milliseconds");
+    }
+
+    private int _receiveTimeout;
+
+    /// <summary>
+    /// A blocking receive call: a plain sync call, or, with a receive timeout, an async one
+    /// waited for here whose token sends the Cancel when the time is up.
+    /// </summary>
+    private InetReply RunReceive(InetOp op)
+    {
+        int timeout = _receiveTimeout;
+        if (timeout <= 0 || !_blocking) return Run(ReceiveRequest(op), op);
+        using var cts = new CancellationTokenSource(timeout);
+        try
+        {
+            return ReceiveWithin(op, cts.Token).AsTask().GetAwaiter().GetResult();
+        }
+        catch (OperationCanceledException) when (cts.IsCancellationRequested)
+        {
+            throw InetErrors.Local(SocketError.TimedOut, $"receive on {LocalEndPoint}: nothing came within {timeout} ms (ReceiveTimeout)");
+        }
+    }
+
+    private async ValueTask<InetReply> ReceiveWithin(InetOp op, CancellationToken ct)
+    {
+        var call = BeginAsync(ReceiveRequest(op), op, default, ct);
+        Message answer;
+        try
+        {
+            answer = await call.Task.ConfigureAwait(false);
+        }
+        finally
+        {
+            EndAsync(call);
+        }
+        return FinishAsync(answer, op, ct);
     }
 
     /// <summary>Takes a Receive reply's data ICAs into this socket's queue (or notes the end of the stream).</summary>
@@ -618,7 +663,7 @@ public sealed partial class InetSocket
         _receiveGate.Wait();
         try
         {
-            using var reply = Run(ReceiveRequest(), InetOp.ReceiveFrom);
+            using var reply = RunReceive(InetOp.ReceiveFrom);
             int n = Datagram(reply, buffer, out var from);
             remoteEP = from;
             return n;
@@ -639,7 +684,7 @@ public sealed partial class InetSocket
         await _receiveGate.WaitAsync(cancellationToken).ConfigureAwait(false);
         try
         {
-            var call = BeginAsync(ReceiveRequest(), InetOp.ReceiveFrom, default, cancellationToken);
+            var call = BeginAsync(ReceiveRequest(InetOp.ReceiveFrom), InetOp.ReceiveFrom, default, cancellationToken);
             Message answer;
             try
             {

@@ -132,6 +132,25 @@ public sealed class FakeInetTests : IDisposable
     }
 
     [RootFact]
+    public void A_receive_timeout_ends_a_blocking_receive_with_TimedOut_and_cancels_it_in_inet()
+    {
+        using var fake = new FakeInet(_broker);
+        using var stack = Connect();
+        using var s = new InetSocket(stack, SocketType.Stream, ProtocolType.Tcp);
+        s.Connect(Peer);
+        s.ReceiveTimeout = 100;
+        var e = Assert.Throws<InetSocketException>(() => s.Receive(new byte[10]));
+        Assert.Equal(SocketError.TimedOut, e.SocketErrorCode);
+        Assert.Contains("ReceiveTimeout", e.Message, StringComparison.Ordinal);
+        Assert.Equal((long)fake.HeldIds.Single(), fake.CancelValues.Single());
+        fake.WaitUntil(f => f.Socket(s.Handle).Held.Count == 0, "the held receive canceled");
+        fake.Deliver(s.Handle, Pattern(5));
+        var buf = new byte[10];
+        Assert.Equal(5, s.Receive(buf));
+        Assert.Equal(Pattern(5), buf[..5]);
+    }
+
+    [RootFact]
     public void Refused_and_reset_are_SocketExceptions_with_their_SocketError_and_a_message()
     {
         using var fake = new FakeInet(_broker);
