@@ -108,7 +108,7 @@ public static class Targets
             string.Join(", ", rows.Select(x => string.Create(Ci, $"{x.s} B {x.k!.Total.MedianUs:F1} us"))),
             string.Join(", ", rows.Select(x => string.Create(Ci, $"{x.s} B {x.a!.Total.MedianUs:F1} us"))),
             string.Join(", ", ratios.Select(x => x.ToString("F2", Ci) + "x")), met ? "met" : "not met",
-            met ? "" : "see the per-stage table: the IPC hops and the wake-ups of the processes cost more than one system call");
+            met ? "" : LargestStages(r, 256) + "; the kernel's send() is one system call");
     }
 
     private static TargetVerdict P3(NetBenchReport r, string tuning, double limit)
@@ -124,7 +124,7 @@ public static class Targets
         return new("P3", $"RTT, {tuning} tuning", target, baseline,
             string.Join(", ", both.Select(x => string.Create(Ci, $"{x.s} B {x.a!.Rtt.MedianUs:F1} us"))),
             string.Join(", ", ratios.Select(x => x.ToString("F2", Ci) + "x")), met ? "met" : "not met",
-            met ? "" : string.Create(Ci, $"a round trip crosses four process boundaries each way (app, inet, driver) where the kernel makes two system calls; limit {limit:F1}x"));
+            met ? "" : RttWhy(r, tuning, limit));
     }
 
     private static TargetVerdict P4(NetBenchReport r)
@@ -138,7 +138,41 @@ public static class Targets
         bool met = a.Count >= 2 && a.All(t => t.Gbps >= 2.5);
         string ratio = string.Join(", ", a.Select(t => k.FirstOrDefault(x => x.Direction == t.Direction) is { } kk ? string.Create(Ci, $"{t.Direction}: {t.Gbps / Math.Max(1e-9, kk.Gbps):F2}x kernel") : ""));
         return new("P4", "bulk TCP, one connection", target, baseline, string.Join(", ", a.Select(t => string.Create(Ci, $"{t.Direction} {t.Gbps:F2} Gbit/s"))), ratio,
-            met ? "met" : "not met", met ? "" : "see the throughput table");
+            met ? "met" : "not met", met ? "" : string.Join("; ", a.Where(t => t.Gbps < 2.5).Select(t => string.Create(Ci,
+                $"{t.Direction}: {t.Gbps:F2} Gbit/s{(r.Injection is { } i ? $", {100 * t.Gbps / Math.Max(1e-9, i.Gbps):F0}% of what injection reached" : "")}"))));
+    }
+
+    /// <summary>The send's three largest stages at <paramref name="size"/> (medians), from the run's timeline.</summary>
+    public static string LargestStages(NetBenchReport r, int size)
+    {
+        var p = r.Send.FirstOrDefault(x => x.Stack == "AntHost" && x.PayloadBytes == size);
+        if (p is null || p.Stages.Count == 0) return "no per-stage timeline in this run";
+        var top = p.Stages.GroupBy(s => s.Row).Select(g => (Row: g.Key, Us: g.Sum(s => s.Time.MedianUs))).OrderByDescending(x => x.Us).Take(3);
+        return string.Create(Ci, $"largest stages at {size} B: {string.Join(", ", top.Select(x => string.Create(Ci, $"{x.Row} {x.Us:F1} us")))}");
+    }
+
+    private static string RttWhy(NetBenchReport r, string tuning, double limit)
+    {
+        var why = new List<string> { string.Create(Ci, $"limit {limit:F1}x") };
+        var ca = r.Cpu.FirstOrDefault(c => c.Tuning == tuning && c.Stack == "AntHost");
+        var ck = r.Cpu.FirstOrDefault(c => c.Tuning == tuning && c.Stack == "host kernel");
+        if (ca is not null && ck is not null)
+            why.Add(string.Create(Ci, $"CPU per round trip {ca.MicrosecondsPerRound:F0} us against the kernel's {ck.MicrosecondsPerRound:F0} us (four processes, each woken in turn, against two system calls)"));
+        var t = r.Tunings.FirstOrDefault(x => x.Name == tuning);
+        if (tuning == "latency" && t is not null && t.SpinUs > 0)
+        {
+            double lat = Median(r, "latency"), fru = Median(r, "frugal");
+            if (lat > 0 && fru > 0 && lat > fru)
+                why.Add(string.Create(Ci, $"spinning made AntHost slower here ({lat:F0} us against {fru:F0} us sleeping, median over 256-1024 B): the app, inet and the NIC driver spinning at once outnumber the machine's {r.Machine.Cores} CPUs and take them from the process that holds the message"));
+        }
+        why.Add(LargestStages(r, 256));
+        return string.Join("; ", why);
+    }
+
+    private static double Median(NetBenchReport r, string tuning)
+    {
+        var v = r.Rtt.Where(p => p.Stack == "AntHost" && p.Tuning == tuning && PaperSizes.Contains(p.PayloadBytes)).Select(p => p.Rtt.MedianUs).Order().ToList();
+        return v.Count == 0 ? 0 : v[v.Count / 2];
     }
 
     private static string Kernel(List<SendPoint> send, int[] sizes) =>

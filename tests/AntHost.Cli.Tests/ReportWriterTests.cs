@@ -1,0 +1,105 @@
+using System.Text.Json;
+using AntHost.Bench.Ipc;
+using AntHost.Bench.Net;
+
+namespace AntHost.Cli.Tests;
+
+/// <summary>The benchmarks' report writers and target verdicts, on a report made here: every figure they print is the report's.</summary>
+public sealed class ReportWriterTests
+{
+    private static Percentiles P(double median, double p99) => new(median, p99, 100);
+
+    private static NetBenchReport Sample()
+    {
+        var r = new NetBenchReport { Peer = "a test peer", Baseline = "a test kernel", Seconds = 12 };
+        r.Tunings.Add(new TuningInfo("latency", "spinning", 50, 0));
+        r.Tunings.Add(new TuningInfo("frugal", "sleeping", 0, 1000));
+        foreach (int size in new[] { 256, 512, 768, 1024 })
+        {
+            r.Rtt.Add(new RttPoint("latency", "host kernel", size, P(20, 30)));
+            r.Rtt.Add(new RttPoint("latency", "AntHost", size, P(40, 50)));
+            r.Rtt.Add(new RttPoint("frugal", "host kernel", size, P(100, 130)));
+            r.Rtt.Add(new RttPoint("frugal", "AntHost", size, P(120, 160)));
+            r.Send.Add(new SendPoint("host kernel", size, P(10, 12), []));
+            r.Send.Add(new SendPoint("AntHost", size, P(9, 11),
+            [
+                new StageResult("AppStart", "AppRequest", Measure.Row(0x01, 0x02), P(1.25, 2)),
+                new StageResult("AppRequest", "InetReceived", Measure.Row(0x02, 0x10), P(3.5, 4)),
+                new StageResult("NicReturn", "AppReturned", Measure.Row(0x32, 0x03), P(4.5, 5)),
+            ]));
+        }
+        r.Cpu.Add(new CpuResult("latency", "AntHost", 1000, 2, [new CpuUse("inet", 0.5, 25), new CpuUse("app", 0.25, 12.5)]));
+        r.Cpu.Add(new CpuResult("latency", "host kernel", 1000, 1, [new CpuUse("app", 0.1, 10)]));
+        r.Throughput.Add(new ThroughputResult("host kernel", "out (to the peer)", 1_000_000_000, 2));
+        r.Throughput.Add(new ThroughputResult("AntHost", "out (to the peer)", 750_000_000, 2));
+        r.Throughput.Add(new ThroughputResult("AntHost", "in (from the peer)", 250_000_000, 2));
+        r.Injection = new InjectionResult(1514, 300_000, 2);
+        r.StampCostNs = 31;
+        return r;
+    }
+
+    [Fact]
+    public void The_markdown_tables_carry_the_reports_figures_and_ratios()
+    {
+        string md = NetBenchReportWriter.ToMarkdown(Sample());
+        Assert.Contains("| latency | 256 B | 20.00 / 30.00 | 40.00 / 50.00 | 2.00x |", md, StringComparison.Ordinal);
+        Assert.Contains("| frugal | 1 KiB | 100.00 / 130.00 | 120.00 / 160.00 | 1.20x |", md, StringComparison.Ordinal);
+        Assert.Contains("| app: pre-request | 1.25 / 2.00 | 1.25 / 2.00 | 1.25 / 2.00 | 1.25 / 2.00 |", md, StringComparison.Ordinal);
+        Assert.Contains("| IPC NIC→app (direct return) | 4.50 / 5.00 |", md, StringComparison.Ordinal);
+        Assert.Contains("| AntHost ÷ kernel (median) | 0.90x |", md, StringComparison.Ordinal);
+        Assert.Contains("costs 31 ns", md, StringComparison.Ordinal);
+        Assert.Contains("| AntHost | out (to the peer) | 750,000,000 | 2.00 | 3.00 |", md, StringComparison.Ordinal);
+        Assert.Contains("inet 0.50 (25%), app 0.25 (12%)", md, StringComparison.Ordinal);
+        Assert.Contains("| latency | AntHost | 1000 | 2.0 | 750.0 |", md, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Targets_are_judged_from_the_figures()
+    {
+        var v = Targets.Judge(Sample()).ToDictionary(x => x.Id + " " + x.Figure);
+        var p2 = v.Values.Single(x => x.Id == "P2");
+        Assert.Equal("met", p2.Verdict);                                     // 9 us against 10 us
+        Assert.Contains("0.90x", p2.Ratio, StringComparison.Ordinal);
+        var latency = v.Values.Single(x => x.Id == "P3" && x.Figure.Contains("latency", StringComparison.Ordinal));
+        Assert.Equal("not met", latency.Verdict);                            // 2x, limit 1x
+        Assert.Contains("IPC NIC→app (direct return) 4.5 us", latency.Why, StringComparison.Ordinal); // the largest stage named
+        var frugal = v.Values.Single(x => x.Id == "P3" && x.Figure.Contains("frugal", StringComparison.Ordinal));
+        Assert.Equal("met", frugal.Verdict);                                 // 1.2x, limit 1.3x
+        var p4 = v.Values.Single(x => x.Id == "P4");
+        Assert.Equal("not met", p4.Verdict);                                 // in: 1 Gbit/s
+        Assert.Contains("in (from the peer): 1.00 Gbit/s, 28% of what injection reached", p4.Why, StringComparison.Ordinal);
+        Assert.Equal("not measured", v.Values.Single(x => x.Id == "P1").Verdict); // no IPC run in this report
+    }
+
+    [Fact]
+    public void Json_png_and_the_evaluation_page_are_written_from_the_report()
+    {
+        var r = Sample();
+        string dir = Directory.CreateTempSubdirectory("anthost-report-").FullName;
+        try
+        {
+            var files = NetBenchReportWriter.WriteAll(r, dir);
+            Assert.Equal(["report.json", "report.md", "rtt.png", "send.png", "throughput.png"], files.Select(Path.GetFileName).Order());
+            foreach (var png in files.Where(f => f.EndsWith(".png", StringComparison.Ordinal)))
+                Assert.Equal(new byte[] { 0x89, (byte)'P', (byte)'N', (byte)'G' }, File.ReadAllBytes(png)[..4]);
+            using var json = JsonDocument.Parse(File.ReadAllText(Path.Combine(dir, "report.json")));
+            Assert.Equal(40, json.RootElement.GetProperty("rtt").EnumerateArray()
+                .Single(p => p.GetProperty("stack").GetString() == "AntHost" && p.GetProperty("tuning").GetString() == "latency" && p.GetProperty("payloadBytes").GetInt32() == 256)
+                .GetProperty("rtt").GetProperty("medianUs").GetDouble());
+            Assert.Equal(3.0, json.RootElement.GetProperty("throughput")[1].GetProperty("gbps").GetDouble(), 6);
+
+            string docs = Path.Combine(dir, "docs");
+            var written = EvaluationPage.Write(r, docs);
+            string page = File.ReadAllText(Path.Combine(docs, "evaluation.md"));
+            Assert.Contains("![rtt](eval/rtt.png)", page, StringComparison.Ordinal);
+            Assert.Contains("Send, 256 B: AntHost 9.00 us against the host kernel's 10.00 us, 0.90x (the paper: 4.05x)", page, StringComparison.Ordinal);
+            Assert.Contains("RTT, 256 B, frugal: AntHost 120.0 us against the host kernel's 100.0 us, 1.20x (the paper: 1.25x)", page, StringComparison.Ordinal);
+            Assert.True(File.Exists(Path.Combine(docs, "eval", "send.png")));
+            Assert.Contains(Path.Combine(docs, "eval", "report.json"), written);
+        }
+        finally
+        {
+            Directory.Delete(dir, recursive: true);
+        }
+    }
+}
