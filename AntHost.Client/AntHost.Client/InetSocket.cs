@@ -22,6 +22,10 @@ public sealed partial class InetSocket : IDisposable
     private int _inFlight;
     private bool _blocking = true;
     private LingerOption _linger = new(false, 0);
+    private IPEndPoint? _connectingTo;
+
+    /// <summary>RFC 9293 state numbers as the protocol core reports them (SocketResult.State).</summary>
+    private const byte TcpEstablished = 4;
 
     /// <summary>A socket on the process-wide stack (<see cref="InetStack.Default"/>).</summary>
     public InetSocket(SocketType socketType, ProtocolType protocolType) : this(InetStack.Default, socketType, protocolType) { }
@@ -154,6 +158,12 @@ public sealed partial class InetSocket : IDisposable
 
     private void OnConnected(in InetReply reply, IPEndPoint ep)
     {
+        if (reply.Status == SocketStatus.InProgress && _type == AbiSocketType.Stream)
+        {
+            // Non-blocking: the handshake goes on in inet; Poll for SelectWrite tells when it is done.
+            _connectingTo = ep;
+            RemoteEndPoint = ep;
+        }
         reply.ThrowIfFailed($"connect to {ep}");
         var r = reply.Result;
         LocalEndPoint = Local(r);
@@ -384,7 +394,21 @@ public sealed partial class InetSocket : IDisposable
         if (mode == SelectMode.SelectRead && BufferedBytes > 0) return true;
         Span<PollEntry> one = [new PollEntry(this, ToEvents(mode))];
         Stack.Poll(one, microSeconds < 0 ? Timeout.InfiniteTimeSpan : TimeSpan.FromMicroseconds(microSeconds));
-        return IsReady(one[0].Ready, mode);
+        bool ready = IsReady(one[0].Ready, mode);
+        if (ready && mode == SelectMode.SelectWrite) CompleteConnect();
+        return ready;
+    }
+
+    /// <summary>After a non-blocking connect reported writable: the connection's endpoints, and Connected.</summary>
+    private void CompleteConnect()
+    {
+        if (_connectingTo is null || Connected) return;
+        var info = GetInfo();
+        if (info.TcpState < TcpEstablished) return;
+        _connectingTo = null;
+        LocalEndPoint = info.LocalEndPoint ?? LocalEndPoint;
+        RemoteEndPoint = info.RemoteEndPoint ?? RemoteEndPoint;
+        Connected = true;
     }
 
     /// <summary>
@@ -424,6 +448,7 @@ public sealed partial class InetSocket : IDisposable
             bool ready = IsReady(arr[i].Ready, entries[i].Mode)
                 || (entries[i].Mode == SelectMode.SelectRead && arr[i].Socket.BufferedBytes > 0);
             if (ready) keep.Add((entries[i].List, entries[i].Index));
+            if (ready && entries[i].Mode == SelectMode.SelectWrite) arr[i].Socket.CompleteConnect();
         }
         foreach (var list in new[] { checkRead, checkWrite, checkError })
         {

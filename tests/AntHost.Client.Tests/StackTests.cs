@@ -233,7 +233,7 @@ public sealed class StackTests(ITestOutputHelper output)
     }
 
     [PcapFact]
-    public async Task Refused_reset_and_canceled_calls_surface_as_their_SocketErrors()
+    public async Task Refused_nonblocking_reset_and_canceled_calls_behave_as_dotnet_sockets_do()
     {
         using var running = new RunningStack(output);
         using var stack = Connect(running);
@@ -252,6 +252,23 @@ public sealed class StackTests(ITestOutputHelper output)
             l.Listen(8);
             return l;
         });
+        // A non-blocking connect says WouldBlock; the socket turns writable and connected.
+        using (var nb = new InetSocket(stack, SocketType.Stream, ProtocolType.Tcp) { Blocking = false })
+        {
+            var first = peerListener.AcceptAsync();
+            var wb = Assert.Throws<InetSocketException>(() => nb.Connect(new IPEndPoint(Peer, 6001)));
+            Assert.Equal(SocketError.WouldBlock, wb.SocketErrorCode);
+            Assert.True(nb.Poll(60_000_000, SelectMode.SelectWrite));
+            Assert.True(nb.Connected);
+            Assert.Equal(new IPEndPoint(Peer, 6001), nb.RemoteEndPoint);
+            Assert.Equal(Host, nb.LocalEndPoint!.Address);
+            using var peerFirst = await first.WaitAsync(TimeSpan.FromSeconds(60));
+            Assert.Equal(nb.LocalEndPoint, peerFirst.RemoteEndPoint);
+            Assert.False(nb.Poll(0, SelectMode.SelectRead));
+            var wouldBlock = Assert.Throws<InetSocketException>(() => nb.Receive(new byte[10]));
+            Assert.Equal(SocketError.WouldBlock, wouldBlock.SocketErrorCode);
+        }
+
         using var s = new InetSocket(stack, SocketType.Stream, ProtocolType.Tcp);
         var accepted = peerListener.AcceptAsync();
         await s.ConnectAsync(new IPEndPoint(Peer, 6001));
