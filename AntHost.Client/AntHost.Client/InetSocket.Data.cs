@@ -336,7 +336,8 @@ public sealed partial class InetSocket
         try
         {
             int n = TakeBuffered(buffer);
-            if (n > 0 || buffer.IsEmpty || IsEof) return n;
+            // A zero-byte read waits until data (or the end) is there, as NetworkStream's does: HttpClient uses one on idle connections.
+            if (n > 0 || IsEof || (buffer.IsEmpty && BufferedBytes > 0)) return n;
             var reply = RunReceive(InetOp.Receive);
             Keep(reply);
             return TakeBuffered(buffer);
@@ -360,7 +361,8 @@ public sealed partial class InetSocket
         try
         {
             int n = TakeBuffered(buffer.Span);
-            if (n > 0 || buffer.IsEmpty || IsEof) return n;
+            // A zero-byte read waits until data (or the end) is there, as NetworkStream's does: HttpClient uses one on idle connections.
+            if (n > 0 || IsEof || (buffer.IsEmpty && BufferedBytes > 0)) return n;
             var call = BeginAsync(ReceiveRequest(), InetOp.Receive, default, cancellationToken);
             Message answer;
             try

@@ -151,6 +151,26 @@ public sealed class FakeInetTests : IDisposable
     }
 
     [RootFact]
+    public async Task A_zero_byte_read_waits_for_data_and_consumes_none()
+    {
+        using var fake = new FakeInet(_broker);
+        using var stack = Connect();
+        using var s = new InetSocket(stack, SocketType.Stream, ProtocolType.Tcp);
+        s.Connect(Peer);
+        var probe = s.ReceiveAsync(Memory<byte>.Empty).AsTask();
+        fake.WaitUntil(f => f.Socket(s.Handle).Held.Count == 1, "the zero-byte read held");
+        Assert.False(probe.IsCompleted);
+        fake.Deliver(s.Handle, Pattern(30));
+        Assert.Equal(0, await probe.WaitAsync(TimeSpan.FromSeconds(60)));
+        var buf = new byte[100];
+        Assert.Equal(30, s.Receive(buf)); // the data is still there for the real read
+        Assert.Equal(Pattern(30), buf[..30]);
+        fake.EndStream(s.Handle);
+        Assert.Equal(0, await s.ReceiveAsync(Memory<byte>.Empty));
+        Assert.Equal(0, s.Receive(buf));
+    }
+
+    [RootFact]
     public void Sync_sends_and_receives_allocate_nothing_after_warm_up()
     {
         using var fake = new FakeInet(_broker);
