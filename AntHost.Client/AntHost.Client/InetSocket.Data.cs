@@ -518,9 +518,13 @@ public sealed partial class InetSocket
             Stack.CountMalformed();
             throw InetErrors.Local(SocketError.SocketError, $"the inet server's receive answer names {r.DataCount} payloads but carries {m.DataCount} data ICAs");
         }
+        bool closed;
         lock (_rxLock)
         {
-            for (int i = 0; i < m.DataCount; i++)
+            // Close sets _closed before it empties the queue under this lock: an answer that
+            // comes after that is nobody's, and its ICAs go back now.
+            closed = Volatile.Read(ref _closed) != 0;
+            for (int i = 0; i < m.DataCount && !closed; i++)
             {
                 var d = m.GetData(i);
                 long off = r.DataOffset(i), len = r.DataLength(i);
@@ -537,6 +541,11 @@ public sealed partial class InetSocket
                 _rxCount++;
             }
             if (m.DataCount == 0) _eof = true;
+        }
+        if (closed)
+        {
+            reply.Dispose();
+            throw InetErrors.Local(SocketError.OperationAborted, "receive: the socket was closed");
         }
         reply.FreeControl();
     }
