@@ -37,6 +37,15 @@ public sealed class ProtocolManager
 {
     private const int MaxInFlight = 4096;
 
+    /// <summary>
+    /// Frames lent to the driver at once. Below the ring's 256 slots, so a transmit never
+    /// waits for room: inet blocked in a post to a driver whose ring is full, while the
+    /// driver blocks replying into inet's full ring, is a deadlock that only the send
+    /// timeout breaks (seen with a hundred connections). Frames past it wait in the
+    /// interface's transmit queue until completions come back.
+    /// </summary>
+    private const int MaxFramesLent = 192;
+
     private readonly KernelConnection _kernel;
     private readonly InetOptions _options;
     private readonly ILogger _log;
@@ -58,9 +67,13 @@ public sealed class ProtocolManager
         _serviceId = serviceId;
         _log = log;
         Pool = new IcaPacketBufferPool(kernel);
+        Timeline = new SendTimeline(kernel.Id.Value);
     }
 
     public IcaPacketBufferPool Pool { get; }
+
+    /// <summary>Stamps an app's send timeline with the core's layer boundaries (the interface's transmit trace hook).</summary>
+    public SendTimeline Timeline { get; }
 
     /// <summary>The interface, once a driver attached.</summary>
     public Interface? Interface { get; private set; }
@@ -111,6 +124,7 @@ public sealed class ProtocolManager
                 Mtu = args.Mtu,
                 Pool = Pool,
                 Random = random,
+                TransmitTrace = Timeline.OnTransmit,
             });
         }
         _driver = m.Endpoint;
@@ -203,7 +217,7 @@ public sealed class ProtocolManager
         var iface = Interface;
         if (iface is null) return;
         int n = 0;
-        while (iface.TryDequeueTransmit(out var f))
+        while (_inFlight.Count + n < MaxFramesLent && iface.TryDequeueTransmit(out var f))
         {
             if (_driver is null || f is not IcaPacketBuffer b || _inFlight.Count >= MaxInFlight)
             {

@@ -226,7 +226,11 @@ public sealed partial class SocketManager
         {
             var d = m.GetData(i);
             var b = _pool.WrapPayload(d.Ica, (int)a.DataOffset(i), (int)a.DataLength(i));
-            var err = tcp.Send(s, b, now);
+            TcpError err;
+            // The core's IP and Ethernet layers stamp this request's timeline as its segments pass (SendTimeline).
+            _protocol.Timeline.Begin(m.Control);
+            try { err = tcp.Send(s, b, now); }
+            finally { _protocol.Timeline.End(); }
             if (err != TcpError.None)
             {
                 // Not taken: this buffer (and the ICAs after it) are refused, so freed.

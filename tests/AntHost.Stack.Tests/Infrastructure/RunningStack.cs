@@ -26,15 +26,22 @@ public sealed class RunningStack : IDisposable
     private KernelConnection? _observer;
     private Endpoint? _inetChannel;
 
-    public RunningStack(ITestOutputHelper output)
+    private readonly string[] _driverArgs;
+
+    public RunningStack(ITestOutputHelper output) : this(output, "16M") { }
+
+    /// <param name="poolSize">The kernel's pool (the broker's --pool-size): every ICA of every process comes from it.</param>
+    /// <param name="driverArgs">More arguments for every NIC driver started.</param>
+    public RunningStack(ITestOutputHelper output, string poolSize, params string[] driverArgs)
     {
+        _driverArgs = driverArgs;
         _output = output;
         int n = Random.Shared.Next(10000, 100000);
         Instance = $"test-stack-{n}";
         try
         {
             Sandbox = SandboxNetwork.Create(new SandboxOptions { Prefix = $"aht-s{n}", StartServers = false });
-            Broker = Start("broker", Dll("anthost-kernel.dll"), ["--instance", Instance, "--pool-size", "16M"]);
+            Broker = Start("broker", Dll("anthost-kernel.dll"), ["--instance", Instance, "--pool-size", poolSize]);
             Broker.WaitFor("anthost-kernel ready");
             Inet = Start("inet", Dll("anthost-inet.dll"), ["--instance", Instance, "--address", "198.18.0.2/24"]);
             Inet.WaitFor("anthost-inet ready");
@@ -77,6 +84,7 @@ public sealed class RunningStack : IDisposable
             "anthost-kernel.dll" => "AntHost.Kernel/AntHost.Broker",
             "anthost-inet.dll" => "AntHost.Inet/AntHost.Inet",
             "anthost-nic.dll" => "AntHost.Nic8139/AntHost.Nic8139",
+            "anthost-stack-app.dll" => "tests/AntHost.Stack.App",
             _ => throw new ArgumentException(name),
         };
         // .../tests/AntHost.Stack.Tests/bin/CONFIG/TFM/
@@ -105,11 +113,18 @@ public sealed class RunningStack : IDisposable
         int number = _all.Count(p => p.Name.StartsWith("nic", StringComparison.Ordinal));
         var p = StackProcess.Start($"nic#{number}", "ip",
             ["netns", "exec", Sandbox.HostNamespace, SandboxNetwork.DotnetHost(), Dll("anthost-nic.dll"),
-             "--adapter", Sandbox.HostInterface, "--kernel", Instance]);
+             "--adapter", Sandbox.HostInterface, "--kernel", Instance, .. _driverArgs]);
         lock (_all) _all.Add(p);
         Driver = p;
         p.WaitFor("attached to inet");
         return p;
+    }
+
+    /// <summary>Starts an app process (tests/AntHost.Stack.App) in one of its modes against this instance.</summary>
+    public StackProcess StartApp(string mode, params string[] args)
+    {
+        int number = _all.Count(p => p.Name.StartsWith("app", StringComparison.Ordinal));
+        return Start($"app#{number}", Dll("anthost-stack-app.dll"), [mode, Instance, .. args]);
     }
 
     /// <summary>inet's counters (<see cref="InetStat"/>), asked over the IPC like any tool would.</summary>
@@ -187,6 +202,7 @@ public sealed class RunningStack : IDisposable
         List<StackProcess> all;
         lock (_all) all = [.. _all];
         // Driver first, then inet, then the broker: each stops cleanly, its log complete.
+        foreach (var p in all.Where(p => p.Name.StartsWith("app", StringComparison.Ordinal))) p.Stop();
         foreach (var p in all.Where(p => p.Name.StartsWith("nic", StringComparison.Ordinal))) p.Stop();
         foreach (var p in all.Where(p => p.Name == "inet")) p.Stop();
         foreach (var p in all.Where(p => p.Name == "broker")) p.Stop();

@@ -80,6 +80,14 @@ public sealed partial class StackProcess : IDisposable
         }
     }
 
+    /// <summary>Waits for the process to end by itself (a guard against a hang, not a timing check); returns its exit code.</summary>
+    public int WaitForExit()
+    {
+        if (!_p.WaitForExit(Patience)) throw new TimeoutException($"{Name} (pid {Pid}) did not end:\n{Log}");
+        _p.WaitForExit();
+        return _p.ExitCode;
+    }
+
     /// <summary>How many times the output contains <paramref name="text"/>.</summary>
     public int Occurrences(string text)
     {
