@@ -192,21 +192,30 @@ public static class Measure
         _ => $"0x{stage:x2}",
     };
 
-    /// <summary>The row of the paper's table 3 that the interval ending at <paramref name="to"/> belongs to.</summary>
-    public static string Row(ushort from, ushort to) => to switch
+    /// <summary>
+    /// The row of the paper's table 3 that the interval from <paramref name="from"/> to
+    /// <paramref name="to"/> belongs to. The inet server stamps InetTransport after TCP took
+    /// the payload, and the core's hook stamps InetIp and InetEthernet as each segment's
+    /// headers are written inside that call, so the pairs say which layer's work lies between.
+    /// </summary>
+    public static string Row(ushort from, ushort to) => (from, to) switch
     {
-        InetTraceStage.AppRequest => "app: pre-request",
-        InetTraceStage.InetReceived => "IPC app→inet (sync, data ICA)",
-        InetTraceStage.InetSocket => "inet: request and socket manager",
-        InetTraceStage.InetTransport => "inet: TCP layer",
-        InetTraceStage.InetIp => "inet: IP layer",
-        InetTraceStage.InetEthernet => "inet: Ethernet layer",
-        InetTraceStage.InetTransmit => from == InetTraceStage.InetEthernet ? "inet: pre-request to the NIC driver" : "inet: processing",
-        InetTraceStage.NicReceived => "IPC inet→NIC (async, data ICA)",
-        InetTraceStage.NicTransmitted => "NIC: I/O to the adapter (libpcap)",
-        InetTraceStage.NicReturn => "NIC: pre-return",
-        InetTraceStage.AppReturned => from == InetTraceStage.NicReturn ? "IPC NIC→app (direct return)" : "return to the app",
-        InetTraceStage.AppStart when from == InetTraceStage.AppReturned => "app: between the calls of one send",
+        (InetTraceStage.AppStart, InetTraceStage.AppRequest) => "app: pre-request",
+        (_, InetTraceStage.InetReceived) => "IPC app→inet (sync, data ICA)",
+        (_, InetTraceStage.InetSocket) => "inet: request and socket manager",
+        (InetTraceStage.InetSocket, InetTraceStage.InetIp) => "inet: TCP layer (segment built)",
+        (InetTraceStage.InetEthernet, InetTraceStage.InetIp) => "inet: TCP layer (segment built)",
+        (InetTraceStage.InetIp, InetTraceStage.InetEthernet) => "inet: IP layer (header, route, ARP) and Ethernet header",
+        (InetTraceStage.InetEthernet, InetTraceStage.InetTransport) => "inet: TCP after the segments left",
+        (InetTraceStage.InetSocket, InetTraceStage.InetTransport) => "inet: TCP, IP and Ethernet layers",
+        (InetTraceStage.InetTransport, InetTraceStage.InetTransmit) => "inet: pre-request to the NIC driver",
+        (_, InetTraceStage.InetTransmit) => "inet: pre-request to the NIC driver",
+        (_, InetTraceStage.NicReceived) => "IPC inet→NIC (async, data ICA)",
+        (_, InetTraceStage.NicTransmitted) => "NIC: I/O to the adapter (libpcap)",
+        (_, InetTraceStage.NicReturn) => "NIC: pre-return",
+        (InetTraceStage.NicReturn, InetTraceStage.AppReturned) => "IPC NIC→app (direct return)",
+        (_, InetTraceStage.AppReturned) => "return to the app (inet replies)",
+        (InetTraceStage.AppReturned, InetTraceStage.AppStart) => "app: between the calls of one send",
         _ => $"{StageName(from)} → {StageName(to)}",
     };
 }

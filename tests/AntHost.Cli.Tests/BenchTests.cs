@@ -81,7 +81,7 @@ public sealed class BenchTests(ITestOutputHelper output)
             // AntHost's sends carry their timeline: the app's, inet's and the driver's stamps.
             var stages = send.First(x => x.GetProperty("stack").GetString() == "AntHost" && x.GetProperty("payloadBytes").GetInt32() == 256)
                 .GetProperty("stages").EnumerateArray().Select(x => x.GetProperty("to").GetString()).ToList();
-            foreach (var stage in new[] { "AppRequest", "InetReceived", "NicReceived", "NicTransmitted", "NicReturn", "AppReturned" }) Assert.Contains(stage, stages);
+            foreach (var stage in new[] { "AppRequest", "InetReceived", "InetSocket", "InetIp", "InetEthernet", "InetTransport", "InetTransmit", "NicReceived", "NicTransmitted", "NicReturn", "AppReturned" }) Assert.Contains(stage, stages);
 
             var tp = root.GetProperty("throughput").EnumerateArray().ToList();
             Assert.Equal(2 * stacks.Length, tp.Count);
