@@ -5,8 +5,10 @@
 // doorbell, and for each reply finds the waiting operation by request id (a dictionary
 // under one lock; a reply that overtakes the registration of its own post waits in a
 // small "early" table until the poster looks). Operations are pooled
-// IValueTaskSource objects whose continuations run on the thread pool, never on the
-// dispatcher, so an app's continuation can make further calls (sync or async) freely.
+// IValueTaskSource objects whose continuations run on the thread pool, not on the
+// dispatcher, so an app's continuation can make further calls (sync or async) and block
+// freely. InetStackOptions.InlineCompletions runs them on the dispatcher instead (one
+// thread wake-up less per call; the app then must not block in a continuation).
 //
 // Cancellation sends a Cancel call naming the held request's id; its answer is
 // discarded, and the held call then completes with status Canceled, which the caller
@@ -344,9 +346,13 @@ public sealed partial class InetStack
     internal sealed class PendingOp : IValueTaskSource<Message>
     {
         private readonly InetStack _stack;
-        private ManualResetValueTaskSourceCore<Message> _core = new() { RunContinuationsAsynchronously = true };
+        private ManualResetValueTaskSourceCore<Message> _core;
 
-        public PendingOp(InetStack stack) => _stack = stack;
+        public PendingOp(InetStack stack)
+        {
+            _stack = stack;
+            _core = new() { RunContinuationsAsynchronously = !stack._inlineCompletions };
+        }
 
         public uint RequestId;
         public ulong Socket;

@@ -47,8 +47,9 @@ public sealed partial class InetStack : IDisposable
     private int _gone;
     private int _disposed;
 
-    private InetStack(KernelConnection kernel, Endpoint inet, string instance)
+    private InetStack(KernelConnection kernel, Endpoint inet, string instance, bool inlineCompletions)
     {
+        _inlineCompletions = inlineCompletions;
         _kernel = kernel;
         _inet = inet;
         Instance = instance;
@@ -57,6 +58,7 @@ public sealed partial class InetStack : IDisposable
     }
 
     private readonly CancellationTokenRegistration _brokerWatch;
+    private readonly bool _inlineCompletions;
     private volatile bool _brokerGone;
 
     /// <summary>The kernel instance this stack belongs to.</summary>
@@ -119,7 +121,7 @@ public sealed partial class InetStack : IDisposable
         try
         {
             var inet = kernel.Open(options.Service);
-            return new InetStack(kernel, inet, instance);
+            return new InetStack(kernel, inet, instance, options.InlineCompletions);
         }
         catch (KernelException e)
         {

@@ -273,6 +273,25 @@ public sealed class FakeInetTests : IDisposable
     }
 
     [RootFact]
+    public async Task With_inline_completions_continuations_may_make_sync_and_async_calls()
+    {
+        using var fake = new FakeInet(_broker);
+        using var stack = InetStack.Connect(new InetStackOptions { Instance = _broker.Instance, ProcessName = "client-inline", InlineCompletions = true });
+        var tasks = Enumerable.Range(0, 4).Select(t => Task.Run(async () =>
+        {
+            for (int i = 1; i <= 50; i++)
+            {
+                int ms = t * 1000 + i;
+                Assert.Equal(ms, (int)(await stack.PingAsync(Peer.Address, TimeSpan.FromMilliseconds(ms))).TotalMicroseconds);
+                // Runs on the dispatcher thread: a sync call from here must still get its answer.
+                Assert.Equal(ms + 500, (int)stack.Ping(Peer.Address, TimeSpan.FromMilliseconds(ms + 500)).TotalMicroseconds);
+            }
+        })).ToArray();
+        await Task.WhenAll(tasks).WaitAsync(TimeSpan.FromSeconds(120));
+        Assert.Equal(0, stack.PendingOperations);
+    }
+
+    [RootFact]
     public async Task When_the_inet_server_dies_waiting_and_later_calls_fail_at_once_naming_it()
     {
         var fake = new FakeInet(_broker);

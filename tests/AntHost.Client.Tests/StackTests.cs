@@ -76,9 +76,16 @@ public sealed class StackTests(ITestOutputHelper output)
                 echoed.Write(lease.Span);
             }
             Assert.Equal(Pattern(512, 7), echoed.ToArray());
-            MeasureEchoes(s);
+            MeasureEchoes(s, "continuations on the thread pool");
             s.Shutdown(SocketShutdown.Send);
             Assert.Equal(0, s.Receive(new byte[10])); // the echo server closes after our FIN
+        }
+
+        using (var inline = InetStack.Connect(new InetStackOptions { Instance = running.Instance, ProcessName = "client-inline", InlineCompletions = true }))
+        using (var s = new InetSocket(inline, SocketType.Stream, ProtocolType.Tcp))
+        {
+            await s.ConnectAsync(new IPEndPoint(Peer, 7));
+            await Task.Run(() => MeasureEchoes(s, "inline completions"));
         }
 
         var socket = new InetSocket(stack, SocketType.Stream, ProtocolType.Tcp);
@@ -102,7 +109,7 @@ public sealed class StackTests(ITestOutputHelper output)
     /// Round trips of 256 bytes (sync and async) and what the library allocates for them: printed
     /// for the report, not asserted (figures belong to the benchmarks; each echo is still checked).
     /// </summary>
-    private void MeasureEchoes(InetSocket s)
+    private void MeasureEchoes(InetSocket s, string how)
     {
         var msg = Pattern(256, 11);
         var back = new byte[256];
@@ -144,7 +151,7 @@ public sealed class StackTests(ITestOutputHelper output)
         long asyncBytes = GC.GetTotalAllocatedBytes(precise: true) - beforeAll;
         Array.Sort(rtt);
         Array.Sort(rttAsync);
-        output.WriteLine($"256 B echo through AntHost to the peer kernel, {N} each after warm-up: sync median {rtt[N / 2]:F0} us, p99 {rtt[N * 99 / 100]:F0} us, "
+        output.WriteLine($"256 B echo through AntHost to the peer kernel ({how}), {N} each after warm-up: sync median {rtt[N / 2]:F0} us, p99 {rtt[N * 99 / 100]:F0} us, "
             + $"{syncBytes / (double)N:F0} B allocated per echo on the calling thread ({syncAll / (double)N:F0} B in the whole test process); async median {rttAsync[N / 2]:F0} us, p99 {rttAsync[N * 99 / 100]:F0} us, "
             + $"{asyncBytes / (double)N:F0} B per echo in the whole test process");
     }
