@@ -23,8 +23,12 @@ public sealed record InetStackOptions
     /// instead of on the thread pool: one thread wake-up less per async call. As .NET's own
     /// DOTNET_SYSTEM_NET_SOCKETS_INLINE_COMPLETIONS, off by default, because while app code
     /// runs (or blocks) on the dispatcher, no other async call of the process completes.
+    /// The default comes from the environment: ANTHOST_INLINE_COMPLETIONS=1 turns it on.
     /// </summary>
-    public bool InlineCompletions { get; init; }
+    public bool InlineCompletions { get; init; } = Environment.GetEnvironmentVariable(InlineCompletionsVariable) is "1" or "true";
+
+    /// <summary>The environment variable that turns <see cref="InlineCompletions"/> on by default.</summary>
+    public const string InlineCompletionsVariable = "ANTHOST_INLINE_COMPLETIONS";
 
     /// <summary>The environment variable that names the instance when <see cref="Instance"/> is null.</summary>
     public const string InstanceVariable = "ANTHOST_INSTANCE";
