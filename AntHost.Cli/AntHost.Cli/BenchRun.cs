@@ -187,6 +187,7 @@ internal static class BenchRun
             report.Notes.Add("interrupted: the run was cut short");
         }
         report.Seconds = sw.Elapsed.TotalSeconds;
+        report.LoadAtEnd = NetBenchReport.LoadAverage();
         var files = NetBenchReportWriter.WriteAll(report, o.Out);
         Console.WriteLine(NetBenchReportWriter.ToMarkdown(report));
         if (o.Docs is not null) files.AddRange(EvaluationPage.Write(report, o.Docs));

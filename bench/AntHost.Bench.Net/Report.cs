@@ -36,6 +36,15 @@ public sealed class NetBenchReport
     public MachineInfo Machine { get; init; } = MachineInfo.Here();
     public DateTime StartedUtc { get; init; } = DateTime.UtcNow;
     public double Seconds { get; set; }
+    /// <summary>The machine's load average (1, 5, 15 min) when the run started, and when it ended: the machine is shared.</summary>
+    public string LoadAtStart { get; init; } = LoadAverage();
+    public string LoadAtEnd { get; set; } = "";
+
+    public static string LoadAverage()
+    {
+        try { return string.Join(' ', File.ReadAllText("/proc/loadavg").Split(' ').Take(3)); }
+        catch (IOException) { return ""; }
+    }
     public bool Quick { get; init; }
     /// <summary>Where the far end was: "the sandbox peer (Linux kernel, 198.18.0.1)" or a remote host.</summary>
     public string Peer { get; init; } = "";

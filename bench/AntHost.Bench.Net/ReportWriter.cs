@@ -18,6 +18,8 @@ public static class NetBenchReportWriter
         r.Machine,
         r.StartedUtc,
         r.Seconds,
+        r.LoadAtStart,
+        r.LoadAtEnd,
         r.Quick,
         r.Peer,
         r.Baseline,
@@ -42,7 +44,7 @@ public static class NetBenchReportWriter
         var sb = new StringBuilder();
         sb.AppendLine(Ci, $"{h1} AntHost benchmarks ({r.StartedUtc:yyyy-MM-dd HH:mm} UTC, {r.Seconds:F0} s{(r.Quick ? ", quick run: few iterations" : "")})");
         sb.AppendLine();
-        sb.AppendLine(Ci, $"Machine: {r.Machine}. Far end: {r.Peer}. Host kernel baseline: {r.Baseline}. Times in microseconds, median / p99.");
+        sb.AppendLine(Ci, $"Machine: {r.Machine}. Far end: {r.Peer}. Host kernel baseline: {r.Baseline}. Load average {r.LoadAtStart} at the start, {r.LoadAtEnd} at the end (the machine is shared). Times in microseconds, median / p99.");
         sb.AppendLine();
         if (r.Notes.Count > 0)
         {
