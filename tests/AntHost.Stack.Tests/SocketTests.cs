@@ -494,4 +494,47 @@ public sealed class SocketTests(ITestOutputHelper output)
         Assert.True(withCalls - perStats < 100, $"100 sends and receives allocated {withCalls - perStats} bytes on the request manager's thread");
         Assert.True(app.Close(s).Ok);
     }
+
+    [PcapFact]
+    public void Two_thousand_connections_are_open_at_once_and_each_carries_its_own_data()
+    {
+        const int count = 2000;
+        using var stack = new RunningStack(output);
+        using var listener = PeerTcp(stack);
+        listener.Bind(new IPEndPoint(RunningStack.PeerIp, 5008));
+        listener.Listen(count);
+        var accepted = new System.Collections.Concurrent.ConcurrentBag<Socket>();
+        var accepting = Task.Run(() =>
+        {
+            for (int i = 0; i < count; i++) accepted.Add(listener.Accept());
+        });
+        using var app = new TestApp(stack.Instance);
+        var sockets = new ulong[count];
+        var portOf = new Dictionary<int, long>();
+        for (int i = 0; i < count; i++)
+        {
+            sockets[i] = app.NewSocket(AbiSocketType.Stream);
+            var c = app.Connect(sockets[i], Peer, 5008);
+            Assert.True(c.Ok, $"connect {i}: {c}");
+            portOf[c.LocalPort] = i;
+        }
+        Assert.True(accepting.Wait(PeerTimeout), $"the peer accepted {accepted.Count} of {count}");
+        Assert.Equal(count, stack.Stat(InetStat.SocketsOpen));
+        for (int i = 0; i < count; i++) Assert.True(app.Send(sockets[i], BitConverter.GetBytes((long)i)).Ok, $"send {i}");
+        foreach (var p in accepted)
+        {
+            p.ReceiveTimeout = (int)PeerTimeout.TotalMilliseconds;
+            long value = BitConverter.ToInt64(PeerReceiveExactly(p, 8));
+            Assert.Equal(portOf[((IPEndPoint)p.RemoteEndPoint!).Port], value);
+        }
+        // One poll over 128 of them: every one is writable.
+        var set = sockets.Take(PollSet.MaxEntries).Select(x => (x, PollEvents.Writable)).ToArray();
+        var (r, ready) = app.Poll(set, 1000);
+        Assert.Equal(PollSet.MaxEntries, r.Value);
+        Assert.All(ready, e => Assert.True((e & PollEvents.Writable) != 0));
+        foreach (var x in sockets) Assert.True(app.Close(x).Ok);
+        foreach (var p in accepted) p.Dispose();
+        var st = stack.WaitStats(x => x[(int)InetStat.SocketsOpen] == 0, "every socket closed");
+        output.WriteLine(RunningStack.Format(st));
+    }
 }

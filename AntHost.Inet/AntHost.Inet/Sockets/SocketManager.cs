@@ -222,6 +222,9 @@ public sealed partial class SocketManager
             u.Dispose();
         }
         if (e.InSendWaiters) _sendWaiters.Remove(e);
+        if (e.Closing) _lingering.Remove(e);
+        // A held poll naming this socket must see it gone (its entry now reads Error | Hangup).
+        if (e.PollWaiters > 0) _pollDirty = true;
         e.Reset();
         _free.Push(e.Index);
         _open--;
@@ -245,12 +248,14 @@ public sealed partial class SocketManager
                 if (e.Type == AbiSocketType.Stream) _byTcpIndex.Remove(e.Tcp.Index);
                 else if (e.Udp is { } u) _byUdp.Remove(u);
                 if (e.InSendWaiters) _sendWaiters.Remove(e);
+                if (e.Closing) Reply(e.Close, SocketStatus.NetworkDown);
                 e.Udp = null;
                 e.HasPeeked = false;
                 e.Reset();
                 _free.Push(e.Index);
                 _open--;
             }
+            _lingering.Clear();
             EndPings(SocketStatus.NetworkDown);
             EndPolls();
             _echo = null;
