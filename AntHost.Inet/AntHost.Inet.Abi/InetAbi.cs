@@ -390,6 +390,12 @@ public enum InetStat
     Canceled,
     /// <summary>Echo requests sent for Ping calls.</summary>
     PingsSent,
+    /// <summary>TCP retransmissions by cause (TcpRetransmits is their sum).</summary>
+    TcpRetransmitsTimeout,
+    TcpRetransmitsFast,
+    TcpRetransmitsSack,
+    /// <summary>TCP segments dropped on input (bad checksum, not acceptable, PAWS, no socket, ...).</summary>
+    TcpDropsIn,
     Count,
 }
 

@@ -486,6 +486,10 @@ public sealed partial class SocketManager
             _stats[(int)InetStat.TcpResetsIn] = tc.ResetsIn;
             _stats[(int)InetStat.TcpResetsOut] = tc.ResetsOut;
             _stats[(int)InetStat.TcpConnections] = t.ConnectionCount;
+            _stats[(int)InetStat.TcpRetransmitsTimeout] = tc.RetransmitsTimeout;
+            _stats[(int)InetStat.TcpRetransmitsFast] = tc.RetransmitsFast;
+            _stats[(int)InetStat.TcpRetransmitsSack] = tc.RetransmitsSack;
+            _stats[(int)InetStat.TcpDropsIn] = tc.DropsTotal;
         }
         for (int i = (int)InetStat.SocketsOpen; i < (int)InetStat.Count; i++) stats[i] = _stats[i];
     }
