@@ -143,7 +143,12 @@ public sealed class SocketTests(ITestOutputHelper output)
 
         var up = Pattern(50_000, 3);
         peer.Send(up);
-        Assert.Equal(up, app.ReceiveExactly(s, up.Length));
+        // A byte limit below what is queued: at most that many bytes, copied into one ICA.
+        stack.WaitStats(_ => app.GetOption(s, AbiSocketOption.Available).Value == up.Length, "all 50000 bytes queued");
+        var first = app.Receive(s, limit: 1000);
+        Assert.True(first.Ok && first.Data.Length == 1000 && first.DataIcas == 1, $"limited receive: {first}");
+        Assert.Equal(up.AsSpan(0, 1000).ToArray(), first.Data);
+        Assert.Equal(up.AsSpan(1000).ToArray(), app.ReceiveExactly(s, up.Length - 1000));
 
         // Half-close from the app: the peer reads the end, and can still send.
         Assert.True(app.Shutdown(s, AbiShutdown.Send).Ok);
