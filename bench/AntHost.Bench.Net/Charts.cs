@@ -15,7 +15,9 @@ public static class Charts
     {
         var files = new List<string>();
         if (r.Rtt.Count > 0) files.Add(Rtt(r, Path.Combine(dir, "rtt.png")));
-        if (r.Send.Count > 0) files.Add(Send(r, Path.Combine(dir, "send.png")));
+        // The paper's sizes on a chart of their own (its figure 8): beside 64 KiB they would not show.
+        if (r.Send.Any(p => p.PayloadBytes <= 1024)) files.Add(Send(r, Path.Combine(dir, "send.png"), p => p.PayloadBytes <= 1024, "256-1024 B, the paper's sizes"));
+        if (r.Send.Any(p => p.PayloadBytes > 1024)) files.Add(Send(r, Path.Combine(dir, "send-large.png"), p => p.PayloadBytes > 1024, "4-64 KiB"));
         if (r.Throughput.Count > 0) files.Add(Throughput(r, Path.Combine(dir, "throughput.png")));
         return files;
     }
@@ -52,16 +54,17 @@ public static class Charts
         return path;
     }
 
-    public static string Send(NetBenchReport r, string path)
+    public static string Send(NetBenchReport r, string path, Func<SendPoint, bool> which, string what)
     {
         var plt = new Plot();
-        var sizes = r.Send.Select(p => p.PayloadBytes).Distinct().Order().ToList();
-        var rows = r.Send.Where(p => p.Stack == "AntHost").SelectMany(p => p.Stages.Select(s => s.Row)).Distinct().ToList();
+        var points = r.Send.Where(which).ToList();
+        var sizes = points.Select(p => p.PayloadBytes).Distinct().Order().ToList();
+        var rows = points.Where(p => p.Stack == "AntHost").SelectMany(p => p.Stages.Select(s => s.Row)).Distinct().ToList();
         var palette = new ScottPlot.Palettes.Category20();
         for (int i = 0; i < sizes.Count; i++)
         {
             double x = i;
-            var a = r.Send.FirstOrDefault(p => p.Stack == "AntHost" && p.PayloadBytes == sizes[i]);
+            var a = points.FirstOrDefault(p => p.Stack == "AntHost" && p.PayloadBytes == sizes[i]);
             if (a is not null)
             {
                 double bottom = 0;
@@ -74,18 +77,18 @@ public static class Charts
                 }
                 if (a.Stages.Count == 0) plt.Add.Bar(new Bar { Position = x - 0.18, Value = a.Total.MedianUs, FillColor = Colors.SteelBlue, Size = 0.34 });
             }
-            var kpt = r.Send.FirstOrDefault(p => p.Stack == "host kernel" && p.PayloadBytes == sizes[i]);
+            var kpt = points.FirstOrDefault(p => p.Stack == "host kernel" && p.PayloadBytes == sizes[i]);
             if (kpt is not null) plt.Add.Bar(new Bar { Position = x + 0.18, Value = kpt.Total.MedianUs, FillColor = Colors.Gray, Size = 0.34 });
         }
         for (int k = 0; k < rows.Count; k++) plt.Legend.ManualItems.Add(new LegendItem { LabelText = "AntHost: " + rows[k], FillColor = palette.GetColor(k) });
         plt.Legend.ManualItems.Add(new LegendItem { LabelText = "host kernel send()", FillColor = Colors.Gray });
         SizeTicks(plt, sizes);
-        plt.Title("Send processing time by stage (median; left AntHost, right host kernel)");
+        plt.Title($"Send processing time by stage, {what} (median; left AntHost, right the host kernel's send())");
         plt.XLabel("payload");
         plt.YLabel("µs");
         plt.Axes.Margins(bottom: 0);
-        plt.ShowLegend(Alignment.UpperLeft);
-        plt.SavePng(path, Width, Height + 160);
+        plt.ShowLegend(Edge.Right);
+        plt.SavePng(path, Width + 420, Height + 80);
         return path;
     }
 

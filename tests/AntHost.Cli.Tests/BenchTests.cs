@@ -96,7 +96,7 @@ public sealed class BenchTests(ITestOutputHelper output)
             Assert.Contains(figure, File.ReadAllText(Path.Combine(dir, "report.md")), StringComparison.Ordinal);
             string page = File.ReadAllText(Path.Combine(docs, "evaluation.md"));
             Assert.Contains(figure, page, StringComparison.Ordinal);
-            foreach (var png in new[] { "rtt.png", "send.png", "throughput.png" })
+            foreach (var png in new[] { "rtt.png", "send.png", "send-large.png", "throughput.png" })
             {
                 Assert.Contains($"eval/{png}", page, StringComparison.Ordinal);
                 foreach (var folder in new[] { dir, Path.Combine(docs, "eval") })
