@@ -84,6 +84,7 @@ public sealed partial class InetSocket
         _sendGate.Wait();
         try
         {
+            if (buffer.Length > SendSegmentSize * _icasPerSend && CanPipeline()) return SendPipelined(buffer, trace);
             int sent = 0;
             while (sent < buffer.Length)
             {
@@ -154,14 +155,115 @@ public sealed partial class InetSocket
         }
     }
 
-    private InetStack.AsyncCall BeginSend(ReadOnlySpan<byte> src, CancellationToken ct, out int bytes, out int icas)
+    // ---- Pipelined sends ---------------------------------------------------------------
+    //
+    // A send larger than one call's worth keeps up to SendWindow calls in flight instead of
+    // waiting for each answer before the next call: inet answers a socket's sends in order
+    // (a send behind a held one waits too), so the bytes stay in order, and the IPC round
+    // trip no longer bounds the throughput to one call's bytes per round trip. It needs a
+    // blocking socket whose send buffer holds one call's ICAs (else inet would refuse a
+    // call for buffer space and a later one could pass it).
+
+    private const int SendWindow = 8;
+    private readonly InetStack.AsyncCall[] _window = new InetStack.AsyncCall[SendWindow];
+    private readonly int[] _windowBytes = new int[SendWindow];
+    private readonly int[] _windowIcas = new int[SendWindow];
+    private long _sendBufferBytes;
+
+    private bool CanPipeline()
+    {
+        if (!_blocking || _icasPerSend != InetService.MaxFramesPerMessage) return false;
+        if (_sendBufferBytes == 0)
+        {
+            try { _sendBufferBytes = GetOption(AbiSocketOption.SendBuffer); }
+            catch (SocketException) { _sendBufferBytes = -1; }
+            if (_sendBufferBytes == 0) _sendBufferBytes = -1; // no figure: no pipelining, and no asking again
+        }
+        return _sendBufferBytes >= InetService.MaxFramesPerMessage * 4096L;
+    }
+
+    private int SendPipelined(ReadOnlySpan<byte> buffer, SendTrace? trace)
+    {
+        int posted = 0, sent = 0, head = 0, count = 0;
+        Exception? failure = null;
+        while (sent < buffer.Length && failure is null)
+        {
+            while (count < SendWindow && posted < buffer.Length)
+            {
+                int slot = (head + count) % SendWindow;
+                try
+                {
+                    _window[slot] = BeginSend(buffer[posted..], default, out _windowBytes[slot], out _windowIcas[slot], syncWait: true);
+                }
+                catch (Exception e) when (e is SocketException or ObjectDisposedException or KernelException)
+                {
+                    failure = e;
+                    break;
+                }
+                posted += _windowBytes[slot];
+                count++;
+            }
+            if (count == 0) break;
+            int h = head;
+            head = (head + 1) % SendWindow;
+            count--;
+            var call = _window[h];
+            _window[h] = default;
+            try
+            {
+                Message answer;
+                try
+                {
+                    answer = call.Op.WaitSync();
+                }
+                finally
+                {
+                    EndAsync(call);
+                }
+                int accepted = EndSend(answer, _windowBytes[h], _windowIcas[h], sent, default, trace);
+                if (accepted <= 0)
+                    throw InetErrors.Local(SocketError.SocketError, "the inet server refused a pipelined send for buffer space; this should not happen with the send buffer it reported");
+                sent += accepted;
+            }
+            catch (SocketException e)
+            {
+                failure = e;
+            }
+        }
+        // After a failure, what is still in flight is waited for and dropped (it fails too, or
+        // its bytes went; either way the call reports the failure).
+        while (count > 0)
+        {
+            int h = head;
+            head = (head + 1) % SendWindow;
+            count--;
+            var call = _window[h];
+            _window[h] = default;
+            try
+            {
+                var m = call.Op.WaitSync();
+                Stack.Kernel.FreeMessage(m);
+            }
+            catch (SocketException)
+            {
+            }
+            finally
+            {
+                EndAsync(call);
+            }
+        }
+        if (failure is not null) System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(failure);
+        return sent;
+    }
+
+    private InetStack.AsyncCall BeginSend(ReadOnlySpan<byte> src, CancellationToken ct, out int bytes, out int icas, bool syncWait = false)
     {
         var control = Request(InetOp.Send, CallFlags, RequestFrameFlags.DirectReturn);
         StampStart(control);
         var data = default(ReadOnlySpanHolder);
         bytes = FillSend(control, src, ref data);
         icas = data.Count;
-        return BeginAsync(control, InetOp.Send, data.AsSpan(), ct, InetTraceStage.AppRequest);
+        return BeginAsync(control, InetOp.Send, data.AsSpan(), ct, InetTraceStage.AppRequest, syncWait);
     }
 
     /// <summary>Reads a Send answer: the bytes accepted, 0 to send them again (one ICA per call), -1 for WouldBlock after some bytes went.</summary>

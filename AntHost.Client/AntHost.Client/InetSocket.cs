@@ -364,6 +364,7 @@ public sealed partial class InetSocket : IDisposable
         a.Value = value;
         using var reply = Run(control, InetOp.SetOption);
         reply.ThrowIfFailed($"set option {option} = {value}");
+        if (option == AbiSocketOption.SendBuffer) _sendBufferBytes = 0; // asked again before the next pipelined send
     }
 
     private long GetOption(AbiSocketOption option)
@@ -497,12 +498,13 @@ public sealed partial class InetSocket : IDisposable
     }
 
     /// <summary>Starts an async call of this socket (the caller awaits its task, then EndAsync, then FinishAsync).</summary>
-    private InetStack.AsyncCall BeginAsync(IcaLease control, InetOp op, ReadOnlySpan<DataIca> data, CancellationToken ct, ushort traceStage = 0)
+    private InetStack.AsyncCall BeginAsync(IcaLease control, InetOp op, ReadOnlySpan<DataIca> data, CancellationToken ct, ushort traceStage = 0,
+        bool syncWait = false)
     {
         Interlocked.Increment(ref _inFlight);
         try
         {
-            return Stack.StartCall(control, op, data, Handle, ct, traceStage);
+            return Stack.StartCall(control, op, data, Handle, ct, traceStage, syncWait);
         }
         catch
         {

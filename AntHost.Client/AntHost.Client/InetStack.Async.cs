@@ -78,9 +78,9 @@ public sealed partial class InetStack
     /// and a Canceled answer becomes <see cref="OperationCanceledException"/> in <see cref="FinishCall"/>.
     /// </summary>
     internal AsyncCall StartCall(IcaLease control, InetOp op, ReadOnlySpan<DataIca> data, ulong socket,
-        CancellationToken cancellationToken, ushort traceStage = 0)
+        CancellationToken cancellationToken, ushort traceStage = 0, bool syncWait = false)
     {
-        var pending = Start(control, op, data, socket, cancellationToken, traceStage);
+        var pending = Start(control, op, data, socket, cancellationToken, traceStage, syncWait);
         var registration = cancellationToken.CanBeCanceled
             ? cancellationToken.UnsafeRegister(static s => ((PendingOp)s!).RequestCancel(), pending)
             : default;
@@ -125,7 +125,8 @@ public sealed partial class InetStack
         return FinishCall(m, op, cancellationToken);
     }
 
-    private PendingOp Start(IcaLease control, InetOp op, ReadOnlySpan<DataIca> data, ulong socket, CancellationToken ct, ushort traceStage)
+    private PendingOp Start(IcaLease control, InetOp op, ReadOnlySpan<DataIca> data, ulong socket, CancellationToken ct, ushort traceStage,
+        bool syncWait = false)
     {
         if (ct.IsCancellationRequested || !_inet.IsOpen || Volatile.Read(ref _gone) != 0)
         {
@@ -137,6 +138,7 @@ public sealed partial class InetStack
         EnsureDispatcher();
         var pending = RentOp();
         pending.Socket = socket;
+        if (syncWait) pending.PrepareSyncWait();
         uint id;
         try
         {
@@ -360,15 +362,42 @@ public sealed partial class InetStack
 
         public short Version => _core.Version;
 
-        public void Complete(in Message m) => _core.SetResult(m);
+        private ManualResetEventSlim? _done;
+        private bool _syncWaiter;
 
-        public void Fail(Exception e) => _core.SetException(e);
+        public void Complete(in Message m)
+        {
+            _core.SetResult(m);
+            if (_syncWaiter) _done!.Set();
+        }
+
+        public void Fail(Exception e)
+        {
+            _core.SetException(e);
+            if (_syncWaiter) _done!.Set();
+        }
+
+        /// <summary>Before the post: a thread will wait for this operation with <see cref="WaitSync"/> instead of awaiting it.</summary>
+        public void PrepareSyncWait()
+        {
+            _done ??= new ManualResetEventSlim(false);
+            _syncWaiter = true;
+        }
+
+        /// <summary>Blocks until the answer (or the failure) is there.</summary>
+        public Message WaitSync()
+        {
+            _done!.Wait();
+            return _core.GetResult(_core.Version);
+        }
 
         public void RequestCancel() => _stack.PostCancel(Socket, RequestId);
 
         public void Reset()
         {
             _core.Reset();
+            _done?.Reset();
+            _syncWaiter = false;
             RequestId = 0;
             Socket = 0;
             Discard = false;

@@ -56,6 +56,27 @@ public sealed class FakeInetTests : IDisposable
     }
 
     [RootFact]
+    public void A_large_send_keeps_several_calls_in_flight_in_order_and_a_failure_ends_it_cleanly()
+    {
+        using var fake = new FakeInet(_broker);
+        using var stack = Connect();
+        using var s = new InetSocket(stack, SocketType.Stream, ProtocolType.Tcp);
+        s.Connect(Peer);
+        s.SendBufferSize = 256 * 1024; // room for a call's three ICAs: sends may be pipelined
+        var data = Pattern(100_000, 4);
+        Assert.Equal(data.Length, s.Send(data));
+        Assert.Equal(data, fake.Socket(s.Handle).Sent.ToArray());
+        Assert.Equal(34, fake.CallCount(InetOp.Send)); // 100 segments of the MSS, three per call
+        Assert.Equal(0, stack.PendingOperations);
+
+        fake.FailWith[InetOp.Send] = SocketStatus.ConnectionReset;
+        var e = Assert.Throws<InetSocketException>(() => s.Send(data));
+        Assert.Equal(SocketError.ConnectionReset, e.SocketErrorCode);
+        Assert.Equal(0, stack.PendingOperations);
+        Assert.False(s.Connected);
+    }
+
+    [RootFact]
     public void A_receive_keeps_what_does_not_fit_and_reads_it_next_in_order_then_sees_the_end()
     {
         using var fake = new FakeInet(_broker);
