@@ -47,7 +47,14 @@ public sealed class RequestManager
         {
             var now = Now;
             _protocol.Poll(now);
-            _sockets.Process(now);
+            try
+            {
+                _sockets.Process(now);
+            }
+            catch (Exception e) when (e is ArgumentException or InvalidOperationException or IndexOutOfRangeException)
+            {
+                _log.LogError(e, "the socket manager's round failed; the server goes on");
+            }
             _protocol.Flush();
             _sockets.AfterFlush();
             TimeSpan wait = MaxWait;
@@ -104,6 +111,13 @@ public sealed class RequestManager
             // A peer that died between its request and our answer, or a ring that stayed full:
             // the request is lost, the server goes on.
             _log.LogWarning("request {Kind} {Opcode} from {Process}: {Error}", m.Kind, m.Opcode, m.Source, e.Message);
+        }
+        catch (Exception e) when (e is ArgumentException or InvalidOperationException or IndexOutOfRangeException)
+        {
+            // A request no check foresaw (its pages are shared: a hostile app can change them
+            // under us) must cost that request, not the server and every other app's sockets.
+            _unknown++;
+            _log.LogError(e, "request {Kind} {Opcode} from {Process} failed; the server goes on", m.Kind, m.Opcode, m.Source);
         }
     }
 

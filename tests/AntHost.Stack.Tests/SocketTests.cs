@@ -452,6 +452,17 @@ public sealed class SocketTests(ITestOutputHelper output)
         using var peer = AcceptWithin(listener);
         Assert.True(app.Send(s, "still here"u8).Ok);
         Assert.Equal("still here"u8.ToArray(), PeerReceiveExactly(peer, 10));
+
+        // A hostile app scribbles over the control ICA of its held receive (it still maps the
+        // page): inet answers the call all the same when data comes, and goes on.
+        var held = Task.Run(() => app.Receive(s));
+        stack.WaitStats(x => x[(int)InetStat.HeldRequests] == 1, "the receive held");
+        app.LastControl.Span.Fill(0xA5);
+        peer.Send("after"u8.ToArray());
+        Assert.True(held.Wait(PeerTimeout), "the scribbled call was never answered");
+        Assert.True(held.Result.Ok, $"scribbled receive: {held.Result}");
+        Assert.True(app.Send(s, "and on"u8).Ok);
+        Assert.Equal("and on"u8.ToArray(), PeerReceiveExactly(peer, 6));
         Assert.True(app.Close(s).Ok);
         Assert.True(app.Close(u).Ok);
         // The refused data ICAs were freed by inet: it holds no buffer outside the interface.

@@ -200,12 +200,19 @@ public sealed partial class SocketManager
             var p = _polls[i];
             bool late = p.HasDeadline && now >= p.Deadline;
             if (!changed && !late) continue;
-            ControlIca.TryOpen(p.M.Control.Span, out var c);
-            PollSet.TryOpen(c.Inline, out var set);
+            if (!ControlIca.TryOpen(p.M.Control.Span, out var c) || !PollSet.TryOpen(c.Inline, out var set))
+            {
+                // The app scribbled on the page it passed (it still maps it): refused.
+                _polls.RemoveAt(i);
+                Count(InetStat.BadSocketRequests);
+                Reply(p.M, InetStatus.BadArguments);
+                continue;
+            }
             int ready = EvaluatePoll(p.M, set, countInvalid: false);
             if (ready == 0 && !late) continue;
             ChangePollWaiters(p.M, set, -1);
             _polls.RemoveAt(i);
+            c.SetResultLength(SocketResult.Length);
             SocketResult.Begin(c.ResultArea).Value = ready;
             Reply(p.M, InetStatus.Ok);
         }

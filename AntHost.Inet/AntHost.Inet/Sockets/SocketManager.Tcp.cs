@@ -187,6 +187,12 @@ public sealed partial class SocketManager
     {
         var tcp = _tcp!;
         var s = e.Tcp;
+        if (!DataFits(m, a, -1))
+        {
+            // Checked when the request came; a held one is checked again (its page is shared).
+            status = Malformed(m);
+            return true;
+        }
         var state = tcp.GetState(s);
         var error = tcp.GetError(s);
         if (error != TcpError.None)

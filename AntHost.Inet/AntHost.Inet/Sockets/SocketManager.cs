@@ -335,17 +335,27 @@ public sealed partial class SocketManager
     /// <summary>Frees a held request whose app is gone (no reply can reach it).</summary>
     private void Drop(in Message m) => _kernel.FreeMessage(m);
 
+    /// <summary>
+    /// The result area of a held request's control ICA. The app still maps the page it passed
+    /// (the pool is shared; only strict mode takes the pages away), so a hostile app can have
+    /// scribbled on it meanwhile: a page that is no longer a control ICA is formatted afresh.
+    /// </summary>
     private static SocketResult ResultOf(in Message m)
     {
-        ControlIca.TryOpen(m.Control.Span, out var c);
+        if (!ControlIca.TryOpen(m.Control.Span, out var c)) c = ControlIca.Initialize(m.Control.Span, m.RequestId, m.Source.Value);
+        c.SetResultLength(SocketResult.Length);
         return SocketResult.Begin(c.ResultArea);
     }
 
-    private static SocketArgs ArgsOf(in Message m)
+    private readonly byte[] _noArgs = new byte[InetService.ArgumentBytes];
+
+    /// <summary>A held request's arguments, read again; all zero when the page no longer holds a frame (see <see cref="ResultOf"/>).</summary>
+    private SocketArgs ArgsOf(in Message m)
     {
-        ControlIca.TryOpen(m.Control.Span, out var c);
-        SocketArgs.TryOpen(c.FrameArguments(c.FrameCount - 1), out var a);
-        return a;
+        if (ControlIca.TryOpen(m.Control.Span, out var c) && c.FrameCount > 0 && SocketArgs.TryOpen(c.FrameArguments(c.FrameCount - 1), out var a)) return a;
+        Array.Clear(_noArgs);
+        SocketArgs.TryOpen(_noArgs, out var none);
+        return none;
     }
 
     // ---- apps and their channels ---------------------------------------------------------
@@ -496,7 +506,7 @@ public sealed partial class SocketManager
 
     private long CountHeld()
     {
-        long n = _polls.Count + _pings.Count + _forwarded.Count;
+        long n = _polls.Count + _pings.Count;
         foreach (var e in _entries)
         {
             if (!e.InUse) continue;

@@ -39,6 +39,9 @@ public sealed class TestApp : IDisposable
     /// <summary>Stamps from the last call's control ICA (stage, timestamp), for the trace checks.</summary>
     public List<(ushort Stage, long Timestamp, uint Process)> LastTrace { get; } = [];
 
+    /// <summary>The control ICA of the call made last (a test may scribble on it, as a hostile app could).</summary>
+    public IcaLease LastControl { get; private set; }
+
     /// <summary>True when the last reply came by direct return (from the driver).</summary>
     public bool LastWasDirect { get; private set; }
 
@@ -52,6 +55,7 @@ public sealed class TestApp : IDisposable
         var a = SocketArgs.Begin(frame);
         args?.Invoke(a);
         inline?.Invoke(c.Inline);
+        LastControl = control;
         var reply = Kernel.Call(Inet, control, (ushort)op, data, timeout ?? CallTimeout, InetTraceStage.AppRequest);
         try
         {
