@@ -172,5 +172,21 @@ internal static class Commands
         return 0;
     }
 
+    public static int BenchReport(string from, string? output, string? docs)
+    {
+        AntHost.Bench.Net.NetBenchReport report;
+        try { report = AntHost.Bench.Net.NetBenchReportWriter.FromJson(File.ReadAllText(from)); }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or JsonException)
+        {
+            throw new CliException($"cannot read the report {from}: {e.Message}");
+        }
+        Console.WriteLine(AntHost.Bench.Net.NetBenchReportWriter.ToMarkdown(report));
+        var files = new List<string>();
+        if (output is not null) files.AddRange(AntHost.Bench.Net.NetBenchReportWriter.WriteAll(report, output));
+        if (docs is not null) files.AddRange(AntHost.Bench.Net.EvaluationPage.Write(report, docs));
+        if (files.Count > 0) AnsiConsole.MarkupLineInterpolated($"written: {string.Join(", ", files)}");
+        return 0;
+    }
+
     public static int Demo(UpOptions o, int pings) => DemoRun.Run(o, pings);
 }

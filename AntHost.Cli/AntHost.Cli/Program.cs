@@ -90,6 +90,13 @@ namespace AntHost.Cli
             bench.Subcommands.Add(NetBench("rtt", "the paper's RTT test (N bytes out, 1 byte back), AntHost and the host kernel against the same peer, latency and frugal tunings, with the CPU each used", rtt: true));
             bench.Subcommands.Add(NetBench("send", "send processing time and its per-stage timeline (the paper's table 3), beside the host kernel's send()", send: true));
             bench.Subcommands.Add(NetBench("throughput", "bulk TCP each way, AntHost and the host kernel, beside the raw libpcap injection rate", throughput: true));
+            var from = new Option<string>("--from") { Description = "a report.json written by a bench run", Required = true };
+            var reportOut = new Option<string?>("--out") { Description = "write report.md, report.json and the PNG charts into this folder" };
+            var reportDocs = new Option<string?>("--docs") { Description = "write DOCS/evaluation.md and DOCS/eval/ from it" };
+            var report = new Command("report", "render a run's report.json again (Markdown, charts, the evaluation page), e.g. after the writers changed");
+            foreach (Option o in new Option[] { from, reportOut, reportDocs }) report.Options.Add(o);
+            report.SetAction(r => Guard(() => Commands.BenchReport(r.GetValue(from)!, r.GetValue(reportOut), r.GetValue(reportDocs))));
+            bench.Subcommands.Add(report);
             bench.Subcommands.Add(NetBench("all", "every benchmark (ipc, rtt, send, throughput) in one report; --docs writes docs/evaluation.md", rtt: true, send: true, throughput: true, ipc: true));
             Root.Subcommands.Add(bench);
 

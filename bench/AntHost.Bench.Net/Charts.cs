@@ -37,7 +37,7 @@ public static class Charts
         {
             var pts = g.OrderBy(p => p.PayloadBytes).ToList();
             double[] xs = pts.Select(p => (double)sizes.IndexOf(p.PayloadBytes)).ToArray();
-            double[] ys = pts.Select(p => p.Rtt.MedianUs).ToArray();
+            double[] ys = pts.Select(p => Math.Log10(Math.Max(0.1, p.Rtt.MedianUs))).ToArray();
             var s = plt.Add.Scatter(xs, ys);
             s.LegendText = $"{g.Key.Stack}, {g.Key.Tuning}";
             s.MarkerSize = 7;
@@ -45,10 +45,18 @@ public static class Charts
             if (g.Key.Tuning == "frugal") s.LinePattern = LinePattern.Dashed;
         }
         SizeTicks(plt, sizes);
-        plt.Title("RTT: N bytes out, 1 byte back (median)");
+        // A log scale: the kernel's tens of microseconds and AntHost's larger figures on one chart.
+        var ticks = new ScottPlot.TickGenerators.NumericAutomatic
+        {
+            MinorTickGenerator = new ScottPlot.TickGenerators.LogMinorTickGenerator(),
+            IntegerTicksOnly = true,
+            LabelFormatter = y => Math.Pow(10, y).ToString("N0", System.Globalization.CultureInfo.InvariantCulture),
+        };
+        plt.Axes.Left.TickGenerator = ticks;
+        plt.Title("RTT: N bytes out, 1 byte back (median, log scale)");
         plt.XLabel("payload N");
         plt.YLabel("round trip (µs)");
-        plt.Axes.SetLimitsY(0, r.Rtt.Max(p => p.Rtt.MedianUs) * 1.15);
+        plt.Axes.SetLimitsY(Math.Floor(Math.Log10(Math.Max(0.1, r.Rtt.Min(p => p.Rtt.MedianUs)))), Math.Ceiling(Math.Log10(Math.Max(1, r.Rtt.Max(p => p.Rtt.MedianUs)))) + 0.05);
         plt.ShowLegend(Alignment.UpperLeft);
         plt.SavePng(path, Width, Height);
         return path;
@@ -83,7 +91,7 @@ public static class Charts
         for (int k = 0; k < rows.Count; k++) plt.Legend.ManualItems.Add(new LegendItem { LabelText = "AntHost: " + rows[k], FillColor = palette.GetColor(k) });
         plt.Legend.ManualItems.Add(new LegendItem { LabelText = "host kernel send()", FillColor = Colors.Gray });
         SizeTicks(plt, sizes);
-        plt.Title($"Send processing time by stage, {what} (median; left AntHost, right the host kernel's send())");
+        plt.Title($"Send processing time by stage, {what} (median)");
         plt.XLabel("payload");
         plt.YLabel("µs");
         plt.Axes.Margins(bottom: 0);

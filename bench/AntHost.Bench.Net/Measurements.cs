@@ -22,7 +22,15 @@ public sealed record StageResult(string From, string To, string Row, Percentiles
 
 public sealed record RttPoint(string Tuning, string Stack, int PayloadBytes, Percentiles Rtt);
 
-public sealed record SendPoint(string Stack, int PayloadBytes, Percentiles Total, IReadOnlyList<StageResult> Stages);
+public sealed record SendPoint(string Stack, int PayloadBytes, Percentiles Total, IReadOnlyList<StageResult> Stages)
+{
+    /// <summary>
+    /// The share of sends whose timeline took the path the stages describe (the most common
+    /// sequence of stamps: e.g. direct return from the driver, or a reply from inet when the
+    /// segment could not leave at once); null when the stack keeps no timeline.
+    /// </summary>
+    public double? TimelineShare { get; init; }
+}
 
 public sealed record ThroughputResult(string Stack, string Direction, long Bytes, double Seconds)
 {
@@ -77,9 +85,10 @@ public static class Measure
         var payload = new byte[size];
         var totals = new List<long>(iterations);
         var trace = new List<TraceStamp>(32);
-        var byInterval = new Dictionary<(ushort, ushort), List<long>>();
-        var order = new List<(ushort, ushort)>();
-        var sums = new Dictionary<(ushort, ushort), long>();
+        // Each traced send: its path (the sequence of intervals) and each interval's time,
+        // summed over the calls a large send makes. The breakdown is built from the sends
+        // that took the most common path, so stages of different paths are never stacked.
+        var paths = new List<(string Path, Dictionary<(ushort, ushort), long> Sums, List<(ushort, ushort)> Order)>(iterations);
         for (int i = 0; i < warmUp + iterations; i++)
         {
             trace.Clear();
@@ -90,22 +99,16 @@ public static class Measure
             {
                 if (traced && trace.Count >= 2)
                 {
-                    // A send larger than one call's worth is several calls, each with its
-                    // own timeline, one after the other: each interval is summed over the
-                    // calls, so the stages add up to the whole send.
                     totals.Add(trace[^1].Timestamp - trace[0].Timestamp);
-                    sums.Clear();
+                    var sums = new Dictionary<(ushort, ushort), long>();
+                    var order = new List<(ushort, ushort)>();
                     for (int k = 1; k < trace.Count; k++)
                     {
                         var key = (trace[k - 1].Stage, trace[k].Stage);
-                        if (!byInterval.ContainsKey(key))
-                        {
-                            byInterval[key] = new List<long>(iterations);
-                            order.Add(key);
-                        }
+                        if (!sums.ContainsKey(key)) order.Add(key);
                         sums[key] = sums.GetValueOrDefault(key) + trace[k].Timestamp - trace[k - 1].Timestamp;
                     }
-                    foreach (var (key, sum) in sums) byInterval[key].Add(sum);
+                    paths.Add((string.Join(',', order.Select(o => $"{o.Item1:x}-{o.Item2:x}")), sums, order));
                 }
                 else totals.Add(t1 - t0);
             }
@@ -114,8 +117,16 @@ public static class Measure
             if (size >= 4096) Thread.Sleep(1);
             else for (long until = Stopwatch.GetTimestamp() + Stopwatch.Frequency * 30 / 1_000_000; Stopwatch.GetTimestamp() < until;) Thread.SpinWait(20);
         }
-        var stages = order.Select(k => new StageResult(StageName(k.Item1), StageName(k.Item2), Row(k.Item1, k.Item2), Percentiles.Of(byInterval[k]))).ToList();
-        return new SendPoint(stack.Name, size, Percentiles.Of(totals), stages);
+        var stages = new List<StageResult>();
+        double? share = null;
+        if (paths.Count > 0)
+        {
+            var common = paths.GroupBy(p => p.Path).OrderByDescending(g => g.Count()).First().ToList();
+            share = (double)common.Count / paths.Count;
+            foreach (var key in common[0].Order)
+                stages.Add(new StageResult(StageName(key.Item1), StageName(key.Item2), Row(key.Item1, key.Item2), Percentiles.Of(common.Select(p => p.Sums[key]).ToList())));
+        }
+        return new SendPoint(stack.Name, size, Percentiles.Of(totals), stages) { TimelineShare = share };
     }
 
     /// <summary>Bulk TCP from the stack to a discard server for about <paramref name="seconds"/>; timed until the peer has read everything.</summary>

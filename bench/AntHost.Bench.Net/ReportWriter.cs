@@ -35,6 +35,14 @@ public static class NetBenchReportWriter
         Targets = Targets.Judge(r),
     }, new JsonSerializerOptions { WriteIndented = true, PropertyNamingPolicy = JsonNamingPolicy.CamelCase });
 
+    /// <summary>Reads a report written by <see cref="ToJson"/> (to render it again, or with a newer writer); throws <see cref="JsonException"/> when it is not one.</summary>
+    public static NetBenchReport FromJson(string json) =>
+        JsonSerializer.Deserialize<NetBenchReport>(json, new JsonSerializerOptions
+        {
+            PropertyNamingPolicy = JsonNamingPolicy.CamelCase,
+            PreferredObjectCreationHandling = System.Text.Json.Serialization.JsonObjectCreationHandling.Populate,
+        }) ?? throw new JsonException("the file holds no report");
+
     public static string Size(int b) => b >= 1024 ? $"{b / 1024} KiB" : $"{b} B";
 
     /// <summary>The Markdown report. <paramref name="headingLevel"/> 1 for a file of its own, 2 inside the evaluation page.</summary>
@@ -132,6 +140,13 @@ public static class NetBenchReportWriter
             }
             sb.AppendLine();
         }
+        sb.Append("| *sends on the path the stages show* |");
+        foreach (var s in sizes)
+        {
+            var p = r.Send.FirstOrDefault(x => x.Stack == "AntHost" && x.PayloadBytes == s);
+            sb.Append(p?.TimelineShare is { } share ? string.Create(Ci, $" *{100 * share:F0}%* |") : " - |");
+        }
+        sb.AppendLine();
         foreach (var stack in new[] { "AntHost", "host kernel" })
         {
             sb.Append(Ci, $"| **{(stack == "AntHost" ? "AntHost: packet send time" : "host kernel: send()")}** |");
@@ -151,7 +166,7 @@ public static class NetBenchReportWriter
         }
         sb.AppendLine();
         sb.AppendLine();
-        sb.AppendLine("Per-stage sums of medians need not add up to the median total (each column's median is taken on its own); the p99 columns are each stage's own p99.");
+        sb.AppendLine("The stages are those of the sends that took the most common path (their share is in italics: a send whose segment leaves at once gets its result straight from the driver; one that must wait is answered by inet); the total is over every send. Per-stage medians need not add up to the median total (each is taken on its own); the p99 figures are each stage's own p99.");
         sb.AppendLine();
     }
 

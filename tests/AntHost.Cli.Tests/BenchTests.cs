@@ -22,6 +22,7 @@ public sealed class BenchTests(ITestOutputHelper output)
     [InlineData("Unrecognized command or argument '--docs'", "bench", "rtt", "--docs", "docs")]
     [InlineData("Unrecognized command or argument 'latency'", "bench", "latency")]
     [InlineData("--baseline-netns goes with --peer", "bench", "rtt", "--baseline-netns", "x")]
+    [InlineData("Option '--from' is required", "bench", "report")]
     [InlineData("no such network namespace", "bench", "rtt", "--peer", "198.18.0.1", "--baseline-netns", "aht-e-nosuch")]
     public void A_wrong_bench_command_line_exits_2_saying_what_is_wrong(string expected, params string[] args)
     {
@@ -106,6 +107,15 @@ public sealed class BenchTests(ITestOutputHelper output)
                     Assert.Equal(new byte[] { 0x89, (byte)'P', (byte)'N', (byte)'G' }, bytes[..4]);
                 }
             }
+
+            // The report renders again from its JSON, the same.
+            string again = Path.Combine(dir, "again");
+            var rr = Cli.Run(output, "bench", "report", "--from", Path.Combine(dir, "report.json"), "--out", again);
+            Assert.True(rr.ExitCode == 0, rr.ToString());
+            Assert.Equal(File.ReadAllText(Path.Combine(dir, "report.md")), File.ReadAllText(Path.Combine(again, "report.md")));
+            var bad = Cli.Run(output, "bench", "report", "--from", Path.Combine(dir, "report.md"));
+            Assert.Equal(1, bad.ExitCode);
+            Assert.Contains("cannot read the report", bad.StandardError, StringComparison.Ordinal);
 
             // Nothing left: both tunings' instances are down, their sandboxes gone.
             foreach (var suffix in new[] { "-lat", "-fru" })

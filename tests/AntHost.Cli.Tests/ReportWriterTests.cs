@@ -102,4 +102,15 @@ public sealed class ReportWriterTests
             Directory.Delete(dir, recursive: true);
         }
     }
+
+    [Fact]
+    public void A_report_read_back_from_its_json_renders_the_same()
+    {
+        var r = Sample();
+        r.Notes.Add("a note");
+        var back = NetBenchReportWriter.FromJson(NetBenchReportWriter.ToJson(r));
+        Assert.Equal(NetBenchReportWriter.ToMarkdown(r), NetBenchReportWriter.ToMarkdown(back));
+        Assert.Equal(NetBenchReportWriter.ToJson(r), NetBenchReportWriter.ToJson(back));
+        Assert.Throws<JsonException>(() => NetBenchReportWriter.FromJson("[1, 2]"));
+    }
 }
