@@ -295,11 +295,17 @@ public sealed partial class SocketManager
         }
         long limit = a.Value;
         int available = tcp.GetAvailable(s);
-        if (limit > 0 && available > limit) return CopyReceive(m, e, r, (int)Math.Min(limit, MaxCopyReceive), now);
+        // A received buffer is one frame's ICA (payload coalesced into it stays within it), so
+        // it holds at most FrameBound bytes: with a limit, whole buffers go out (zero copy) as
+        // long as one more cannot pass the limit; a limit below one frame copies.
+        bool everything = limit <= 0 || limit >= available;
+        int bound = FrameBound;
+        if (!everything && limit < bound) return CopyReceive(m, e, r, (int)Math.Min(limit, MaxCopyReceive), now);
         int n = 0;
         var err = TcpError.None;
         while (n < InetService.MaxFramesPerMessage)
         {
+            if (!everything && r.Value + bound > limit) break;
             err = tcp.Receive(s, out var payload, now);
             if (payload is null) break;
             if (payload is not IcaPacketBuffer b)
@@ -328,6 +334,9 @@ public sealed partial class SocketManager
         Reply(m, Map(err));
         return true;
     }
+
+    /// <summary>The most payload one received buffer can carry: the link's largest frame, in whole pages.</summary>
+    private int FrameBound => (_iface!.Config.Mtu + 18 + 4095) / 4096 * 4096;
 
     private bool CopyReceive(in Message m, SocketEntry e, SocketResult r, int bytes, Instant now)
     {
