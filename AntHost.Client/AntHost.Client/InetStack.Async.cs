@@ -32,6 +32,13 @@ public sealed partial class InetStack
     private readonly Stack<PendingOp> _opPool = new();
     private readonly CancellationTokenSource _stop = new();
     private Thread? _dispatcher;
+    private int _starting;
+
+    /// <summary>True while the dispatcher thread runs (tests).</summary>
+    internal bool DispatcherRunning => Volatile.Read(ref _dispatcher) is not null;
+
+    /// <summary>How long the dispatcher waits with nothing in flight before it ends (sync calls then take their replies themselves again).</summary>
+    private static readonly TimeSpan DispatcherIdle = TimeSpan.FromMilliseconds(200);
     private long _unexpected;
 
     /// <summary>Messages the dispatcher did not expect (requests, notifications to an app), freed and counted.</summary>
@@ -147,6 +154,7 @@ public sealed partial class InetStack
         catch (KernelException e)
         {
             ReturnOp(pending);
+            lock (_opsLock) _starting--;
             if (e.Error is KernelError.PeerDied or KernelError.CutOff or KernelError.BrokerUnavailable)
             {
                 MarkGone();
@@ -164,6 +172,7 @@ public sealed partial class InetStack
         Message early;
         lock (_opsLock)
         {
+            _starting--;
             if (_early.Remove(id, out early))
             {
                 // Answered before we looked: complete below, outside the lock.
@@ -200,7 +209,18 @@ public sealed partial class InetStack
             Args(control).Value = requestId;
             var pending = RentOp();
             pending.Discard = true;
-            uint id = _kernel.Post(_inet, control, (ushort)InetOp.Cancel, default);
+            EnsureDispatcher();
+            uint id;
+            try
+            {
+                id = _kernel.Post(_inet, control, (ushort)InetOp.Cancel, default);
+            }
+            catch
+            {
+                lock (_opsLock) _starting--;
+                ReturnOp(pending);
+                throw;
+            }
             Register(id, pending);
         }
         catch (Exception e) when (e is KernelException or System.Net.Sockets.SocketException or ObjectDisposedException)
@@ -209,11 +229,17 @@ public sealed partial class InetStack
         }
     }
 
+    /// <summary>
+    /// Counts an async call about to be posted (until <see cref="Register"/>) and starts the
+    /// dispatcher if it is not running. The dispatcher ends only when nothing is in flight
+    /// and nothing is about to be, both read under the same lock, so no reply is ever left
+    /// without a thread to take it.
+    /// </summary>
     private void EnsureDispatcher()
     {
-        if (Volatile.Read(ref _dispatcher) is not null) return;
         lock (_opsLock)
         {
+            _starting++;
             if (_dispatcher is not null) return;
             var t = new Thread(DispatchLoop) { IsBackground = true, Name = "anthost-client dispatcher" };
             t.Start();
@@ -229,7 +255,20 @@ public sealed partial class InetStack
             Message m;
             try
             {
-                if (!_kernel.Receive(out m, Timeout.InfiniteTimeSpan, ct)) continue;
+                if (!_kernel.Receive(out m, DispatcherIdle, ct))
+                {
+                    // Idle: with nothing in flight, hand the receiving back to the sync callers
+                    // (their replies then wake them directly, one thread switch less).
+                    lock (_opsLock)
+                    {
+                        if (_ops.Count == 0 && _starting == 0 && _early.Count == 0)
+                        {
+                            _dispatcher = null;
+                            return;
+                        }
+                    }
+                    continue;
+                }
             }
             catch (OperationCanceledException) { return; }
             catch (ObjectDisposedException) { return; }

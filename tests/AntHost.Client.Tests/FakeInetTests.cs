@@ -313,6 +313,27 @@ public sealed class FakeInetTests : IDisposable
     }
 
     [RootFact]
+    public async Task The_dispatcher_ends_when_nothing_is_in_flight_and_comes_back_for_the_next_async_call()
+    {
+        using var fake = new FakeInet(_broker);
+        using var stack = Connect();
+        Assert.False(stack.DispatcherRunning);
+        Assert.Equal(7, (int)(await stack.PingAsync(Peer.Address, TimeSpan.FromMilliseconds(7))).TotalMicroseconds);
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(60);
+        while (stack.DispatcherRunning && DateTime.UtcNow < deadline) await Task.Delay(20);
+        Assert.False(stack.DispatcherRunning, "the idle dispatcher never ended");
+        Assert.Equal(8, (int)stack.Ping(Peer.Address, TimeSpan.FromMilliseconds(8)).TotalMicroseconds);
+        using var s = new InetSocket(stack, SocketType.Stream, ProtocolType.Tcp);
+        s.Connect(Peer);
+        var held = s.ReceiveAsync(new byte[10]).AsTask();
+        Assert.True(stack.DispatcherRunning);
+        fake.WaitUntil(f => f.Socket(s.Handle).Held.Count == 1, "a held receive");
+        await Task.Delay(500); // longer than the dispatcher's idle time: it must stay for the held call
+        fake.Deliver(s.Handle, Pattern(3));
+        Assert.Equal(3, await held.WaitAsync(TimeSpan.FromSeconds(60)));
+    }
+
+    [RootFact]
     public async Task When_the_inet_server_dies_waiting_and_later_calls_fail_at_once_naming_it()
     {
         var fake = new FakeInet(_broker);
