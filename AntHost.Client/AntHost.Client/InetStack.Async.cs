@@ -404,16 +404,21 @@ public sealed partial class InetStack
         private ManualResetEventSlim? _done;
         private bool _syncWaiter;
 
+        // The waiter kind is read before the result is set: an awaiter's continuation may run
+        // inline, end the call and put this operation back in the pool, where another thread may
+        // rent it as a sync wait before this thread would read the flag.
         public void Complete(in Message m)
         {
+            bool sync = _syncWaiter;
             _core.SetResult(m);
-            if (_syncWaiter) _done!.Set();
+            if (sync) _done!.Set();
         }
 
         public void Fail(Exception e)
         {
+            bool sync = _syncWaiter;
             _core.SetException(e);
-            if (_syncWaiter) _done!.Set();
+            if (sync) _done!.Set();
         }
 
         /// <summary>Before the post: a thread will wait for this operation with <see cref="WaitSync"/> instead of awaiting it.</summary>
