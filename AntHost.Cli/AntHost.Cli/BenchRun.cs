@@ -61,7 +61,7 @@ internal static class BenchRun
         var sw = Stopwatch.StartNew();
         var tunings = new List<TuningInfo>
         {
-            new("latency", $"inet, the NIC driver and the app's library spin {o.LatencySpinUs} us (yielding) before they sleep; the next request follows at once", o.LatencySpinUs, 0),
+            new("latency", $"inet, the NIC driver and the app's library spin {o.LatencySpinUs} us (yielding) before they sleep; the next request follows at once; the broker, off the direct transfer path, sleeps (its journal commits are not on the request's way)", o.LatencySpinUs, 0),
             new("frugal", "nobody spins (spin 0): every process sleeps on its futex as soon as it has nothing to do, and the app waits 1 ms between requests so all are asleep when the next comes", 0, 1000),
         };
         if (o.Peer is not null)
