@@ -238,6 +238,17 @@ public sealed class SocketTests(ITestOutputHelper output)
             Assert.Equal(7007, r.RemotePort);
         }
         Assert.True(echoing.Wait(PeerTimeout));
+        var info = app.GetInfo(u);
+        Assert.True(info.Ok && info.LocalPort == 4000, $"getinfo: {info}");
+        // A datagram from the peer wakes a poll for readable, and Available names its length.
+        var waiting = Task.Run(() => app.Poll([(u, PollEvents.Readable)], -1));
+        stack.WaitStats(x => x[(int)InetStat.HeldRequests] == 1, "the poll held");
+        echo.SendTo(new byte[321], new IPEndPoint(RunningStack.HostIp, 4000));
+        Assert.True(waiting.Wait(PeerTimeout));
+        Assert.True((waiting.Result.Ready[0] & PollEvents.Readable) != 0);
+        Assert.Equal(321, app.GetOption(u, AbiSocketOption.Available).Value);
+        Assert.Equal(321, app.ReceiveFrom(u).Data.Length);
+        Assert.Equal(SocketStatus.WouldBlock, app.ReceiveFrom(u, SocketFlags.NonBlocking).Status);
         // A datagram to a closed port: the connected socket learns of the port unreachable.
         ulong c = app.NewSocket(AbiSocketType.Datagram);
         Assert.True(app.Connect(c, Peer, 7999).Ok);
