@@ -130,6 +130,8 @@ public sealed partial class InetSocket
         await _sendGate.WaitAsync(cancellationToken).ConfigureAwait(false);
         try
         {
+            if (buffer.Length > SendSegmentSize * _icasPerSend && CanPipeline())
+                return await SendPipelinedAsync(buffer, cancellationToken).ConfigureAwait(false);
             int sent = 0;
             while (sent < buffer.Length)
             {
@@ -242,6 +244,80 @@ public sealed partial class InetSocket
             try
             {
                 var m = call.Op.WaitSync();
+                Stack.Kernel.FreeMessage(m);
+            }
+            catch (SocketException)
+            {
+            }
+            finally
+            {
+                EndAsync(call);
+            }
+        }
+        if (failure is not null) System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(failure);
+        return sent;
+    }
+
+    /// <summary>As <see cref="SendPipelined"/>, awaiting the answers (the caller holds the send gate).</summary>
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
+    private async ValueTask<int> SendPipelinedAsync(ReadOnlyMemory<byte> buffer, CancellationToken ct)
+    {
+        int posted = 0, sent = 0, head = 0, count = 0;
+        Exception? failure = null;
+        while (sent < buffer.Length && failure is null)
+        {
+            while (count < SendWindow && posted < buffer.Length)
+            {
+                int slot = (head + count) % SendWindow;
+                try
+                {
+                    _window[slot] = BeginSend(buffer.Span[posted..], ct, out _windowBytes[slot], out _windowIcas[slot]);
+                }
+                catch (Exception e) when (e is SocketException or ObjectDisposedException or KernelException or OperationCanceledException)
+                {
+                    failure = e;
+                    break;
+                }
+                posted += _windowBytes[slot];
+                count++;
+            }
+            if (count == 0) break;
+            int h = head;
+            head = (head + 1) % SendWindow;
+            count--;
+            var call = _window[h];
+            _window[h] = default;
+            try
+            {
+                Message answer;
+                try
+                {
+                    answer = await call.Task.ConfigureAwait(false);
+                }
+                finally
+                {
+                    EndAsync(call);
+                }
+                int accepted = EndSend(answer, _windowBytes[h], _windowIcas[h], sent, ct, null);
+                if (accepted <= 0)
+                    throw InetErrors.Local(SocketError.SocketError, "the inet server refused a pipelined send for buffer space; this should not happen with the send buffer it reported");
+                sent += accepted;
+            }
+            catch (Exception e) when (e is SocketException or OperationCanceledException)
+            {
+                failure = e;
+            }
+        }
+        while (count > 0)
+        {
+            int h = head;
+            head = (head + 1) % SendWindow;
+            count--;
+            var call = _window[h];
+            _window[h] = default;
+            try
+            {
+                var m = await call.Task.ConfigureAwait(false);
                 Stack.Kernel.FreeMessage(m);
             }
             catch (SocketException)

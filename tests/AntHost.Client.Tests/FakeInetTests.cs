@@ -69,7 +69,15 @@ public sealed class FakeInetTests : IDisposable
         Assert.Equal(34, fake.CallCount(InetOp.Send)); // 100 segments of the MSS, three per call
         Assert.Equal(0, stack.PendingOperations);
 
+        var more = Pattern(50_000, 5);
+        Assert.Equal(more.Length, s.SendAsync(more).AsTask().GetAwaiter().GetResult());
+        Assert.Equal(data.Concat(more).ToArray(), fake.Socket(s.Handle).Sent.ToArray());
+        Assert.Equal(34 + 17, fake.CallCount(InetOp.Send));
+
         fake.FailWith[InetOp.Send] = SocketStatus.ConnectionReset;
+        var ea = Assert.Throws<InetSocketException>(() => s.SendAsync(data).AsTask().GetAwaiter().GetResult());
+        Assert.Equal(SocketError.ConnectionReset, ea.SocketErrorCode);
+        Assert.Equal(0, stack.PendingOperations);
         var e = Assert.Throws<InetSocketException>(() => s.Send(data));
         Assert.Equal(SocketError.ConnectionReset, e.SocketErrorCode);
         Assert.Equal(0, stack.PendingOperations);
