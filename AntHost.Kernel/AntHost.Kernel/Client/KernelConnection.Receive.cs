@@ -41,6 +41,17 @@ public sealed unsafe partial class KernelConnection
     private int _waiterCount;
     private readonly Queue<Message> _inbox = new();
     private int _pollStart;
+    private int _kicks;
+
+    /// <summary>
+    /// Wakes whichever thread of this process sleeps on the doorbell as the receiver, with no
+    /// message for it: a call it waits for ended locally (its channel closed by this process).
+    /// </summary>
+    private void Kick()
+    {
+        Interlocked.Increment(ref _kicks);
+        _bell.Wake();
+    }
 
     public ReceiveCounters Counters { get; } = new();
 
@@ -54,10 +65,11 @@ public sealed unsafe partial class KernelConnection
     {
         public SpscRing Down;
         public KernelConnection Owner;
+        public int Kicks;
 
         public readonly bool HasWork()
         {
-            if (Down.HasData) return true;
+            if (Down.HasData || Volatile.Read(ref Owner._kicks) != Kicks) return true;
             foreach (var e in Volatile.Read(ref Owner._polled))
                 if (e.ReceiveRing.HasData) return true;
             return false;
@@ -182,7 +194,7 @@ public sealed unsafe partial class KernelConnection
 
     private bool WaitForInput(long deadline, CancellationToken ct)
     {
-        var probe = new Probe { Down = _downlink, Owner = this };
+        var probe = new Probe { Down = _downlink, Owner = this, Kicks = Volatile.Read(ref _kicks) };
         long left = deadline == long.MaxValue ? -1 : deadline - Stopwatch.GetTimestamp();
         if (left == 0 || (left < 0 && deadline != long.MaxValue)) return probe.HasWork();
         int ms = left < 0 ? -1 : (int)Math.Min(int.MaxValue, (left * 1000 + Stopwatch.Frequency - 1) / Stopwatch.Frequency);
@@ -367,7 +379,9 @@ public sealed unsafe partial class KernelConnection
                 any = true;
             }
         }
-        if (any && Volatile.Read(ref _waiterCount) > 0) lock (_waiters) Monitor.PulseAll(_waiters);
+        if (!any) return;
+        if (Volatile.Read(ref _waiterCount) > 0) lock (_waiters) Monitor.PulseAll(_waiters);
+        Kick();
     }
 
     private void HandleFromPeer(Endpoint ep, in RingMessage m)
@@ -488,9 +502,11 @@ public sealed unsafe partial class KernelConnection
         return new IcaLease(this, h, pages);
     }
 
+    /// <summary>Queues a message for Receive; a thread waiting there while another holds the receiver role is woken.</summary>
     private void Enqueue(in Message m)
     {
         lock (_inbox) _inbox.Enqueue(m);
+        if (Volatile.Read(ref _waiterCount) > 0) lock (_waiters) Monitor.PulseAll(_waiters);
     }
 
     /// <summary>Frees every ICA a received message carries.</summary>

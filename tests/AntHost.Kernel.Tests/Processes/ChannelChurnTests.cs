@@ -130,4 +130,18 @@ public class ChannelChurnTests
         }
         Assert.Equal(0, received);
     }
+
+    [RootFact]
+    public void Closing_a_channel_ends_a_call_another_thread_waits_for_on_it()
+    {
+        using var b = BrokerProcess.Start();
+        b.Actor("keeper").WaitLine("READY"); // takes requests, never answers
+        using var k = b.Connect("app");
+        var ep = k.Open("keeper");
+        var call = Task.Run(() => k.Call(ep, k.AllocateControl(), 1, default, Timeout.InfiniteTimeSpan));
+        Assert.False(call.Wait(TimeSpan.FromMilliseconds(600)), "the call ended before the channel closed");
+        k.Close(ep);
+        var e = Assert.ThrowsAny<AggregateException>(() => call.Wait(ChildProcess.Patience));
+        Assert.Equal(KernelError.PeerDied, Assert.IsType<KernelException>(e.InnerException).Error);
+    }
 }
