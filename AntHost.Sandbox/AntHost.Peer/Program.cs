@@ -21,14 +21,16 @@ if (options is null)
     return 2;
 }
 
-using var stop = new CancellationTokenSource();
-Console.CancelKeyPress += (_, e) => { e.Cancel = true; stop.Cancel(); };
-AppDomain.CurrentDomain.ProcessExit += (_, _) => stop.Cancel();
+// Not disposed: the stdin watcher may cancel it as the process ends, and it holds no timer.
+var stop = new CancellationTokenSource();
 
 var builder = WebApplication.CreateSlimBuilder();
 builder.Logging.ClearProviders();
 builder.WebHost.ConfigureKestrel(k => k.Listen(options.Address, options.HttpPort));
 var app = builder.Build();
+// The host's console lifetime takes SIGTERM and SIGINT for itself: it asks the application to
+// stop rather than letting the process exit, so the servers stop when it does.
+app.Lifetime.ApplicationStopping.Register(stop.Cancel);
 app.MapGet("/", () => "hello from the AntHost peer\n");
 app.MapGet("/health", () => "ok\n");
 app.MapGet("/bytes/{n:int}", (int n, HttpResponse response) =>

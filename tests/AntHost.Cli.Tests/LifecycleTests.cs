@@ -65,6 +65,9 @@ public sealed partial class LifecycleTests(ITestOutputHelper output)
         var down = t.Down();
         Assert.True(down.ExitCode == 0, down.ToString());
         Assert.Contains($"instance '{t.Name}' is down", down.StandardOutput, StringComparison.Ordinal);
+        // Every server, the peer's included, ends on SIGTERM within the grace time.
+        Assert.DoesNotContain("killed after", down.StandardOutput, StringComparison.Ordinal);
+        Assert.DoesNotContain("would not die", down.StandardOutput, StringComparison.Ordinal);
         t.AssertNothingLeft();
         // The servers stopped cleanly and said so in their logs, which down keeps.
         Assert.Contains("pages owned at stop: 0", File.ReadAllText(Path.Combine(t.LogDirectory, "inet.log")), StringComparison.Ordinal);
