@@ -97,14 +97,7 @@ public sealed class PingTests(ITestOutputHelper output)
         }
         // The broker reclaims a leaving process's pages (the test's own connection's cache among
         // them) as it notices the process go: wait for that, then every page must be free.
-        var deadline = DateTime.UtcNow + Patience;
-        var (free, total) = stack.PoolPages();
-        while (free != total && DateTime.UtcNow < deadline)
-        {
-            Thread.Sleep(20);
-            (free, total) = stack.PoolPages();
-        }
-        Assert.Equal(total, free);
+        stack.AssertEveryPageFree();
     }
 
     [PcapFact]

@@ -416,14 +416,7 @@ public sealed class SocketTests(ITestOutputHelper output)
         Assert.Equal(0, stack.Inet.Stop());
         stack.Inet.WaitFor("buffers outstanding at stop: 0");
         stack.Inet.WaitFor("pages owned at stop: 0");
-        var deadline = DateTime.UtcNow + StackProcess.Patience;
-        var (free, total) = stack.PoolPages();
-        while (free != total && DateTime.UtcNow < deadline)
-        {
-            Thread.Sleep(20);
-            (free, total) = stack.PoolPages();
-        }
-        Assert.Equal(total, free);
+        stack.AssertEveryPageFree();
     }
 
     [PcapFact]

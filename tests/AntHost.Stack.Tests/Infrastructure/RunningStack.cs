@@ -188,6 +188,22 @@ public sealed class RunningStack : IDisposable
         return (pool.Counter(BrokerCounter.FreePages), pool.DataPages);
     }
 
+    /// <summary>
+    /// Waits until the broker has reclaimed what leaving processes held (it does so as it
+    /// notices each go), then asserts that every data page of the pool is free.
+    /// </summary>
+    public void AssertEveryPageFree()
+    {
+        var deadline = DateTime.UtcNow + StackProcess.Patience;
+        var (free, total) = PoolPages();
+        while (free != total && DateTime.UtcNow < deadline)
+        {
+            Thread.Sleep(20);
+            (free, total) = PoolPages();
+        }
+        Assert.Equal(total, free);
+    }
+
     /// <summary>Disconnects the test's own kernel connection (so only the stack's processes own pages).</summary>
     public void DisconnectObserver()
     {
