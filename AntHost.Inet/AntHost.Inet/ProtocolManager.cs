@@ -102,7 +102,8 @@ public sealed class ProtocolManager
             _log.LogWarning("ifattach from {Process} refused: driver {Driver} is attached and alive", m.Source, _driverProcess);
             return InetStatus.AlreadyAttached;
         }
-        // A dead driver whose death notice has not come yet: its frames in flight went with it.
+        // A dead driver whose death notice has not come yet (its channel is closed, so the
+        // broker has already given back what was lent to it): settle its frames now.
         if (_driver is not null && _driver != m.Endpoint) DriverGone();
         var mac = new MacAddress(args.Mac);
         if (Interface is { } old && (old.Mac != mac || old.Config.Mtu != args.Mtu))
