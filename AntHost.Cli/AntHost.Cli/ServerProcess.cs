@@ -30,8 +30,10 @@ internal static partial class ServerProcess
         psi.Environment["DOTNET_TieredPGO"] = "0";
         using var p = Process.Start(psi) ?? throw new CliException($"could not start {name}: {string.Join(' ', command)}");
         int pid = p.Id;
-        // The start time is the pid's from its fork: the exec chain does not change it.
-        long ticks = StartTicks(pid) ?? throw new CliException($"{name} (pid {pid}) exited at once; see {log}");
+        // The start time is the pid's from its fork: the exec chain does not change it. A
+        // process already gone gets a start time no process has, so the wait for its ready
+        // line reports it as any early exit is reported, with its log's last lines.
+        long ticks = StartTicks(pid) ?? -1;
         return new ProcessRecord
         {
             Name = name,
