@@ -5,6 +5,7 @@ using AntHost.Client;
 using AntHost.Inet.Abi;
 using AntHost.Sandbox;
 using AntHost.Stack.Tests.Infrastructure;
+using static AntHost.Stack.Tests.Infrastructure.PeerSockets;
 using AntHost.TestSupport;
 using Xunit.Abstractions;
 
@@ -18,31 +19,6 @@ namespace AntHost.Stack.Tests;
 public sealed class ClientTests(ITestOutputHelper output)
 {
     private const string Peer = "198.18.0.1";
-    private static readonly TimeSpan PeerTimeout = TimeSpan.FromSeconds(60);
-
-    private static Socket PeerListener(RunningStack stack, int port)
-    {
-        var l = NamespaceThread.Run(stack.Sandbox.PeerNamespace, () => new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp));
-        l.Bind(new IPEndPoint(RunningStack.PeerIp, port));
-        l.Listen(512);
-        return l;
-    }
-
-    private static Socket AcceptWithin(Socket listener)
-    {
-        var t = listener.AcceptAsync();
-        Assert.True(t.Wait(PeerTimeout), "the peer kernel accepted no connection");
-        var s = t.Result;
-        s.ReceiveTimeout = s.SendTimeout = (int)PeerTimeout.TotalMilliseconds;
-        return s;
-    }
-
-    private static byte[] Pattern(int length, int seed)
-    {
-        var b = new byte[length];
-        new Random(seed).NextBytes(b);
-        return b;
-    }
 
     /// <summary>Sends <paramref name="data"/> from the app and receives it at the peer (and back), each side's SHA-256 compared.</summary>
     private void BothWays(RunningStack stack, int port, byte[] data, Action<long>? onPeerProgress = null, int writeSize = 64 * 1024)

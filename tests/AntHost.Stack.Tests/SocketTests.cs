@@ -5,6 +5,7 @@ using AntHost.Inet.Abi;
 using SocketFlags = AntHost.Inet.Abi.SocketFlags;
 using AntHost.Sandbox;
 using AntHost.Stack.Tests.Infrastructure;
+using static AntHost.Stack.Tests.Infrastructure.PeerSockets;
 using AntHost.TestSupport;
 using Xunit.Abstractions;
 
@@ -20,51 +21,6 @@ public sealed class SocketTests(ITestOutputHelper output)
 {
     private const string Peer = "198.18.0.1";
     private const string Host = "198.18.0.2";
-    private static readonly TimeSpan PeerTimeout = TimeSpan.FromSeconds(30);
-
-    private static Socket PeerTcp(RunningStack stack) => NamespaceThread.Run(stack.Sandbox.PeerNamespace, () =>
-    {
-        var s = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
-        s.ReceiveTimeout = s.SendTimeout = (int)PeerTimeout.TotalMilliseconds;
-        return s;
-    });
-
-    private static Socket PeerListener(RunningStack stack, int port)
-    {
-        var l = PeerTcp(stack);
-        l.Bind(new IPEndPoint(RunningStack.PeerIp, port));
-        l.Listen(128);
-        return l;
-    }
-
-    private static Socket AcceptWithin(Socket listener)
-    {
-        var t = listener.AcceptAsync();
-        Assert.True(t.Wait(PeerTimeout), "the peer kernel accepted no connection");
-        var s = t.Result;
-        s.ReceiveTimeout = s.SendTimeout = (int)PeerTimeout.TotalMilliseconds;
-        return s;
-    }
-
-    private static byte[] PeerReceiveExactly(Socket s, int count)
-    {
-        var b = new byte[count];
-        int got = 0;
-        while (got < count)
-        {
-            int n = s.Receive(b, got, count - got, System.Net.Sockets.SocketFlags.None);
-            Assert.True(n > 0, $"the peer's stream ended after {got} of {count} bytes");
-            got += n;
-        }
-        return b;
-    }
-
-    private static byte[] Pattern(int length, int seed)
-    {
-        var b = new byte[length];
-        new Random(seed).NextBytes(b);
-        return b;
-    }
 
     [PcapFact]
     public void An_app_connects_to_the_peer_kernel_sends_receives_and_closes()
