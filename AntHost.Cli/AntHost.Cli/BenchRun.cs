@@ -47,6 +47,8 @@ internal sealed record BenchOptions
     public int? Iterations { get; init; }
     public int LatencySpinUs { get; init; } = 50;
     public string? LogDirectory { get; init; }
+    /// <summary>CPUs the stacks' servers and this process (the app of both stacks) are confined to; null: no placement.</summary>
+    public string? Cpus { get; init; }
 }
 
 internal static class BenchRun
@@ -73,8 +75,10 @@ internal static class BenchRun
                 ? [new("latency", $"the running instance's inet and NIC driver spin {spin} us (its `up --spin-us`), the app's library too; the next request follows at once", spin, 0)]
                 : [tunings[1]];
         }
+        if (o.Cpus is not null) Instance.PinThisProcess(o.Cpus);
         var report = new NetBenchReport
         {
+            Placement = o.Cpus is null ? "none: the scheduler places every process" : $"the broker, inet server, NIC driver and the app (both stacks' client side) confined to CPU {o.Cpus}; the peer unconfined",
             Quick = o.Quick,
             Peer = o.Peer is null ? "the sandbox peer: the Linux kernel in its own namespace at 198.18.0.1, over a veth (offloads off, MTU 1500)" : $"the remote host {o.Peer}",
             Baseline = o.Peer is null ? $"the host namespace's own kernel TCP at {HostKernelAddress.Split('/')[0]} on the same veth as AntHost's NIC driver"
@@ -246,6 +250,7 @@ internal static class BenchRun
             SpinUs = tuning.SpinUs,
             HostKernelAddress = HostKernelAddress,
             LogDirectory = o.LogDirectory,
+            Cpus = o.Cpus,
         };
         step($"bringing up '{instance}' ({tuning.Name}: spin {tuning.SpinUs} us) on sandbox '{o.Prefix}'");
         var state = Instance.Up(up, step, ct);

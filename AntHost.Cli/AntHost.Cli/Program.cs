@@ -42,8 +42,9 @@ namespace AntHost.Cli
             var address = new Option<string?>("--address") { Description = "AntHost's IPv4 address on --adapter, A.B.C.D/N (one nobody else uses)" };
             var gateway = new Option<string?>("--gateway") { Description = "default gateway on --adapter's link" };
             var logDir = new Option<string?>("--log-dir") { Description = "where the servers' logs go (default /var/log/anthost/INSTANCE)" };
+            var cpus = CpusOption();
             var up = new Command("up", "start the broker, the inet server and a NIC driver (on the sandbox network unless --adapter)");
-            foreach (Option o in new Option[] { instance, transfer, spin, prefix, adapter, address, gateway, logDir }) up.Options.Add(o);
+            foreach (Option o in new Option[] { instance, transfer, spin, prefix, adapter, address, gateway, logDir, cpus }) up.Options.Add(o);
             up.SetAction(r => Guard(() =>
             {
                 var o = new UpOptions
@@ -56,6 +57,7 @@ namespace AntHost.Cli
                     Address = r.GetValue(address),
                     Gateway = r.GetValue(gateway),
                     LogDirectory = r.GetValue(logDir),
+                    Cpus = r.GetValue(cpus) is { } list ? Instance.CheckCpus(list) : null,
                 };
                 CheckNetwork(o);
                 return Commands.Up(o);
@@ -118,6 +120,11 @@ namespace AntHost.Cli
             Root.Subcommands.Add(demo);
         }
 
+        private static Option<string?> CpusOption() => new("--cpus")
+        {
+            Description = "confine the broker, inet server and NIC driver (and, in a benchmark, the app: both stacks' client side) to these CPUs, e.g. 0 (default: no placement)",
+        };
+
         /// <summary>One of the network benchmarks' commands, with the options they share.</summary>
         private static Command NetBench(string name, string description, bool rtt = false, bool send = false, bool throughput = false, bool ipc = false, bool idle = false)
         {
@@ -132,8 +139,9 @@ namespace AntHost.Cli
             var spin = new Option<int>("--spin-us") { Description = "spin budget of the latency tuning (inet, NIC driver, app), microseconds", DefaultValueFactory = _ => 50 };
             spin.Validators.Add(r => { if (r.GetValueOrDefault<int>() is < 1 or > 100_000) r.AddError("--spin-us takes 1..100000"); });
             var logDir = new Option<string?>("--log-dir") { Description = "where the servers' logs go (default /var/log/anthost/INSTANCE)" };
+            var cpus = CpusOption();
             var c = new Command(name, description);
-            foreach (Option o in new Option[] { quick, instance, prefix, peer, baselineNetns, output, iterations, spin, logDir }) c.Options.Add(o);
+            foreach (Option o in new Option[] { quick, instance, prefix, peer, baselineNetns, output, iterations, spin, logDir, cpus }) c.Options.Add(o);
             Option<string?>? docs = null;
             if (ipc)
             {
@@ -174,6 +182,7 @@ namespace AntHost.Cli
                     Iterations = r.GetValue(iterations),
                     LatencySpinUs = r.GetValue(spin),
                     LogDirectory = r.GetValue(logDir),
+                    Cpus = r.GetValue(cpus) is { } list ? Instance.CheckCpus(list) : null,
                 });
             }));
             return c;

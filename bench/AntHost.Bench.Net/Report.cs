@@ -50,6 +50,8 @@ public sealed class NetBenchReport
     public string Peer { get; init; } = "";
     /// <summary>Where the host kernel's baseline ran from.</summary>
     public string Baseline { get; init; } = "";
+    /// <summary>CPU placement of the processes (anthost up --cpus), or none.</summary>
+    public string Placement { get; init; } = "";
     public List<TuningInfo> Tunings { get; } = [];
     public List<RttPoint> Rtt { get; } = [];
     public List<CpuResult> Cpu { get; } = [];

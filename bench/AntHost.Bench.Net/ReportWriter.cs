@@ -23,6 +23,7 @@ public static class NetBenchReportWriter
         r.Quick,
         r.Peer,
         r.Baseline,
+        r.Placement,
         r.Tunings,
         r.Rtt,
         r.Cpu,
@@ -53,7 +54,7 @@ public static class NetBenchReportWriter
         var sb = new StringBuilder();
         sb.AppendLine(Ci, $"{h1} AntHost benchmarks ({r.StartedUtc:yyyy-MM-dd HH:mm} UTC, {r.Seconds:F0} s{(r.Quick ? ", quick run: few iterations" : "")})");
         sb.AppendLine();
-        sb.AppendLine(Ci, $"Machine: {r.Machine}. Far end: {r.Peer}. Host kernel baseline: {r.Baseline}. Load average {r.LoadAtStart} at the start, {r.LoadAtEnd} at the end (the machine is shared). Times in microseconds, median / p99.");
+        sb.AppendLine(Ci, $"Machine: {r.Machine}. Far end: {r.Peer}. Host kernel baseline: {r.Baseline}. CPU placement: {(r.Placement.Length > 0 ? r.Placement : "none")}. Load average {r.LoadAtStart} at the start, {r.LoadAtEnd} at the end (the machine is shared). Times in microseconds, median / p99.");
         sb.AppendLine();
         if (r.Notes.Count > 0)
         {
@@ -82,10 +83,10 @@ public static class NetBenchReportWriter
         {
             sb.AppendLine(Ci, $"{h2} CPU and sleep/wake cycles during the RTT runs (per thread, /proc/PID/task/TID: schedstat, voluntary context switches)");
             sb.AppendLine();
-            sb.AppendLine("| tuning | sizes | stack | round trips | wall s | CPU us per round trip | sleep/wake cycles per round trip | app GCs (pause ms) | per process: CPU s (% of one core), sleeps per round trip |");
+            sb.AppendLine("| tuning | sizes | stack | round trips | wall s | CPU us per round trip | sleep/wake cycles per round trip | app GCs (pause ms) | per process: CPU s (% of one core, sleeps per round trip) |");
             sb.AppendLine("|---|---|---|---:|---:|---:|---:|---:|---|");
             foreach (var c in r.Cpu)
-                sb.AppendLine(Ci, $"| {c.Tuning} | {c.Sizes} | {c.Stack} | {c.Rounds} | {c.WallSeconds:F1} | {c.MicrosecondsPerRound:F1} | {c.SleepsPerRound:F2} | {c.AppCollections} ({c.AppGcPauseMs:F1}) | {string.Join(", ", c.Processes.Select(p => string.Create(Ci, $"{p.Process} {p.Seconds:F2} ({p.CorePercent:F0}%), {c.SleepsPerRoundOf(p.Process):F2}")))} |");
+                sb.AppendLine(Ci, $"| {c.Tuning} | {c.Sizes} | {c.Stack} | {c.Rounds} | {c.WallSeconds:F1} | {c.MicrosecondsPerRound:F1} | {c.SleepsPerRound:F2} | {c.AppCollections} ({c.AppGcPauseMs:F1}) | {string.Join(", ", c.Processes.Select(p => string.Create(Ci, $"{p.Process} {p.Seconds:F2} ({p.CorePercent:F0}%, {c.SleepsPerRoundOf(p.Process):F2} sleeps)")))} |");
             sb.AppendLine();
             sb.AppendLine("A sleep/wake cycle is a voluntary context switch: the thread slept and something woke it. The host kernel's own protocol work in softirq context is charged to no process, so its CPU is a lower bound. Every thread of each process is counted (report.json lists them): the app's includes its JIT and GC threads.");
             sb.AppendLine();
