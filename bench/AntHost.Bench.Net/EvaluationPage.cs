@@ -12,7 +12,7 @@ public static class EvaluationPage
 {
     private static readonly CultureInfo Ci = CultureInfo.InvariantCulture;
 
-    // The AnT paper, 256 B (PERFORMANCE.md "Reference figures").
+    // The AnT paper, 256 B (docs/targets.md, "Reference figures").
     private const double PaperSendAnt = 23.58, PaperSendFreeBsd = 5.82, PaperRttAnt = 152.82, PaperRttFreeBsd = 122.27;
 
     /// <summary>Writes DOCS/evaluation.md, DOCS/eval/*.png and DOCS/eval/report.json; returns the files.</summary>
@@ -39,7 +39,7 @@ public static class EvaluationPage
         sb.AppendLine();
         sb.AppendLine("## Method");
         sb.AppendLine();
-        sb.AppendLine("- **Same wire, same peer, same run.** AntHost (broker, inet server and NIC driver as separate processes, the app linking the client library) and the host kernel's own TCP run against the same far end over the same veth in one run; every figure is reported beside its baseline and as a ratio (PERFORMANCE.md).");
+        sb.AppendLine("- **Same wire, same peer, same run.** AntHost (broker, inet server and NIC driver as separate processes, the app linking the client library) and the host kernel's own TCP run against the same far end over the same veth in one run; every figure is reported beside its baseline and as a ratio (docs/targets.md).");
         sb.AppendLine(Ci, $"- **The far end**: {r.Peer}.");
         sb.AppendLine(Ci, $"- **The baseline**: {r.Baseline}. The host namespace's kernel gets its own address on AntHost's veth; AntHost's address stays the NIC driver's alone: the kernel answers ARP only for addresses it holds on that interface (arp_ignore=1), and a frame for the driver's MAC is \"other host\" to it even while the driver holds the veth promiscuous (both checked by the sandbox's tests). No third namespace is needed, so the baseline's frames cross exactly the veth AntHost's do.");
         sb.AppendLine(Ci, $"- **CPU placement**: {(r.Placement.Length > 0 ? r.Placement : "none")}.");

@@ -1,6 +1,6 @@
 // What one evaluation run measured, as it is written to JSON, Markdown, the charts and
 // docs/evaluation.md. Every number in those comes from an instance of this record; the
-// targets (PERFORMANCE.md P1-P4) are judged from it by Targets.Judge.
+// targets (docs/targets.md P1-P5) are judged from it by Targets.Judge.
 using System.Globalization;
 using AntHost.Bench.Ipc;
 
@@ -65,7 +65,7 @@ public sealed class NetBenchReport
     public List<string> Notes { get; } = [];
 }
 
-/// <summary>One of PERFORMANCE.md's targets judged from a run.</summary>
+/// <summary>One of the targets of docs/targets.md judged from a run.</summary>
 public sealed record TargetVerdict(string Id, string Figure, string Target, string Baseline, string Measured, string Ratio, string Verdict, string Why);
 
 public static class Targets

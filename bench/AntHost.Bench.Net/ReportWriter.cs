@@ -119,7 +119,7 @@ public static class NetBenchReportWriter
             sb.AppendLine();
             sb.AppendLine(IpcBenchReportWriter.ToMarkdown(r.Ipc).Replace("# IPC benchmark", h2 + "# IPC benchmark", StringComparison.Ordinal));
         }
-        sb.AppendLine(Ci, $"{h2} Targets (PERFORMANCE.md)");
+        sb.AppendLine(Ci, $"{h2} Targets (docs/targets.md)");
         sb.AppendLine();
         sb.AppendLine("| id | figure | target | baseline (same run) | measured | ratio | verdict | why |");
         sb.AppendLine("|---|---|---|---|---|---|---|---|");
