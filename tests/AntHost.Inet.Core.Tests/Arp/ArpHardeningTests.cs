@@ -222,6 +222,24 @@ public class ArpHardeningTests
     }
 
     [Fact]
+    public void An_address_being_resolved_takes_its_hosts_own_announcement_unconfirmed()
+    {
+        // Gratuitous ARP off: still, for an address we are asking about, the host's own
+        // announcement is as good as the first answer (which anyone could send), so the
+        // waiting datagram goes, and the next use checks the MAC.
+        var s = new StackFixture();
+        using var sock = s.Iface.Udp.Open();
+        sock.SendTo("x"u8, Net.PeerIp, 7, s.Now);
+        s.Drain();
+        s.Receive(ArpFrame(MacAddress.Broadcast, Net.PeerMac, 1, Net.PeerMac, Net.PeerIp, MacAddress.Zero, Net.PeerIp));
+        Assert.Equal(Net.PeerMac, MacAddress.Read(Assert.Single(s.Drain())));
+        Assert.Equal((Net.PeerMac, NeighborState.Stale), Peer(s));
+        Assert.Equal(Net.PeerMac, DatagramGoesTo(s, sock, out var others));
+        Assert.Equal(ProbeFromUs(Net.PeerMac, Net.PeerIp), Assert.Single(others));
+        Assert.Equal(0, s.Counters[Counter.ArpRefusedGratuitous]);
+    }
+
+    [Fact]
     public void Packets_waiting_for_resolution_are_bounded_altogether()
     {
         var s = new StackFixture(c => c with { Arp = c.Arp with { PendingPerAddress = 4, PendingTotal = 6 } });
