@@ -13,6 +13,8 @@ public static class NetBenchReportWriter
 {
     private static readonly CultureInfo Ci = CultureInfo.InvariantCulture;
 
+    private static string Opt(double? v, string format) => v is { } x ? x.ToString(format, Ci) : "-";
+
     public static string ToJson(NetBenchReport r) => JsonSerializer.Serialize(new
     {
         r.Machine,
@@ -29,7 +31,7 @@ public static class NetBenchReportWriter
         r.Cpu,
         r.Send,
         r.StampCostNs,
-        Throughput = r.Throughput.Select(t => new { t.Stack, t.Direction, t.Bytes, t.Seconds, t.Gbps }),
+        Throughput = r.Throughput.Select(t => new { t.Stack, t.Direction, t.Bytes, t.Seconds, t.Gbps, t.CpuMsPerMb, t.SleepsPerMb, t.MessagesPerMb }),
         Injection = r.Injection is null ? null : new { r.Injection.FrameBytes, r.Injection.FramesPerSecond, r.Injection.Seconds, r.Injection.Gbps },
         r.Ipc,
         r.Idle,
@@ -96,10 +98,13 @@ public static class NetBenchReportWriter
         {
             sb.AppendLine(Ci, $"{h2} Bulk TCP throughput, one connection");
             sb.AppendLine();
-            sb.AppendLine("| stack | direction | bytes | seconds | Gbit/s |");
-            sb.AppendLine("|---|---|---:|---:|---:|");
-            foreach (var t in r.Throughput) sb.AppendLine(Ci, $"| {t.Stack} | {t.Direction} | {t.Bytes:N0} | {t.Seconds:F2} | {t.Gbps:F2} |");
-            if (r.Injection is { } inj) sb.AppendLine(Ci, $"| libpcap injection (raw frames, one thread) | out | {inj.FrameBytes} B frames | {inj.Seconds:F1} | {inj.Gbps:F2} ({inj.FramesPerSecond:N0} frames/s) |");
+            sb.AppendLine("| stack | direction | bytes | seconds | Gbit/s | CPU ms per MB | sleep/wake cycles per MB | IPC messages per MB |");
+            sb.AppendLine("|---|---|---:|---:|---:|---:|---:|---:|");
+            foreach (var t in r.Throughput)
+                sb.AppendLine(Ci, $"| {t.Stack} | {t.Direction} | {t.Bytes:N0} | {t.Seconds:F2} | {t.Gbps:F2} | {Opt(t.CpuMsPerMb, "F1")} | {Opt(t.SleepsPerMb, "F0")} | {Opt(t.MessagesPerMb, "F0")} |");
+            if (r.Injection is { } inj) sb.AppendLine(Ci, $"| libpcap injection (raw frames, one thread) | out | {inj.FrameBytes} B frames | {inj.Seconds:F1} | {inj.Gbps:F2} ({inj.FramesPerSecond:N0} frames/s) | | | |");
+            sb.AppendLine();
+            sb.AppendLine("CPU and sleep/wake cycles of our side only: the app (and for AntHost the broker, inet server and NIC driver), not the peer. IPC messages per MB: each app call and its answer, each ethinput, each transmit request and its completion, from the inet server's counters.");
             sb.AppendLine();
         }
         if (r.Idle.Count > 0)

@@ -32,7 +32,7 @@ public sealed class ReportWriterTests
         r.Cpu.Add(new CpuResult("latency", "host kernel", 1000, 1, [new CpuUse("app", 0.1, 10) { Sleeps = 1000 }]) { Sizes = "256 B-1 KiB" });
         r.Idle.Add(new IdleResult("latency", 20, [new CpuUse("broker", 0, 0), new CpuUse("inet", 0.004, 0.02) { Sleeps = 200, Threads = [new ThreadUse("inet request ma", 0.004, 200, 0)] }]));
         r.Throughput.Add(new ThroughputResult("host kernel", "out (to the peer)", 1_000_000_000, 2));
-        r.Throughput.Add(new ThroughputResult("AntHost", "out (to the peer)", 750_000_000, 2));
+        r.Throughput.Add(new ThroughputResult("AntHost", "out (to the peer)", 750_000_000, 2) { MessagesPerMb = 40 });
         r.Throughput.Add(new ThroughputResult("AntHost", "in (from the peer)", 250_000_000, 2));
         r.Injection = new InjectionResult(1514, 300_000, 2);
         r.StampCostNs = 31;
@@ -73,8 +73,10 @@ public sealed class ReportWriterTests
         var frugal = v.Values.Single(x => x.Id == "P3" && x.Figure.Contains("frugal", StringComparison.Ordinal));
         Assert.Equal("met", frugal.Verdict);                                 // 1.2x, limit 1.3x
         var p4 = v.Values.Single(x => x.Id == "P4");
-        Assert.Equal("not met", p4.Verdict);                                 // in: 1 Gbit/s
+        Assert.Equal("not met", p4.Verdict);                                 // out 0.75x, in: 1 Gbit/s against no kernel figure
         Assert.Contains("in (from the peer): 1.00 Gbit/s, 28% of what injection reached", p4.Why, StringComparison.Ordinal);
+        Assert.Contains("out (to the peer): 3.00 Gbit/s, 83% of what injection reached", p4.Why, StringComparison.Ordinal); // 0.75x the kernel's 4
+        Assert.Contains("out (to the peer): 40 IPC messages per MB", p4.Why, StringComparison.Ordinal);
         Assert.Equal("not measured", v.Values.Single(x => x.Id == "P1").Verdict); // no IPC run in this report
     }
 
