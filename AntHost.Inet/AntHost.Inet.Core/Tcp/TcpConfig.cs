@@ -88,6 +88,30 @@ public sealed record TcpConfig
     /// <summary>RFC 2018 SACK offered and accepted.</summary>
     public bool Sack { get; init; } = true;
 
+    /// <summary>
+    /// How a connection with SACK detects loss: RACK-TLP (RFC 8985, as Linux since 4.18) or
+    /// RFC 6675's DupThresh counting. Without SACK, RFC 5681/6582 apply either way.
+    /// </summary>
+    public Recovery.LossDetection LossDetection { get; init; } = Recovery.LossDetection.Rack;
+
+    /// <summary>RFC 8985 7: the tail loss probe, with RACK.</summary>
+    public bool TailLossProbe { get; init; } = true;
+
+    /// <summary>RFC 6937 Proportional Rate Reduction during SACK-based recovery (off: cwnd drops to ssthresh at once).</summary>
+    public bool ProportionalRateReduction { get; init; } = true;
+
+    /// <summary>
+    /// Spurious retransmissions detected and their window reduction undone: by timestamps
+    /// (RFC 3522), by D-SACK (RFC 2883/3708), and after a timeout without timestamps by F-RTO (RFC 5682).
+    /// </summary>
+    public bool SpuriousRetransmissionUndo { get; init; } = true;
+
+    /// <summary>
+    /// RFC 5961 7 ACK throttling per connection: a bare ACK that is out of window (or fails
+    /// PAWS) is answered at most once per this interval (Linux tcp_invalid_ratelimit = 500 ms).
+    /// </summary>
+    public TimeSpan OutOfWindowAckInterval { get; init; } = TimeSpan.FromMilliseconds(500);
+
     /// <summary>RFC 5961 challenge ACKs per second, for the whole layer (Linux tcp_challenge_ack_limit = 1000).</summary>
     public int ChallengeAckLimitPerSecond { get; init; } = 1000;
 
