@@ -493,9 +493,13 @@ internal sealed partial class TcpConnection
                 // RTTM (RFC 7323 4.1) when timestamps are on, else Karn-filtered timing (RFC 6298 3).
                 if (_tsEnabled && seg.Options.HasTimestamps && seg.Options.TsEcr != 0)
                 {
-                    if (TimestampClock.RttFromEcho(seg.Options.TsEcr, now, _tsOffset) is { } rtt) _rto.AddSample(rtt);
+                    if (TimestampClock.RttFromEcho(seg.Options.TsEcr, now, _tsOffset) is { } rtt)
+                    {
+                        _rto.AddSample(rtt);
+                        rec.OnRttSample(rtt);
+                    }
                 }
-                else _rto.OnAck(a, now);
+                else if (_rto.OnAck(a, now)) rec.OnRttSample(_rto.LastSample);
                 _rto.ResetBackoff();
                 _timeouts = 0;
 
@@ -725,17 +729,18 @@ internal sealed partial class TcpConnection
     /// <summary>
     /// The ACK RFC 9293 3.10.7.4 asks for in reply to an unacceptable segment, throttled as
     /// RFC 5961 7 advises ("an implementation SHOULD include an ACK throttling mechanism"): a
-    /// bare segment (no data, no SYN) is answered at most once per
+    /// bare segment (no data, SYN or FIN) is answered at most once per
     /// <see cref="TcpConfig.OutOfWindowAckInterval"/> per connection, which breaks ACK loops
     /// between two ends that disagree about the window (as Linux's tcp_oow_rate_limited).
-    /// A segment with data is always answered: its sender is retransmitting and needs the ACK.
+    /// A segment that occupies sequence space is always answered: its sender is retransmitting
+    /// and needs the ACK.
     /// </summary>
     private void SendOutOfWindowAck(in Segment seg, Instant now)
     {
-        if (seg.PayloadLength == 0 && !seg.Syn)
+        if (seg.Length == 0)
         {
             long interval = Us(_cfg.OutOfWindowAckInterval);
-            if (interval > 0 && now.Microseconds - _lastOowAckUs < interval)
+            if (interval > 0 && _lastOowAckUs != long.MinValue && now.Microseconds - _lastOowAckUs < interval)
             {
                 Counters.OutOfWindowAcksSuppressed++;
                 return;

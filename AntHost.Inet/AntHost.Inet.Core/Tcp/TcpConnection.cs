@@ -536,6 +536,7 @@ internal sealed partial class TcpConnection
         _recovery = new LossRecovery(cc, _sackEnabled, _iss, detection: _cfg.LossDetection,
             proportionalRateReduction: _cfg.ProportionalRateReduction, spuriousDetection: _cfg.SpuriousRetransmissionUndo, timestamps: _tsEnabled);
         if (synTimedOut) _rto.OnHandshakeCompletedAfterTimeout();
+        if (_rto.HasSample) _recovery.OnRttSample(_rto.LastSample);
     }
 
     // ------------------------------------------------------------ closing

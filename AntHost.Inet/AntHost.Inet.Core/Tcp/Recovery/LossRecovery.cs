@@ -445,7 +445,13 @@ public sealed partial class LossRecovery
         _recoverFs = Math.Max(1, sndMax - sndUna);
         _prrSndcnt = 0;
         _prrFirst = true;
+        _rackFirstPending = _rack is not null;
     }
+
+    private bool _rackFirstPending;
+
+    /// <summary>An RTT sample the engine took (handshake, timestamps, timed segment): RACK's min_RTT takes it too.</summary>
+    public void OnRttSample(TimeSpan rtt) => _rack?.OnRttSample(rtt.Ticks / TimeSpan.TicksPerMicrosecond);
 
     private bool _prrFirst;
 
@@ -515,6 +521,8 @@ public sealed partial class LossRecovery
             // (in recovery) or cwnd - pipe (outside it) allows.
             long pipe = PipeNow();
             long room = _inRecovery && _prr ? _prrSndcnt : _cc.Cwnd - pipe;
+            // Without PRR, as RFC 6675 (4.3): the first retransmission goes whatever pipe says.
+            if (_rackFirstPending && _inRecovery && room < _smss) room = _smss;
             if (room <= 0) return SegmentToSend.None;
             int lost = _rack.Log.FirstLost();
             if (lost >= 0)
@@ -526,7 +534,8 @@ public sealed partial class LossRecovery
                 return new SegmentToSend(SegmentKind.Lost, rec.Start, len);
             }
             if (!newDataAllowed) return SegmentToSend.None;
-            if (!_inRecovery && _dupAcks > 0) room += (long)Math.Min(_dupAcks, 2) * _smss;
+            // PRR's quota in whole segments, as Linux counts it: a partial segment's worth lets one go.
+            if (_inRecovery && _prr && room < _smss) room = _smss;
             return new SegmentToSend(SegmentKind.Next, sndNxt, (int)Math.Min(room, int.MaxValue));
         }
         if (_inRecovery && _sack)
@@ -536,7 +545,7 @@ public sealed partial class LossRecovery
             long room = _prr ? _prrSndcnt : _cc.Cwnd - pipe;
             if (_prr ? room <= 0 : room < _smss) return SegmentToSend.None;
             var seg = _scoreboard.NextSeg(sndUna, sndMax, _smss, newDataAllowed && sndNxt == sndMax, _recoverEnd, inRecovery: true);
-            if (seg.Kind == SegmentKind.Next) return seg with { Seq = sndNxt, Length = (int)Math.Min(room, int.MaxValue) };
+            if (seg.Kind == SegmentKind.Next) return seg with { Seq = sndNxt, Length = (int)Math.Min(Math.Max(room, _smss), int.MaxValue) };
             return seg;
         }
         if (!newDataAllowed) return SegmentToSend.None;
@@ -559,6 +568,7 @@ public sealed partial class LossRecovery
     {
         if (length <= 0) return;
         _rack?.OnSent(seq, seq + length, now.Microseconds);
+        if (retransmission) _rackFirstPending = false;
         if (_inRecovery && _prr)
         {
             // RFC 6937: "On any data transmission or retransmission: prr_out += (data sent)".
@@ -701,11 +711,9 @@ public sealed partial class LossRecovery
             // The first transmissions arrived: no RTO recovery, nothing to resend from SND.UNA.
             _timeoutSeries = false;
         }
-        if (_inRecovery && reason != UndoReason.Dsack)
-        {
-            _inRecovery = false;
-            _inflation = 0;
-        }
+        // The recovery ends with the reduction (its exit would cut cwnd to FlightSize again).
+        _inRecovery = false;
+        _inflation = 0;
         return AckActions.Undo;
     }
 

@@ -88,6 +88,12 @@ public sealed class Rack
         _tlpValid = false;
     }
 
+    /// <summary>An RTT sample taken another way (the handshake, timestamps): min_RTT includes it, as Linux's tcp_min_rtt does.</summary>
+    public void OnRttSample(long rttUs)
+    {
+        if (rttUs >= 0 && rttUs < _minRttUs) _minRttUs = rttUs;
+    }
+
     /// <summary>RFC 8985 6.1: a segment was (re)transmitted.</summary>
     public void OnSent(SeqNumber start, SeqNumber end, long nowUs) => _log.OnSent(start, end, nowUs);
 
