@@ -131,7 +131,8 @@ public sealed partial class LossRecovery
     private readonly SeqNumber[] _blockLeft = new SeqNumber[MaxBlocks];
     private readonly SeqNumber[] _blockRight = new SeqNumber[MaxBlocks];
     private int _blocksThisAck;
-    private long _lastSackedBytes;
+    private long _sackedBeforeBlocks;   // the scoreboard's SACKed bytes before this ACK's blocks
+    private long _sackedBeforeAck;      // SACKed bytes before this ACK (for PRR's DeliveredData)
 
     // RFC 6937: prr_delivered, prr_out, RecoverFS, and sndcnt left from the last ACK.
     private long _prrDelivered;
@@ -232,6 +233,7 @@ public sealed partial class LossRecovery
     public void AddSackBlock(SeqNumber left, SeqNumber right, SeqNumber sndUna, SeqNumber sndMax)
     {
         if (!_sack) return;
+        if (_blocksThisAck == 0) _sackedBeforeBlocks = _scoreboard.SackedBytes;
         if (_blocksThisAck < MaxBlocks)
         {
             _blockLeft[_blocksThisAck] = left;
@@ -257,6 +259,7 @@ public sealed partial class LossRecovery
         SeqNumber ack = a.Ack, sndUna = a.SndUna, sndMax = a.SndMax;
         Instant now = a.Now;
         bool newSack = _scoreboard.TakeNewInfo();
+        _sackedBeforeAck = _rack is not null ? _rack.Log.SackedBytes : _blocksThisAck > 0 ? _sackedBeforeBlocks : _scoreboard.SackedBytes;
         int blocks = Math.Min(_blocksThisAck, MaxBlocks);
         _blocksThisAck = 0;
         int acked = ack - sndUna;
@@ -396,7 +399,6 @@ public sealed partial class LossRecovery
         if (_rack is null)
         {
             if (_inRecovery) UpdatePrr(acked);
-            else _lastSackedBytes = _scoreboard.SackedBytes;
             return AckActions.None;
         }
         SeqNumber una = acked > 0 ? a.Ack : a.SndUna;
@@ -420,7 +422,6 @@ public sealed partial class LossRecovery
             entered = true;
         }
         if (_inRecovery) UpdatePrr(acked);
-        else _lastSackedBytes = rack.Log.SackedBytes;
         return entered;
     }
 
@@ -430,6 +431,7 @@ public sealed partial class LossRecovery
     {
         _reorderAtUs = Never;
         if (_rack is null) return false;
+        _sackedBeforeAck = _rack.Log.SackedBytes;
         return DetectRackLoss(sndUna, sndMax, srtt, now, 0);
     }
 
@@ -458,15 +460,11 @@ public sealed partial class LossRecovery
     /// <summary>RFC 6937 section 3, on every ACK during recovery (PRR-SSRB).</summary>
     private void UpdatePrr(int acked)
     {
+        if (!_prr || !_inRecovery) return;
         long sacked = _rack?.Log.SackedBytes ?? _scoreboard.SackedBytes;
-        if (!_prr || !_inRecovery)
-        {
-            _lastSackedBytes = sacked;
-            return;
-        }
         // "DeliveredData = change_in(snd.una) + change_in(SACKd)".
-        long delivered = Math.Max(0, Math.Max(0, acked) + sacked - _lastSackedBytes);
-        _lastSackedBytes = sacked;
+        long delivered = Math.Max(0, Math.Max(0, acked) + sacked - _sackedBeforeAck);
+        _sackedBeforeAck = sacked;
         _prrDelivered += delivered;
         long pipe = PipeNow();
         long ssthresh = _cc.Ssthresh;
@@ -647,7 +645,6 @@ public sealed partial class LossRecovery
         _scoreboard.Clear();
         _rack?.OnRetransmitTimeout();
         _reorderAtUs = Never;
-        _lastSackedBytes = 0;
     }
 
     /// <summary>RFC 5682 2.1 steps 2 and 3, for an ACK after a timeout (no timestamps).</summary>

@@ -15,7 +15,8 @@ namespace AntHost.Inet.Core.Tcp.Recovery;
 /// transmission order. First transmissions are sent in sequence order, so the walk in
 /// sequence order may stop at the first never-retransmitted record sent after RACK.xmit_ts:
 /// every record above it was sent later still (its first transmission came later, and a
-/// retransmission later than that).</para>
+/// retransmission later than that). Ties of time are broken by the order of transmission
+/// (<see cref="SentAfter"/>).</para>
 /// <para>Times are microseconds of <c>Instant</c>. min_RTT is the lowest RTT seen on the
 /// connection (RFC 8985 leaves the filter to the implementation; Linux uses a windowed
 /// minimum).</para>
@@ -35,6 +36,7 @@ public sealed class Rack
     // RFC 8985 5.2: RACK.xmit_ts, RACK.end_seq, RACK.rtt, RACK.min_RTT, RACK.fack, RACK.reordering_seen, ...
     private bool _hasRack;
     private long _xmitUs;
+    private long _xmitOrder;
     private SeqNumber _endSeq;
     private long _rttUs;
     private long _minRttUs = Never;
@@ -55,6 +57,7 @@ public sealed class Rack
     // The ACK in progress: the most recently sent segment it delivered.
     private bool _ackBest;
     private long _ackBestXmitUs;
+    private long _ackBestOrder;
     private SeqNumber _ackBestEnd;
     private long _ackBestRttUs;
 
@@ -163,10 +166,11 @@ public sealed class Rack
         {
             _minRttUs = rtt;
         }
-        if (!_ackBest || SentAfter(rec.XmitUs, rec.End, _ackBestXmitUs, _ackBestEnd))
+        if (!_ackBest || SentAfter(rec.XmitUs, rec.Order, _ackBestXmitUs, _ackBestOrder))
         {
             _ackBest = true;
             _ackBestXmitUs = rec.XmitUs;
+            _ackBestOrder = rec.Order;
             _ackBestEnd = rec.End;
             _ackBestRttUs = rtt;
         }
@@ -182,10 +186,11 @@ public sealed class Rack
         if (_ackBest)
         {
             _rttUs = _ackBestRttUs;
-            if (!_hasRack || SentAfter(_ackBestXmitUs, _ackBestEnd, _xmitUs, _endSeq))
+            if (!_hasRack || SentAfter(_ackBestXmitUs, _ackBestOrder, _xmitUs, _xmitOrder))
             {
                 _hasRack = true;
                 _xmitUs = _ackBestXmitUs;
+                _xmitOrder = _ackBestOrder;
                 _endSeq = _ackBestEnd;
             }
         }
@@ -239,9 +244,9 @@ public sealed class Rack
         for (int i = 0; i < _log.Count; i++)
         {
             ref var rec = ref _log[i];
-            if (!rec.Is(TransmitFlags.Retransmitted) && rec.XmitUs > _xmitUs) break; // everything above was sent later
-            if (rec.Is(TransmitFlags.Sacked | TransmitFlags.Lost)) continue;
-            if (!SentAfter(_xmitUs, _endSeq, rec.XmitUs, rec.End)) continue;
+            bool before = SentAfter(_xmitUs, _xmitOrder, rec.XmitUs, rec.Order);
+            if (!before && !rec.Is(TransmitFlags.Retransmitted)) break; // everything above was sent later
+            if (!before || rec.Is(TransmitFlags.Sacked | TransmitFlags.Lost)) continue;
             long remaining = rec.XmitUs + _rttUs + reoWnd - nowUs;
             if (remaining <= 0)
             {
@@ -271,6 +276,10 @@ public sealed class Rack
         return false;
     }
 
-    /// <summary>RFC 8985 5.2, RACK_sent_after(t1, seq1, t2, seq2): t1 &gt; t2, or the same time and seq1 &gt; seq2.</summary>
-    public static bool SentAfter(long t1, SeqNumber seq1, long t2, SeqNumber seq2) => t1 > t2 || (t1 == t2 && seq1.IsAfter(seq2));
+    /// <summary>
+    /// RFC 8985 5.2, RACK_sent_after(t1, seq1, t2, seq2): "t1 &gt; t2 or (t1 == t2 and seq1 &gt; seq2)".
+    /// The tie is broken by the order of transmission, which the RFC's end_seq stands in for: a
+    /// retransmission sent at the same instant as, but after, a higher segment is the later one.
+    /// </summary>
+    public static bool SentAfter(long t1, long order1, long t2, long order2) => t1 > t2 || (t1 == t2 && order1 > order2);
 }

@@ -20,6 +20,8 @@ public struct TransmitRecord
     public SeqNumber End;
     /// <summary>Microseconds (Instant) of the latest transmission: RFC 8985 Segment.xmit_ts.</summary>
     public long XmitUs;
+    /// <summary>The transmission's place in the order of all transmissions (ties of <see cref="XmitUs"/> are common: a burst leaves at one instant).</summary>
+    public long Order;
     public TransmitFlags Flags;
 
     public readonly int Length => End - Start;
@@ -47,6 +49,7 @@ public sealed class TransmitLog
     private int _count;
     private long _sackedBytes;
     private long _lostBytes;
+    private long _order;
 
     public TransmitLog(int capacity = 64)
     {
@@ -111,6 +114,7 @@ public sealed class TransmitLog
                 if (rec.Is(TransmitFlags.Sacked)) _sackedBytes -= rec.Length;
                 rec.Flags = TransmitFlags.Retransmitted;
                 rec.XmitUs = nowUs;
+                rec.Order = ++_order;
             }
         }
         if (end.IsAfter(top)) Append(top, end, nowUs);
@@ -232,6 +236,7 @@ public sealed class TransmitLog
         rec.Start = start;
         rec.End = end;
         rec.XmitUs = nowUs;
+        rec.Order = ++_order;
         rec.Flags = TransmitFlags.None;
     }
 
