@@ -528,12 +528,9 @@ internal sealed partial class TcpConnection
                     case UndoReason.Dsack: Counters.UndosDsack++; break;
                     case UndoReason.Frto: Counters.UndosFrto++; break;
                 }
-                if (_sndNxt.IsBefore(_sndMax))
-                {
-                    // A spurious timeout: the first transmissions arrived, so go-back-N stops.
-                    Counters.SpuriousTimeouts++;
-                    _sndNxt = _sndMax;
-                }
+                if (rec.LastUndoWasTimeout) Counters.SpuriousTimeouts++;
+                // After a spurious timeout the first transmissions arrived: go-back-N stops.
+                if (_sndNxt.IsBefore(_sndMax)) _sndNxt = _sndMax;
             }
             if ((actions & AckActions.FrtoSendNew) != 0) _sndNxt = _sndMax;   // RFC 5682 2.1 step 2b
             if ((actions & AckActions.FrtoRevert) != 0) _sndNxt = _sndUna;    // step 3a: go-back-N after all

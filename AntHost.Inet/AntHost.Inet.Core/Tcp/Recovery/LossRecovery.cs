@@ -220,6 +220,9 @@ public sealed partial class LossRecovery
     /// <summary>How the last undo found its reduction spurious.</summary>
     public UndoReason LastUndo => _lastUndo;
 
+    /// <summary>True when the last undo was of a retransmission timeout (a spurious timeout).</summary>
+    public bool LastUndoWasTimeout => _undoAfterTimeout;
+
     /// <summary>The F-RTO state (0: off; 1: waiting for the first ACK after a timeout; 2: new data sent, waiting for the second).</summary>
     public int FrtoState => _frto;
 
