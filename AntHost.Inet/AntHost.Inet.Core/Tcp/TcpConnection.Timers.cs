@@ -106,6 +106,7 @@ internal sealed partial class TcpConnection
                     return;
                 }
                 _timeouts++;
+                Counters.RetransmissionTimeouts++;
                 _probeAt = _reorderAt = Never;
                 // RFC 6298 5.5: "back off the timer"; RFC 5681 3.1: ssthresh and the loss window
                 // (first expiry only); RFC 6675 5.1 / RFC 2018 8: the scoreboard is cleared.

@@ -159,6 +159,8 @@ public sealed class TcpCounters
     public long SegmentsOut;
     public long BytesIn;
     public long BytesOut;
+    /// <summary>Expiries of the retransmission timer with data outstanding (each a window collapse unless undone).</summary>
+    public long RetransmissionTimeouts;
     /// <summary>Retransmissions after a retransmission timeout (RFC 6298), go-back-N included.</summary>
     public long RetransmitsTimeout;
     /// <summary>Retransmissions by DupThresh without SACK: fast retransmit and NewReno partial ACKs (RFC 5681, 6582).</summary>
