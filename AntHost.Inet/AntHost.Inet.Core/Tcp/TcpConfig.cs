@@ -151,5 +151,7 @@ public sealed record TcpConfig
         Check(MaximumSockets >= 1, "MaximumSockets must be at least 1");
         Check(InitialWindowSegments >= 1, "InitialWindowSegments must be at least 1");
         Check(MaximumOutOfOrderSegments >= 0, "MaximumOutOfOrderSegments must not be negative");
+        Check(OutOfWindowAckInterval >= TimeSpan.Zero, "OutOfWindowAckInterval must not be negative (0 turns the throttle off)");
+        Check(Enum.IsDefined(LossDetection), "LossDetection must be Rack or Rfc6675");
     }
 }
