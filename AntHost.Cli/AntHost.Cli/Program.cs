@@ -97,6 +97,7 @@ namespace AntHost.Cli
             foreach (Option o in new Option[] { from, reportOut, reportDocs }) report.Options.Add(o);
             report.SetAction(r => Guard(() => Commands.BenchReport(r.GetValue(from)!, r.GetValue(reportOut), r.GetValue(reportDocs))));
             bench.Subcommands.Add(report);
+            bench.Subcommands.Add(LossBenchRun.Create());
             bench.Subcommands.Add(NetBench("all", "every benchmark (ipc, rtt, send, throughput) in one report; --docs writes docs/evaluation.md", rtt: true, send: true, throughput: true, ipc: true));
             Root.Subcommands.Add(bench);
 
