@@ -134,11 +134,18 @@ public sealed partial class LossRecovery
     private long _sackedBeforeBlocks;   // the scoreboard's SACKed bytes before this ACK's blocks
     private long _sackedBeforeAck;      // SACKed bytes before this ACK (for PRR's DeliveredData)
 
-    // RFC 6937: prr_delivered, prr_out, RecoverFS, and sndcnt left from the last ACK.
+    // RFC 6937: prr_delivered, prr_out, RecoverFS, and sndcnt left from the last ACK; the
+    // first ACK of a recovery always lets the fast retransmit go.
     private long _prrDelivered;
     private long _prrOut;
     private long _recoverFs;
     private long _prrSndcnt;
+    private bool _prrFirst;
+    private bool _rackFirstPending;
+
+    // SND.UNA and SND.MAX as of the latest ACK or NextSegment call: what pipe is computed over.
+    private SeqNumber _pipeUna;
+    private SeqNumber _pipeMax;
 
     // RACK's reordering timer.
     private long _reorderAtUs = Never;
@@ -278,7 +285,7 @@ public sealed partial class LossRecovery
             // RFC 3708 / Linux's undo_retrans: every retransmission of the episode reported as a
             // duplicate means none was needed.
             _undoRetransBytes -= _blockRight[0] - _blockLeft[0];
-            if (_undoRetransBytes <= 0) actions |= Undo(UndoReason.Dsack, sndMax);
+            if (_undoRetransBytes <= 0) actions |= Undo(UndoReason.Dsack);
         }
 
         if (_rack is not null)
@@ -308,7 +315,7 @@ public sealed partial class LossRecovery
         if (_undoArmed && _undoTsValid && acked > 0 && ack.IsAfter(_undoFirstRtx))
         {
             _undoTsValid = false;
-            if (a.HasTsEcr && TimestampClock.IsBefore(a.TsEcr, _undoTsVal)) actions |= Undo(UndoReason.Timestamp, sndMax);
+            if (a.HasTsEcr && TimestampClock.IsBefore(a.TsEcr, _undoTsVal)) actions |= Undo(UndoReason.Timestamp);
             else if (_frto == 1) _frto = 0; // the retransmission was needed: conventional recovery
         }
 
@@ -453,12 +460,8 @@ public sealed partial class LossRecovery
         _rackFirstPending = _rack is not null;
     }
 
-    private bool _rackFirstPending;
-
     /// <summary>An RTT sample the engine took (handshake, timestamps, timed segment): RACK's min_RTT takes it too.</summary>
     public void OnRttSample(TimeSpan rtt) => _rack?.OnRttSample(rtt.Ticks / TimeSpan.TicksPerMicrosecond);
-
-    private bool _prrFirst;
 
     /// <summary>RFC 6937 section 3, on every ACK during recovery (PRR-SSRB).</summary>
     private void UpdatePrr(int acked)
@@ -493,13 +496,9 @@ public sealed partial class LossRecovery
     /// <summary>RFC 6675 pipe: with RACK, the octets neither SACKed nor marked lost (retransmissions count again once sent).</summary>
     private long PipeNow()
     {
-        // _lastPipeUna/_lastPipeMax are the sequence numbers of the latest call into this object.
         if (_rack is not null) return Math.Max(0, (_pipeMax - _pipeUna) - _rack.Log.SackedBytes - _rack.Log.LostBytes);
         return _scoreboard.SetPipe(_pipeUna, _pipeMax, _smss);
     }
-
-    private SeqNumber _pipeUna;
-    private SeqNumber _pipeMax;
 
     /// <summary>
     /// What may be sent now. <paramref name="newDataAllowed"/>: there is data at SND.NXT the
@@ -685,7 +684,7 @@ public sealed partial class LossRecovery
         }
         // Step 3b: "If the acknowledgment advances SND.UNA, ... declare the timeout spurious".
         _frto = 0;
-        return Undo(UndoReason.Frto, a.SndMax);
+        return Undo(UndoReason.Frto);
     }
 
     private void ArmUndo(bool afterTimeout)
@@ -699,7 +698,7 @@ public sealed partial class LossRecovery
     }
 
     /// <summary>Restores the window from before the reduction found spurious.</summary>
-    private AckActions Undo(UndoReason reason, SeqNumber sndMax)
+    private AckActions Undo(UndoReason reason)
     {
         _undoArmed = false;
         _undoTsValid = false;
