@@ -33,6 +33,7 @@ internal sealed record BenchOptions
     public bool Send { get; init; }
     public bool Throughput { get; init; }
     public bool Ipc { get; init; }
+    public bool Idle { get; init; }
     public bool Quick { get; init; }
     public string Instance { get; init; } = "bench";
     public string Prefix { get; init; } = "anthost-bench";
@@ -46,6 +47,8 @@ internal sealed record BenchOptions
     public int? Iterations { get; init; }
     public int LatencySpinUs { get; init; } = 50;
     public string? LogDirectory { get; init; }
+    /// <summary>CPUs the stacks' servers and this process (the app of both stacks) are confined to; null: no placement.</summary>
+    public string? Cpus { get; init; }
 }
 
 internal static class BenchRun
@@ -72,8 +75,10 @@ internal static class BenchRun
                 ? [new("latency", $"the running instance's inet and NIC driver spin {spin} us (its `up --spin-us`), the app's library too; the next request follows at once", spin, 0)]
                 : [tunings[1]];
         }
+        if (o.Cpus is not null) Instance.PinThisProcess(o.Cpus);
         var report = new NetBenchReport
         {
+            Placement = o.Cpus is null ? "none: the scheduler places every process" : $"the broker, inet server, NIC driver and the app (both stacks' client side) confined to CPU {o.Cpus}; the peer unconfined",
             Quick = o.Quick,
             Peer = o.Peer is null ? "the sandbox peer: the Linux kernel in its own namespace at 198.18.0.1, over a veth (offloads off, MTU 1500)" : $"the remote host {o.Peer}",
             Baseline = o.Peer is null ? $"the host namespace's own kernel TCP at {HostKernelAddress.Split('/')[0]} on the same veth as AntHost's NIC driver"
@@ -91,7 +96,7 @@ internal static class BenchRun
                     var io = (o.Quick ? IpcBenchOptions.Quick : new IpcBenchOptions()) with { Log = line => step(line.Trim()) };
                     report.Ipc = IpcBenchmark.Run(io);
                 }
-                if (o.Rtt || o.Send || o.Throughput)
+                if (o.Rtt || o.Send || o.Throughput || o.Idle)
                 {
                     report.Tunings.AddRange(o.Rtt ? tunings : tunings.Take(1));
                     report.StampCostNs = o.Send ? Measure.StampCostNanoseconds() : null;
@@ -120,23 +125,36 @@ internal static class BenchRun
                             if (o.Rtt)
                                 foreach (var stack in ends)
                                 {
-                                    var meter = CpuMeter.Start(stack == kernel ? processes.Where(p => p.Name is "app" or "peer").ToList() : processes);
-                                    var t0 = Stopwatch.GetTimestamp();
-                                    int rounds = 0;
-                                    foreach (int size in Sizes)
+                                    var watched = stack == kernel ? processes.Where(p => p.Name is "app" or "peer").ToList() : processes;
+                                    // CPU and wake-ups are measured apart for the paper's sizes (one segment each
+                                    // way) and for the larger ones (several segments, the client's pipelined sends).
+                                    foreach (var group in new[] { Sizes.Where(s => s <= 1024).ToArray(), Sizes.Where(s => s > 1024).ToArray() })
                                     {
-                                        interruption.Token.ThrowIfCancellationRequested();
-                                        int n = size >= 16384 ? Math.Max(20, iters / 4) : iters;
-                                        Guard(stack, $"RTT {NetBenchReportWriter.Size(size)}", () =>
+                                        var meter = CpuMeter.Start(watched);
+                                        var t0 = Stopwatch.GetTimestamp();
+                                        int rounds = 0;
+                                        foreach (int size in group)
                                         {
-                                            step($"RTT {tuning.Name}, {stack.Name}, {NetBenchReportWriter.Size(size)} x {n}");
-                                            var p = Measure.Rtt(stack, new IPEndPoint(peer, new PeerPorts().Rtt), size, warm, n, TimeSpan.FromMicroseconds(tuning.GapUs));
-                                            rounds += warm + n;
-                                            report.Rtt.Add(new RttPoint(tuning.Name, stack.Name, size, p));
-                                            step($"  median {p.MedianUs:F1} us, p99 {p.P99Us:F1} us");
-                                        });
+                                            interruption.Token.ThrowIfCancellationRequested();
+                                            int n = size >= 16384 ? Math.Max(20, iters / 4) : iters;
+                                            Guard(stack, $"RTT {NetBenchReportWriter.Size(size)}", () =>
+                                            {
+                                                step($"RTT {tuning.Name}, {stack.Name}, {NetBenchReportWriter.Size(size)} x {n}");
+                                                var p = Measure.Rtt(stack, new IPEndPoint(peer, new PeerPorts().Rtt), size, warm, n, TimeSpan.FromMicroseconds(tuning.GapUs));
+                                                rounds += warm + n;
+                                                report.Rtt.Add(new RttPoint(tuning.Name, stack.Name, size, p));
+                                                step($"  median {p.MedianUs:F1} us, p99 {p.P99Us:F1} us");
+                                            });
+                                        }
+                                        if (rounds > 0)
+                                            report.Cpu.Add(new CpuResult(tuning.Name, stack.Name, rounds, Stopwatch.GetElapsedTime(t0).TotalSeconds, meter.Stop())
+                                            {
+                                                BenchSleeps = tuning.GapUs > 0 ? rounds : 0,
+                                                AppCollections = meter.AppCollections,
+                                                AppGcPauseMs = meter.AppGcPause.TotalMilliseconds,
+                                                Sizes = $"{NetBenchReportWriter.Size(group[0])}-{NetBenchReportWriter.Size(group[^1])}",
+                                            });
                                     }
-                                    if (rounds > 0) report.Cpu.Add(new CpuResult(tuning.Name, stack.Name, rounds, Stopwatch.GetElapsedTime(t0).TotalSeconds, meter.Stop()));
                                 }
                             if (o.Send && first)
                                 foreach (var stack in ends)
@@ -154,26 +172,58 @@ internal static class BenchRun
                                     }
                             if (o.Throughput && first)
                             {
+                                // CPU and wake-ups of our side only (the app and, for AntHost, the servers):
+                                // the peer's kernel is the same far end for both.
+                                ThroughputResult Costed(IBenchStack stack, Func<ThroughputResult> transfer)
+                                {
+                                    var watched = processes.Where(p => p.Name != "peer" && (stack == anthost || p.Name == "app")).ToList();
+                                    long[]? before = stack == anthost ? TryInetStats(o, tuning) : null;
+                                    var meter = CpuMeter.Start(watched);
+                                    var t = transfer();
+                                    var use = meter.Stop();
+                                    long[]? after = before is null ? null : TryInetStats(o, tuning);
+                                    double mb = t.Bytes / 1e6;
+                                    return t with
+                                    {
+                                        CpuMsPerMb = mb > 0 ? use.Sum(u => u.Seconds) * 1e3 / mb : null,
+                                        SleepsPerMb = mb > 0 ? use.Sum(u => u.Sleeps) / mb : null,
+                                        MessagesPerMb = before is not null && after is not null && mb > 0 ? IpcMessages(after, before) / mb : null,
+                                    };
+                                }
                                 foreach (var stack in ends)
                                 {
                                     interruption.Token.ThrowIfCancellationRequested();
                                     Guard(stack, "throughput to the peer", () =>
                                     {
                                         step($"throughput {stack.Name} to the peer, {seconds} s");
-                                        var tout = Measure.Outbound(stack, new IPEndPoint(peer, new PeerPorts().Discard), seconds);
+                                        var tout = Costed(stack, () => Measure.Outbound(stack, new IPEndPoint(peer, new PeerPorts().Discard), seconds));
                                         report.Throughput.Add(tout);
-                                        step($"  {tout.Gbps:F2} Gbit/s");
+                                        step($"  {tout.Gbps:F2} Gbit/s, {tout.CpuMsPerMb:F1} ms CPU per MB{(tout.MessagesPerMb is { } mo ? $", {mo:F0} IPC messages per MB" : "")}");
                                     });
                                     Guard(stack, "throughput from the peer", () =>
                                     {
                                         step($"throughput {stack.Name} from the peer, {seconds} s");
-                                        var tin = Measure.Inbound(stack, new IPEndPoint(peer, new PeerPorts().Source), seconds);
+                                        var tin = Costed(stack, () => Measure.Inbound(stack, new IPEndPoint(peer, new PeerPorts().Source), seconds));
                                         report.Throughput.Add(tin);
-                                        step($"  {tin.Gbps:F2} Gbit/s");
+                                        step($"  {tin.Gbps:F2} Gbit/s, {tin.CpuMsPerMb:F1} ms CPU per MB{(tin.MessagesPerMb is { } mi ? $", {mi:F0} IPC messages per MB" : "")}");
                                     });
                                 }
                                 if (o.Peer is null) report.Injection = Inject(o, step, o.Quick ? 1 : 2);
                                 else report.Notes.Add("libpcap injection rate not measured: on a real adapter it would flood the network with raw frames");
+                            }
+                            if (o.Idle && first)
+                            {
+                                // Last, so nothing the other figures did is still settling; the app's own
+                                // connection stays open and quiet, as an idle app's would.
+                                double idleSeconds = o.Quick ? 5 : 20;
+                                step($"idle: settling 2 s, then {idleSeconds} s with nothing to do");
+                                Thread.Sleep(2000);
+                                var servers = processes.Where(p => p.Name is not ("app" or "peer")).ToList();
+                                var meter = CpuMeter.Start(servers);
+                                Thread.Sleep(TimeSpan.FromSeconds(idleSeconds));
+                                var idle = new IdleResult(tuning.Name, idleSeconds, meter.Stop());
+                                report.Idle.Add(idle);
+                                foreach (var p in idle.Processes) step(string.Create(Ci, $"  {p.Process}: {p.Sleeps / idleSeconds:F1} wake-ups/s, {p.CorePercent:F3}% CPU"));
                             }
                         });
                     }
@@ -219,6 +269,7 @@ internal static class BenchRun
             SpinUs = tuning.SpinUs,
             HostKernelAddress = HostKernelAddress,
             LogDirectory = o.LogDirectory,
+            Cpus = o.Cpus,
         };
         step($"bringing up '{instance}' ({tuning.Name}: spin {tuning.SpinUs} us) on sandbox '{o.Prefix}'");
         var state = Instance.Up(up, step, ct);
@@ -237,6 +288,23 @@ internal static class BenchRun
             step($"taking '{instance}' down");
             Instance.Down(state, step);
         }
+    }
+
+    /// <summary>inet's counters of the stack brought up for <paramref name="tuning"/> (or the running instance), null when they cannot be read.</summary>
+    private static long[]? TryInetStats(BenchOptions o, TuningInfo tuning)
+    {
+        try { return InetProbe.Stats(o.Peer is null ? o.Instance + "-" + tuning.Name[..3] : o.Instance, TimeSpan.FromSeconds(5)); }
+        catch (CliException) { return null; }
+    }
+
+    /// <summary>
+    /// Messages through inet between two readings of its counters: each app call and its
+    /// answer, each ethinput, each transmit request and its completion.
+    /// </summary>
+    private static double IpcMessages(long[] after, long[] before)
+    {
+        long D(AntHost.Inet.Abi.InetStat s) => after[(int)s] - before[(int)s];
+        return 2 * D(AntHost.Inet.Abi.InetStat.SocketCalls) + D(AntHost.Inet.Abi.InetStat.EthInputMessages) + 2 * D(AntHost.Inet.Abi.InetStat.TransmitRequests);
     }
 
     internal static void NoteOnce(NetBenchReport report, string note) => NoteOnceList(report.Notes, note);

@@ -42,8 +42,9 @@ namespace AntHost.Cli
             var address = new Option<string?>("--address") { Description = "AntHost's IPv4 address on --adapter, A.B.C.D/N (one nobody else uses)" };
             var gateway = new Option<string?>("--gateway") { Description = "default gateway on --adapter's link" };
             var logDir = new Option<string?>("--log-dir") { Description = "where the servers' logs go (default /var/log/anthost/INSTANCE)" };
+            var cpus = CpusOption();
             var up = new Command("up", "start the broker, the inet server and a NIC driver (on the sandbox network unless --adapter)");
-            foreach (Option o in new Option[] { instance, transfer, spin, prefix, adapter, address, gateway, logDir }) up.Options.Add(o);
+            foreach (Option o in new Option[] { instance, transfer, spin, prefix, adapter, address, gateway, logDir, cpus }) up.Options.Add(o);
             up.SetAction(r => Guard(() =>
             {
                 var o = new UpOptions
@@ -56,6 +57,7 @@ namespace AntHost.Cli
                     Address = r.GetValue(address),
                     Gateway = r.GetValue(gateway),
                     LogDirectory = r.GetValue(logDir),
+                    Cpus = r.GetValue(cpus) is { } list ? Instance.CheckCpus(list) : null,
                 };
                 CheckNetwork(o);
                 return Commands.Up(o);
@@ -98,7 +100,8 @@ namespace AntHost.Cli
             report.SetAction(r => Guard(() => Commands.BenchReport(r.GetValue(from)!, r.GetValue(reportOut), r.GetValue(reportDocs))));
             bench.Subcommands.Add(report);
             bench.Subcommands.Add(LossBenchRun.Create());
-            bench.Subcommands.Add(NetBench("all", "every benchmark (ipc, rtt, send, throughput) in one report; --docs writes docs/evaluation.md", rtt: true, send: true, throughput: true, ipc: true));
+            bench.Subcommands.Add(NetBench("idle", "what the servers cost with nothing to do: wake-ups per second and CPU of the broker, inet server and NIC driver over 20 s (5 s with --quick)", idle: true));
+            bench.Subcommands.Add(NetBench("all", "every benchmark (ipc, rtt, send, throughput, idle) in one report; --docs writes docs/evaluation.md", rtt: true, send: true, throughput: true, ipc: true, idle: true));
             Root.Subcommands.Add(bench);
 
             // ---- demo ----
@@ -118,8 +121,13 @@ namespace AntHost.Cli
             Root.Subcommands.Add(demo);
         }
 
+        private static Option<string?> CpusOption() => new("--cpus")
+        {
+            Description = "confine the broker, inet server and NIC driver (and, in a benchmark, the app: both stacks' client side) to these CPUs, e.g. 0 (default: no placement)",
+        };
+
         /// <summary>One of the network benchmarks' commands, with the options they share.</summary>
-        private static Command NetBench(string name, string description, bool rtt = false, bool send = false, bool throughput = false, bool ipc = false)
+        private static Command NetBench(string name, string description, bool rtt = false, bool send = false, bool throughput = false, bool ipc = false, bool idle = false)
         {
             var quick = new Option<bool>("--quick") { Description = "a fast smoke run: few iterations, short transfers" };
             var instance = new Option<string>("--instance") { Description = "instance name prefix for the stacks the benchmark brings up (with --peer: the running instance to use)", DefaultValueFactory = _ => "bench" };
@@ -132,8 +140,9 @@ namespace AntHost.Cli
             var spin = new Option<int>("--spin-us") { Description = "spin budget of the latency tuning (inet, NIC driver, app), microseconds", DefaultValueFactory = _ => 50 };
             spin.Validators.Add(r => { if (r.GetValueOrDefault<int>() is < 1 or > 100_000) r.AddError("--spin-us takes 1..100000"); });
             var logDir = new Option<string?>("--log-dir") { Description = "where the servers' logs go (default /var/log/anthost/INSTANCE)" };
+            var cpus = CpusOption();
             var c = new Command(name, description);
-            foreach (Option o in new Option[] { quick, instance, prefix, peer, baselineNetns, output, iterations, spin, logDir }) c.Options.Add(o);
+            foreach (Option o in new Option[] { quick, instance, prefix, peer, baselineNetns, output, iterations, spin, logDir, cpus }) c.Options.Add(o);
             Option<string?>? docs = null;
             if (ipc)
             {
@@ -163,6 +172,7 @@ namespace AntHost.Cli
                     Send = send,
                     Throughput = throughput,
                     Ipc = ipc,
+                    Idle = idle,
                     Quick = r.GetValue(quick),
                     Instance = inst,
                     Prefix = p,
@@ -173,6 +183,7 @@ namespace AntHost.Cli
                     Iterations = r.GetValue(iterations),
                     LatencySpinUs = r.GetValue(spin),
                     LogDirectory = r.GetValue(logDir),
+                    Cpus = r.GetValue(cpus) is { } list ? Instance.CheckCpus(list) : null,
                 });
             }));
             return c;

@@ -192,7 +192,7 @@ internal sealed unsafe partial class KernelBroker : IDisposable
             fixed (byte* dst = e.Name) bytes.AsSpan(0, n).CopyTo(new Span<byte>(dst, ProcessEntry.NameBytes));
             e.NameLength = n;
             Volatile.Write(ref e.State, (uint)ProcessState.Alive);
-            proc = new ProcState { Id = id, Pid = pid, Name = name, Uplink = up, Downlink = down, Bell = new Doorbell(bell), Socket = socket };
+            proc = new ProcState { Id = id, Pid = pid, Name = name, Uplink = up, Downlink = down, Bell = new Doorbell(bell, Pool.WakePath(slot)), Socket = socket };
             _procs[slot] = proc;
             _log.LogInformation("registered {Name} (pid {Pid}) as {Id}", name, pid, id);
             return KernelError.None;
@@ -237,6 +237,10 @@ internal sealed unsafe partial class KernelBroker : IDisposable
             e.ProcessId = 0;
             e.Pid = 0;
             Volatile.Write(ref e.State, (uint)ProcessState.Free);
+            // A process killed while it slept in poll leaves its wake socket behind.
+            try { File.Delete(Pool.WakePath(slot)); }
+            catch (IOException) { }
+            catch (UnauthorizedAccessException) { }
             Count(BrokerCounter.Deaths);
             _log.LogInformation("{Name} {Id} (pid {Pid}) gone ({Why}); reclaimed {Pages} pages", proc.Name, proc.Id, proc.Pid, why, reclaimed);
         }
@@ -276,9 +280,18 @@ internal sealed unsafe partial class KernelBroker : IDisposable
         lock (_gate)
         {
             if (proc.Dead || proc.CutOff) return KernelError.CutOff;
+            bool committed = false;
             for (; got < count; got++)
             {
                 long first = _allocator.Find(pages);
+                if (first < 0 && !committed)
+                {
+                    // Pages freed by journal records the broker has not committed yet are free
+                    // all the same: commit now rather than refuse.
+                    committed = true;
+                    PassesLocked(out _);
+                    first = _allocator.Find(pages);
+                }
                 if (first < 0) break;
                 into[got] = AllocateAt((uint)first, pages, proc.Id);
             }

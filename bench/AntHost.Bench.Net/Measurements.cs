@@ -35,12 +35,55 @@ public sealed record SendPoint(string Stack, int PayloadBytes, Percentiles Total
 public sealed record ThroughputResult(string Stack, string Direction, long Bytes, double Seconds)
 {
     public double Gbps => Seconds > 0 ? Bytes * 8 / Seconds / 1e9 : 0;
+
+    /// <summary>CPU of every watched process (the app, the servers; the peer's excluded) during the transfer, milliseconds per MB (10^6 bytes).</summary>
+    public double? CpuMsPerMb { get; init; }
+
+    /// <summary>Sleep/wake cycles of the watched processes per MB.</summary>
+    public double? SleepsPerMb { get; init; }
+
+    /// <summary>
+    /// IPC messages per MB through the inet server (AntHost only): app calls and their answers,
+    /// ethinputs, transmit requests and their completions, from inet's counters.
+    /// </summary>
+    public double? MessagesPerMb { get; init; }
 }
 
 public sealed record CpuResult(string Tuning, string Stack, int Rounds, double WallSeconds, IReadOnlyList<CpuUse> Processes)
 {
+    /// <summary>The payload sizes whose round trips this covers, e.g. "256 B-1 KiB".</summary>
+    public string Sizes { get; init; } = "";
+
+    /// <summary>True for the paper's sizes (256 B to 1 KiB), the group the targets are judged on.</summary>
+    public bool PaperSizes => Sizes.StartsWith("256 B", StringComparison.Ordinal);
+
+    /// <summary>Garbage collections in the app (this process) during the round trips (gen 0 counts every one).</summary>
+    public int AppCollections { get; init; }
+
+    /// <summary>The app's total GC pause during the round trips, milliseconds.</summary>
+    public double AppGcPauseMs { get; init; }
+
     /// <summary>CPU microseconds of every watched process per round trip.</summary>
     public double MicrosecondsPerRound => Rounds == 0 ? 0 : Processes.Sum(p => p.Seconds) * 1e6 / Rounds;
+
+    /// <summary>
+    /// Sleeps the benchmark itself made in the app between round trips (the frugal tuning's
+    /// gap, one each): not part of a round trip, left out of the figures below.
+    /// </summary>
+    public long BenchSleeps { get; init; }
+
+    /// <summary>Sleep/wake cycles (voluntary context switches) of every watched thread per round trip.</summary>
+    public double SleepsPerRound => Rounds == 0 ? 0 : (Processes.Sum(p => p.Sleeps) - BenchSleeps) / (double)Rounds;
+
+    /// <summary>As <see cref="SleepsPerRound"/>, for one process.</summary>
+    public double SleepsPerRoundOf(string process) =>
+        Rounds == 0 ? 0 : (Processes.Where(p => p.Process == process).Sum(p => p.Sleeps) - (process == "app" ? BenchSleeps : 0)) / (double)Rounds;
+}
+
+/// <summary>The servers of a stack with nothing to do, over <paramref name="Seconds"/>.</summary>
+public sealed record IdleResult(string Tuning, double Seconds, IReadOnlyList<CpuUse> Processes)
+{
+    public double WakeupsPerSecond(CpuUse p) => Seconds > 0 ? p.Sleeps / Seconds : 0;
 }
 
 public sealed record InjectionResult(int FrameBytes, double FramesPerSecond, double Seconds)

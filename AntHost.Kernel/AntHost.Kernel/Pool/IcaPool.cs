@@ -27,6 +27,18 @@ public sealed unsafe class IcaPool : IDisposable
     /// <summary>The pool file of an instance.</summary>
     public static string PathFor(string instance) => $"/dev/shm/anthost-{instance}.pool";
 
+    /// <summary>
+    /// The wake socket path of process slot <paramref name="slot"/> (see Doorbell): beside the
+    /// broker's socket, named after the pool file, so that every process of an instance derives
+    /// the same path, whichever network namespace it runs in.
+    /// </summary>
+    public string WakePath(int slot)
+    {
+        string stem = System.IO.Path.GetFileNameWithoutExtension(Path);
+        if (stem.StartsWith("anthost-", StringComparison.Ordinal)) stem = stem["anthost-".Length..];
+        return $"{Protocol.ControlProtocol.SocketDirectory}/{stem}.wake.{slot}";
+    }
+
     private IcaPool(string path, MemoryMappedFile file, PoolLayout layout, bool broker)
     {
         Path = path;
