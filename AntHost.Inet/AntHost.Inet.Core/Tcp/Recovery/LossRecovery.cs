@@ -302,10 +302,11 @@ public sealed partial class LossRecovery
             bool dsackOfProbe = dsack && _rack.ProbeOutstanding && _blockRight[0] == _rack.ProbeEnd;
             if (_rack.ProcessProbeAck(ack, dsackOfProbe, pureDup) && !_inRecovery)
             {
-                // RFC 8985 7.4: "Repaired the single loss ... Invoke congestion control to reduce cwnd".
+                // RFC 8985 7.4: "Repaired the single loss ... Invoke congestion control to reduce
+                // cwnd": one reduction to ssthresh, computed from cwnd as Linux does here (after a
+                // tail FlightSize is a segment or two, and RFC 5681's FlightSize / 2 would leave two).
                 ArmUndo(afterTimeout: false);
-                _cc.OnCongestionEvent(sndMax - sndUna, now);
-                _cc.OnRecoveryEnd(sndMax - ack, now);
+                _cc.OnCongestionEvent(Math.Max(sndMax - sndUna, _cc.Cwnd), now);
                 actions |= AckActions.ProbeRepairedLoss;
             }
         }

@@ -75,6 +75,35 @@ public class RackTlpTests
     }
 
     [Fact]
+    public void Probe_that_repaired_a_lost_tail_segment_halves_cwnd_once()
+    {
+        // RFC 8985 7.4: the last segment is lost; the probe resends it; the peer reports no
+        // D-SACK for it, and once an ACK covers more than the probe the loss is known to have
+        // been real: cwnd is reduced once (here NewReno: to half of it), with no recovery.
+        var h = Sender(out var c);
+        var data = TcpHarness.Bytes(11 * Mss);
+        h.Tcp.Send(c.Socket, data.AsSpan(0, 10 * Mss), out _, h.Now);
+        h.Drain();
+        h.Now += Rtt;
+        h.Feed(Ack(c, 9));
+        h.RunNextTimer();
+        h.Expect(Data(c, data, 9));
+        h.Now += Rtt;
+        h.Feed(Ack(c, 10));
+        Assert.Equal(0, h.Tcp.Counters.TlpRepairs); // the ACK reaches the probe's end only: not known yet
+        int cwnd = h.Tcp.GetInfo(c.Socket).Cwnd;
+        h.Tcp.Send(c.Socket, data.AsSpan(10 * Mss), out _, h.Now);
+        h.Expect(Data(c, data, 10));
+        h.Now += Rtt;
+        h.Feed(Ack(c, 11));
+        Assert.Equal(1, h.Tcp.Counters.TlpRepairs);
+        var info = h.Tcp.GetInfo(c.Socket);
+        Assert.Equal(cwnd / 2, info.Ssthresh);
+        Assert.Equal(info.Ssthresh, info.Cwnd);
+        Assert.Equal(0, h.Tcp.Counters.Recoveries);
+    }
+
+    [Fact]
     public void Probe_sends_new_data_when_there_is_some()
     {
         // RFC 8985 7.3: "If a previously unsent segment exists AND the receive window allows new
