@@ -89,6 +89,30 @@ public sealed record TcpConfig
     public bool Sack { get; init; } = true;
 
     /// <summary>
+    /// How a connection with SACK detects loss: RACK-TLP (RFC 8985, as Linux since 4.18) or
+    /// RFC 6675's DupThresh counting. Without SACK, RFC 5681/6582 apply either way.
+    /// </summary>
+    public Recovery.LossDetection LossDetection { get; init; } = Recovery.LossDetection.Rack;
+
+    /// <summary>RFC 8985 7: the tail loss probe, with RACK.</summary>
+    public bool TailLossProbe { get; init; } = true;
+
+    /// <summary>RFC 6937 Proportional Rate Reduction during SACK-based recovery (off: cwnd drops to ssthresh at once).</summary>
+    public bool ProportionalRateReduction { get; init; } = true;
+
+    /// <summary>
+    /// Spurious retransmissions detected and their window reduction undone: by timestamps
+    /// (RFC 3522), by D-SACK (RFC 2883/3708), and after a timeout without timestamps by F-RTO (RFC 5682).
+    /// </summary>
+    public bool SpuriousRetransmissionUndo { get; init; } = true;
+
+    /// <summary>
+    /// RFC 5961 7 ACK throttling per connection: a bare ACK that is out of window (or fails
+    /// PAWS) is answered at most once per this interval (Linux tcp_invalid_ratelimit = 500 ms).
+    /// </summary>
+    public TimeSpan OutOfWindowAckInterval { get; init; } = TimeSpan.FromMilliseconds(500);
+
+    /// <summary>
     /// RFC 4987 3.6 SYN cookies: a SYN that finds its listener's SYN queue full is answered with
     /// a cookie instead of being dropped (Linux tcp_syncookies = 1). What a cookie connection
     /// keeps and loses is on <see cref="SynCookies"/>.
@@ -134,5 +158,7 @@ public sealed record TcpConfig
         Check(MaximumSockets >= 1, "MaximumSockets must be at least 1");
         Check(InitialWindowSegments >= 1, "InitialWindowSegments must be at least 1");
         Check(MaximumOutOfOrderSegments >= 0, "MaximumOutOfOrderSegments must not be negative");
+        Check(OutOfWindowAckInterval >= TimeSpan.Zero, "OutOfWindowAckInterval must not be negative (0 turns the throttle off)");
+        Check(Enum.IsDefined(LossDetection), "LossDetection must be Rack or Rfc6675");
     }
 }

@@ -224,7 +224,7 @@ internal sealed partial class TcpConnection
                 else
                 {
                     _layer.Drop(payload, TcpDropReason.Paws);
-                    SendAck(now);
+                    SendOutOfWindowAck(in seg, now);
                     return;
                 }
             }
@@ -259,7 +259,7 @@ internal sealed partial class TcpConnection
             // "If an incoming segment is not acceptable, an acknowledgment should be sent in reply
             // (unless the RST bit is set, if so drop the segment and return)".
             _layer.Drop(payload, TcpDropReason.NotAcceptable);
-            if (!seg.Rst) SendAck(now);
+            if (!seg.Rst) SendOutOfWindowAck(in seg, now);
             return;
         }
         ProcessControlAndAck(in seg, payload, now, textAllowed: true);
@@ -481,7 +481,11 @@ internal sealed partial class TcpConnection
                     rec.AddSackBlock(b.Left, b.Right, _sndUna, _sndMax);
                 }
             }
-            var actions = rec.OnAck(seg.AckNumber, duplicate, _sndUna, _sndMax, _rto.SmoothedRtt, now);
+            bool hasEcr = _tsEnabled && seg.Options.HasTimestamps && seg.Options.TsEcr != 0;
+            // F-RTO needs to know whether new data could go once this ACK is taken.
+            bool newDataReady = (_send.End.IsAfter(_sndMax) || (_finQueued && !_finSent)) && (long)(seg.AckNumber - _sndMax) + segWnd > 0;
+            var actions = rec.OnAck(new AckSample(seg.AckNumber, duplicate, _sndUna, _sndMax, _rto.SmoothedRtt, now,
+                hasEcr, hasEcr ? seg.Options.TsEcr : 0, newDataReady));
 
             if (ack == AckClass.Advances)
             {
@@ -489,9 +493,13 @@ internal sealed partial class TcpConnection
                 // RTTM (RFC 7323 4.1) when timestamps are on, else Karn-filtered timing (RFC 6298 3).
                 if (_tsEnabled && seg.Options.HasTimestamps && seg.Options.TsEcr != 0)
                 {
-                    if (TimestampClock.RttFromEcho(seg.Options.TsEcr, now, _tsOffset) is { } rtt) _rto.AddSample(rtt);
+                    if (TimestampClock.RttFromEcho(seg.Options.TsEcr, now, _tsOffset) is { } rtt)
+                    {
+                        _rto.AddSample(rtt);
+                        rec.OnRttSample(rtt);
+                    }
                 }
-                else _rto.OnAck(a, now);
+                else if (_rto.OnAck(a, now)) rec.OnRttSample(_rto.LastSample);
                 _rto.ResetBackoff();
                 _timeouts = 0;
 
@@ -509,17 +517,37 @@ internal sealed partial class TcpConnection
                 _eventPending = true;
             }
 
+            if ((actions & AckActions.EnteredRecovery) != 0) CountRecovery(rec);
+            if ((actions & AckActions.ProbeRepairedLoss) != 0) Counters.TlpRepairs++;
+            if ((actions & AckActions.Undo) != 0)
+            {
+                _undos++;
+                switch (rec.LastUndo)
+                {
+                    case UndoReason.Timestamp: Counters.UndosTimestamp++; break;
+                    case UndoReason.Dsack: Counters.UndosDsack++; break;
+                    case UndoReason.Frto: Counters.UndosFrto++; break;
+                }
+                if (rec.LastUndoWasTimeout) Counters.SpuriousTimeouts++;
+                // After a spurious timeout the first transmissions arrived: go-back-N stops.
+                if (_sndNxt.IsBefore(_sndMax)) _sndNxt = _sndMax;
+            }
+            if ((actions & AckActions.FrtoSendNew) != 0) _sndNxt = _sndMax;   // RFC 5682 2.1 step 2b
+            if ((actions & AckActions.FrtoRevert) != 0) _sndNxt = _sndUna;    // step 3a: go-back-N after all
+
             if ((actions & AckActions.RetransmitFirst) != 0)
             {
-                if ((actions & AckActions.EnteredRecovery) != 0)
-                {
-                    if (_sackEnabled) Counters.RetransmitsSack++;
-                    else Counters.RetransmitsFast++;
-                }
+                if ((actions & AckActions.EnteredRecovery) != 0 && _sackEnabled) Counters.RetransmitsSack++;
                 else Counters.RetransmitsFast++;
+                _rtxDupThresh++;
                 RetransmitFrom(_sndUna, SegmentKind.Retransmit, now);
             }
             if ((actions & AckActions.RestartTimer) != 0) _rtxAt = now.Microseconds + Us(_rto.Rto);
+            _reorderAt = rec.ReorderDeadlineUs;
+            // RFC 8985 7.2: the probe timer restarts on an ACK of new data; it stops in recovery
+            // and once segments are SACKed.
+            if (ack == AckClass.Advances) ArmProbe(now);
+            else if (!rec.ProbeAllowed) _probeAt = Never;
         }
 
         // 3.10.7.4 fifth: "If SND.UNA =< SEG.ACK =< SND.NXT, the send window should be updated.
@@ -695,6 +723,30 @@ internal sealed partial class TcpConnection
     }
 
     /// <summary>RFC 5961 7: challenge ACKs, rate-limited for the whole layer.</summary>
+    /// <summary>
+    /// The ACK RFC 9293 3.10.7.4 asks for in reply to an unacceptable segment, throttled as
+    /// RFC 5961 7 advises ("an implementation SHOULD include an ACK throttling mechanism"): a
+    /// bare segment (no data, SYN or FIN) is answered at most once per
+    /// <see cref="TcpConfig.OutOfWindowAckInterval"/> per connection, which breaks ACK loops
+    /// between two ends that disagree about the window (as Linux's tcp_oow_rate_limited).
+    /// A segment that occupies sequence space is always answered: its sender is retransmitting
+    /// and needs the ACK.
+    /// </summary>
+    private void SendOutOfWindowAck(in Segment seg, Instant now)
+    {
+        if (seg.Length == 0)
+        {
+            long interval = Us(_cfg.OutOfWindowAckInterval);
+            if (interval > 0 && _lastOowAckUs != long.MinValue && now.Microseconds - _lastOowAckUs < interval)
+            {
+                Counters.OutOfWindowAcksSuppressed++;
+                return;
+            }
+            _lastOowAckUs = now.Microseconds;
+        }
+        SendAck(now);
+    }
+
     private void SendChallengeAck(Instant now)
     {
         if (_layer.TakeChallengeAck(now)) SendAck(now);

@@ -45,7 +45,8 @@ internal sealed partial class TcpConnection
         else if (_ackNow && State == TcpState.TimeWait) SendAck(now);
     }
 
-    private bool SendOne(Instant now)
+    /// <summary>Sends one segment if the rules allow; a loss probe (<paramref name="probe"/>) of new data skips cwnd and Nagle (RFC 8985 7.3).</summary>
+    private bool SendOne(Instant now, bool probe = false)
     {
         var rec = _recovery!;
         int available = _send.End - _sndNxt;          // data at SND.NXT not yet (re)sent
@@ -60,12 +61,19 @@ internal sealed partial class TcpConnection
         if (newAllowed && _sndUna == _sndMax && _lastSendUs != 0 && now.Microseconds - _lastSendUs > Us(_rto.Rto))
             rec.OnIdleRestart(now);
 
-        var next = rec.NextSegment(_sndUna, _sndNxt, _sndMax, newAllowed);
+        var next = probe ? new SegmentToSend(SegmentKind.Next, _sndNxt, int.MaxValue) : rec.NextSegment(_sndUna, _sndNxt, _sndMax, newAllowed);
         switch (next.Kind)
         {
             case SegmentKind.Retransmit or SegmentKind.Rescue:
+                // RFC 6675 / RFC 5681: loss inferred from DupThresh.
                 if (_sackEnabled) Counters.RetransmitsSack++;
                 else Counters.RetransmitsFast++;
+                _rtxDupThresh++;
+                return RetransmitRange(next.Seq, next.Length, next.Kind, now);
+            case SegmentKind.Lost:
+                // RFC 8985: a segment RACK marked lost.
+                Counters.RetransmitsRack++;
+                _rtxRack++;
                 return RetransmitRange(next.Seq, next.Length, next.Kind, now);
             case SegmentKind.Next:
                 break;
@@ -92,7 +100,7 @@ internal sealed partial class TcpConnection
                 return false;
             }
         }
-        else if (isNew && len < maxPayload && len > 0 && !fin && !NoDelay && _sndUna != _sndMax)
+        else if (isNew && len < maxPayload && len > 0 && !fin && !NoDelay && _sndUna != _sndMax && !probe)
         {
             // Nagle (RFC 9293 3.7.4, RFC 1122 4.2.3.4): "If there is unacknowledged data (i.e.,
             // SND.NXT > SND.UNA), then the sending TCP endpoint buffers all user data (regardless
@@ -105,7 +113,9 @@ internal sealed partial class TcpConnection
         bool retransmission = !isNew;
         if (retransmission)
         {
+            // Go-back-N after a retransmission timeout.
             Counters.RetransmitsTimeout++;
+            _rtxTimeout++;
             _retransmits++;
             _rto.OnRetransmit();
         }
@@ -114,6 +124,7 @@ internal sealed partial class TcpConnection
         SendSegment(seq, len, flags, now);
         _sndNxt = seq + len + (fin ? 1 : 0);
         if (fin) _finSent = true;
+        rec.OnTransmit(seq, len + (fin ? 1 : 0), retransmission, now, TsValNow(now));
         if (_sndNxt.IsAfter(_sndMax))
         {
             _sndMax = _sndNxt;
@@ -121,8 +132,14 @@ internal sealed partial class TcpConnection
         }
         if (_rtxAt == Never) _rtxAt = now.Microseconds + Us(_rto.Rto);
         _persistAt = Never;
+        // RFC 8985 7.2: "start or restart a loss probe PTO timer after transmitting new data
+        // (that was not itself a loss probe)".
+        if (!retransmission && !probe) ArmProbe(now);
         return true;
     }
+
+    /// <summary>The TSval a segment sent now carries (0 without timestamps).</summary>
+    private uint TsValNow(Instant now) => _tsEnabled ? TimestampClock.TsVal(now, _tsOffset) : 0;
 
     /// <summary>The largest payload the next data segment can carry, given the options it will carry.</summary>
     private int MaxPayloadFor(Instant now)
@@ -175,6 +192,7 @@ internal sealed partial class TcpConnection
         SendSegment(seq, dataLen, flags, now);
         _retransmits++;
         _rto.OnRetransmit();
+        _recovery?.OnTransmit(seq, dataLen + (fin ? 1 : 0), retransmission: true, now, TsValNow(now));
         _recovery?.OnRetransmitted(seq, dataLen + (fin ? 1 : 0), kind);
         if (_rtxAt == Never) _rtxAt = now.Microseconds + Us(_rto.Rto);
         return true;

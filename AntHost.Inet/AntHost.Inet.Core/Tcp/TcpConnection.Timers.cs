@@ -13,6 +13,7 @@ internal sealed partial class TcpConnection
     public long NextDeadline()
     {
         long d = Math.Min(Math.Min(_rtxAt, _persistAt), Math.Min(_delAckAt, _closeAt));
+        d = Math.Min(d, Math.Min(_probeAt, _reorderAt));
         return Math.Min(d, KeepAliveDeadline());
     }
 
@@ -37,6 +38,16 @@ internal sealed partial class TcpConnection
                 EnterClosed(TcpError.None);
                 return;
             }
+        }
+        if (_reorderAt <= t)
+        {
+            _reorderAt = Never;
+            OnReorderTimeout(now);
+        }
+        if (_probeAt <= t)
+        {
+            _probeAt = Never;
+            OnProbeTimeout(now);
         }
         if (_rtxAt <= t)
         {
@@ -95,6 +106,8 @@ internal sealed partial class TcpConnection
                     return;
                 }
                 _timeouts++;
+                Counters.RetransmissionTimeouts++;
+                _probeAt = _reorderAt = Never;
                 // RFC 6298 5.5: "back off the timer"; RFC 5681 3.1: ssthresh and the loss window
                 // (first expiry only); RFC 6675 5.1 / RFC 2018 8: the scoreboard is cleared.
                 _recovery!.OnRetransmitTimeout(_sndUna, _sndMax, now);
@@ -114,6 +127,91 @@ internal sealed partial class TcpConnection
                 return; // otherwise Output (in OnTimers) sends it
             }
         }
+    }
+
+    /// <summary>RFC 8985 6.2: RACK's reordering timer expired; segments whose time is up are lost and sent again.</summary>
+    private void OnReorderTimeout(Instant now)
+    {
+        var rec = _recovery;
+        if (rec is null || !CanSendData || _sndUna == _sndMax) return;
+        Counters.RackReorderTimeouts++;
+        if (rec.OnReorderTimeout(_sndUna, _sndMax, _rto.SmoothedRtt, now)) CountRecovery(rec);
+        _reorderAt = rec.ReorderDeadlineUs;
+        if (!rec.ProbeAllowed) _probeAt = Never;
+    }
+
+    /// <summary>
+    /// RFC 8985 7.2: arms the probe timeout after new data went out or an ACK advanced SND.UNA,
+    /// when a probe is allowed: PTO = 2 SRTT, plus WCDelAckT for a one-segment flight (else 2 ms,
+    /// as Linux), 1 s without an RTT sample, and never later than the retransmission timer.
+    /// </summary>
+    private void ArmProbe(Instant now)
+    {
+        var rec = _recovery;
+        if (rec is null || !_cfg.TailLossProbe || !rec.ProbeAllowed || _sndUna == _sndMax || _sndNxt != _sndMax || _sndWnd == 0)
+        {
+            _probeAt = Never;
+            return;
+        }
+        long pto;
+        if (_rto.HasSample)
+        {
+            pto = 2 * Us(_rto.SmoothedRtt);
+            pto += (_sndMax - _sndUna) <= SegmentPayload ? Us(Recovery.Rack.WorstCaseDelayedAck) : 2_000;
+        }
+        else
+        {
+            pto = 1_000_000;
+        }
+        long at = now.Microseconds + pto;
+        // "If Now() + PTO > TCP_RTO_expire(): PTO = TCP_RTO_expire() - Now()".
+        if (_rtxAt != Never && at > _rtxAt) at = _rtxAt;
+        _probeAt = at;
+    }
+
+    /// <summary>
+    /// RFC 8985 7.3: the probe timeout expired. "If a previously unsent segment exists AND the
+    /// receive window allows new data to be sent: Send that segment ... Else: Retransmit the
+    /// highest-sequence segment sent so far"; then the retransmission timer is re-armed.
+    /// </summary>
+    private void OnProbeTimeout(Instant now)
+    {
+        var rec = _recovery;
+        if (rec?.Rack is null || !CanSendData || _sndUna == _sndMax || !rec.ProbeAllowed) return;
+        if (!rec.Rack.ProbeOutstanding)
+        {
+            bool sent = false;
+            long wndRoom = (long)(_sndUna - _sndNxt) + _sndWnd;
+            if (_sndNxt == _sndMax && (_send.End.IsAfter(_sndNxt) || FinDueAtNext) && wndRoom > 0)
+            {
+                sent = SendOne(now, probe: true);
+                if (sent) rec.OnProbeSent(_sndNxt, isRetransmission: false);
+            }
+            if (!sent)
+            {
+                var log = rec.Rack.Log;
+                SeqNumber seq = log.Count > 0 ? log[log.Count - 1].Start : _sndUna;
+                if (seq.IsBefore(_sndUna)) seq = _sndUna;
+                if (RetransmitRange(seq, _sndMax - seq, Recovery.SegmentKind.Probe, now))
+                {
+                    sent = true;
+                    Counters.RetransmitsTlp++;
+                    _rtxTlp++;
+                    rec.OnProbeSent(_sndMax, isRetransmission: true);
+                }
+            }
+            if (sent) Counters.TlpProbes++;
+        }
+        // "After attempting to send a loss probe, regardless of whether a loss probe was sent,
+        // the sender MUST re-arm the RTO timer, not the PTO timer".
+        _rtxAt = now.Microseconds + Us(_rto.Rto);
+    }
+
+    /// <summary>A loss recovery began: counted, with PRR when it sets the rate.</summary>
+    private void CountRecovery(Recovery.LossRecovery rec)
+    {
+        Counters.Recoveries++;
+        if (rec.ProportionalRateReduction) Counters.RecoveriesPrr++;
     }
 
     /// <summary>
@@ -139,6 +237,7 @@ internal sealed partial class TcpConnection
         SendSegment(at, hasData ? 1 : 0, flags, now);
         if (fin) _finSent = true;
         SeqNumber end = at + 1;
+        _recovery.OnTransmit(at, 1, retransmission: !at.IsAfterOrEqual(_sndMax), now, TsValNow(now));
         if (end.IsAfter(_sndMax)) _sndMax = end;
         if (end.IsAfter(_sndNxt)) _sndNxt = end;
         _persistBackoff++;

@@ -107,12 +107,21 @@ internal sealed partial class TcpConnection
     private readonly RtoEstimator _rto;
     private LossRecovery? _recovery;
     private int _retransmits;
+    // Retransmissions of this connection by cause (the layer's counters sum all connections).
+    private int _rtxTimeout;
+    private int _rtxDupThresh;
+    private int _rtxRack;
+    private int _rtxTlp;
+    private int _undos;
 
     // ------------------------------------------------------------ timers
     private long _rtxAt = Never;
     private long _persistAt = Never;
     private long _delAckAt = Never;
     private long _closeAt = Never;   // TIME-WAIT, orphaned FIN-WAIT-2
+    private long _probeAt = Never;   // RFC 8985 7: the tail loss probe (PTO)
+    private long _reorderAt = Never; // RFC 8985 6.2: RACK's reordering timer
+    private long _lastOowAckUs = long.MinValue; // RFC 5961 7: the last ACK to an out-of-window segment
     private int _timeouts;           // consecutive retransmission timeouts
     private int _persistBackoff;
     private int _keepAliveProbes;
@@ -180,7 +189,8 @@ internal sealed partial class TcpConnection
     public TcpConnectionInfo Info => new(
         State, _sndUna.Value, _sndNxt.Value, (uint)Math.Min(_sndWnd, uint.MaxValue), _rcvNxt.Value, (uint)Math.Max(0, _rcvAdvRight - _rcvNxt),
         _mss, _recovery?.Congestion.Cwnd ?? 0, _recovery?.Congestion.Ssthresh ?? 0, _rto.Rto, _rto.SmoothedRtt,
-        _sndWndShift, _rcvWndShift, _tsEnabled, _sackEnabled, _recv.OutOfOrderCount, _retransmits);
+        _sndWndShift, _rcvWndShift, _tsEnabled, _sackEnabled, _recv.OutOfOrderCount, _retransmits,
+        _rtxTimeout, _rtxDupThresh, _rtxRack, _rtxTlp, _undos, _recovery?.InRecovery ?? false);
 
     /// <summary>The largest payload a data segment carries (the MSS less the timestamp option).</summary>
     private int SegmentPayload => Math.Max(1, _mss - (_tsEnabled ? 12 : 0));
@@ -526,8 +536,10 @@ internal sealed partial class TcpConnection
             CongestionControlKind.NewReno => new Congestion.NewRenoCongestionControl(smss, _cfg.InitialWindowSegments),
             _ => new Congestion.CubicCongestionControl(smss, _cfg.InitialWindowSegments),
         };
-        _recovery = new LossRecovery(cc, _sackEnabled, _iss);
+        _recovery = new LossRecovery(cc, _sackEnabled, _iss, detection: _cfg.LossDetection,
+            proportionalRateReduction: _cfg.ProportionalRateReduction, spuriousDetection: _cfg.SpuriousRetransmissionUndo, timestamps: _tsEnabled);
         if (synTimedOut) _rto.OnHandshakeCompletedAfterTimeout();
+        if (_rto.HasSample) _recovery.OnRttSample(_rto.LastSample);
     }
 
     // ------------------------------------------------------------ closing
@@ -539,7 +551,7 @@ internal sealed partial class TcpConnection
         var previous = State;
         State = TcpState.Closed;
         if (error != TcpError.None && Error == TcpError.None) Error = error;
-        _rtxAt = _persistAt = _delAckAt = _closeAt = Never;
+        _rtxAt = _persistAt = _delAckAt = _closeAt = _probeAt = _reorderAt = Never;
         _send.Clear();
         if (error != TcpError.None || Socket == default) _recv.Clear();
         else _recv.ClearOutOfOrder();
@@ -555,7 +567,7 @@ internal sealed partial class TcpConnection
     private void EnterTimeWait(Instant now)
     {
         State = TcpState.TimeWait;
-        _rtxAt = _persistAt = Never;
+        _rtxAt = _persistAt = _probeAt = _reorderAt = Never;
         _send.Clear();
         _recv.ClearOutOfOrder();
         _closeAt = now.Microseconds + 2 * Us(_cfg.Msl);

@@ -748,4 +748,10 @@ public readonly record struct TcpConnectionInfo(
     bool Timestamps,
     bool Sack,
     int OutOfOrderSegments,
-    int Retransmits);
+    int Retransmits,
+    int RetransmitsTimeout = 0,
+    int RetransmitsDupThresh = 0,
+    int RetransmitsRack = 0,
+    int RetransmitsTlp = 0,
+    int Undos = 0,
+    bool InRecovery = false);

@@ -161,9 +161,39 @@ public sealed class TcpCounters
     public long SegmentsOut;
     public long BytesIn;
     public long BytesOut;
+    /// <summary>Expiries of the retransmission timer with data outstanding (each a window collapse unless undone).</summary>
+    public long RetransmissionTimeouts;
+    /// <summary>Retransmissions after a retransmission timeout (RFC 6298), go-back-N included.</summary>
     public long RetransmitsTimeout;
+    /// <summary>Retransmissions by DupThresh without SACK: fast retransmit and NewReno partial ACKs (RFC 5681, 6582).</summary>
     public long RetransmitsFast;
+    /// <summary>Retransmissions by DupThresh with SACK: RFC 6675's holes and rescue.</summary>
     public long RetransmitsSack;
+    /// <summary>Retransmissions of segments RACK marked lost (RFC 8985 6).</summary>
+    public long RetransmitsRack;
+    /// <summary>Tail loss probes that retransmitted the last segment (RFC 8985 7.3).</summary>
+    public long RetransmitsTlp;
+    /// <summary>Tail loss probes sent, of new data or retransmitted.</summary>
+    public long TlpProbes;
+    /// <summary>Probes whose ACK showed they repaired a loss (RFC 8985 7.4), each a cwnd reduction.</summary>
+    public long TlpRepairs;
+    /// <summary>Expiries of RACK's reordering timer.</summary>
+    public long RackReorderTimeouts;
+    /// <summary>Loss recoveries entered (dup ACKs, RFC 6675 or RACK).</summary>
+    public long Recoveries;
+    /// <summary>Of those, recoveries whose sending rate PRR set (RFC 6937).</summary>
+    public long RecoveriesPrr;
+    /// <summary>Window reductions undone as spurious: by timestamps (RFC 3522), D-SACK, F-RTO (RFC 5682).</summary>
+    public long UndosTimestamp;
+    public long UndosDsack;
+    public long UndosFrto;
+    /// <summary>Of those undos, ones of a retransmission timeout.</summary>
+    public long SpuriousTimeouts;
+    /// <summary>ACKs to out-of-window or PAWS-failing bare segments not sent (RFC 5961 7, per connection).</summary>
+    public long OutOfWindowAcksSuppressed;
+
+    /// <summary>Every retransmission, whatever its cause.</summary>
+    public long Retransmits => RetransmitsTimeout + RetransmitsFast + RetransmitsSack + RetransmitsRack + RetransmitsTlp;
     public long ChecksumFailures;
     public long ResetsIn;
     public long ResetsOut;

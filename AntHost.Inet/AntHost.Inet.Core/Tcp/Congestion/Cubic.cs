@@ -41,6 +41,13 @@ public sealed class CubicCongestionControl : ICongestionControl
     private Instant _epochStart;
     private bool _afterTimeout;
 
+    // RFC 9438 4.9: the state before the last reduction.
+    private double _undoCwnd;
+    private double _undoSsthresh = double.PositiveInfinity;
+    private double _undoWMax;
+    private bool _undoWMaxKnown;
+    private double _undoCwndPrior;
+
     /// <param name="smss">Sender MSS in bytes.</param>
     /// <param name="initialWindowSegments">Initial window in segments (RFC 6928: 10); 0 or less for RFC 5681 3.1's IW.</param>
     /// <param name="fastConvergence">RFC 9438 4.7 fast convergence (on by default, as the RFC recommends).</param>
@@ -187,5 +194,28 @@ public sealed class CubicCongestionControl : ICongestionControl
         _cwnd = _ssthresh;
         _epochStarted = false;
         _afterTimeout = timeout;
+    }
+
+    public void SaveForUndo()
+    {
+        _undoCwnd = _cwnd;
+        _undoSsthresh = _ssthresh;
+        _undoWMax = _wMax;
+        _undoWMaxKnown = _wMaxKnown;
+        _undoCwndPrior = _cwndPrior;
+    }
+
+    public void Undo()
+    {
+        // RFC 9438 4.9: "cwnd = max(cwnd, cwnd_prev); ssthresh = max(ssthresh, ssthresh_prev);
+        // cwnd_prior = cwnd_prior_prev; W_max = W_max_prev; K = K_prev; epoch_start = epoch_start_prev"
+        // (the epoch restarts with the next ACK, and K is recomputed there).
+        _cwnd = Math.Max(_cwnd, _undoCwnd);
+        _ssthresh = Math.Max(_ssthresh, _undoSsthresh);
+        _wMax = _undoWMax;
+        _wMaxKnown = _undoWMaxKnown;
+        _cwndPrior = _undoCwndPrior;
+        _afterTimeout = false;
+        _epochStarted = false;
     }
 }

@@ -72,4 +72,16 @@ public interface ICongestionControl
 
     /// <summary>The SMSS changed (MSS negotiated or lowered by path MTU discovery). cwnd keeps its size in segments.</summary>
     void SetMss(int smss);
+
+    /// <summary>
+    /// A reduction (<see cref="OnCongestionEvent"/> or <see cref="OnRetransmitTimeout"/>) is
+    /// about to happen: remember the state it changes, for <see cref="Undo"/>.
+    /// </summary>
+    void SaveForUndo();
+
+    /// <summary>
+    /// The last reduction was spurious (RFC 3522, RFC 5682, RFC 9438 4.9): cwnd and ssthresh go
+    /// back to at least what they were before it, with the algorithm's own state.
+    /// </summary>
+    void Undo();
 }

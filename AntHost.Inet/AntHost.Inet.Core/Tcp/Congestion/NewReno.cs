@@ -20,6 +20,8 @@ public sealed class NewRenoCongestionControl : ICongestionControl
     private int _smss;
     private long _bytesAckedInCa;
     private readonly int _initialWindowSegments;
+    private int _undoCwnd;
+    private int _undoSsthresh = int.MaxValue;
 
     /// <param name="smss">Sender MSS in bytes.</param>
     /// <param name="initialWindowSegments">Initial window in segments (RFC 6928: 10); 0 or less for RFC 5681 3.1's IW.</param>
@@ -118,5 +120,19 @@ public sealed class NewRenoCongestionControl : ICongestionControl
         _cwnd = (int)Math.Min(int.MaxValue / 2, segments * smss);
         if (_ssthresh != int.MaxValue) _ssthresh = Math.Max(2 * smss, (int)((long)_ssthresh * smss / _smss));
         _smss = smss;
+    }
+
+    public void SaveForUndo()
+    {
+        _undoCwnd = _cwnd;
+        _undoSsthresh = _ssthresh;
+    }
+
+    public void Undo()
+    {
+        // As Linux's tcp_undo_cwnd_reduction: cwnd and ssthresh no lower than before the cut.
+        _cwnd = Math.Max(_cwnd, _undoCwnd);
+        _ssthresh = Math.Max(_ssthresh, _undoSsthresh);
+        _bytesAckedInCa = 0;
     }
 }

@@ -43,6 +43,7 @@ public sealed class RtoEstimator
     private long _rttvarUs;
     private long _rtoUs;
     private bool _hasSample;
+    private long _lastUs;
     private int _backoffs;
 
     private bool _timing;
@@ -79,6 +80,9 @@ public sealed class RtoEstimator
     /// <summary>RTTVAR (zero before the first sample).</summary>
     public TimeSpan RttVariance => TimeSpan.FromTicks(_rttvarUs * TimeSpan.TicksPerMicrosecond);
 
+    /// <summary>The latest RTT sample (zero before the first).</summary>
+    public TimeSpan LastSample => TimeSpan.FromTicks(_lastUs * TimeSpan.TicksPerMicrosecond);
+
     /// <summary>True once an RTT sample has been taken.</summary>
     public bool HasSample => _hasSample;
 
@@ -92,6 +96,7 @@ public sealed class RtoEstimator
     public void AddSample(TimeSpan rtt)
     {
         long r = Math.Max(0, Us(rtt));
+        _lastUs = r;
         if (!_hasSample)
         {
             // RFC 6298 2.2: SRTT <- R, RTTVAR <- R/2.

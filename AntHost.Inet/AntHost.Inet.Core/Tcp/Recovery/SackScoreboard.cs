@@ -15,6 +15,10 @@ public enum SegmentKind : byte
     Retransmit,
     /// <summary>The one rescue retransmission per recovery (RFC 6675 NextSeg rule 4): [Seq, Seq + Length).</summary>
     Rescue,
+    /// <summary>Retransmit [Seq, Seq + Length): a segment RACK marked lost (RFC 8985 6.2).</summary>
+    Lost,
+    /// <summary>The tail loss probe (RFC 8985 7.3) retransmitting the highest segment sent: [Seq, Seq + Length).</summary>
+    Probe,
 }
 
 /// <summary>A segment the loss recovery wants sent.</summary>

@@ -15,15 +15,22 @@ namespace AntHost.Inet.Core.Tests.Tcp.Layer;
 /// </summary>
 public class AllocationTests
 {
-    private sealed class Wire(Ipv4Address address) : IIpOutput
+    private sealed class Wire(Ipv4Address address, int dropEvery = 0) : IIpOutput
     {
         private readonly Queue<(Ipv4Address, Ipv4Address, PacketBuffer)> _q = new(64);
+        private long _sent;
         public int PathMtu(Ipv4Address d) => 1500;
         public Ipv4Address SourceFor(Ipv4Address d) => address;
         public bool IsLocal(Ipv4Address x) => x == address;
 
         public IpSendStatus Send(Ipv4Address s, Ipv4Address d, IpProtocol p, PacketBuffer packet, in IpSendOptions o, Instant now)
         {
+            // Every dropEvery-th segment with data is lost on the way.
+            if (dropEvery > 0 && packet.Length > 40 && ++_sent % dropEvery == 0)
+            {
+                packet.FinishTransmit();
+                return IpSendStatus.Sent;
+            }
             _q.Enqueue((s, d, packet));
             return IpSendStatus.Sent;
         }
@@ -96,5 +103,54 @@ public class AllocationTests
         long allocated = GC.GetAllocatedBytesForCurrentThread() - before;
         Assert.True(allocated == 0, $"{allocated} bytes allocated over 10,000 segments; outstanding {pool.Outstanding}, unacked {ta.GetUnacknowledged(ca)}, info {ta.GetInfo(ca)}");
         Assert.Equal(0, ta.Counters.RetransmitsTimeout);
+    }
+
+    [Fact]
+    public void Loss_recovery_allocates_nothing_per_segment()
+    {
+        // One data segment in 50 is lost: RACK marks it (or its tail probe fires), PRR paces
+        // the recovery, the retransmission fills the hole, all inside the measured rounds.
+        var a = new Ipv4Address(198, 18, 3, 1);
+        var b = new Ipv4Address(198, 18, 3, 2);
+        var pool = new HeapBufferPool();
+        var wa = new Wire(a, dropEvery: 50);
+        var wb = new Wire(b);
+        var ta = new TcpLayer(wa, pool, new SeededRandom(1), new TcpConfig());
+        var tb = new TcpLayer(wb, pool, new SeededRandom(2), new TcpConfig());
+        var now = Instant.FromMilliseconds(1);
+        tb.Open(out var l);
+        tb.Bind(l, new TcpEndPoint(b, 7));
+        tb.Listen(l, 1);
+        ta.Open(out var ca);
+        ta.Connect(ca, new TcpEndPoint(b, 7), now);
+        for (int i = 0; i < 4; i++)
+        {
+            wa.DeliverTo(tb, pool, now);
+            wb.DeliverTo(ta, pool, now);
+        }
+        Assert.Equal(TcpError.None, tb.Accept(l, out var cb));
+        ta.SetOption(ca, TcpOption.NoDelay, 1, now);
+        var payload = new byte[1448];
+
+        void Round()
+        {
+            // Four segments a round, so that several are in flight when one is lost.
+            for (int k = 0; k < 4; k++) ta.Send(ca, payload, out _, now);
+            wa.DeliverTo(tb, pool, now);
+            while (tb.Receive(cb, out var got, now) == TcpError.None && got is not null) got.Release();
+            now += TimeSpan.FromMicroseconds(100);
+            wb.DeliverTo(ta, pool, now);
+            now += TimeSpan.FromMicroseconds(100);
+            tb.Poll(now);
+            ta.Poll(now);
+        }
+
+        for (int i = 0; i < 20_000; i++) Round();
+        long rack = ta.Counters.RetransmitsRack + ta.Counters.RetransmitsTlp;
+        long before = GC.GetAllocatedBytesForCurrentThread();
+        for (int i = 0; i < 10_000; i++) Round();
+        long allocated = GC.GetAllocatedBytesForCurrentThread() - before;
+        Assert.True(allocated == 0, $"{allocated} bytes allocated over 40,000 segments with loss; info {ta.GetInfo(ca)}");
+        Assert.True(ta.Counters.RetransmitsRack + ta.Counters.RetransmitsTlp > rack, "no RACK or TLP retransmission in the measured rounds");
     }
 }

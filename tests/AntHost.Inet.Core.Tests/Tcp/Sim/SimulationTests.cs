@@ -1,5 +1,7 @@
 using System.Collections.Concurrent;
 using System.Globalization;
+using AntHost.Inet.Core.Tcp;
+using AntHost.Inet.Core.Tcp.Recovery;
 using Xunit.Abstractions;
 
 namespace AntHost.Inet.Core.Tests.Tcp.Sim;
@@ -43,19 +45,27 @@ public class SimulationTests(ITestOutputHelper output)
         long first = Env("ANTHOST_SIM_FIRST_SEED") ?? 1;
         var failures = new ConcurrentBag<(ulong Seed, string Message)>();
         long done = 0;
-        long timeouts = 0, fast = 0, sack = 0, corrupted = 0, lost = 0, segments = 0, bytes = 0, multi = 0;
+        var total = new TcpCounters();
+        long corrupted = 0, lost = 0, segments = 0, bytes = 0, multi = 0;
+        long rackSeeds = 0, tlpSeeds = 0, prrSeeds = 0;
         Parallel.For(first, first + count, new ParallelOptions { MaxDegreeOfParallelism = Environment.ProcessorCount }, (seed, state) =>
         {
             try
             {
                 var sim = new Simulation(SimParameters.FromSeed((ulong)seed));
                 sim.Run();
+                long rack = 0, tlp = 0, prr = 0;
                 foreach (var c in new[] { sim.Client.Counters, sim.Server.Counters })
                 {
-                    Interlocked.Add(ref timeouts, c.RetransmitsTimeout);
-                    Interlocked.Add(ref fast, c.RetransmitsFast);
-                    Interlocked.Add(ref sack, c.RetransmitsSack);
+                    lock (total) Add(total, c);
+                    rack += c.RetransmitsRack;
+                    tlp += c.TlpProbes;
+                    prr += c.RecoveriesPrr;
                 }
+                // Per run: which of the new paths it went through.
+                if (rack > 0) Interlocked.Increment(ref rackSeeds);
+                if (tlp > 0) Interlocked.Increment(ref tlpSeeds);
+                if (prr > 0) Interlocked.Increment(ref prrSeeds);
                 Interlocked.Add(ref corrupted, sim.ClientToServer.Corrupted + sim.ServerToClient.Corrupted);
                 Interlocked.Add(ref lost, sim.ClientToServer.Lost + sim.ServerToClient.Lost + sim.ClientToServer.QueueDrops + sim.ServerToClient.QueueDrops);
                 Interlocked.Add(ref segments, sim.ClientToServer.Sent + sim.ServerToClient.Sent);
@@ -74,10 +84,43 @@ public class SimulationTests(ITestOutputHelper output)
             var sorted = failures.OrderBy(f => f.Seed).ToList();
             Assert.Fail($"{sorted.Count} of {Interlocked.Read(ref done)} seeds failed (seeds {string.Join(", ", sorted.Select(f => f.Seed))}); the first:\n{sorted[0].Message}");
         }
-        output.WriteLine($"{done} seeds passed ({multi} with several connections at once): {bytes} bytes in {segments} segments; {lost} lost, {corrupted} corrupted (all refused by the checksum or header validation); " +
-            $"retransmissions: {timeouts} after a timeout, {fast} fast (NewReno), {sack} SACK-driven");
+        var t = total;
+        output.WriteLine($"{done} seeds passed ({multi} with several connections at once): {bytes} bytes in {segments} segments; {lost} lost, {corrupted} corrupted (all refused by the checksum or header validation)");
+        output.WriteLine($"retransmission timer expiries: {t.RetransmissionTimeouts}");
+        output.WriteLine($"retransmissions: {t.Retransmits} = {t.RetransmitsTimeout} after a timeout (go-back-N included), {t.RetransmitsFast} DupThresh without SACK (NewReno), " +
+            $"{t.RetransmitsSack} DupThresh with SACK (RFC 6675), {t.RetransmitsRack} RACK, {t.RetransmitsTlp} TLP");
+        output.WriteLine($"recoveries: {t.Recoveries} ({t.RecoveriesPrr} with PRR); RACK reordering timer expiries {t.RackReorderTimeouts}; loss probes {t.TlpProbes} ({t.TlpRepairs} repaired a loss); " +
+            $"undone: {t.UndosTimestamp} by timestamps, {t.UndosDsack} by D-SACK, {t.UndosFrto} by F-RTO ({t.SpuriousTimeouts} spurious timeouts); out-of-window ACKs suppressed {t.OutOfWindowAcksSuppressed}");
+        output.WriteLine($"seeds that went through RACK retransmissions: {rackSeeds}, loss probes: {tlpSeeds}, PRR recoveries: {prrSeeds}");
         // The runs exercised every recovery path (a vacuous simulation would not).
-        if (count >= 500) Assert.True(timeouts > 0 && fast > 0 && sack > 0 && corrupted > 0 && multi > 0, "some recovery path was never exercised");
+        if (count >= 500)
+        {
+            Assert.True(t.RetransmitsTimeout > 0 && t.RetransmitsFast > 0 && t.RetransmitsSack > 0 && corrupted > 0 && multi > 0, "some recovery path was never exercised");
+            Assert.True(t.RetransmitsRack > 0 && t.TlpProbes > 0 && t.RetransmitsTlp > 0 && t.RecoveriesPrr > 0 && t.RackReorderTimeouts > 0,
+                "RACK, TLP or PRR was never exercised");
+            Assert.True(rackSeeds > 0 && tlpSeeds > 0 && prrSeeds > 0, "no seed went through RACK, TLP or PRR");
+        }
+    }
+
+    /// <summary>Sums the counters the simulation reports.</summary>
+    private static void Add(TcpCounters to, TcpCounters c)
+    {
+        to.RetransmissionTimeouts += c.RetransmissionTimeouts;
+        to.RetransmitsTimeout += c.RetransmitsTimeout;
+        to.RetransmitsFast += c.RetransmitsFast;
+        to.RetransmitsSack += c.RetransmitsSack;
+        to.RetransmitsRack += c.RetransmitsRack;
+        to.RetransmitsTlp += c.RetransmitsTlp;
+        to.TlpProbes += c.TlpProbes;
+        to.TlpRepairs += c.TlpRepairs;
+        to.RackReorderTimeouts += c.RackReorderTimeouts;
+        to.Recoveries += c.Recoveries;
+        to.RecoveriesPrr += c.RecoveriesPrr;
+        to.UndosTimestamp += c.UndosTimestamp;
+        to.UndosDsack += c.UndosDsack;
+        to.UndosFrto += c.UndosFrto;
+        to.SpuriousTimeouts += c.SpuriousTimeouts;
+        to.OutOfWindowAcksSuppressed += c.OutOfWindowAcksSuppressed;
     }
 
     /// <summary>Seeds outside CI's range that once found a bug, kept as regressions.</summary>
@@ -108,7 +151,44 @@ public class SimulationTests(ITestOutputHelper output)
         sim.Run();
         Assert.Equal(256 * 1024, sim.ServerApp.Received);
         Assert.Equal(256 * 1024, sim.ClientApp.Received);
-        if (loss > 0) Assert.True(sim.Client.Counters.RetransmitsTimeout + sim.Client.Counters.RetransmitsFast + sim.Client.Counters.RetransmitsSack > 0);
+        if (loss > 0) Assert.True(sim.Client.Counters.Retransmits > 0);
+    }
+
+    /// <summary>
+    /// The same lossy seeds (1% to 20% loss, reordering, duplication) run with RACK-TLP, PRR and
+    /// the undo of spurious reductions, and again with RFC 6675 alone (this stack before them):
+    /// RACK-TLP ends fewer recoveries in a retransmission timeout, and sends fewer retransmissions
+    /// after timeouts, for the same bytes delivered.
+    /// </summary>
+    [Fact]
+    public void Rack_tlp_needs_fewer_timeouts_than_rfc6675_over_the_same_seeds()
+    {
+        var rack = Run(c => c with { Sack = true, LossDetection = LossDetection.Rack });
+        var legacy = Run(c => c with { Sack = true, LossDetection = LossDetection.Rfc6675, TailLossProbe = false, ProportionalRateReduction = false, SpuriousRetransmissionUndo = false });
+        output.WriteLine($"RACK-TLP: {rack.Timeouts} timeouts, {rack.RtoRetransmits} of {rack.Retransmits} retransmissions after one; " +
+            $"RFC 6675: {legacy.Timeouts} timeouts, {legacy.RtoRetransmits} of {legacy.Retransmits}");
+        Assert.True(rack.Timeouts < legacy.Timeouts, $"RACK-TLP timed out {rack.Timeouts} times, RFC 6675 {legacy.Timeouts}");
+        Assert.True(rack.RtoRetransmits < legacy.RtoRetransmits, $"retransmissions after a timeout: RACK-TLP {rack.RtoRetransmits}, RFC 6675 {legacy.RtoRetransmits}");
+
+        static (long Timeouts, long RtoRetransmits, long Retransmits) Run(Func<TcpConfig, TcpConfig> config)
+        {
+            long timeouts = 0, rto = 0, all = 0;
+            for (ulong seed = 1; seed <= 200; seed++)
+            {
+                var p = SimParameters.FromSeed(seed);
+                if (p.ClientToServer.Loss == 0) continue;
+                p = p with { ClientConfig = config(p.ClientConfig), ServerConfig = config(p.ServerConfig) };
+                var sim = new Simulation(p);
+                sim.Run();
+                foreach (var c in new[] { sim.Client.Counters, sim.Server.Counters })
+                {
+                    timeouts += c.RetransmissionTimeouts;
+                    rto += c.RetransmitsTimeout;
+                    all += c.Retransmits;
+                }
+            }
+            return (timeouts, rto, all);
+        }
     }
 
     /// <summary>The simulation itself can fail: damage no checksum can see must be reported as a wrong byte.</summary>

@@ -271,8 +271,9 @@ public sealed class TcpHarness
     /// <summary>
     /// A connection accepted from a listener: SYN in, SYN-ACK out, ACK in, accept. The peer
     /// offers a 65535-byte window and MSS 1460; no options unless <paramref name="peerSyn"/> says.
+    /// The peer's ACK arrives <paramref name="rtt"/> after the SYN-ACK left (the first RTT sample).
     /// </summary>
-    public Conn Established(Seg? peerSyn = null, TcpSocket? listener = null)
+    public Conn Established(Seg? peerSyn = null, TcpSocket? listener = null, TimeSpan rtt = default)
     {
         var l = listener ?? Listen();
         var syn = peerSyn ?? PeerSyn();
@@ -285,6 +286,7 @@ public sealed class TcpHarness
         c.Out = new Seg { SrcPort = ServerPort, DstPort = syn.SrcPort, Seq = synAck.Seq + 1, Ack = syn.Seq + 1, Flags = TcpFlags.Ack };
         var ack = c.In;
         if (syn.Timestamps) ack = ack with { Timestamps = true, TsVal = (syn.TsVal ?? 0) + 1, TsEcr = synAck.TsVal };
+        Now += rtt;
         Feed(ack);
         Assert.Equal(TcpError.None, Tcp.Accept(l, out c.Socket));
         Assert.Equal(TcpState.Established, Tcp.GetState(c.Socket));

@@ -1,0 +1,225 @@
+// `anthost bench loss`: bulk TCP each way through random loss, AntHost and the host kernel
+// in the same run, against the same peer. The loss is applied on the peer's end of the veth
+// by nftables netdev ingress and egress hooks (numgen), so neither stack under test sees a
+// drop as a local error: AntHost's driver captures the frames before anything could drop
+// them on its own side, and the host kernel's TCP would treat a drop in its own output hook
+// as local congestion. Only IPv4 is dropped (ARP still resolves). For each rate and stack:
+// goodput to the peer and from it, and the sender's retransmissions by cause where its
+// counters say (the host kernel's from its namespace's /proc/net, the peer kernel's when it
+// is the sender, AntHost's from the inet server's Stats).
+using System.CommandLine;
+using System.Diagnostics;
+using System.Globalization;
+using System.Net;
+using System.Text.Json;
+using AntHost.Bench.Net;
+using AntHost.Inet.Abi;
+using AntHost.Sandbox;
+using Spectre.Console;
+
+namespace AntHost.Cli;
+
+internal static class LossBenchRun
+{
+    private static readonly CultureInfo Ci = CultureInfo.InvariantCulture;
+    private const string Table = "anthost_bench_loss";
+
+    /// <summary>The `bench loss` command.</summary>
+    public static Command Create()
+    {
+        var rates = new Option<string>("--loss") { Description = "loss rates in percent, comma-separated", DefaultValueFactory = _ => "1,2,5" };
+        var seconds = new Option<double>("--seconds") { Description = "how long each transfer sends", DefaultValueFactory = _ => 5 };
+        seconds.Validators.Add(r => { if (r.GetValueOrDefault<double>() is < 0.1 or > 600) r.AddError("--seconds takes 0.1..600"); });
+        var instance = new Option<string>("--instance") { Description = "instance name for the stack the benchmark brings up", DefaultValueFactory = _ => "bench-loss" };
+        var prefix = new Option<string>("--prefix") { Description = "sandbox namespaces PREFIX-host and PREFIX-peer", DefaultValueFactory = _ => "anthost-loss" };
+        var output = new Option<string>("--out") { Description = "folder for loss.md and loss.json", DefaultValueFactory = _ => "anthost-bench-loss" };
+        var logDir = new Option<string?>("--log-dir") { Description = "where the servers' logs go (default /var/log/anthost/INSTANCE)" };
+        var c = new Command("loss", "bulk TCP each way through random loss (nftables on the peer's veth), AntHost and the host kernel: goodput and retransmissions by cause");
+        foreach (Option o in new Option[] { rates, seconds, instance, prefix, output, logDir }) c.Options.Add(o);
+        c.SetAction(r =>
+        {
+            var list = new List<double>();
+            foreach (var part in r.GetValue(rates)!.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
+            {
+                if (!double.TryParse(part, NumberStyles.Float, Ci, out double v) || v is < 0 or > 50)
+                {
+                    Console.Error.WriteLine($"--loss '{part}' is not a rate in 0..50 percent");
+                    return 2;
+                }
+                list.Add(v);
+            }
+            string p = r.GetValue(prefix)!;
+            try { new SandboxOptions { Prefix = p }.Validate(); }
+            catch (ArgumentException e)
+            {
+                Console.Error.WriteLine(e.Message);
+                return 2;
+            }
+            return Run(list, r.GetValue(seconds), r.GetValue(instance)!, p, r.GetValue(output)!, r.GetValue(logDir));
+        });
+        return c;
+    }
+
+    public static int Run(IReadOnlyList<double> rates, double seconds, string instance, string prefix, string outDir, string? logDir)
+    {
+        Instance.RequireRoot("anthost bench loss");
+        using var interruption = new Interruption();
+        var results = new List<LossResult>();
+        var notes = new List<string>
+        {
+            "AntHost's retransmissions are those the inet server's Stats export (timeout, DupThresh without SACK, DupThresh with SACK); RACK and TLP retransmissions are counted in the core (TcpCounters.RetransmitsRack/RetransmitsTlp) but not yet exported by the server, so its total here leaves them out.",
+            "The host kernel's causes: TCPFastRetrans covers RACK and DupThresh alike (Linux does not split them); TLP probes include probes of new data.",
+            "The dropped column counts what the loss rules dropped during the transfer. The egress hook sees a Linux sender's GSO packets whole, so data from the peer kernel is dropped less often than the nominal rate (per GSO packet, not per segment); data into the peer is dropped per frame.",
+        };
+        var up = new UpOptions { Instance = instance, Prefix = prefix, SpinUs = 0, HostKernelAddress = BenchRun.HostKernelAddress, LogDirectory = logDir };
+        var state = Instance.Up(up, s => AnsiConsole.MarkupLineInterpolated($"[grey]{s}[/]"), interruption.Token);
+        string hostNs = state.Namespaces[0], peerNs = state.Namespaces[1];
+        var peer = IPAddress.Parse(state.PeerAddress!.Split('/')[0]);
+        var ports = new PeerPorts();
+        var kernel = new KernelStack(hostNs, IPAddress.Parse(BenchRun.HostKernelAddress.Split('/')[0]), NamespaceThread.Run);
+        AntHostStack? anthost = null;
+        try
+        {
+            anthost = AntHostStack.TryCreate(instance, 0, notes);
+            var stacks = new List<IBenchStack> { kernel };
+            if (anthost is not null) stacks.Add(anthost);
+            foreach (double rate in rates)
+            {
+                SetLoss(peerNs, rate);
+                foreach (var stack in stacks)
+                {
+                    interruption.Token.ThrowIfCancellationRequested();
+                    bool isKernel = stack == kernel;
+                    results.Add(Measure(stack, rate, "to the peer", isKernel ? "host kernel" : "AntHost", isKernel ? hostNs : null, instance, peerNs,
+                        () => AntHost.Bench.Net.Measure.Outbound(stack, new IPEndPoint(peer, ports.Discard), seconds)));
+                    results.Add(Measure(stack, rate, "from the peer", "peer kernel", peerNs, instance, peerNs,
+                        () => AntHost.Bench.Net.Measure.Inbound(stack, new IPEndPoint(peer, ports.Source), seconds)));
+                }
+            }
+        }
+        catch (OperationCanceledException)
+        {
+            notes.Add("interrupted: the run was cut short");
+        }
+        finally
+        {
+            anthost?.Dispose();
+            ClearLoss(peerNs);
+            Instance.Down(state, s => AnsiConsole.MarkupLineInterpolated($"[grey]{s}[/]"));
+        }
+        string md = LossReport.ToMarkdown(results, notes);
+        Directory.CreateDirectory(outDir);
+        File.WriteAllText(Path.Combine(outDir, "loss.md"), md);
+        File.WriteAllText(Path.Combine(outDir, "loss.json"), JsonSerializer.Serialize(results, new JsonSerializerOptions { WriteIndented = true, IncludeFields = true }));
+        Console.WriteLine(md);
+        AnsiConsole.MarkupLineInterpolated($"written: {Path.Combine(outDir, "loss.md")}, {Path.Combine(outDir, "loss.json")}");
+        return notes.Any(n => n.StartsWith("interrupted", StringComparison.Ordinal)) ? 1 : 0;
+    }
+
+    /// <summary>One transfer, with the sender's counters read around it.</summary>
+    private static LossResult Measure(IBenchStack stack, double rate, string direction, string sender, string? senderNs, string instance, string peerNs, Func<ThroughputResult> transfer)
+    {
+        AnsiConsole.MarkupLineInterpolated($"[grey]{rate}% loss: {stack.Name} {direction}[/]");
+        var dropped0 = Dropped(peerNs);
+        var linux0 = senderNs is null ? null : Linux(senderNs);
+        var inet0 = senderNs is null ? InetProbe.Stats(instance, TimeSpan.FromSeconds(10)) : null;
+        var sw = Stopwatch.StartNew();
+        ThroughputResult t;
+        try
+        {
+            t = transfer();
+        }
+        catch (Exception e) when (e is System.Net.Sockets.SocketException or IOException or TimeoutException or InvalidOperationException)
+        {
+            AnsiConsole.MarkupLineInterpolated($"[red]{stack.Name} {direction} failed: {e.Message}[/]");
+            return new LossResult { LossPercent = rate, Stack = stack.Name, Direction = direction + " (failed: " + e.Message + ")", Sender = sender, Bytes = 0, Seconds = sw.Elapsed.TotalSeconds };
+        }
+        var dropped1 = Dropped(peerNs);
+        var result = new LossResult
+        {
+            LossPercent = rate,
+            Stack = stack.Name,
+            Direction = direction,
+            Sender = sender,
+            Bytes = t.Bytes,
+            Seconds = t.Seconds,
+            Dropped = (dropped1.In - dropped0.In, dropped1.Out - dropped0.Out),
+        };
+        if (linux0 is not null)
+        {
+            var (all, timeouts, by) = LinuxTcpCounters.Retransmissions(linux0, Linux(senderNs!));
+            result = result with { Retransmits = all, Timeouts = timeouts, ByCause = by };
+        }
+        else if (inet0 is not null)
+        {
+            var inet1 = InetProbe.Stats(instance, TimeSpan.FromSeconds(10));
+            long D(InetStat s) => inet1[(int)s] - inet0[(int)s];
+            result = result with
+            {
+                // The server's total leaves RACK and TLP out (see the notes): unknown here.
+                Retransmits = null,
+                ByCause = new Dictionary<string, long>
+                {
+                    ["after a timeout"] = D(InetStat.TcpRetransmitsTimeout),
+                    ["DupThresh without SACK"] = D(InetStat.TcpRetransmitsFast),
+                    ["SACK (RFC 6675)"] = D(InetStat.TcpRetransmitsSack),
+                },
+            };
+        }
+        AnsiConsole.MarkupLineInterpolated($"[grey]  {result.Mbps:F1} Mbit/s, {result.Retransmits?.ToString(Ci) ?? "?"} retransmitted[/]");
+        return result;
+    }
+
+    private static Dictionary<string, long> Linux(string ns) =>
+        LinuxTcpCounters.Parse(CommandRunner.CheckIn(ns, "cat", ["/proc/net/snmp"]).StandardOutput, CommandRunner.CheckIn(ns, "cat", ["/proc/net/netstat"]).StandardOutput);
+
+    /// <summary>Random loss of IPv4 packets into and out of the peer, at its veth's netdev hooks.</summary>
+    private static void SetLoss(string peerNs, double percent)
+    {
+        ClearLoss(peerNs);
+        int limit = (int)Math.Round(percent * 100);
+        if (limit <= 0) return;
+        string dev = SandboxOptions.PeerInterface;
+        string script = $$"""
+            table netdev {{Table}} {
+              chain in {
+                type filter hook ingress device "{{dev}}" priority -500; policy accept;
+                meta protocol ip numgen random mod 10000 < {{limit}} counter drop
+              }
+              chain out {
+                type filter hook egress device "{{dev}}" priority -500; policy accept;
+                meta protocol ip numgen random mod 10000 < {{limit}} counter drop
+              }
+            }
+            """;
+        CommandRunner.CheckIn(peerNs, "nft", ["-f", "-"], "installing the loss rules", script);
+    }
+
+    private static void ClearLoss(string peerNs)
+    {
+        if (CommandRunner.RunIn(peerNs, "nft", ["list", "table", "netdev", Table]).Succeeded)
+            CommandRunner.RunIn(peerNs, "nft", ["delete", "table", "netdev", Table]);
+    }
+
+    /// <summary>Packets the loss rules dropped so far (into the peer, out of it).</summary>
+    private static (long In, long Out) Dropped(string peerNs)
+    {
+        var r = CommandRunner.RunIn(peerNs, "nft", ["-j", "list", "table", "netdev", Table]);
+        if (!r.Succeeded) return (0, 0);
+        long input = 0, output = 0;
+        using var doc = JsonDocument.Parse(r.StandardOutput);
+        foreach (var item in doc.RootElement.GetProperty("nftables").EnumerateArray())
+        {
+            if (!item.TryGetProperty("rule", out var rule)) continue;
+            string chain = rule.GetProperty("chain").GetString() ?? "";
+            foreach (var e in rule.GetProperty("expr").EnumerateArray())
+            {
+                if (!e.TryGetProperty("counter", out var counter)) continue;
+                long packets = counter.GetProperty("packets").GetInt64();
+                if (chain == "in") input += packets;
+                else output += packets;
+            }
+        }
+        return (input, output);
+    }
+}
