@@ -67,7 +67,7 @@ internal static class LossBenchRun
         var results = new List<LossResult>();
         var notes = new List<string>
         {
-            "AntHost's retransmissions are those the inet server's Stats export (timeout, DupThresh without SACK, DupThresh with SACK); RACK and TLP retransmissions are counted in the core (TcpCounters.RetransmitsRack/RetransmitsTlp) but not yet exported by the server, so its total here leaves them out.",
+            "AntHost's retransmissions come from the inet server's Stats: after a timeout, DupThresh without SACK, SACK (RFC 6675), RACK and the tail loss probe.",
             "The host kernel's causes: TCPFastRetrans covers RACK and DupThresh alike (Linux does not split them); TLP probes include probes of new data.",
             "The dropped column counts what the loss rules dropped during the transfer. The egress hook sees a Linux sender's GSO packets whole, so data from the peer kernel is dropped less often than the nominal rate (per GSO packet, not per segment); data into the peer is dropped per frame.",
         };
@@ -156,13 +156,14 @@ internal static class LossBenchRun
             long D(InetStat s) => inet1[(int)s] - inet0[(int)s];
             result = result with
             {
-                // The server's total leaves RACK and TLP out (see the notes): unknown here.
-                Retransmits = null,
+                Retransmits = D(InetStat.TcpRetransmits),
                 ByCause = new Dictionary<string, long>
                 {
                     ["after a timeout"] = D(InetStat.TcpRetransmitsTimeout),
                     ["DupThresh without SACK"] = D(InetStat.TcpRetransmitsFast),
                     ["SACK (RFC 6675)"] = D(InetStat.TcpRetransmitsSack),
+                    ["RACK"] = D(InetStat.TcpRetransmitsRack),
+                    ["tail loss probe"] = D(InetStat.TcpRetransmitsTlp),
                 },
             };
         }

@@ -396,6 +396,9 @@ public enum InetStat
     TcpRetransmitsSack,
     /// <summary>TCP segments dropped on input (bad checksum, not acceptable, PAWS, no socket, ...).</summary>
     TcpDropsIn,
+    /// <summary>TCP retransmissions by RACK (RFC 8985) and by the tail loss probe (part of TcpRetransmits).</summary>
+    TcpRetransmitsRack,
+    TcpRetransmitsTlp,
     Count,
 }
 

@@ -497,13 +497,15 @@ public sealed partial class SocketManager
             var tc = t.Counters;
             _stats[(int)InetStat.TcpSegmentsIn] = tc.SegmentsIn;
             _stats[(int)InetStat.TcpSegmentsOut] = tc.SegmentsOut;
-            _stats[(int)InetStat.TcpRetransmits] = tc.RetransmitsTimeout + tc.RetransmitsFast + tc.RetransmitsSack;
+            _stats[(int)InetStat.TcpRetransmits] = tc.Retransmits;
             _stats[(int)InetStat.TcpResetsIn] = tc.ResetsIn;
             _stats[(int)InetStat.TcpResetsOut] = tc.ResetsOut;
             _stats[(int)InetStat.TcpConnections] = t.ConnectionCount;
             _stats[(int)InetStat.TcpRetransmitsTimeout] = tc.RetransmitsTimeout;
             _stats[(int)InetStat.TcpRetransmitsFast] = tc.RetransmitsFast;
             _stats[(int)InetStat.TcpRetransmitsSack] = tc.RetransmitsSack;
+            _stats[(int)InetStat.TcpRetransmitsRack] = tc.RetransmitsRack;
+            _stats[(int)InetStat.TcpRetransmitsTlp] = tc.RetransmitsTlp;
             _stats[(int)InetStat.TcpDropsIn] = tc.DropsTotal;
         }
         for (int i = (int)InetStat.SocketsOpen; i < (int)InetStat.Count; i++) stats[i] = _stats[i];
