@@ -162,7 +162,7 @@ internal static partial class Instance
         try
         {
             var recorded = state.Processes.Where(ServerProcess.IsAlive).Select(p => p.Pid).ToHashSet();
-            foreach (var p in PoolSnapshot.Read(state.PoolPath).Processes.Where(p => p.State == "alive" && !recorded.Contains(p.Pid)))
+            foreach (var p in JoinedByHand(PoolSnapshot.Read(state.PoolPath), recorded))
                 steps.Add(new DownStep($"{p.Name} (pid {p.Pid})", "joined by hand, not started by anthost up: left running, stop it yourself"));
         }
         catch (Exception e) when (e is IOException or CliException or UnauthorizedAccessException)
@@ -186,6 +186,18 @@ internal static partial class Instance
         InstanceState.Remove(state.Instance);
         steps.Add(new DownStep("state " + InstanceState.PathFor(state.Instance), "removed"));
         return steps;
+    }
+
+    /// <summary>
+    /// The pool's processes that run and that <c>up</c> did not start (not in
+    /// <paramref name="recordedPids"/>). A dead broker's table is a leftover: what it shows
+    /// as alive died with it or never learnt of its death, so nothing is named then; nor is
+    /// an entry whose pid no longer runs.
+    /// </summary>
+    internal static List<PoolProcess> JoinedByHand(PoolSnapshot pool, IReadOnlySet<int> recordedPids)
+    {
+        if (ServerProcess.StartTicks(pool.BrokerPid) is null) return [];
+        return pool.Processes.Where(p => p.State == "alive" && !recordedPids.Contains(p.Pid) && ServerProcess.StartTicks(p.Pid) is not null).ToList();
     }
 
     /// <summary>

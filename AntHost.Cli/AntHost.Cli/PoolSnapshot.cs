@@ -46,7 +46,7 @@ internal sealed record PoolSnapshot(
         {
             var e = meta.AsSpan((int)layout.OwnershipOffset + p * PoolLayout.OwnershipEntrySize, PoolLayout.OwnershipEntrySize);
             ushort owner = BinaryPrimitives.ReadUInt16LittleEndian(e[4..]);
-            ushort flags = BinaryPrimitives.ReadUInt16LittleEndian(e[6..]);
+            ushort flags = BinaryPrimitives.ReadUInt16LittleEndian(e[12..]); // 6 is the transfer count
             if ((flags & 1) == 0) continue;
             allocated++;
             if (owner == 0 || owner > layout.MaxProcesses) continue;

@@ -125,6 +125,7 @@ public sealed partial class LifecycleTests(ITestOutputHelper output)
         var down = t.Down();
         Assert.True(down.ExitCode == 0, down.ToString());
         Assert.Contains("not running", down.StandardOutput, StringComparison.Ordinal);
+        Assert.DoesNotContain("joined by hand", down.StandardOutput, StringComparison.Ordinal);
         t.AssertNothingLeft();
     }
 
