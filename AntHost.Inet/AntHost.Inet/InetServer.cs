@@ -24,6 +24,7 @@ public sealed class InetServer(InetOptions options, ILogger<InetServer> log, IHo
         {
             Instance = options.Instance,
             ProcessName = "inet",
+            Server = true, // the broker's per-app limits are for apps; its reserve is for us
             SpinBudget = options.SpinBudget,
             CachePerSize = options.CachePerSize,
             AllocationBatch = Math.Min(32, options.CachePerSize),

@@ -76,8 +76,8 @@ internal sealed class BrokerProcess : IDisposable
     }
 
     /// <summary>Connects the test process itself as a registered process of this instance.</summary>
-    public KernelConnection Connect(string name, int spinUs = 20) =>
-        KernelConnection.Connect(new KernelOptions { Instance = Instance, ProcessName = name, SpinBudget = TimeSpan.FromMicroseconds(spinUs) });
+    public KernelConnection Connect(string name, int spinUs = 20, bool server = false) =>
+        KernelConnection.Connect(new KernelOptions { Instance = Instance, ProcessName = name, SpinBudget = TimeSpan.FromMicroseconds(spinUs), Server = server });
 
     /// <summary>Maps the pool read-only-table as an observer (not registered).</summary>
     public IcaPool OpenPool() => IcaPool.Open(PoolPath);
@@ -105,6 +105,7 @@ internal sealed class BrokerProcess : IDisposable
         }
         Process.Dispose();
         try { File.Delete(PoolPath); } catch (IOException) { }
+        try { File.Delete(IcaPool.TablesPathOf(PoolPath)); } catch (IOException) { }
         try { File.Delete(SocketPath); } catch (IOException) { }
     }
 }

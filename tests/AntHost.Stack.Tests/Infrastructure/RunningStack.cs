@@ -230,6 +230,7 @@ public sealed class RunningStack : IDisposable
         }
         Sandbox?.Destroy();
         try { File.Delete(IcaPool.PathFor(Instance)); } catch (IOException) { }
+        try { File.Delete(IcaPool.TablesPathFor(Instance)); } catch (IOException) { }
         try { File.Delete($"/run/anthost/{Instance}.sock"); } catch (IOException) { }
     }
 }
