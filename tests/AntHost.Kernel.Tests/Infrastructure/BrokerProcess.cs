@@ -66,6 +66,17 @@ internal sealed class BrokerProcess : IDisposable
         return a;
     }
 
+    /// <summary>Starts a test actor through a wrapper that execs it (e.g. setpriv, to run it as another user).</summary>
+    public ChildProcess ActorUnder(IReadOnlyList<string> wrapper, string role, params string[] args)
+    {
+        var all = new List<string> { role, "--instance", Instance };
+        all.AddRange(args);
+        // An unprivileged user has no home to write in: the runtime needs none, but keep it off root's.
+        var a = ChildProcess.StartUnder(wrapper, "AntHost.Kernel.TestActor.dll", all, new Dictionary<string, string> { ["HOME"] = "/tmp", ["DOTNET_CLI_TELEMETRY_OPTOUT"] = "1" });
+        lock (_actors) _actors.Add(a);
+        return a;
+    }
+
     public ChildProcess ActorWithEnv(IDictionary<string, string> env, string role, params string[] args)
     {
         var all = new List<string> { role, "--instance", Instance };
