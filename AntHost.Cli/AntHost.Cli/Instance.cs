@@ -25,6 +25,8 @@ internal sealed record UpOptions
     public string? Address { get; init; }
     public string? Gateway { get; init; }
     public string? LogDirectory { get; init; }
+    /// <summary>The group whose members may use the instance besides root.</summary>
+    public string Group { get; init; } = "root";
     /// <summary>The host namespace kernel's own address on the sandbox veth (the benchmarks' baseline), or null for none.</summary>
     public string? HostKernelAddress { get; init; }
     public TimeSpan Patience { get; init; } = TimeSpan.FromSeconds(60);
@@ -86,6 +88,7 @@ internal static partial class Instance
             Transfer = o.Transfer,
             SpinUs = o.SpinUs,
             LogDirectory = logDir,
+            Group = o.Group,
             CreatedUtc = DateTime.UtcNow,
         };
         state.Save();
@@ -122,7 +125,7 @@ internal static partial class Instance
                 return r;
             }
 
-            Launch("broker", [dotnet, broker, "--instance", o.Instance, "--transfer", o.Transfer], Binaries.Broker, null, "anthost-kernel ready", "the broker");
+            Launch("broker", [dotnet, broker, "--instance", o.Instance, "--transfer", o.Transfer, "--group", o.Group], Binaries.Broker, null, "anthost-kernel ready", "the broker");
             string[] inetArgs = [dotnet, inet, "--instance", o.Instance, "--address", state.Address, "--spin-us", o.SpinUs.ToString(System.Globalization.CultureInfo.InvariantCulture),
                 .. o.Gateway is null ? Array.Empty<string>() : ["--gateway", o.Gateway]];
             Launch("inet", inetArgs, Binaries.Inet, null, "anthost-inet ready", "the inet server");
@@ -207,14 +210,14 @@ internal static partial class Instance
     public static List<DownStep> RemoveKernelFiles(string instance, IReadOnlyList<ProcessRecord> ours)
     {
         var steps = new List<DownStep>();
-        string pool = IcaPool.PathFor(instance), socket = $"/run/anthost/{instance}.sock";
-        int brokerPid = ReadBrokerPid(pool);
+        string pool = IcaPool.PathFor(instance), tables = IcaPool.TablesPathFor(instance), socket = $"/run/anthost/{instance}.sock";
+        int brokerPid = ReadBrokerPid(tables);
         if (brokerPid > 0 && ServerProcess.StartTicks(brokerPid) is not null && IsBroker(brokerPid) && !ours.Any(p => p.Pid == brokerPid && ServerProcess.IsAlive(p)))
         {
             steps.Add(new DownStep($"pool {pool}", $"kept: broker pid {brokerPid} (not started by anthost up) still runs"));
             return steps;
         }
-        foreach (var f in new[] { pool, socket })
+        foreach (var f in new[] { pool, tables, socket })
         {
             if (!File.Exists(f)) { steps.Add(new DownStep(f, "already gone")); continue; }
             File.Delete(f);
@@ -229,11 +232,11 @@ internal static partial class Instance
         catch (IOException) { return false; }
     }
 
-    private static int ReadBrokerPid(string pool)
+    private static int ReadBrokerPid(string tables)
     {
         try
         {
-            using var fs = new FileStream(pool, FileMode.Open, FileAccess.Read, FileShare.ReadWrite);
+            using var fs = new FileStream(tables, FileMode.Open, FileAccess.Read, FileShare.ReadWrite);
             Span<byte> h = stackalloc byte[64];
             if (fs.Read(h) < 64) return 0;
             return System.Buffers.Binary.BinaryPrimitives.ReadInt32LittleEndian(h[44..]);

@@ -1,8 +1,8 @@
-// What `anthost ps` reads from the pool, without joining the instance: the pool file is
-// read (never mapped writable, never written) at the offsets docs/kernel.md documents and
-// PoolLayout computes: the header and the broker's counters, the process table, the
-// service and channel tables, the ownership table (pages and ICAs per owner) and the
-// ring indices (messages waiting). It is a snapshot of memory others change as it is
+// What `anthost ps` reads from the pool, without joining the instance: the tables file and
+// the pool file are read (never mapped writable, never written) at the offsets
+// docs/kernel.md documents and PoolLayout computes: from the tables, the header and the
+// broker's counters, the process table, the service and channel tables, the ownership
+// table (pages and ICAs per owner); from the pool, the ring indices (messages waiting). It is a snapshot of memory others change as it is
 // read: fine for a person, not for a check.
 using System.Buffers.Binary;
 using System.Text;
@@ -21,9 +21,10 @@ internal sealed record PoolSnapshot(
 {
     public static PoolSnapshot Read(string path)
     {
+        using var tables = new FileStream(IcaPool.TablesPathOf(path), FileMode.Open, FileAccess.Read, FileShare.ReadWrite);
         using var fs = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite);
         var header = new byte[PoolLayout.HeaderSize];
-        fs.ReadExactly(header);
+        tables.ReadExactly(header);
         if (BinaryPrimitives.ReadUInt64LittleEndian(header) != 0x4C4F4F5048544E41UL)
             throw new CliException($"{path} is not an AntHost pool");
         int I32(int o) => BinaryPrimitives.ReadInt32LittleEndian(header.AsSpan(o));
@@ -35,8 +36,8 @@ internal sealed record PoolSnapshot(
             counters[((BrokerCounter)c).ToString()] = BinaryPrimitives.ReadInt64LittleEndian(header.AsSpan(256 + 8 * c));
 
         byte[] meta = new byte[layout.MetaSize];
-        fs.Position = 0;
-        fs.ReadExactly(meta);
+        tables.Position = 0;
+        tables.ReadExactly(meta);
 
         // Ownership: pages and ICAs (head pages) per owner tag (slot + 1).
         var pages = new int[layout.MaxProcesses + 1];

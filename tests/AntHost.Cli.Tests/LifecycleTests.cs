@@ -24,9 +24,15 @@ public sealed partial class LifecycleTests(ITestOutputHelper output)
     public void Up_then_ps_then_down_leaves_nothing_behind()
     {
         using var t = new TestInstance(output);
-        var up = t.Up();
+        var up = t.Up("--group", "nogroup");
         Assert.True(up.ExitCode == 0, up.ToString());
         Assert.Contains($"instance '{t.Name}' is up", up.StandardOutput, StringComparison.Ordinal);
+        // Root and the group use the instance; the broker's tables are its own.
+        Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.GroupRead | UnixFileMode.GroupWrite, File.GetUnixFileMode(t.PoolPath));
+        Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(t.TablesPath));
+        Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute | UnixFileMode.GroupRead | UnixFileMode.GroupWrite | UnixFileMode.GroupExecute,
+            File.GetUnixFileMode(Path.GetDirectoryName(t.StatePath)!));
+        Assert.Contains("group nogroup", File.ReadAllText(Path.Combine(t.LogDirectory, "broker.log")), StringComparison.Ordinal);
         var recorded = t.RecordedProcesses();
         Assert.Equal(["broker", "inet", "nic", "peer"], recorded.Select(p => p.Name).ToArray());
         Assert.All(recorded, p => Assert.True(t.IsRunning(p.Pid), $"{p.Name} pid {p.Pid} is not running after up"));

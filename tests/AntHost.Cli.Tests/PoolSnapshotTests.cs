@@ -4,9 +4,9 @@ using AntHost.Kernel.Pool;
 namespace AntHost.Cli.Tests;
 
 /// <summary>
-/// What `anthost ps` and `down` read from a pool, on a pool file written here at the offsets
-/// docs/kernel.md gives (no broker, no root): the snapshot must read each field where the
-/// broker writes it.
+/// What `anthost ps` and `down` read from a pool, on a pool and tables file written here at
+/// the offsets docs/kernel.md gives (no broker, no root): the snapshot must read each field
+/// where the broker writes it.
 /// </summary>
 public sealed class PoolSnapshotTests : IDisposable
 {
@@ -52,8 +52,8 @@ public sealed class PoolSnapshotTests : IDisposable
             BinaryPrimitives.WriteInt32LittleEndian(e[16..], name.Length);
             System.Text.Encoding.UTF8.GetBytes(name).CopyTo(e[32..]);
         }
+        File.WriteAllBytes(IcaPool.TablesPathOf(path), meta);
         using var fs = new FileStream(path, FileMode.CreateNew);
-        fs.Write(meta);
         fs.SetLength(Layout.FileSize);
         return path;
     }
