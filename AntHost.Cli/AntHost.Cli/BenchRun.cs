@@ -33,6 +33,7 @@ internal sealed record BenchOptions
     public bool Send { get; init; }
     public bool Throughput { get; init; }
     public bool Ipc { get; init; }
+    public bool Idle { get; init; }
     public bool Quick { get; init; }
     public string Instance { get; init; } = "bench";
     public string Prefix { get; init; } = "anthost-bench";
@@ -91,7 +92,7 @@ internal static class BenchRun
                     var io = (o.Quick ? IpcBenchOptions.Quick : new IpcBenchOptions()) with { Log = line => step(line.Trim()) };
                     report.Ipc = IpcBenchmark.Run(io);
                 }
-                if (o.Rtt || o.Send || o.Throughput)
+                if (o.Rtt || o.Send || o.Throughput || o.Idle)
                 {
                     report.Tunings.AddRange(o.Rtt ? tunings : tunings.Take(1));
                     report.StampCostNs = o.Send ? Measure.StampCostNanoseconds() : null;
@@ -120,23 +121,35 @@ internal static class BenchRun
                             if (o.Rtt)
                                 foreach (var stack in ends)
                                 {
-                                    var meter = CpuMeter.Start(stack == kernel ? processes.Where(p => p.Name is "app" or "peer").ToList() : processes);
-                                    var t0 = Stopwatch.GetTimestamp();
-                                    int rounds = 0;
-                                    foreach (int size in Sizes)
+                                    var watched = stack == kernel ? processes.Where(p => p.Name is "app" or "peer").ToList() : processes;
+                                    // CPU and wake-ups are measured apart for the paper's sizes (one segment each
+                                    // way) and for the larger ones (several segments, the client's pipelined sends).
+                                    foreach (var group in new[] { Sizes.Where(s => s <= 1024).ToArray(), Sizes.Where(s => s > 1024).ToArray() })
                                     {
-                                        interruption.Token.ThrowIfCancellationRequested();
-                                        int n = size >= 16384 ? Math.Max(20, iters / 4) : iters;
-                                        Guard(stack, $"RTT {NetBenchReportWriter.Size(size)}", () =>
+                                        var meter = CpuMeter.Start(watched);
+                                        var t0 = Stopwatch.GetTimestamp();
+                                        int rounds = 0;
+                                        foreach (int size in group)
                                         {
-                                            step($"RTT {tuning.Name}, {stack.Name}, {NetBenchReportWriter.Size(size)} x {n}");
-                                            var p = Measure.Rtt(stack, new IPEndPoint(peer, new PeerPorts().Rtt), size, warm, n, TimeSpan.FromMicroseconds(tuning.GapUs));
-                                            rounds += warm + n;
-                                            report.Rtt.Add(new RttPoint(tuning.Name, stack.Name, size, p));
-                                            step($"  median {p.MedianUs:F1} us, p99 {p.P99Us:F1} us");
-                                        });
+                                            interruption.Token.ThrowIfCancellationRequested();
+                                            int n = size >= 16384 ? Math.Max(20, iters / 4) : iters;
+                                            Guard(stack, $"RTT {NetBenchReportWriter.Size(size)}", () =>
+                                            {
+                                                step($"RTT {tuning.Name}, {stack.Name}, {NetBenchReportWriter.Size(size)} x {n}");
+                                                var p = Measure.Rtt(stack, new IPEndPoint(peer, new PeerPorts().Rtt), size, warm, n, TimeSpan.FromMicroseconds(tuning.GapUs));
+                                                rounds += warm + n;
+                                                report.Rtt.Add(new RttPoint(tuning.Name, stack.Name, size, p));
+                                                step($"  median {p.MedianUs:F1} us, p99 {p.P99Us:F1} us");
+                                            });
+                                        }
+                                        if (rounds > 0)
+                                            report.Cpu.Add(new CpuResult(tuning.Name, stack.Name, rounds, Stopwatch.GetElapsedTime(t0).TotalSeconds, meter.Stop())
+                                            {
+                                                AppCollections = meter.AppCollections,
+                                                AppGcPauseMs = meter.AppGcPause.TotalMilliseconds,
+                                                Sizes = $"{NetBenchReportWriter.Size(group[0])}-{NetBenchReportWriter.Size(group[^1])}",
+                                            });
                                     }
-                                    if (rounds > 0) report.Cpu.Add(new CpuResult(tuning.Name, stack.Name, rounds, Stopwatch.GetElapsedTime(t0).TotalSeconds, meter.Stop()));
                                 }
                             if (o.Send && first)
                                 foreach (var stack in ends)
@@ -174,6 +187,20 @@ internal static class BenchRun
                                 }
                                 if (o.Peer is null) report.Injection = Inject(o, step, o.Quick ? 1 : 2);
                                 else report.Notes.Add("libpcap injection rate not measured: on a real adapter it would flood the network with raw frames");
+                            }
+                            if (o.Idle && first)
+                            {
+                                // Last, so nothing the other figures did is still settling; the app's own
+                                // connection stays open and quiet, as an idle app's would.
+                                double idleSeconds = o.Quick ? 5 : 20;
+                                step($"idle: settling 2 s, then {idleSeconds} s with nothing to do");
+                                Thread.Sleep(2000);
+                                var servers = processes.Where(p => p.Name is not ("app" or "peer")).ToList();
+                                var meter = CpuMeter.Start(servers);
+                                Thread.Sleep(TimeSpan.FromSeconds(idleSeconds));
+                                var idle = new IdleResult(tuning.Name, idleSeconds, meter.Stop());
+                                report.Idle.Add(idle);
+                                foreach (var p in idle.Processes) step(string.Create(Ci, $"  {p.Process}: {p.Sleeps / idleSeconds:F1} wake-ups/s, {p.CorePercent:F3}% CPU"));
                             }
                         });
                     }

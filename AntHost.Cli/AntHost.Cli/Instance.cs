@@ -223,6 +223,12 @@ internal static partial class Instance
             File.Delete(f);
             steps.Add(new DownStep(f, "removed (left by a broker that did not stop cleanly)"));
         }
+        // Wake sockets of processes that were killed while they slept in poll (see Doorbell).
+        foreach (var f in Directory.Exists("/run/anthost") ? Directory.GetFiles("/run/anthost", instance + ".wake.*") : [])
+        {
+            File.Delete(f);
+            steps.Add(new DownStep(f, "removed (left by a process that did not stop cleanly)"));
+        }
         return steps;
     }
 

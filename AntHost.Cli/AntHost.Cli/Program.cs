@@ -100,7 +100,8 @@ namespace AntHost.Cli
             foreach (Option o in new Option[] { from, reportOut, reportDocs }) report.Options.Add(o);
             report.SetAction(r => Guard(() => Commands.BenchReport(r.GetValue(from)!, r.GetValue(reportOut), r.GetValue(reportDocs))));
             bench.Subcommands.Add(report);
-            bench.Subcommands.Add(NetBench("all", "every benchmark (ipc, rtt, send, throughput) in one report; --docs writes docs/evaluation.md", rtt: true, send: true, throughput: true, ipc: true));
+            bench.Subcommands.Add(NetBench("idle", "what the servers cost with nothing to do: wake-ups per second and CPU of the broker, inet server and NIC driver over 20 s (5 s with --quick)", idle: true));
+            bench.Subcommands.Add(NetBench("all", "every benchmark (ipc, rtt, send, throughput, idle) in one report; --docs writes docs/evaluation.md", rtt: true, send: true, throughput: true, ipc: true, idle: true));
             Root.Subcommands.Add(bench);
 
             // ---- demo ----
@@ -121,7 +122,7 @@ namespace AntHost.Cli
         }
 
         /// <summary>One of the network benchmarks' commands, with the options they share.</summary>
-        private static Command NetBench(string name, string description, bool rtt = false, bool send = false, bool throughput = false, bool ipc = false)
+        private static Command NetBench(string name, string description, bool rtt = false, bool send = false, bool throughput = false, bool ipc = false, bool idle = false)
         {
             var quick = new Option<bool>("--quick") { Description = "a fast smoke run: few iterations, short transfers" };
             var instance = new Option<string>("--instance") { Description = "instance name prefix for the stacks the benchmark brings up (with --peer: the running instance to use)", DefaultValueFactory = _ => "bench" };
@@ -165,6 +166,7 @@ namespace AntHost.Cli
                     Send = send,
                     Throughput = throughput,
                     Ipc = ipc,
+                    Idle = idle,
                     Quick = r.GetValue(quick),
                     Instance = inst,
                     Prefix = p,

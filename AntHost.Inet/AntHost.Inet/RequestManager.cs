@@ -18,9 +18,6 @@ namespace AntHost.Inet;
 /// <summary>The inet server's request loop (see the file comment).</summary>
 public sealed class RequestManager
 {
-    /// <summary>The longest sleep, so a stop request is seen even with no deadline.</summary>
-    private static readonly TimeSpan MaxWait = TimeSpan.FromMilliseconds(500);
-
     private readonly KernelConnection _kernel;
     private readonly ProtocolManager _protocol;
     private readonly SocketManager _sockets;
@@ -57,11 +54,12 @@ public sealed class RequestManager
             }
             _protocol.Flush();
             _sockets.AfterFlush();
-            TimeSpan wait = MaxWait;
+            // No deadline: sleep until a message comes (a stop wakes the doorbell too).
+            TimeSpan wait = Timeout.InfiniteTimeSpan;
             if (Instant.Earliest(_protocol.PollAt, _sockets.PollAt) is { } at)
             {
                 var left = at - now;
-                wait = left <= TimeSpan.Zero ? TimeSpan.Zero : left < MaxWait ? left : MaxWait;
+                wait = left <= TimeSpan.Zero ? TimeSpan.Zero : left;
             }
             if (!_kernel.Receive(out var m, wait, stop)) continue;
             Dispatch(m);

@@ -11,8 +11,12 @@ public sealed record BrokerOptions
     public TransferMode Transfer { get; init; } = TransferMode.Direct;
     /// <summary>Strict mode is the default of every process of the instance.</summary>
     public bool Strict { get; init; }
-    /// <summary>How often the broker commits journals while they are not empty.</summary>
-    public int CommitIntervalMs { get; init; } = 2;
+    /// <summary>
+    /// How often the broker commits journals while they are not empty. Long on purpose: the
+    /// broker is off the request path, a journal at least half full wakes it at once, an
+    /// allocation that comes short commits first, and so does every reclaim.
+    /// </summary>
+    public int CommitIntervalMs { get; init; } = 100;
     /// <summary>The broker's own spin budget before it sleeps (0: sleep at once; matters for the mediated path).</summary>
     public TimeSpan SpinBudget { get; init; } = TimeSpan.Zero;
     public int MaxProcesses { get; init; } = 64;
@@ -48,7 +52,7 @@ public sealed record BrokerOptions
           --pool-size SIZE       data pages of the pool, e.g. 64M, 256M, 1G (default 64M)
           --transfer MODE        direct (default) or mediated
           --strict               every process keeps pages it does not own PROT_NONE (debug; slow)
-          --commit-ms N          journal commit interval while journals are non-empty (default 2)
+          --commit-ms N          journal commit interval while journals are non-empty (default 100)
           --spin-us N            broker spin budget before sleeping (default 0)
           --max-processes N      (default 64)   --max-channels N (default 128)   --ring-slots N (default 256)
           --no-kill-on-fault     do not SIGKILL a process that is cut off (only unregister it)

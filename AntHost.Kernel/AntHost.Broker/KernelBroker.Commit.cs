@@ -4,12 +4,14 @@
 // transfer-path seam; the process half is ITransferPath).
 //
 // Batching (direct path). After a pass that found work, the broker sleeps on a
-// short timer (CommitIntervalMs) with its doorbell saying "sleeping on a timer":
-// senders do not wake it, their records simply wait for the next pass. Only
-// after a timed sleep that found nothing does it sleep without a timer ("deep"),
-// and then the first record written wakes it. A journal at least half full
-// wakes it at once. So under load the broker costs one wake-up per interval,
-// and an idle instance costs nothing.
+// long timer (CommitIntervalMs, 100 ms) with its doorbell saying "sleeping on a
+// timer": senders do not wake it, their records simply wait for the next pass.
+// Only after a timed sleep that found nothing does it sleep without a timer
+// ("deep"), and then the first record written wakes it. A journal at least half
+// full wakes it at once; an allocation that comes short and every reclaim commit
+// first. So while requests flow the broker costs one wake-up per interval (plus
+// one per half journal), never one per request, and an idle instance costs
+// nothing.
 //
 // Ordering. Records are applied in each uplink's order. A record that hands
 // over an ICA whose earlier transfer (to this sender) is still in another

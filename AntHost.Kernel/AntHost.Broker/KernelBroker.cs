@@ -248,7 +248,7 @@ internal sealed unsafe partial class KernelBroker : IDisposable
             fixed (byte* dst = e.Name) bytes.AsSpan(0, n).CopyTo(new Span<byte>(dst, ProcessEntry.NameBytes));
             e.NameLength = n;
             Volatile.Write(ref e.State, (uint)ProcessState.Alive);
-            proc = new ProcState { Id = id, Pid = pid, Uid = peer.Uid, IsServer = server, Name = name, Uplink = up, Downlink = down, Bell = new Doorbell(bell), Socket = socket };
+            proc = new ProcState { Id = id, Pid = pid, Uid = peer.Uid, IsServer = server, Name = name, Uplink = up, Downlink = down, Bell = new Doorbell(bell, Pool.WakePath(slot)), Socket = socket };
             _procs[slot] = proc;
             _log.LogInformation("registered {Name} (pid {Pid}, uid {Uid}{Server}) as {Id}", name, pid, peer.Uid, server ? ", server" : "", id);
             return KernelError.None;
@@ -298,6 +298,10 @@ internal sealed unsafe partial class KernelBroker : IDisposable
             e.ProcessId = 0;
             e.Pid = 0;
             Volatile.Write(ref e.State, (uint)ProcessState.Free);
+            // A process killed while it slept in poll leaves its wake socket behind.
+            try { File.Delete(Pool.WakePath(slot)); }
+            catch (IOException) { }
+            catch (UnauthorizedAccessException) { }
             Count(BrokerCounter.Deaths);
             _log.LogInformation("{Name} {Id} (pid {Pid}) gone ({Why}); reclaimed {Pages} pages", proc.Name, proc.Id, proc.Pid, why, reclaimed);
         }
@@ -344,15 +348,31 @@ internal sealed unsafe partial class KernelBroker : IDisposable
             if (proc.Dead || proc.CutOff) return KernelError.CutOff;
             int slot = proc.Id.Slot;
             BrokerCounter limit = BrokerCounter.Count;
+            bool committed = false;
             for (; got < count; got++)
             {
-                if (!proc.IsServer)
+                if (!proc.IsServer && AppLimitReached(slot, pages) is var reached and not BrokerCounter.Count)
                 {
-                    if (_ownedPages[slot] + pages > AppPages) { limit = BrokerCounter.QuotaPages; break; }
-                    if (_ownedIcas[slot] + 1 > _options.AppIcas) { limit = BrokerCounter.QuotaIcas; break; }
-                    if (Pool.Counter(BrokerCounter.FreePages) - pages < ServerReserve) { limit = BrokerCounter.QuotaReserve; break; }
+                    if (!committed)
+                    {
+                        // What the app freed or handed on may wait in journals: count it first.
+                        committed = true;
+                        PassesLocked(out _);
+                        got--;
+                        continue;
+                    }
+                    limit = reached;
+                    break;
                 }
                 long first = _allocator.Find(pages);
+                if (first < 0 && !committed)
+                {
+                    // Pages freed by journal records the broker has not committed yet are free
+                    // all the same: commit now rather than refuse.
+                    committed = true;
+                    PassesLocked(out _);
+                    first = _allocator.Find(pages);
+                }
                 if (first < 0) break;
                 into[got] = AllocateAt((uint)first, pages, proc.Id);
             }
@@ -367,6 +387,15 @@ internal sealed unsafe partial class KernelBroker : IDisposable
             };
             return KernelError.QuotaExceeded;
         }
+    }
+
+    /// <summary>The app limit one more ICA of <paramref name="pages"/> would pass (Count: none).</summary>
+    private BrokerCounter AppLimitReached(int slot, int pages)
+    {
+        if (_ownedPages[slot] + pages > AppPages) return BrokerCounter.QuotaPages;
+        if (_ownedIcas[slot] + 1 > _options.AppIcas) return BrokerCounter.QuotaIcas;
+        if (Pool.Counter(BrokerCounter.FreePages) - pages < ServerReserve) return BrokerCounter.QuotaReserve;
+        return BrokerCounter.Count;
     }
 
     /// <summary>Keeps the per-slot counts of pages and ICAs as the table changes hands.</summary>

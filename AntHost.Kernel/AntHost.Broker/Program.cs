@@ -1,5 +1,6 @@
 // anthost-kernel: the broker process of one AntHost instance.
 using AntHost.Broker;
+using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
@@ -19,7 +20,11 @@ catch (ArgumentException e)
     return 2;
 }
 
-var builder = Host.CreateApplicationBuilder(new HostApplicationBuilderSettings { Args = [], DisableDefaults = false });
+// No configuration reload: it watches the working directory (where the logs may be written)
+// and woke the idle server ten times a second.
+var settings = new HostApplicationBuilderSettings { Args = [], Configuration = new ConfigurationManager() };
+settings.Configuration["hostBuilder:reloadConfigOnChange"] = "false";
+var builder = Host.CreateApplicationBuilder(settings);
 builder.Logging.ClearProviders();
 builder.Logging.AddSimpleConsole(o => { o.SingleLine = true; o.TimestampFormat = "HH:mm:ss.fff "; });
 builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = TimeSpan.FromSeconds(5));

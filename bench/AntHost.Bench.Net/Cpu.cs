@@ -1,7 +1,13 @@
-// CPU used by the processes of a run, from /proc/PID/stat (utime + stime, fields 14 and 15,
-// in clock ticks of 10 ms): every thread of the process, its system calls included. The
-// kernel's own softirq work on behalf of a socket is not charged to any process, so the
-// host kernel's figure is a lower bound; AntHost's work is all in its processes.
+// CPU and sleep/wake cycles of the processes of a run, per thread, from /proc:
+//   /proc/PID/task/TID/schedstat  field 1: nanoseconds on a CPU (exact, unlike the 10 ms
+//                                 ticks of stat's utime + stime);
+//   /proc/PID/task/TID/status     voluntary_ctxt_switches (the thread went to sleep: one
+//                                 sleep/wake cycle each) and nonvoluntary_ctxt_switches
+//                                 (preempted, or a sched_yield that gave the CPU away).
+// Every thread of the process is counted, its system calls included. A thread born during
+// the measurement counts from zero; one that died is lost (measure steady state). The
+// kernel's own softirq work on behalf of a socket is charged to no process, so the host
+// kernel's figure is a lower bound; AntHost's work is all in its processes.
 using System.Globalization;
 
 namespace AntHost.Bench.Net;
@@ -9,22 +15,50 @@ namespace AntHost.Bench.Net;
 /// <summary>A process whose CPU a run reports.</summary>
 public sealed record WatchedProcess(string Name, int Pid);
 
-/// <summary>CPU seconds used by one process over a measurement, and the share of one core.</summary>
-public sealed record CpuUse(string Process, double Seconds, double CorePercent);
+/// <summary>One thread's share of a measurement.</summary>
+public sealed record ThreadUse(string Thread, double Seconds, long Sleeps, long Preemptions);
 
-/// <summary>Samples the CPU of a set of processes before and after a measurement.</summary>
+/// <summary>
+/// CPU seconds used by one process over a measurement, the share of one core, and how often
+/// its threads went to sleep (each a wake-up later) or were preempted.
+/// </summary>
+public sealed record CpuUse(string Process, double Seconds, double CorePercent)
+{
+    /// <summary>Voluntary context switches of all its threads: sleep/wake cycles.</summary>
+    public long Sleeps { get; init; }
+
+    /// <summary>Involuntary context switches (preempted, or yielded the CPU to another).</summary>
+    public long Preemptions { get; init; }
+
+    /// <summary>The threads that used CPU or slept, busiest first.</summary>
+    public IReadOnlyList<ThreadUse> Threads { get; init; } = [];
+}
+
+/// <summary>Samples per-thread CPU and context switches of a set of processes before and after a measurement.</summary>
 public sealed class CpuMeter
 {
-    private const double TicksPerSecond = 100.0; // sysconf(_SC_CLK_TCK) on Linux
     private readonly IReadOnlyList<WatchedProcess> _processes;
-    private readonly long[] _start;
+    private readonly Dictionary<int, ThreadSample>[] _start;
     private readonly long _t0;
+    private readonly int _gcStart;
+    private readonly TimeSpan _gcPauseStart;
+
+    /// <summary>Garbage collections in this process (the app) between Start and Stop.</summary>
+    public int AppCollections { get; private set; }
+
+    /// <summary>Time this process (the app) spent paused for garbage collection between Start and Stop.</summary>
+    public TimeSpan AppGcPause { get; private set; }
+
+    /// <summary>One thread's counters at one instant.</summary>
+    public readonly record struct ThreadSample(string Name, long CpuNs, long Voluntary, long Involuntary);
 
     private CpuMeter(IReadOnlyList<WatchedProcess> processes)
     {
         _processes = processes;
-        _start = processes.Select(p => Ticks(p.Pid)).ToArray();
+        _start = processes.Select(p => Threads(p.Pid)).ToArray();
         _t0 = System.Diagnostics.Stopwatch.GetTimestamp();
+        _gcStart = GC.CollectionCount(0);
+        _gcPauseStart = GC.GetTotalPauseDuration();
     }
 
     public static CpuMeter Start(IReadOnlyList<WatchedProcess> processes) => new(processes);
@@ -32,26 +66,59 @@ public sealed class CpuMeter
     public List<CpuUse> Stop()
     {
         double wall = System.Diagnostics.Stopwatch.GetElapsedTime(_t0).TotalSeconds;
+        AppCollections = GC.CollectionCount(0) - _gcStart;
+        AppGcPause = GC.GetTotalPauseDuration() - _gcPauseStart;
         var r = new List<CpuUse>();
         for (int i = 0; i < _processes.Count; i++)
         {
-            long end = Ticks(_processes[i].Pid);
-            if (end < 0 || _start[i] < 0) continue;
-            double s = (end - _start[i]) / TicksPerSecond;
-            r.Add(new CpuUse(_processes[i].Name, s, wall > 0 ? 100 * s / wall : 0));
+            var end = Threads(_processes[i].Pid);
+            if (end.Count == 0) continue;
+            var threads = new List<ThreadUse>();
+            foreach (var (tid, e) in end)
+            {
+                var s = _start[i].TryGetValue(tid, out var b) ? b : new ThreadSample(e.Name, 0, 0, 0);
+                var t = new ThreadUse(e.Name, (e.CpuNs - s.CpuNs) / 1e9, e.Voluntary - s.Voluntary, e.Involuntary - s.Involuntary);
+                if (t.Seconds > 0 || t.Sleeps > 0 || t.Preemptions > 0) threads.Add(t);
+            }
+            double seconds = threads.Sum(t => t.Seconds);
+            r.Add(new CpuUse(_processes[i].Name, seconds, wall > 0 ? 100 * seconds / wall : 0)
+            {
+                Sleeps = threads.Sum(t => t.Sleeps),
+                Preemptions = threads.Sum(t => t.Preemptions),
+                Threads = threads.OrderByDescending(t => t.Seconds).ToList(),
+            });
         }
         return r;
     }
 
-    /// <summary>utime + stime of a process in clock ticks, or -1 when it is gone.</summary>
-    public static long Ticks(int pid)
+    /// <summary>Every thread of a process (empty when it is gone).</summary>
+    public static Dictionary<int, ThreadSample> Threads(int pid)
     {
-        string text;
-        try { text = File.ReadAllText($"/proc/{pid}/stat"); }
-        catch (IOException) { return -1; }
-        // The command name (field 2) may hold spaces: count fields after its closing parenthesis.
-        var rest = text[(text.LastIndexOf(')') + 2)..].Split(' ');
-        // rest[0] is field 3 (state): utime is field 14, stime 15.
-        return long.Parse(rest[11], CultureInfo.InvariantCulture) + long.Parse(rest[12], CultureInfo.InvariantCulture);
+        var r = new Dictionary<int, ThreadSample>();
+        string[] tids;
+        try { tids = Directory.GetDirectories($"/proc/{pid}/task"); }
+        catch (IOException) { return r; }
+        catch (UnauthorizedAccessException) { return r; }
+        foreach (var dir in tids)
+        {
+            try
+            {
+                int tid = int.Parse(Path.GetFileName(dir), CultureInfo.InvariantCulture);
+                long ns = long.Parse(File.ReadAllText(Path.Combine(dir, "schedstat")).Split(' ')[0], CultureInfo.InvariantCulture);
+                string name = File.ReadAllText(Path.Combine(dir, "comm")).TrimEnd('\n');
+                long vol = 0, invol = 0;
+                foreach (var line in File.ReadLines(Path.Combine(dir, "status")))
+                {
+                    if (line.StartsWith("voluntary_ctxt_switches:", StringComparison.Ordinal)) vol = long.Parse(line.AsSpan(24).Trim(), CultureInfo.InvariantCulture);
+                    else if (line.StartsWith("nonvoluntary_ctxt_switches:", StringComparison.Ordinal)) invol = long.Parse(line.AsSpan(27).Trim(), CultureInfo.InvariantCulture);
+                }
+                r[tid] = new ThreadSample(name, ns, vol, invol);
+            }
+            catch (Exception e) when (e is IOException or FormatException or UnauthorizedAccessException)
+            {
+                // The thread ended between the listing and the read.
+            }
+        }
+        return r;
     }
 }

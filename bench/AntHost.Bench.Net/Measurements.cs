@@ -39,8 +39,32 @@ public sealed record ThroughputResult(string Stack, string Direction, long Bytes
 
 public sealed record CpuResult(string Tuning, string Stack, int Rounds, double WallSeconds, IReadOnlyList<CpuUse> Processes)
 {
+    /// <summary>The payload sizes whose round trips this covers, e.g. "256 B-1 KiB".</summary>
+    public string Sizes { get; init; } = "";
+
+    /// <summary>True for the paper's sizes (256 B to 1 KiB), the group the targets are judged on.</summary>
+    public bool PaperSizes => Sizes.StartsWith("256 B", StringComparison.Ordinal);
+
+    /// <summary>Garbage collections in the app (this process) during the round trips (gen 0 counts every one).</summary>
+    public int AppCollections { get; init; }
+
+    /// <summary>The app's total GC pause during the round trips, milliseconds.</summary>
+    public double AppGcPauseMs { get; init; }
+
     /// <summary>CPU microseconds of every watched process per round trip.</summary>
     public double MicrosecondsPerRound => Rounds == 0 ? 0 : Processes.Sum(p => p.Seconds) * 1e6 / Rounds;
+
+    /// <summary>Sleep/wake cycles (voluntary context switches) of every watched thread per round trip.</summary>
+    public double SleepsPerRound => Rounds == 0 ? 0 : Processes.Sum(p => p.Sleeps) / (double)Rounds;
+
+    /// <summary>As <see cref="SleepsPerRound"/>, for one process.</summary>
+    public double SleepsPerRoundOf(string process) => Rounds == 0 ? 0 : Processes.Where(p => p.Process == process).Sum(p => p.Sleeps) / (double)Rounds;
+}
+
+/// <summary>The servers of a stack with nothing to do, over <paramref name="Seconds"/>.</summary>
+public sealed record IdleResult(string Tuning, double Seconds, IReadOnlyList<CpuUse> Processes)
+{
+    public double WakeupsPerSecond(CpuUse p) => Seconds > 0 ? p.Sleeps / Seconds : 0;
 }
 
 public sealed record InjectionResult(int FrameBytes, double FramesPerSecond, double Seconds)

@@ -57,6 +57,7 @@ public sealed class NetBenchReport
     public double? StampCostNs { get; set; }
     public List<ThroughputResult> Throughput { get; } = [];
     public InjectionResult? Injection { get; set; }
+    public List<IdleResult> Idle { get; } = [];
     public IpcBenchReport? Ipc { get; set; }
     /// <summary>What was not measured and why, and anything that went wrong on the way.</summary>
     public List<string> Notes { get; } = [];
@@ -72,7 +73,7 @@ public static class Targets
 
     public static List<TargetVerdict> Judge(NetBenchReport r)
     {
-        var v = new List<TargetVerdict> { P1(r), P2(r), P3(r, "latency", 1.0), P3(r, "frugal", 1.3), P4(r) };
+        var v = new List<TargetVerdict> { P1(r), P2(r), P3(r, "latency", 1.0), P3(r, "frugal", 1.3), P3c(r, "latency"), P3c(r, "frugal"), P4(r), P5Idle(r) };
         return v;
     }
 
@@ -136,6 +137,37 @@ public static class Targets
             met ? "" : RttWhy(r, tuning, limit));
     }
 
+    /// <summary>What a round trip costs: CPU within 2x the kernel's, sleep/wake cycles at the structure's minimum.</summary>
+    private static TargetVerdict P3c(NetBenchReport r, string tuning)
+    {
+        const string target = "CPU per round trip within 2x the host kernel's; sleep/wake cycles per round trip at the structural minimum (about 5)";
+        var a = r.Cpu.FirstOrDefault(c => c.Tuning == tuning && c.Stack == "AntHost" && c.PaperSizes);
+        var k = r.Cpu.FirstOrDefault(c => c.Tuning == tuning && c.Stack == "host kernel" && c.PaperSizes);
+        if (a is null || k is null) return new("P3c", $"cost of a round trip, {tuning}", target, "-", "not measured", "-", "not measured", "run `anthost bench rtt`");
+        double cpu = a.MicrosecondsPerRound / Math.Max(1e-9, k.MicrosecondsPerRound);
+        bool met = cpu <= 2 && a.SleepsPerRound <= 5.5;
+        var why = new List<string>();
+        if (cpu > 2) why.Add(string.Create(Ci, $"CPU {cpu:F1}x the kernel's"));
+        if (a.SleepsPerRound > 5.5) why.Add(string.Create(Ci, $"{a.SleepsPerRound:F1} cycles: {string.Join(", ", a.Processes.Select(p => string.Create(Ci, $"{p.Process} {a.SleepsPerRoundOf(p.Process):F2}")))}"));
+        return new("P3c", $"cost of a round trip, {tuning} tuning", target,
+            string.Create(Ci, $"kernel {k.MicrosecondsPerRound:F0} us CPU, {k.SleepsPerRound:F2} cycles"),
+            string.Create(Ci, $"AntHost {a.MicrosecondsPerRound:F0} us CPU, {a.SleepsPerRound:F2} cycles"),
+            string.Create(Ci, $"CPU {cpu:F2}x"), met ? "met" : "not met", string.Join("; ", why));
+    }
+
+    /// <summary>Idle: no server wakes more than a few times a second, none above 0.1% CPU.</summary>
+    private static TargetVerdict P5Idle(NetBenchReport r)
+    {
+        const string target = "idle: no server wakes more than a few times a second (<= 5), none above 0.1% CPU";
+        var i = r.Idle.FirstOrDefault();
+        if (i is null) return new("P5", "idle servers", target, "-", "not measured", "-", "not measured", "run `anthost bench idle`");
+        var bad = i.Processes.Where(p => i.WakeupsPerSecond(p) > 5 || p.CorePercent > 0.1).ToList();
+        return new("P5", "idle servers", target, "-",
+            string.Join(", ", i.Processes.Select(p => string.Create(Ci, $"{p.Process} {i.WakeupsPerSecond(p):F1}/s {p.CorePercent:F3}%"))), "-",
+            bad.Count == 0 ? "met" : "not met",
+            string.Join("; ", bad.Select(p => string.Create(Ci, $"{p.Process}: {string.Join(", ", p.Threads.Where(t => t.Sleeps > 0).OrderByDescending(t => t.Sleeps).Take(3).Select(t => $"{t.Thread} {t.Sleeps / i.Seconds:F1}/s"))}"))));
+    }
+
     private static TargetVerdict P4(NetBenchReport r)
     {
         const string target = ">= 2.5 Gbit/s each way on one connection, most of what libpcap injection allows";
@@ -172,8 +204,8 @@ public static class Targets
     private static string RttWhy(NetBenchReport r, string tuning, double limit)
     {
         var why = new List<string> { string.Create(Ci, $"limit {limit:F1}x") };
-        var ca = r.Cpu.FirstOrDefault(c => c.Tuning == tuning && c.Stack == "AntHost");
-        var ck = r.Cpu.FirstOrDefault(c => c.Tuning == tuning && c.Stack == "host kernel");
+        var ca = r.Cpu.FirstOrDefault(c => c.Tuning == tuning && c.Stack == "AntHost" && c.PaperSizes);
+        var ck = r.Cpu.FirstOrDefault(c => c.Tuning == tuning && c.Stack == "host kernel" && c.PaperSizes);
         if (ca is not null && ck is not null)
             why.Add(string.Create(Ci, $"CPU per round trip {ca.MicrosecondsPerRound:F0} us against the kernel's {ck.MicrosecondsPerRound:F0} us (four processes, each woken in turn, against two system calls)"));
         var t = r.Tunings.FirstOrDefault(x => x.Name == tuning);

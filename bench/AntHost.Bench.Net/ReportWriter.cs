@@ -31,6 +31,7 @@ public static class NetBenchReportWriter
         Throughput = r.Throughput.Select(t => new { t.Stack, t.Direction, t.Bytes, t.Seconds, t.Gbps }),
         Injection = r.Injection is null ? null : new { r.Injection.FrameBytes, r.Injection.FramesPerSecond, r.Injection.Seconds, r.Injection.Gbps },
         r.Ipc,
+        r.Idle,
         r.Notes,
         Targets = Targets.Judge(r),
     }, new JsonSerializerOptions { WriteIndented = true, PropertyNamingPolicy = JsonNamingPolicy.CamelCase });
@@ -79,14 +80,14 @@ public static class NetBenchReportWriter
         }
         if (r.Cpu.Count > 0)
         {
-            sb.AppendLine(Ci, $"{h2} CPU used during the RTT runs (/proc/PID/stat, utime + stime)");
+            sb.AppendLine(Ci, $"{h2} CPU and sleep/wake cycles during the RTT runs (per thread, /proc/PID/task/TID: schedstat, voluntary context switches)");
             sb.AppendLine();
-            sb.AppendLine("| tuning | stack | round trips | wall s | CPU us per round trip | per process: CPU s (% of one core) |");
-            sb.AppendLine("|---|---|---:|---:|---:|---|");
+            sb.AppendLine("| tuning | sizes | stack | round trips | wall s | CPU us per round trip | sleep/wake cycles per round trip | app GCs (pause ms) | per process: CPU s (% of one core), sleeps per round trip |");
+            sb.AppendLine("|---|---|---|---:|---:|---:|---:|---:|---|");
             foreach (var c in r.Cpu)
-                sb.AppendLine(Ci, $"| {c.Tuning} | {c.Stack} | {c.Rounds} | {c.WallSeconds:F1} | {c.MicrosecondsPerRound:F1} | {string.Join(", ", c.Processes.Select(p => string.Create(Ci, $"{p.Process} {p.Seconds:F2} ({p.CorePercent:F0}%)")))} |");
+                sb.AppendLine(Ci, $"| {c.Tuning} | {c.Sizes} | {c.Stack} | {c.Rounds} | {c.WallSeconds:F1} | {c.MicrosecondsPerRound:F1} | {c.SleepsPerRound:F2} | {c.AppCollections} ({c.AppGcPauseMs:F1}) | {string.Join(", ", c.Processes.Select(p => string.Create(Ci, $"{p.Process} {p.Seconds:F2} ({p.CorePercent:F0}%), {c.SleepsPerRoundOf(p.Process):F2}")))} |");
             sb.AppendLine();
-            sb.AppendLine("The host kernel's own protocol work in softirq context is charged to no process, so its row is a lower bound.");
+            sb.AppendLine("A sleep/wake cycle is a voluntary context switch: the thread slept and something woke it. The host kernel's own protocol work in softirq context is charged to no process, so its CPU is a lower bound. Every thread of each process is counted (report.json lists them): the app's includes its JIT and GC threads.");
             sb.AppendLine();
         }
         if (r.Send.Count > 0) AppendSend(sb, r, h2);
@@ -98,6 +99,17 @@ public static class NetBenchReportWriter
             sb.AppendLine("|---|---|---:|---:|---:|");
             foreach (var t in r.Throughput) sb.AppendLine(Ci, $"| {t.Stack} | {t.Direction} | {t.Bytes:N0} | {t.Seconds:F2} | {t.Gbps:F2} |");
             if (r.Injection is { } inj) sb.AppendLine(Ci, $"| libpcap injection (raw frames, one thread) | out | {inj.FrameBytes} B frames | {inj.Seconds:F1} | {inj.Gbps:F2} ({inj.FramesPerSecond:N0} frames/s) |");
+            sb.AppendLine();
+        }
+        if (r.Idle.Count > 0)
+        {
+            sb.AppendLine(Ci, $"{h2} Idle: the servers with nothing to do");
+            sb.AppendLine();
+            sb.AppendLine("| tuning | process | seconds | wake-ups per second | CPU (% of one core) | threads that woke (wake-ups) |");
+            sb.AppendLine("|---|---|---:|---:|---:|---|");
+            foreach (var i in r.Idle)
+                foreach (var p in i.Processes)
+                    sb.AppendLine(Ci, $"| {i.Tuning} | {p.Process} | {i.Seconds:F0} | {i.WakeupsPerSecond(p):F1} | {p.CorePercent:F3} | {string.Join(", ", p.Threads.Where(t => t.Sleeps > 0).OrderByDescending(t => t.Sleeps).Take(4).Select(t => string.Create(Ci, $"{t.Thread} {t.Sleeps}")))} |");
             sb.AppendLine();
         }
         if (r.Ipc is not null)

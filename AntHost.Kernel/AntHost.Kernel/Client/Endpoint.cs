@@ -32,7 +32,7 @@ public sealed unsafe class Endpoint
         var toClient = new SpscRing(pool.Ring(l.ChannelRingToClient(index)), l.RingCapacity);
         SendRing = isOpener ? toServer : toClient;
         ReceiveRing = isOpener ? toClient : toServer;
-        PeerBell = new Doorbell(pool.Doorbell(peer.Slot));
+        PeerBell = new Doorbell(pool.Doorbell(peer.Slot), pool.WakePath(peer.Slot));
     }
 
     public uint ChannelId { get; }

@@ -192,8 +192,87 @@ public sealed unsafe partial class KernelConnection
         return WaitForInput(deadline, ct);
     }
 
+    private CancellationToken _waitToken;
+    private CancellationTokenRegistration _waitRegistration;
+    private readonly object _waitTokenLock = new();
+    private int _wakeFd = -1;
+
+    /// <summary>
+    /// Makes a cancellation of <paramref name="ct"/> wake whoever sleeps on this process's
+    /// doorbell. The registration is kept for the next wait with the same token (a server
+    /// passes one token for its whole life), so a wait allocates nothing.
+    /// </summary>
+    private void WakeOnCancel(CancellationToken ct)
+    {
+        if (!ct.CanBeCanceled || ct == _brokerGone.Token || ct == _waitToken) return;
+        lock (_waitTokenLock)
+        {
+            if (ct == _waitToken) return;
+            _waitRegistration.Dispose();
+            _waitRegistration = ct.UnsafeRegister(static s => ((KernelConnection)s!).Kick(), this);
+            _waitToken = ct;
+        }
+    }
+
+    /// <summary>
+    /// For a loop that sleeps in poll(2) over descriptors of its own besides this process's
+    /// inputs (the NIC driver: the pcap descriptor): a datagram socket that becomes readable
+    /// when a message arrives while the loop sleeps after <see cref="PrepareToPoll"/>. Made on
+    /// first use; its path is derived from the instance and this process's slot.
+    /// </summary>
+    public int WakeDescriptor
+    {
+        get
+        {
+            if (_wakeFd >= 0) return _wakeFd;
+            string path = Pool.WakePath(Id.Slot);
+            int fd = Interop.Native.BoundDatagramSocket(path);
+            if (fd < 0)
+                throw new KernelException(KernelError.PoolUnavailable,
+                    $"cannot bind the wake socket {path}: errno {System.Runtime.InteropServices.Marshal.GetLastPInvokeError()}");
+            _wakeFd = fd;
+            return fd;
+        }
+    }
+
+    /// <summary>
+    /// Call right before sleeping in poll(2) on <see cref="WakeDescriptor"/>: from here on a
+    /// sender wakes this process through that socket. Returns false, and the caller must not
+    /// sleep, when a message is already waiting or <paramref name="ct"/> is cancelled. Call
+    /// <see cref="AwakeFromPoll"/> after poll returns.
+    /// </summary>
+    public bool PrepareToPoll(CancellationToken ct = default)
+    {
+        _ = WakeDescriptor;
+        WakeOnCancel(ct);
+        lock (_inbox) if (_inbox.Count > 0) return false;
+        var probe = new Probe { Down = _downlink, Owner = this, Kicks = Volatile.Read(ref _kicks) };
+        if (!_bell.PrepareToPoll(ref probe)) return false;
+        if (!ct.IsCancellationRequested) return true;
+        _bell.AwakeFromPoll();
+        return false;
+    }
+
+    /// <summary>True when a message waits on some input of this process (a cheap check for a loop that spins).</summary>
+    public bool HasInput
+    {
+        get
+        {
+            lock (_inbox) if (_inbox.Count > 0) return true;
+            return new Probe { Down = _downlink, Owner = this, Kicks = Volatile.Read(ref _kicks) }.HasWork();
+        }
+    }
+
+    /// <summary>After poll(2) returned: senders go back to not waking this process, and the wake socket is emptied.</summary>
+    public void AwakeFromPoll()
+    {
+        _bell.AwakeFromPoll();
+        if (_wakeFd >= 0) Interop.Native.DrainDatagrams(_wakeFd);
+    }
+
     private bool WaitForInput(long deadline, CancellationToken ct)
     {
+        WakeOnCancel(ct);
         var probe = new Probe { Down = _downlink, Owner = this, Kicks = Volatile.Read(ref _kicks) };
         long left = deadline == long.MaxValue ? -1 : deadline - Stopwatch.GetTimestamp();
         if (left == 0 || (left < 0 && deadline != long.MaxValue)) return probe.HasWork();

@@ -40,7 +40,7 @@ public sealed unsafe partial class KernelConnection : IDisposable
     private readonly long _sendTimeoutTicks;
     private readonly KernelOptions _options;
     private readonly CancellationTokenSource _brokerGone = new();
-    private readonly Timer _brokerWatch;
+    private readonly BrokerWatch _brokerWatch;
     private int _disposed;
 
     public IcaPool Pool { get; }
@@ -58,7 +58,7 @@ public sealed unsafe partial class KernelConnection : IDisposable
         Id = id;
         var l = pool.Layout;
         _downlink = new SpscRing(pool.Ring(l.DownlinkRing(id.Slot)), l.RingCapacity);
-        _bell = new Doorbell(pool.Doorbell(id.Slot));
+        _bell = new Doorbell(pool.Doorbell(id.Slot), pool.WakePath(id.Slot));
         _uplink = new Uplink(new SpscRing(pool.Ring(l.UplinkRing(id.Slot)), l.RingCapacity), new Doorbell(pool.BrokerDoorbell),
             () => Native.ProcessExists(pool.BrokerPid));
         _strict = new StrictGuard(pool, strict);
@@ -73,35 +73,18 @@ public sealed unsafe partial class KernelConnection : IDisposable
         _cache = new Stack<IcaHandle>[MaxCachedPages + 1];
         for (int i = 1; i <= MaxCachedPages; i++) _cache[i] = new Stack<IcaHandle>(options.CachePerSize);
         InitPending();
-        _brokerWatch = new Timer(static s => ((KernelConnection)s!).WatchBroker(), this, BrokerWatchPeriod, BrokerWatchPeriod);
+        // A cancelled token wakes whoever sleeps on the doorbell (no waiter sleeps in slices).
+        _brokerGone.Token.UnsafeRegister(static s => ((KernelConnection)s!).Kick(), this);
+        _brokerWatch = BrokerWatch.Start(socket, pool.BrokerPid, _brokerGone);
     }
-
-    private static readonly TimeSpan BrokerWatchPeriod = TimeSpan.FromMilliseconds(250);
 
     /// <summary>
-    /// Cancelled once the broker is gone (its control socket closed or its process ended),
-    /// checked four times a second. Nothing is committed or reclaimed without a broker, so a
-    /// server passes this to its waits and stops; the process's own Dispose does not cancel it.
+    /// Cancelled once the broker is gone: its control socket hung up or its process ended,
+    /// seen at once by a thread that sleeps in poll(2) on both (no periodic check). Nothing is
+    /// committed or reclaimed without a broker, so a server passes this to its waits and
+    /// stops; the process's own Dispose does not cancel it.
     /// </summary>
     public CancellationToken BrokerGone => _brokerGone.Token;
-
-    private void WatchBroker()
-    {
-        if (Volatile.Read(ref _disposed) != 0 || _brokerGone.IsCancellationRequested) return;
-        bool gone = !Native.ProcessExists(Pool.BrokerPid);
-        if (!gone && Monitor.TryEnter(_socketLock))
-        {
-            // Between requests nothing is due on the socket: readable means closed (or a
-            // broker that broke the protocol, which is as good as gone).
-            try { gone = _socket.Poll(0, SelectMode.SelectRead); }
-            catch (Exception e) when (e is SocketException or ObjectDisposedException) { gone = true; }
-            finally { Monitor.Exit(_socketLock); }
-        }
-        if (!gone) return;
-        _brokerWatch.Change(Timeout.Infinite, Timeout.Infinite);
-        try { _brokerGone.Cancel(); }
-        catch (AggregateException) { }
-    }
 
     /// <summary>Maps the instance's pool and registers this process with its broker.</summary>
     public static KernelConnection Connect(KernelOptions options)
@@ -319,6 +302,14 @@ public sealed unsafe partial class KernelConnection : IDisposable
     {
         if (Interlocked.Exchange(ref _disposed, 1) != 0) return;
         _brokerWatch.Dispose();
+        _waitRegistration.Dispose();
+        if (_wakeFd >= 0)
+        {
+            Native.Close(_wakeFd);
+            try { File.Delete(Pool.WakePath(Id.Slot)); }
+            catch (IOException) { }
+            catch (UnauthorizedAccessException) { }
+        }
         lock (_socketLock)
         {
             try

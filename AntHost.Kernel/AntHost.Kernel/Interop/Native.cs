@@ -10,6 +10,11 @@
 //  - fcntl(FD_CLOEXEC): descriptors made here must not leak into children.
 //  - close: a descriptor received over a socket that nobody wanted.
 //  - mmap: tests show which mappings of the tables the kernel refuses.
+//  - poll, eventfd, pidfd_open: the broker watch sleeps in one poll(2) until the broker's
+//    socket hangs up or its process ends (no periodic check).
+//  - socket/bind/sendto/recv (AF_UNIX datagrams): the wake socket of a process that sleeps
+//    in poll(2) over descriptors of its own besides its doorbell (the NIC driver: the pcap
+//    descriptor). A futex cannot be polled; a datagram can.
 using System.Runtime.InteropServices;
 
 namespace AntHost.Kernel.Interop;
@@ -46,9 +51,6 @@ internal static unsafe partial class Native
     [LibraryImport("libc", EntryPoint = "kill", SetLastError = true)]
     private static partial int Kill(int pid, int sig);
 
-    [LibraryImport("libc", EntryPoint = "close", SetLastError = true)]
-    private static partial int Close(int fd);
-
     [LibraryImport("libc", EntryPoint = "mmap", SetLastError = true)]
     private static partial void* Mmap(void* addr, nuint length, int prot, int flags, int fd, long offset);
 
@@ -57,6 +59,114 @@ internal static unsafe partial class Native
 
     [LibraryImport("libc", EntryPoint = "getpid")]
     public static partial int GetPid();
+
+    public const short PollIn = 0x1;
+    public const short PollErr = 0x8;
+    public const short PollHup = 0x10;
+    public const short PollNval = 0x20;
+    public const short PollRdHup = 0x2000;
+    private const int AfUnix = 1;
+    private const int SockDgram = 2;
+    private const int SockNonblock = 0x800;
+    private const int SockCloexec = 0x80000;
+    private const int MsgDontwait = 0x40;
+    private const int EfdCloexec = 0x80000;
+    private const long SysPidfdOpen = 434;
+
+    [StructLayout(LayoutKind.Sequential)]
+    public struct PollFd
+    {
+        public int Fd;
+        public short Events;
+        public short Revents;
+    }
+
+    [LibraryImport("libc", EntryPoint = "poll", SetLastError = true)]
+    public static partial int Poll(PollFd* fds, nuint count, int timeoutMs);
+
+    [LibraryImport("libc", EntryPoint = "eventfd", SetLastError = true)]
+    private static partial int EventFdRaw(uint initial, int flags);
+
+    /// <summary>An eventfd (close-on-exec), or -1.</summary>
+    public static int EventFd() => EventFdRaw(0, EfdCloexec);
+
+    [LibraryImport("libc", EntryPoint = "syscall", SetLastError = true)]
+    private static partial long SyscallPidfdOpen(long number, int pid, uint flags);
+
+    /// <summary>A descriptor that polls readable once <paramref name="pid"/> has ended (close-on-exec by default), or -1.</summary>
+    public static int PidfdOpen(int pid) => (int)SyscallPidfdOpen(SysPidfdOpen, pid, 0);
+
+    [LibraryImport("libc", EntryPoint = "write", SetLastError = true)]
+    public static partial nint Write(int fd, void* buffer, nuint count);
+
+    [LibraryImport("libc", EntryPoint = "close", SetLastError = true)]
+    public static partial int Close(int fd);
+
+    [LibraryImport("libc", EntryPoint = "socket", SetLastError = true)]
+    private static partial int Socket(int domain, int type, int protocol);
+
+    [LibraryImport("libc", EntryPoint = "bind", SetLastError = true)]
+    private static partial int Bind(int fd, byte* addr, uint length);
+
+    [LibraryImport("libc", EntryPoint = "sendto", SetLastError = true)]
+    private static partial nint SendTo(int fd, void* buffer, nuint length, int flags, byte* addr, uint addrLength);
+
+    [LibraryImport("libc", EntryPoint = "recv", SetLastError = true)]
+    private static partial nint Recv(int fd, void* buffer, nuint length, int flags);
+
+    [LibraryImport("libc", EntryPoint = "chmod", StringMarshalling = StringMarshalling.Utf8, SetLastError = true)]
+    private static partial int Chmod(string path, uint mode);
+
+    /// <summary>A <c>struct sockaddr_un</c> for a path (family + NUL-terminated path), ready for bind or sendto.</summary>
+    public static byte[] UnixAddress(string path)
+    {
+        var bytes = System.Text.Encoding.UTF8.GetBytes(path);
+        if (bytes.Length > 107) throw new ArgumentException($"socket path too long: {path}", nameof(path));
+        var a = new byte[2 + bytes.Length + 1];
+        a[0] = AfUnix;
+        bytes.CopyTo(a, 2);
+        return a;
+    }
+
+    /// <summary>A non-blocking datagram socket bound at <paramref name="path"/> (a stale file there is replaced), mode 0660; -1 with errno on failure.</summary>
+    public static int BoundDatagramSocket(string path)
+    {
+        int fd = Socket(AfUnix, SockDgram | SockNonblock | SockCloexec, 0);
+        if (fd < 0) return -1;
+        try { File.Delete(path); }
+        catch (IOException) { }
+        catch (UnauthorizedAccessException) { }
+        var a = UnixAddress(path);
+        fixed (byte* p = a)
+        {
+            if (Bind(fd, p, (uint)a.Length) != 0)
+            {
+                int e = Marshal.GetLastPInvokeError();
+                Close(fd);
+                Marshal.SetLastPInvokeError(e);
+                return -1;
+            }
+        }
+        Chmod(path, 0x1B0 /* 0660 */);
+        return fd;
+    }
+
+    /// <summary>An unbound non-blocking datagram socket to send from, or -1.</summary>
+    public static int DatagramSocket() => Socket(AfUnix, SockDgram | SockNonblock | SockCloexec, 0);
+
+    /// <summary>Sends one empty datagram to <paramref name="address"/> (a sockaddr_un); failures are the caller's to ignore.</summary>
+    public static bool SendEmpty(int fd, byte[] address)
+    {
+        byte b = 0;
+        fixed (byte* p = address) return SendTo(fd, &b, 1, MsgDontwait, p, (uint)address.Length) >= 0;
+    }
+
+    /// <summary>Reads and discards every datagram queued on a non-blocking socket.</summary>
+    public static void DrainDatagrams(int fd)
+    {
+        byte b;
+        while (Recv(fd, &b, 1, MsgDontwait) >= 0) { }
+    }
 
     /// <summary>
     /// Sleeps while <paramref name="addr"/> still holds <paramref name="expected"/>,

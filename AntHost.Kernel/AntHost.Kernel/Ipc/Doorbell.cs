@@ -13,8 +13,19 @@
 // the store of one side past the load of the other, and a wake-up is lost.
 //
 // The broker's doorbell uses "sleeping" with two values: 1 when it sleeps on a
-// short timer because journals are not empty (journal writers need not wake
-// it), 2 when it sleeps with nothing pending (the first journal record wakes it).
+// timer because journals are not empty (journal writers need not wake it), 2
+// when it sleeps with nothing pending (the first journal record wakes it).
+//
+// A process that must also wait on descriptors of its own (the NIC driver waits
+// on the pcap descriptor and its doorbell in one poll(2)) cannot sleep on a
+// futex. It sleeps in poll over its wake socket, an AF_UNIX datagram socket
+// bound at a path derived from the instance and its slot, and says so with
+// "sleeping" = 3; a sender then wakes it with one empty datagram instead of
+// futex-wake. The same fences make it safe: the datagram queued before poll
+// is entered makes poll return at once.
+//
+// Nobody sleeps in slices: a waiter whose cancellation token fires is woken by
+// the token's registration (KernelConnection.Kick), not by a periodic timeout.
 using System.Diagnostics;
 using System.Runtime.CompilerServices;
 using AntHost.Kernel.Interop;
@@ -26,10 +37,18 @@ internal readonly unsafe struct Doorbell
     public const int Awake = 0;
     public const int Sleeping = 1;
     public const int DeepSleeping = 2;
+    public const int PollSleeping = 3;
 
     private readonly int* _word;
+    private readonly byte[]? _wakeAddress;
 
-    public Doorbell(int* word) => _word = word;
+    /// <param name="word">The doorbell's words in the pool.</param>
+    /// <param name="wakePath">The owner's wake socket path (null: the owner never sleeps in poll, e.g. the broker).</param>
+    public Doorbell(int* word, string? wakePath = null)
+    {
+        _word = word;
+        _wakeAddress = wakePath is null ? null : Native.UnixAddress(wakePath);
+    }
 
     private int* Sequence => _word;
     private int* SleepFlag => _word + 1;
@@ -56,8 +75,25 @@ internal readonly unsafe struct Doorbell
     public void Wake()
     {
         Interlocked.Increment(ref *Sequence);
-        Native.FutexWakeShared(Sequence, int.MaxValue);
+        if (_wakeAddress is not null && Volatile.Read(ref *SleepFlag) == PollSleeping) WakeSocket.Send(_wakeAddress);
+        else Native.FutexWakeShared(Sequence, int.MaxValue);
     }
+
+    /// <summary>
+    /// The owner is about to sleep in poll(2) over its wake socket: says so, then checks once
+    /// more. Returns false (and stays awake) when there is work already.
+    /// </summary>
+    public bool PrepareToPoll<TProbe>(ref TProbe hasWork) where TProbe : struct, IWorkProbe
+    {
+        Volatile.Write(ref *SleepFlag, PollSleeping);
+        Interlocked.MemoryBarrier();
+        if (!hasWork.HasWork()) return true;
+        Volatile.Write(ref *SleepFlag, Awake);
+        return false;
+    }
+
+    /// <summary>The owner is back from poll(2).</summary>
+    public void AwakeFromPoll() => Volatile.Write(ref *SleepFlag, Awake);
 
     /// <summary>
     /// Waits until <paramref name="hasWork"/> says there is work, the timeout passes or the
@@ -90,9 +126,8 @@ internal readonly unsafe struct Doorbell
                 Volatile.Write(ref *SleepFlag, Awake);
                 return true;
             }
-            int slice;
-            if (timeoutMs < 0) slice = ct.CanBeCanceled ? 50 : -1;
-            else
+            int slice = -1;
+            if (timeoutMs >= 0)
             {
                 long left = deadline - Stopwatch.GetTimestamp();
                 if (left <= 0)
@@ -100,13 +135,34 @@ internal readonly unsafe struct Doorbell
                     Volatile.Write(ref *SleepFlag, Awake);
                     return false;
                 }
-                slice = (int)Math.Max(1, left * 1000 / Stopwatch.Frequency);
-                if (ct.CanBeCanceled) slice = Math.Min(slice, 50);
+                slice = (int)Math.Max(1, (left * 1000 + Stopwatch.Frequency - 1) / Stopwatch.Frequency);
             }
             Native.FutexWaitShared(Sequence, seq, slice);
             Volatile.Write(ref *SleepFlag, Awake);
             if (hasWork.HasWork()) return true;
         }
+    }
+}
+
+/// <summary>The socket this process sends wake datagrams from (made on first use; shared by every thread).</summary>
+internal static class WakeSocket
+{
+    private static int _fd = -1;
+
+    public static void Send(byte[] address)
+    {
+        int fd = Volatile.Read(ref _fd);
+        if (fd < 0)
+        {
+            int made = Native.DatagramSocket();
+            if (made < 0) return;
+            fd = Interlocked.CompareExchange(ref _fd, made, -1);
+            if (fd >= 0) Native.Close(made);
+            else fd = made;
+        }
+        // A full socket buffer means a wake-up is pending already; a missing socket means the
+        // owner is gone. Either way there is nothing more to do.
+        Native.SendEmpty(fd, address);
     }
 }
 

@@ -40,6 +40,18 @@ public sealed unsafe class IcaPool : IDisposable
     public static string TablesPathOf(string poolPath) =>
         poolPath.EndsWith(".pool", StringComparison.Ordinal) ? poolPath[..^".pool".Length] + ".tables" : poolPath + ".tables";
 
+    /// <summary>
+    /// The wake socket path of process slot <paramref name="slot"/> (see Doorbell): beside the
+    /// broker's socket, named after the pool file, so that every process of an instance derives
+    /// the same path, whichever network namespace it runs in.
+    /// </summary>
+    public string WakePath(int slot)
+    {
+        string stem = System.IO.Path.GetFileNameWithoutExtension(Path);
+        if (stem.StartsWith("anthost-", StringComparison.Ordinal)) stem = stem["anthost-".Length..];
+        return $"{Protocol.ControlProtocol.SocketDirectory}/{stem}.wake.{slot}";
+    }
+
     private IcaPool(string path, MemoryMappedFile tables, MemoryMappedFile pool, PoolLayout layout, bool broker)
     {
         Path = path;

@@ -1,20 +1,31 @@
 // The NIC driver's side of the IPC to the inet server. The driver joins the kernel
 // instance, opens the inet server's service and attaches (ifattach: MAC, MTU, link).
-// From then on two threads work:
+// From then on ONE thread does all the work, inside the device's loop (NicDevice.Run):
+// it sleeps in a single poll(2) over the pcap descriptor and the process's wake socket
+// (its doorbell, see KernelConnection.PrepareToPoll), and when it wakes it
 //
-// - the device's receive thread copies each frame once, out of libpcap's ring into a
-//   fresh data ICA (the analogue of DMA into a receive buffer), and posts it to inet
-//   with ethinput; the ICA's ownership passes to inet, nothing comes back;
-// - the driver's main thread waits on the process's doorbell for transmit requests:
-//   each lends up to three frames as data ICAs; the driver transmits them from the
-//   ICAs' own pages (no copy on our side; libpcap's inject copies into the kernel),
-//   writes each frame's result into the request's frame, and completes: a reply to
-//   inet with every ICA back (the TX completion), or, when the request asks for it,
-//   the result straight to the original requester and the ICAs back to inet.
+// - copies each received frame once, out of libpcap's ring into a fresh data ICA (the
+//   analogue of DMA into a receive buffer), and posts it to inet with ethinput; the
+//   ICA's ownership passes to inet, nothing comes back;
+// - takes the transmit requests: each lends up to three frames as data ICAs; the driver
+//   transmits them from the ICAs' own pages (no copy on our side; libpcap's inject copies
+//   into the kernel) and writes each frame's result into the request's frame. When the
+//   request asks for direct return, the result goes straight to the original requester.
+//
+// Completions ride with the next message going to inet. The lent ICAs (and, for inet's
+// own transmits, the control ICA with the results) are owed to inet, but a message of
+// their own would wake inet for nothing: they are held and sent just before the next
+// ethinput, on the same ring, so inet takes them in the same wake-up. The reply frame of a
+// request (the peer's answer, its ACK) is that next ethinput, and it comes after them, so
+// TCP always has its lent pages back before it reads the ACK that frees them. Held
+// completions go out on their own only when many are held or the oldest has waited
+// DeferredCompletionDelay (a transmit that no frame answers, as a lone UDP datagram).
 //
 // When inet dies, the driver keeps the adapter open, drops what it receives (counted),
-// and attaches again as soon as an inet server registers the service anew; when the
-// driver dies, inet keeps its state and takes the next driver's ifattach.
+// frees the completions it held for it, and attaches again as soon as an inet server
+// registers the service anew; when the driver dies, inet keeps its state and takes the
+// next driver's ifattach (the broker gives inet back what it had lent).
+using System.Diagnostics;
 using System.Runtime.Versioning;
 using AntHost.Inet.Abi;
 using AntHost.Kernel;
@@ -36,8 +47,11 @@ public sealed record InetDriverOptions
     /// <summary>The inet server's service name.</summary>
     public string Service { get; init; } = InetService.Name;
 
-    /// <summary>Spin budget of the transmit loop before it sleeps on the doorbell.</summary>
+    /// <summary>The kernel connection's spin budget (calls made outside the device's loop; the loop spins NicDeviceOptions.SpinMicroseconds).</summary>
     public TimeSpan SpinBudget { get; init; } = TimeSpan.FromMicroseconds(20);
+
+    /// <summary>How long a completion owed to inet may wait for an ethinput to ride with.</summary>
+    public TimeSpan DeferredCompletionDelay { get; init; } = TimeSpan.FromMilliseconds(20);
 
     /// <summary>How often the driver looks for the inet server while it is not attached.</summary>
     public TimeSpan AttachRetry { get; init; } = TimeSpan.FromMilliseconds(200);
@@ -47,6 +61,7 @@ public sealed record InetDriverOptions
 public sealed class InetDriverCounters
 {
     internal long _framesPosted, _rxNoInet, _rxNoIca, _rxPostFailed, _transmitRequests, _framesTransmitted, _framesNotSent, _badRequests, _attaches, _inetDeaths;
+    internal long _completionsRiding, _completionsAlone;
 
     public long FramesPosted => Volatile.Read(ref _framesPosted);
     public long RxNoInet => Volatile.Read(ref _rxNoInet);
@@ -59,23 +74,40 @@ public sealed class InetDriverCounters
     public long Attaches => Volatile.Read(ref _attaches);
     public long InetDeaths => Volatile.Read(ref _inetDeaths);
 
+    /// <summary>Completions sent to inet just before an ethinput (no wake-up of their own).</summary>
+    public long CompletionsRiding => Volatile.Read(ref _completionsRiding);
+
+    /// <summary>Completions sent on their own (many held, or the oldest waited its delay).</summary>
+    public long CompletionsAlone => Volatile.Read(ref _completionsAlone);
+
     public override string ToString() =>
         $"rx posted {FramesPosted}, rx dropped (no inet {RxNoInet}, no ICA {RxNoIca}, post failed {RxPostFailed}); "
-        + $"tx requests {TransmitRequests}, frames sent {FramesTransmitted}, not sent {FramesNotSent}; bad requests {BadRequests}; attaches {Attaches}, inet deaths {InetDeaths}";
+        + $"tx requests {TransmitRequests}, frames sent {FramesTransmitted}, not sent {FramesNotSent}; bad requests {BadRequests}; attaches {Attaches}, inet deaths {InetDeaths}; "
+        + $"completions riding with ethinput {CompletionsRiding}, alone {CompletionsAlone}";
 }
 
 /// <summary>The NIC driver's IPC loop (see the file comment).</summary>
 [SupportedOSPlatform("linux")]
-public sealed class InetDriver
+public sealed class InetDriver : IDeviceLoopWork
 {
+    private const int MaxDeferred = 32;
+    private const int MaxMessagesPerService = 64;
+
     private readonly NicDevice _device;
     private readonly InetDriverOptions _options;
     private readonly ILogger _log;
     private readonly DataIca[] _rxData = new DataIca[1];
+    private readonly Message[] _deferred = new Message[MaxDeferred];
+    private readonly bool[] _deferredIsDataBack = new bool[MaxDeferred];
+    private readonly long _deferredDelayTicks;
+    private int _deferredCount;
+    private long _deferredSince;
     private KernelConnection _kernel = null!;
-    private volatile Endpoint? _inet;
+    private Endpoint? _inet;
+    private long _nextAttach;
+    private CancellationToken _stop;
 
-    // Allocation accounting of the two packet threads after warm-up (frames 0..WarmUp-1 excluded).
+    // Allocation accounting of the packet paths after warm-up (frames/requests 0..WarmUp-1 excluded).
     private const int WarmUp = 100;
     private long _rxFrames, _rxAllocStart, _rxAllocLast, _txRequests, _txAllocStart, _txAllocLast;
 
@@ -84,6 +116,7 @@ public sealed class InetDriver
         _device = device;
         _options = options;
         _log = log;
+        _deferredDelayTicks = (long)(options.DeferredCompletionDelay.TotalSeconds * Stopwatch.Frequency);
     }
 
     public InetDriverCounters Counters { get; } = new();
@@ -105,31 +138,34 @@ public sealed class InetDriver
             _log.LogInformation("anthost-nic: adapter {Adapter} MAC {Mac} MTU {Mtu} link {Link}; kernel instance {Instance} as {Process}",
                 _device.Adapter, _device.Mac, _device.Mtu, _device.Link, _options.Instance, _kernel.Id);
             _device.LinkChanged += OnLinkChanged;
-            _device.Start(OnFrame);
             // Without a broker nothing is committed or reclaimed: the driver stops with it.
             using var both = CancellationTokenSource.CreateLinkedTokenSource(stop, _kernel.BrokerGone);
-            Serve(both.Token);
+            _stop = both.Token;
+            using var stopLoop = both.Token.UnsafeRegister(static d => ((NicDevice)d!).RequestStop(), _device);
+            if (!both.IsCancellationRequested) _device.Run(OnFrame, this);
             if (_kernel.BrokerGone.IsCancellationRequested && !stop.IsCancellationRequested)
                 _log.LogError("the kernel broker of instance {Instance} is gone: stopping", _options.Instance);
         }
         finally
         {
             _device.Stop();
-            _inet = null;
             Shutdown();
         }
     }
 
-    private void Serve(CancellationToken stop)
+    // ---- the work done inside the device's loop --------------------------------------------
+
+    int IDeviceLoopWork.Service()
     {
-        while (!stop.IsCancellationRequested)
+        int done = 0;
+        if (_inet is null && Stopwatch.GetTimestamp() >= _nextAttach)
         {
-            if (_inet is null && !TryAttach())
-            {
-                stop.WaitHandle.WaitOne(_options.AttachRetry);
-                continue;
-            }
-            if (!_kernel.Receive(out var m, TimeSpan.FromMilliseconds(500), stop)) continue;
+            _nextAttach = Stopwatch.GetTimestamp() + (long)(_options.AttachRetry.TotalSeconds * Stopwatch.Frequency);
+            if (TryAttach()) done++;
+        }
+        while (done < MaxMessagesPerService && _kernel.TryReceive(out var m))
+        {
+            done++;
             try
             {
                 Handle(m);
@@ -139,7 +175,28 @@ public sealed class InetDriver
                 _log.LogWarning("{Kind} from {Process}: {Message}", m.Kind, m.Source, e.Message);
             }
         }
+        if (_deferredCount > 0 && (_deferredCount >= MaxDeferred || Stopwatch.GetTimestamp() - _deferredSince >= _deferredDelayTicks))
+            FlushDeferred(alone: true);
+        return done;
     }
+
+    bool IDeviceLoopWork.HasWork => _kernel.HasInput;
+
+    int IDeviceLoopWork.Descriptor => _kernel.WakeDescriptor;
+
+    long? IDeviceLoopWork.NextDeadline
+    {
+        get
+        {
+            long? at = _deferredCount > 0 ? _deferredSince + _deferredDelayTicks : null;
+            if (_inet is null && (at is null || _nextAttach < at)) at = _nextAttach;
+            return at;
+        }
+    }
+
+    bool IDeviceLoopWork.PrepareToSleep() => _kernel.PrepareToPoll(_stop);
+
+    void IDeviceLoopWork.AfterSleep() => _kernel.AwakeFromPoll();
 
     private void CloseQuietly(Endpoint ep)
     {
@@ -203,6 +260,7 @@ public sealed class InetDriver
                 if (m.Endpoint is not null && m.Endpoint == inet)
                 {
                     _inet = null;
+                    DropDeferred();
                     Interlocked.Increment(ref Counters._inetDeaths);
                     _log.LogWarning("the inet server {Process} died; waiting for a new one", m.Source);
                 }
@@ -249,13 +307,60 @@ public sealed class InetDriver
         c.Stamp(InetTraceStage.NicTransmitted, _kernel.Id.Value);
         if (c.TryGetFrame(0, out var first) && (first.Flags & RequestFrameFlags.DirectReturn) != 0 && c.OriginalRequester != m.Source.Value)
         {
-            // Direct return: the result to the original requester, the lent ICAs back to inet.
-            var endpoint = m.Endpoint!;
+            // Direct return: the result to the original requester now, the lent ICAs back to
+            // inet with the next message going its way.
             _kernel.ReplyDirect(m.Control, 0, default, InetTraceStage.NicReturn);
-            if (m.DataCount > 0) _kernel.Notify(endpoint, (ushort)NicNotify.TxDataBack, m.RequestId, m.Data);
+            if (m.DataCount > 0) Defer(m, isDataBack: true);
             return;
         }
-        _kernel.Reply(m, m.Control, 0, m.Data, InetTraceStage.NicReturn);
+        c.Stamp(InetTraceStage.NicReturn, _kernel.Id.Value);
+        Defer(m, isDataBack: false);
+    }
+
+    /// <summary>Holds a completion owed to inet until the next ethinput (or its delay).</summary>
+    private void Defer(in Message m, bool isDataBack)
+    {
+        if (_deferredCount == MaxDeferred) FlushDeferred(alone: true);
+        if (_deferredCount == 0) _deferredSince = Stopwatch.GetTimestamp();
+        _deferred[_deferredCount] = m;
+        _deferredIsDataBack[_deferredCount] = isDataBack;
+        _deferredCount++;
+    }
+
+    /// <summary>Sends every held completion to inet, oldest first.</summary>
+    private void FlushDeferred(bool alone)
+    {
+        int n = _deferredCount;
+        _deferredCount = 0;
+        for (int i = 0; i < n; i++)
+        {
+            var m = _deferred[i];
+            _deferred[i] = default;
+            try
+            {
+                if (_deferredIsDataBack[i]) _kernel.Notify(m.Endpoint!, (ushort)NicNotify.TxDataBack, m.RequestId, m.Data);
+                else _kernel.Reply(m, m.Control, 0, m.Data);
+            }
+            catch (KernelException e)
+            {
+                // inet is gone: the pages are ours now and nobody will ask for them.
+                _log.LogDebug("completion to inet failed: {Message}", e.Message);
+                _kernel.FreeMessage(m);
+            }
+        }
+        if (alone) Interlocked.Add(ref Counters._completionsAlone, n);
+        else Interlocked.Add(ref Counters._completionsRiding, n);
+    }
+
+    /// <summary>inet died: what was owed to it is freed (it lent the pages; nobody will take them back).</summary>
+    private void DropDeferred()
+    {
+        for (int i = 0; i < _deferredCount; i++)
+        {
+            _kernel.FreeMessage(_deferred[i]);
+            _deferred[i] = default;
+        }
+        _deferredCount = 0;
     }
 
     /// <summary>The receive callback: one copy into a data ICA, then ethinput.</summary>
@@ -282,6 +387,8 @@ public sealed class InetDriver
         }
         frame.CopyTo(ica.Span);
         _rxData[0] = new DataIca(ica, frame.Length);
+        // What is owed to inet goes first, on the same ring: inet takes it in this wake-up.
+        if (_deferredCount > 0) FlushDeferred(alone: false);
         try
         {
             _kernel.Post(inet, default, (ushort)InetOp.EthInput, _rxData);
@@ -323,6 +430,8 @@ public sealed class InetDriver
     {
         try
         {
+            if (_deferredCount > 0 && _inet is not null) FlushDeferred(alone: true);
+            _inet = null;
             _log.LogInformation("ipc counters: {Counters}", Counters);
             _log.LogInformation("device counters: {Counters}", _device.Counters);
             if (_rxFrames > WarmUp)

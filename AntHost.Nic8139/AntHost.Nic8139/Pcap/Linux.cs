@@ -12,6 +12,8 @@ namespace AntHost.Nic8139.Pcap;
 /// hardware address of the adapter, asked of the kernel in the adapter's own network
 /// namespace (<c>/sys/class/net</c> shows the namespace that mounted sysfs, not the
 /// thread's).</item>
+/// <item>an rtnetlink socket (<c>RTMGRP_LINK</c>): link changes arrive as events, so an idle
+/// receive loop never wakes to ask about the link.</item>
 /// <item><c>setns</c>: a driver or test in the root namespace can open an adapter that lives
 /// in another one; the socket made there stays bound to it.</item>
 /// </list>
@@ -91,6 +93,47 @@ internal static unsafe partial class Linux
 
     [LibraryImport(Library, EntryPoint = "open", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
     public static partial int Open(string path, int flags);
+
+    public const int AfNetlink = 16;
+    public const int SockRaw = 3;
+    public const int SockNonblock = 0x800;
+    public const int NetlinkRoute = 0;
+    public const uint RtmgrpLink = 1;
+
+    [StructLayout(LayoutKind.Sequential)]
+    private struct SockaddrNl
+    {
+        public ushort Family;
+        public ushort Pad;
+        public uint Pid;
+        public uint Groups;
+    }
+
+    [LibraryImport(Library, EntryPoint = "bind", SetLastError = true)]
+    private static partial int Bind(int fd, void* addr, uint length);
+
+    /// <summary>
+    /// A non-blocking rtnetlink socket subscribed to link changes, in the calling thread's
+    /// network namespace: it becomes readable whenever an adapter's flags or carrier change,
+    /// so the receive loop learns of a link going down or up without polling for it. -1 when
+    /// the kernel refuses (the loop then asks at an interval).
+    /// </summary>
+    public static int LinkEventSocket()
+    {
+        int fd = Socket(AfNetlink, SockRaw | SockCloexec | SockNonblock, NetlinkRoute);
+        if (fd < 0) return -1;
+        var a = new SockaddrNl { Family = AfNetlink, Groups = RtmgrpLink };
+        if (Bind(fd, &a, (uint)sizeof(SockaddrNl)) == 0) return fd;
+        Close(fd);
+        return -1;
+    }
+
+    /// <summary>Reads and discards everything queued on a non-blocking descriptor.</summary>
+    public static void Drain(int fd)
+    {
+        byte* buf = stackalloc byte[4096];
+        while (Read(fd, buf, 4096) > 0) { }
+    }
 
     public static string Error(int errno) => $"{Marshal.GetPInvokeErrorMessage(errno)} (errno {errno})";
 }

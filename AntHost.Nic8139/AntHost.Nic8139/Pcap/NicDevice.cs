@@ -211,6 +211,13 @@ public sealed unsafe class NicDevice : IDisposable
         _rxThread = null;
     }
 
+    /// <summary>Asks the loop to end soon (from any thread, a cancellation callback included); does not wait for it.</summary>
+    public void RequestStop()
+    {
+        _stopping = true;
+        Wake();
+    }
+
     /// <summary>
     /// Transmits one frame (copied by the kernel before this returns: the caller keeps its
     /// buffer). Never throws for a bad frame or a down link: the result says, and it is counted.
@@ -394,94 +401,129 @@ public sealed unsafe class NicDevice : IDisposable
 
     // ---- the receive loop ------------------------------------------------------------------
 
-    private void ReceiveLoop()
+    /// <summary>
+    /// Runs the device's loop on the calling thread until <see cref="Stop"/>, with
+    /// <paramref name="work"/> served on the same thread and waited for in the same poll: the
+    /// NIC driver's one thread on the data path (frames in, transmit requests, completions).
+    /// </summary>
+    public void Run(FrameHandler onFrame, IDeviceLoopWork work)
+    {
+        ArgumentNullException.ThrowIfNull(onFrame);
+        ArgumentNullException.ThrowIfNull(work);
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        if (_rxThread is not null) throw new InvalidOperationException("the receive loop already runs");
+        _handler = onFrame;
+        _stopping = false;
+        _rxThread = Thread.CurrentThread;
+        try { Loop(work); }
+        finally { _rxThread = null; }
+    }
+
+    private void ReceiveLoop() => Loop(null);
+
+    private void Loop(IDeviceLoopWork? work)
     {
         if (_options.NetworkNamespace is { } ns) NetworkNamespace.EnterOnThisThread(ns);
-        int checkMs = Math.Max(1, (int)_options.LinkCheckInterval.TotalMilliseconds);
+        int linkFd = Linux.LinkEventSocket();
+        // Without link events the loop asks about the link at an interval.
+        int checkMs = linkFd >= 0 ? -1 : Math.Max(1, (int)_options.LinkCheckInterval.TotalMilliseconds);
         long spinTicks = _options.SpinMicroseconds * Stopwatch.Frequency / 1_000_000;
-        var fds = stackalloc Linux.PollFd[2];
-        while (!_stopping)
+        var fds = stackalloc Linux.PollFd[4];
+        try
         {
-            if (_pcap == IntPtr.Zero)
+            while (!_stopping)
             {
-                if (_probe.State == LinkState.Up)
+                int served = work?.Service() ?? 0;
+                if (_pcap == IntPtr.Zero)
                 {
-                    try
+                    if (_probe.State == LinkState.Up)
                     {
-                        OpenHandle();
-                        SetLink(LinkState.Up);
-                        continue;
+                        try
+                        {
+                            OpenHandle();
+                            SetLink(LinkState.Up);
+                            continue;
+                        }
+                        catch (NicDeviceException e)
+                        {
+                            _lastError = e.Message;
+                        }
                     }
-                    catch (NicDeviceException e)
+                    else
                     {
-                        _lastError = e.Message;
+                        SetLink(LinkState.Down);
                     }
-                }
-                else
-                {
-                    SetLink(LinkState.Down);
-                }
-                WaitWake(fds, -1, checkMs);
-                continue;
-            }
-
-            int got = Drain();
-            if (got < 0)
-            {
-                LinkLost();
-                continue;
-            }
-            ReleaseDueFaults();
-            if (got == Batch) continue;
-
-            if (spinTicks > 0)
-            {
-                long until = Stopwatch.GetTimestamp() + spinTicks;
-                while (!_stopping && Stopwatch.GetTimestamp() < until)
-                {
-                    got = Drain();
-                    if (got != 0) break;
-                    Thread.Yield();
-                }
-                if (got != 0)
-                {
-                    if (got < 0) LinkLost();
+                    if (served == 0) Sleep(fds, work, linkFd, checkMs, handleOpen: false);
                     continue;
                 }
-            }
 
-            int timeout = checkMs;
-            long? deadline = NextFaultDeadline();
-            if (deadline is { } d)
-            {
-                long ms = (d - Stopwatch.GetTimestamp()) * 1000 / Stopwatch.Frequency;
-                timeout = (int)Math.Clamp(ms + 1, 0, checkMs);
+                int got = Drain();
+                if (got < 0)
+                {
+                    LinkLost();
+                    continue;
+                }
+                ReleaseDueFaults();
+                if (got == Batch || served > 0) continue;
+
+                if (spinTicks > 0)
+                {
+                    long until = Stopwatch.GetTimestamp() + spinTicks;
+                    while (!_stopping && Stopwatch.GetTimestamp() < until)
+                    {
+                        got = Drain();
+                        if (got != 0) break;
+                        if (work is not null && work.HasWork) break;
+                        Thread.Yield();
+                    }
+                    if (got < 0) LinkLost();
+                    if (got != 0 || (work is not null && work.HasWork)) continue;
+                }
+                Sleep(fds, work, linkFd, checkMs, handleOpen: true);
             }
-            int ready = WaitWake(fds, _pcapFd, timeout);
-            if (ready == 0 || (fds[0].Revents & (Linux.PollErr | Linux.PollHup | Linux.PollNval)) != 0)
-            {
-                if (_probe.State != LinkState.Up) LinkLost();
-            }
+        }
+        finally
+        {
+            if (linkFd >= 0) Linux.Close(linkFd);
         }
         // A clean stop: frames the injectors still hold go out now.
         lock (_rxFaults) _rxFaults.Flush(_deliverSink);
         lock (_handleLock) _txFaults.Flush(_injectSink);
     }
 
-    /// <summary>Polls the pcap descriptor (when open) and the wake-up eventfd; drains the eventfd.</summary>
-    private int WaitWake(Linux.PollFd* fds, int pcapFd, int timeoutMs)
+    /// <summary>
+    /// Sleeps in one poll over the wake-up eventfd, the pcap descriptor (when open), the link
+    /// events and the caller's descriptor, until one is ready or the nearest deadline (fault
+    /// injector, caller's work, link check) passes.
+    /// </summary>
+    private void Sleep(Linux.PollFd* fds, IDeviceLoopWork? work, int linkFd, int checkMs, bool handleOpen)
     {
-        fds[0] = new Linux.PollFd { Fd = _wakeFd, Events = Linux.PollIn };
-        fds[1] = new Linux.PollFd { Fd = pcapFd, Events = Linux.PollIn };
-        int n = Linux.Poll(fds, pcapFd >= 0 ? 2u : 1u, timeoutMs);
-        if (n > 0 && (fds[0].Revents & Linux.PollIn) != 0)
+        long? deadline = NextFaultDeadline();
+        if (work?.NextDeadline is { } w && (deadline is null || w < deadline)) deadline = w;
+        int timeout = checkMs;
+        if (deadline is { } d)
+        {
+            long ms = (d - Stopwatch.GetTimestamp()) * 1000 / Stopwatch.Frequency;
+            timeout = (int)Math.Clamp(ms + 1, 0, checkMs < 0 ? int.MaxValue : checkMs);
+        }
+        if (work is not null && !work.PrepareToSleep()) return;
+        uint n = 0;
+        fds[n++] = new Linux.PollFd { Fd = _wakeFd, Events = Linux.PollIn };
+        int pcapAt = -1, linkAt = -1;
+        if (handleOpen && _pcapFd >= 0) { pcapAt = (int)n; fds[n++] = new Linux.PollFd { Fd = _pcapFd, Events = Linux.PollIn }; }
+        if (linkFd >= 0) { linkAt = (int)n; fds[n++] = new Linux.PollFd { Fd = linkFd, Events = Linux.PollIn }; }
+        if (work is not null) fds[n++] = new Linux.PollFd { Fd = work.Descriptor, Events = Linux.PollIn };
+        int ready = Linux.Poll(fds, n, _stopping ? 0 : timeout);
+        work?.AfterSleep();
+        if (ready > 0 && (fds[0].Revents & Linux.PollIn) != 0)
         {
             ulong value;
             Linux.Read(_wakeFd, &value, sizeof(ulong));
         }
-        // Report the pcap descriptor's events in fds[0] for the caller.
-        fds[0].Revents = pcapFd >= 0 ? fds[1].Revents : (short)0;
-        return n;
+        bool linkEvent = linkAt >= 0 && (fds[linkAt].Revents & Linux.PollIn) != 0;
+        if (linkEvent) Linux.Drain(linkFd);
+        bool pcapTrouble = pcapAt >= 0 && (fds[pcapAt].Revents & (Linux.PollErr | Linux.PollHup | Linux.PollNval)) != 0;
+        if (handleOpen && (linkEvent || pcapTrouble || (ready == 0 && checkMs >= 0)) && _probe.State != LinkState.Up) LinkLost();
     }
 
     private void LinkLost()
