@@ -396,6 +396,8 @@ public enum InetStat
     TcpRetransmitsSack,
     /// <summary>TCP segments dropped on input (bad checksum, not acceptable, PAWS, no socket, ...).</summary>
     TcpDropsIn,
+    /// <summary>Sockets refused (TooManySockets): the app had its --max-sockets-per-process, or inet its --max-sockets.</summary>
+    SocketLimitRefusals,
     Count,
 }
 

@@ -31,7 +31,7 @@ public sealed class InetServer(InetOptions options, ILogger<InetServer> log, IHo
         });
         uint serviceId = _kernel.RegisterService(options.Service);
         var protocol = new ProtocolManager(_kernel, options, serviceId, log);
-        var sockets = new SocketManager(_kernel, protocol, options.MaxSockets, log);
+        var sockets = new SocketManager(_kernel, protocol, options.MaxSockets, options.MaxSocketsPerProcess, log);
         var requests = new RequestManager(_kernel, protocol, sockets, log);
         _thread = new Thread(() => Run(requests, protocol, sockets)) { Name = "inet request manager", IsBackground = true };
         _thread.Start();
