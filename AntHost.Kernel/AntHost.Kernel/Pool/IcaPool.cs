@@ -202,6 +202,15 @@ public sealed unsafe class IcaPool : IDisposable
         fixed (byte* n = p.Name) return ReadName(n, p.NameLength, ProcessEntry.NameBytes);
     }
 
+    /// <summary>The OS pid the process table records for <paramref name="id"/> (0 when the slot holds another process or none).</summary>
+    public int ProcessPid(ProcessId id)
+    {
+        if (id.Slot < 0 || id.Slot >= Layout.MaxProcesses) return 0;
+        ref var p = ref Process(id.Slot);
+        int pid = Volatile.Read(ref p.Pid);
+        return Volatile.Read(ref p.ProcessId) == id.Value ? pid : 0;
+    }
+
     public void Dispose()
     {
         if (Interlocked.Exchange(ref _disposed, 1) != 0) return;
