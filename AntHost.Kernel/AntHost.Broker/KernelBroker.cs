@@ -238,7 +238,7 @@ internal sealed unsafe partial class KernelBroker : IDisposable
             ref var e = ref Pool.Process(slot);
             e.Pid = pid;
             e.ProcessId = id.Value;
-            e.Flags = strict ? 1u : 0u;
+            e.Flags = (strict ? ProcessEntry.FlagStrict : 0u) | (server ? ProcessEntry.FlagServer : 0u);
             e.Uid = peer.Uid;
             _ownedPages[slot] = 0;
             _ownedIcas[slot] = 0;

@@ -58,7 +58,8 @@ public sealed partial class LifecycleTests(ITestOutputHelper output)
             // them are within what the table says is allocated.
             var poolProcs = root.GetProperty("pool").GetProperty("processes").EnumerateArray().ToList();
             int Pid(string name) => recorded.Single(p => p.Name == name).Pid;
-            Assert.Contains(poolProcs, p => p.GetProperty("name").GetString() == "inet" && p.GetProperty("pid").GetInt32() == Pid("inet") && p.GetProperty("state").GetString() == "alive");
+            Assert.Contains(poolProcs, p => p.GetProperty("name").GetString() == "inet" && p.GetProperty("pid").GetInt32() == Pid("inet") && p.GetProperty("state").GetString() == "alive"
+                && p.GetProperty("server").GetBoolean() && p.GetProperty("uid").GetUInt32() == 0);
             Assert.Contains(poolProcs, p => p.GetProperty("name").GetString()!.StartsWith("nic", StringComparison.Ordinal) && p.GetProperty("pid").GetInt32() == Pid("nic"));
             Assert.True(poolProcs.Sum(p => p.GetProperty("pages").GetInt32()) <= root.GetProperty("pool").GetProperty("allocatedPages").GetInt32());
             Assert.Contains(root.GetProperty("pool").GetProperty("channels").EnumerateArray(), c => c.GetProperty("service").GetString() == "inet");

@@ -49,6 +49,8 @@ public sealed class PoolSnapshotTests : IDisposable
             BinaryPrimitives.WriteUInt32LittleEndian(e, 1); // alive
             BinaryPrimitives.WriteUInt32LittleEndian(e[4..], (uint)(0x10000 | slot));
             BinaryPrimitives.WriteInt32LittleEndian(e[8..], pid);
+            BinaryPrimitives.WriteUInt32LittleEndian(e[12..], name == "app" ? 0u : 2u); // flags: server
+            BinaryPrimitives.WriteUInt32LittleEndian(e[20..], name == "app" ? 65534u : 0u); // uid
             BinaryPrimitives.WriteInt32LittleEndian(e[16..], name.Length);
             System.Text.Encoding.UTF8.GetBytes(name).CopyTo(e[32..]);
         }
@@ -66,6 +68,8 @@ public sealed class PoolSnapshotTests : IDisposable
         var app = Assert.Single(s.Processes);
         Assert.Equal(64, app.Pages);
         Assert.Equal(3, app.Icas);
+        Assert.Equal(65534u, app.Uid);
+        Assert.False(app.Server);
     }
 
     [Fact]

@@ -90,6 +90,9 @@ internal enum ProcessState : uint
 internal unsafe struct ProcessEntry
 {
     public const int NameBytes = 64;
+    public const uint FlagStrict = 1;
+    /// <summary>Registered as a server (root only): the broker's per-app limits do not apply.</summary>
+    public const uint FlagServer = 2;
     [FieldOffset(0)] public uint State;
     [FieldOffset(4)] public uint ProcessId;
     [FieldOffset(8)] public int Pid;
