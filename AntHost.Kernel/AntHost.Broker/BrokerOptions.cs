@@ -41,6 +41,12 @@ public sealed record BrokerOptions
     public int AppServices { get; init; } = 4;
     /// <summary>Registered processes per uid other than root's.</summary>
     public int RegistrationsPerUid { get; init; } = 16;
+    /// <summary>
+    /// Connections to the broker's socket one uid other than root may hold open (registered or
+    /// not): a half-sent request holds a buffer of up to 16 KiB in the broker, so this bounds
+    /// what one user can pin there.
+    /// </summary>
+    public int ConnectionsPerUid { get; init; } = 64;
     /// <summary>Pages only servers may take (the driver's receive ICAs, inet's control ICAs); -1: an eighth of the pool.</summary>
     public int ServerReserve { get; init; } = -1;
 
@@ -63,6 +69,7 @@ public sealed record BrokerOptions
           --app-channels N       channels one app may have open (default 32)
           --app-services N       services one app may register (default 4)
           --registrations-per-uid N   processes one uid other than root may register (default 16)
+          --connections-per-uid N     connections one uid other than root may hold open (default 64)
           --server-reserve N     pages only the servers (inet, drivers) may take (default: an eighth of the pool)
         """;
 
@@ -100,6 +107,7 @@ public sealed record BrokerOptions
                 "--app-channels" => o with { AppChannels = ParseInt(a, Next(), 1, 60000) },
                 "--app-services" => o with { AppServices = ParseInt(a, Next(), 0, 64) },
                 "--registrations-per-uid" => o with { RegistrationsPerUid = ParseInt(a, Next(), 1, 1000) },
+                "--connections-per-uid" => o with { ConnectionsPerUid = ParseInt(a, Next(), 1, 100_000) },
                 "--server-reserve" => o with { ServerReserve = ParseInt(a, Next(), 0, int.MaxValue) },
                 _ => throw new ArgumentException($"unknown option '{a}'"),
             };

@@ -34,8 +34,8 @@ internal sealed class BrokerService : IHostedService
         _log.LogInformation("anthost-kernel ready: instance {Instance}, {Pages} pages ({MiB} MiB), {Mode} transfer{Strict}, pool {Pool}, socket {Socket}, group {Group}",
             _options.Instance, _broker.Layout.DataPages, _broker.Layout.DataPages / 256, _options.Transfer.ToString().ToLowerInvariant(),
             _options.Strict ? ", strict" : "", _broker.PoolPath, _broker.SocketPath, _options.Group);
-        _log.LogInformation("limits per app: {Pages} pages, {Icas} ICAs, {Channels} channels, {Services} services; {Regs} processes per uid (root: no limit); servers' reserve {Reserve} pages",
-            _broker.AppPages, _options.AppIcas, _options.AppChannels, _options.AppServices, _options.RegistrationsPerUid, _broker.ServerReserve);
+        _log.LogInformation("limits per app: {Pages} pages, {Icas} ICAs, {Channels} channels, {Services} services; per uid (root: none): {Regs} processes, {Conns} connections; servers' reserve {Reserve} pages",
+            _broker.AppPages, _options.AppIcas, _options.AppChannels, _options.AppServices, _options.RegistrationsPerUid, _options.ConnectionsPerUid, _broker.ServerReserve);
         return Task.CompletedTask;
     }
 

@@ -62,6 +62,7 @@ internal sealed class ControlServer : IDisposable
     private readonly int _epoll;
     private readonly int _wakeup;
     private readonly Dictionary<ulong, Connection> _connections = new();
+    private readonly Dictionary<uint, int> _connectionsByUid = new();
     private readonly FrameWriter _writer = new();
     private ulong _nextKey = 2;
     private Thread? _loop;
@@ -161,6 +162,18 @@ internal sealed class ControlServer : IDisposable
             catch (ObjectDisposedException) { return; }
             s.Blocking = false;
             var peer = UnixAccess.PeerOf(s);
+            if (peer.Uid != 0)
+            {
+                int open = _connectionsByUid.GetValueOrDefault(peer.Uid);
+                if (open >= _broker.ConnectionsPerUid)
+                {
+                    // Closed unread: the counter says why (a log line each would be a flood).
+                    Interlocked.Increment(ref _broker.Pool.CounterRef(BrokerCounter.QuotaConnections));
+                    s.Dispose();
+                    continue;
+                }
+                _connectionsByUid[peer.Uid] = open + 1;
+            }
             var c = new Connection
             {
                 Socket = s, Fd = (int)s.Handle, Key = _nextKey++, Peer = peer,
@@ -297,6 +310,11 @@ internal sealed class ControlServer : IDisposable
         c.Closed = true;
         Epoll.Remove(_epoll, c.Fd);
         lock (_connections) _connections.Remove(c.Key);
+        if (c.Peer.Uid != 0 && _connectionsByUid.TryGetValue(c.Peer.Uid, out int open))
+        {
+            if (open <= 1) _connectionsByUid.Remove(c.Peer.Uid);
+            else _connectionsByUid[c.Peer.Uid] = open - 1;
+        }
         if (c.In is not null) ArrayPool<byte>.Shared.Return(c.In);
         if (c.Out is not null) ArrayPool<byte>.Shared.Return(c.Out);
         c.In = c.Out = null;

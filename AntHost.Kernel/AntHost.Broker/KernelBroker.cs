@@ -80,6 +80,7 @@ internal sealed unsafe partial class KernelBroker : IDisposable
     /// <summary>The group that may use the instance besides root.</summary>
     public uint Gid { get; }
     public string GroupName => _options.Group;
+    public int ConnectionsPerUid => _options.ConnectionsPerUid;
     /// <summary>The tables file opened read-only: what every process is handed (SCM_RIGHTS).</summary>
     public Microsoft.Win32.SafeHandles.SafeFileHandle TablesReadOnly { get; }
     public int AppPages { get; }

@@ -98,6 +98,24 @@ internal static class LocalUser
         {
             Out.Line($"REGISTRATIONS {more.Count + 1} refused {e.Error}: {e.Message}");
         }
+        // Raw connections, each asking for the tables, until the broker closes one unanswered.
+        var sockets = new List<Socket>();
+        try
+        {
+            while (sockets.Count < 10_000)
+            {
+                var s = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
+                sockets.Add(s);
+                s.Connect(new UnixDomainSocketEndPoint(ControlProtocol.SocketPathFor(instance)));
+                KernelConnection.ReceiveTables(s, instance).Dispose();
+            }
+            Out.Line($"CONNECTIONS {sockets.Count} never refused");
+        }
+        catch (Exception e) when (e is KernelException or SocketException)
+        {
+            Out.Line($"CONNECTIONS {sockets.Count - 1} then closed: {e.Message}");
+        }
+        foreach (var s in sockets) s.Dispose();
         Out.Line("HOLDING");
         Thread.Sleep(Timeout.Infinite);
         return 0;

@@ -49,6 +49,8 @@ public enum BrokerCounter
     QuotaServices,
     /// <summary>Registrations refused at the per-uid limit (--registrations-per-uid).</summary>
     QuotaRegistrations,
+    /// <summary>Connections to the broker's socket closed at once: their uid had --connections-per-uid open.</summary>
+    QuotaConnections,
     Count,
 }
 

@@ -81,7 +81,7 @@ public sealed class LocalUserTests
     public void A_member_cannot_write_the_tables_nor_take_another_apps_share()
     {
         using var b = BrokerProcess.Start(TransferMode.Direct, null, "--group", Group,
-            "--app-pages", "256", "--app-services", "2", "--app-channels", "3", "--registrations-per-uid", "3");
+            "--app-pages", "256", "--app-services", "2", "--app-channels", "3", "--registrations-per-uid", "3", "--connections-per-uid", "10");
         using var victim = b.Connect("victim");
         victim.RegisterService("victim");
         var member = b.ActorUnder(AsUser(Gid(Group)), "member", "--target", "victim", "--pages", "4");
@@ -110,6 +110,11 @@ public sealed class LocalUserTests
         string registrations = member.WaitLine("REGISTRATIONS");
         Assert.StartsWith("REGISTRATIONS 3 refused QuotaExceeded", registrations, StringComparison.Ordinal);
         Assert.Contains("--registrations-per-uid 3", registrations, StringComparison.Ordinal);
+        // Its 3 registrations hold 3 of its 10 connections: at most 7 more, then the broker closes
+        // the next unread (fewer when the broker has not yet seen the refused ones close).
+        var connections = member.WaitLine("CONNECTIONS").Split(' ');
+        Assert.Equal("then closed:", $"{connections[2]} {connections[3]}");
+        Assert.InRange(int.Parse(connections[1], System.Globalization.CultureInfo.InvariantCulture), 1, 7);
         member.WaitLine("HOLDING");
 
         // While the member holds all it could get, another app still gets its own share.
@@ -119,7 +124,7 @@ public sealed class LocalUserTests
         var mine = new List<IcaLease>();
         for (int i = 0; i < 64; i++) mine.Add(victim.Allocate(4));
         Assert.Equal(256, mine.Sum(l => l.Pages));
-        foreach (var c in new[] { BrokerCounter.QuotaPages, BrokerCounter.QuotaServices, BrokerCounter.QuotaChannels, BrokerCounter.QuotaRegistrations })
+        foreach (var c in new[] { BrokerCounter.QuotaPages, BrokerCounter.QuotaServices, BrokerCounter.QuotaChannels, BrokerCounter.QuotaRegistrations, BrokerCounter.QuotaConnections })
             Assert.True(victim.Pool.Counter(c) >= 1, $"{c} was not counted");
         foreach (var l in mine) victim.Free(l);
     }
