@@ -47,6 +47,8 @@ internal sealed record BenchOptions
     public int? Iterations { get; init; }
     public int LatencySpinUs { get; init; } = 50;
     public string? LogDirectory { get; init; }
+    /// <summary>CPUs the stacks' servers and this process (the app of both stacks) are confined to; null: no placement.</summary>
+    public string? Cpus { get; init; }
 }
 
 internal static class BenchRun
@@ -73,8 +75,10 @@ internal static class BenchRun
                 ? [new("latency", $"the running instance's inet and NIC driver spin {spin} us (its `up --spin-us`), the app's library too; the next request follows at once", spin, 0)]
                 : [tunings[1]];
         }
+        if (o.Cpus is not null) Instance.PinThisProcess(o.Cpus);
         var report = new NetBenchReport
         {
+            Placement = o.Cpus is null ? "none: the scheduler places every process" : $"the broker, inet server, NIC driver and the app (both stacks' client side) confined to CPU {o.Cpus}; the peer unconfined",
             Quick = o.Quick,
             Peer = o.Peer is null ? "the sandbox peer: the Linux kernel in its own namespace at 198.18.0.1, over a veth (offloads off, MTU 1500)" : $"the remote host {o.Peer}",
             Baseline = o.Peer is null ? $"the host namespace's own kernel TCP at {HostKernelAddress.Split('/')[0]} on the same veth as AntHost's NIC driver"
@@ -167,22 +171,40 @@ internal static class BenchRun
                                     }
                             if (o.Throughput && first)
                             {
+                                // CPU and wake-ups of our side only (the app and, for AntHost, the servers):
+                                // the peer's kernel is the same far end for both.
+                                ThroughputResult Costed(IBenchStack stack, Func<ThroughputResult> transfer)
+                                {
+                                    var watched = processes.Where(p => p.Name != "peer" && (stack == anthost || p.Name == "app")).ToList();
+                                    long[]? before = stack == anthost ? TryInetStats(o, tuning) : null;
+                                    var meter = CpuMeter.Start(watched);
+                                    var t = transfer();
+                                    var use = meter.Stop();
+                                    long[]? after = before is null ? null : TryInetStats(o, tuning);
+                                    double mb = t.Bytes / 1e6;
+                                    return t with
+                                    {
+                                        CpuMsPerMb = mb > 0 ? use.Sum(u => u.Seconds) * 1e3 / mb : null,
+                                        SleepsPerMb = mb > 0 ? use.Sum(u => u.Sleeps) / mb : null,
+                                        MessagesPerMb = before is not null && after is not null && mb > 0 ? IpcMessages(after, before) / mb : null,
+                                    };
+                                }
                                 foreach (var stack in ends)
                                 {
                                     interruption.Token.ThrowIfCancellationRequested();
                                     Guard(stack, "throughput to the peer", () =>
                                     {
                                         step($"throughput {stack.Name} to the peer, {seconds} s");
-                                        var tout = Measure.Outbound(stack, new IPEndPoint(peer, new PeerPorts().Discard), seconds);
+                                        var tout = Costed(stack, () => Measure.Outbound(stack, new IPEndPoint(peer, new PeerPorts().Discard), seconds));
                                         report.Throughput.Add(tout);
-                                        step($"  {tout.Gbps:F2} Gbit/s");
+                                        step($"  {tout.Gbps:F2} Gbit/s, {tout.CpuMsPerMb:F1} ms CPU per MB{(tout.MessagesPerMb is { } mo ? $", {mo:F0} IPC messages per MB" : "")}");
                                     });
                                     Guard(stack, "throughput from the peer", () =>
                                     {
                                         step($"throughput {stack.Name} from the peer, {seconds} s");
-                                        var tin = Measure.Inbound(stack, new IPEndPoint(peer, new PeerPorts().Source), seconds);
+                                        var tin = Costed(stack, () => Measure.Inbound(stack, new IPEndPoint(peer, new PeerPorts().Source), seconds));
                                         report.Throughput.Add(tin);
-                                        step($"  {tin.Gbps:F2} Gbit/s");
+                                        step($"  {tin.Gbps:F2} Gbit/s, {tin.CpuMsPerMb:F1} ms CPU per MB{(tin.MessagesPerMb is { } mi ? $", {mi:F0} IPC messages per MB" : "")}");
                                     });
                                 }
                                 if (o.Peer is null) report.Injection = Inject(o, step, o.Quick ? 1 : 2);
@@ -246,6 +268,7 @@ internal static class BenchRun
             SpinUs = tuning.SpinUs,
             HostKernelAddress = HostKernelAddress,
             LogDirectory = o.LogDirectory,
+            Cpus = o.Cpus,
         };
         step($"bringing up '{instance}' ({tuning.Name}: spin {tuning.SpinUs} us) on sandbox '{o.Prefix}'");
         var state = Instance.Up(up, step, ct);
@@ -264,6 +287,23 @@ internal static class BenchRun
             step($"taking '{instance}' down");
             Instance.Down(state, step);
         }
+    }
+
+    /// <summary>inet's counters of the stack brought up for <paramref name="tuning"/> (or the running instance), null when they cannot be read.</summary>
+    private static long[]? TryInetStats(BenchOptions o, TuningInfo tuning)
+    {
+        try { return InetProbe.Stats(o.Peer is null ? o.Instance + "-" + tuning.Name[..3] : o.Instance, TimeSpan.FromSeconds(5)); }
+        catch (CliException) { return null; }
+    }
+
+    /// <summary>
+    /// Messages through inet between two readings of its counters: each app call and its
+    /// answer, each ethinput, each transmit request and its completion.
+    /// </summary>
+    private static double IpcMessages(long[] after, long[] before)
+    {
+        long D(AntHost.Inet.Abi.InetStat s) => after[(int)s] - before[(int)s];
+        return 2 * D(AntHost.Inet.Abi.InetStat.SocketCalls) + D(AntHost.Inet.Abi.InetStat.EthInputMessages) + 2 * D(AntHost.Inet.Abi.InetStat.TransmitRequests);
     }
 
     internal static void NoteOnce(NetBenchReport report, string note) => NoteOnceList(report.Notes, note);

@@ -30,6 +30,12 @@ internal sealed record UpOptions
     /// <summary>The host namespace kernel's own address on the sandbox veth (the benchmarks' baseline), or null for none.</summary>
     public string? HostKernelAddress { get; init; }
     public TimeSpan Patience { get; init; } = TimeSpan.FromSeconds(60);
+    /// <summary>
+    /// CPUs the broker, inet server and NIC driver are confined to (taskset list, e.g. "0" or
+    /// "0-1"), or null to let the scheduler place them. One CPU for all: a handoff between
+    /// them is a switch on that CPU, not a wake-up of the other (see docs/cli.md).
+    /// </summary>
+    public string? Cpus { get; init; }
 }
 
 internal static partial class Instance
@@ -46,6 +52,25 @@ internal static partial class Instance
 
     [LibraryImport("libc", EntryPoint = "mkfifo", StringMarshalling = StringMarshalling.Utf8, SetLastError = true)]
     private static partial int MkFifo(string path, uint mode);
+
+    /// <summary>Checks a --cpus list (taskset's syntax: "0", "0-1", "0,1") against this machine's CPUs; throws <see cref="UsageException"/>.</summary>
+    public static string CheckCpus(string cpus)
+    {
+        foreach (var part in cpus.Split(','))
+        {
+            var ends = part.Split('-');
+            if (ends.Length > 2 || ends.Any(e => !int.TryParse(e, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out int c) || c >= Environment.ProcessorCount))
+                throw new UsageException($"--cpus '{cpus}': a list of CPUs 0..{Environment.ProcessorCount - 1} such as 0 or 0-1 or 0,1");
+        }
+        return cpus;
+    }
+
+    /// <summary>Confines every thread of this process to <paramref name="cpus"/> (taskset -a -p); threads made later inherit it.</summary>
+    public static void PinThisProcess(string cpus)
+    {
+        var r = CommandRunner.Run("taskset", ["-a", "-p", "-c", cpus, Environment.ProcessId.ToString(System.Globalization.CultureInfo.InvariantCulture)]);
+        if (r.ExitCode != 0) throw new CliException($"taskset -a -p -c {cpus} failed: {r.StandardError.Trim()}");
+    }
 
     public static void RequireRoot(string what)
     {
@@ -111,6 +136,9 @@ internal static partial class Instance
             File.Delete(peerStdin);
             if (sandbox && MkFifo(peerStdin, 0x180) != 0) throw new CliException($"mkfifo {peerStdin} failed: errno {Marshal.GetLastPInvokeError()}");
 
+            // The servers (not the peer, which plays a remote host) run confined to --cpus.
+            string[] Pinned(string[] command) => o.Cpus is null ? command : ["taskset", "-c", o.Cpus, .. command];
+
             ProcessRecord Launch(string name, string[] command, string marker, string? netns, string ready, string what)
             {
                 ct.ThrowIfCancellationRequested();
@@ -125,12 +153,12 @@ internal static partial class Instance
                 return r;
             }
 
-            Launch("broker", [dotnet, broker, "--instance", o.Instance, "--transfer", o.Transfer, "--group", o.Group], Binaries.Broker, null, "anthost-kernel ready", "the broker");
+            Launch("broker", Pinned([dotnet, broker, "--instance", o.Instance, "--transfer", o.Transfer, "--group", o.Group]), Binaries.Broker, null, "anthost-kernel ready", "the broker");
             string[] inetArgs = [dotnet, inet, "--instance", o.Instance, "--address", state.Address, "--spin-us", o.SpinUs.ToString(System.Globalization.CultureInfo.InvariantCulture),
                 .. o.Gateway is null ? Array.Empty<string>() : ["--gateway", o.Gateway]];
-            Launch("inet", inetArgs, Binaries.Inet, null, "anthost-inet ready", "the inet server");
+            Launch("inet", Pinned(inetArgs), Binaries.Inet, null, "anthost-inet ready", "the inet server");
             string[] nicArgs = [dotnet, nic, "--adapter", state.Adapter!, "--kernel", o.Instance, "--ipc-spin-us", o.SpinUs.ToString(System.Globalization.CultureInfo.InvariantCulture)];
-            Launch("nic", sandbox ? ["ip", "netns", "exec", net!.HostNamespace, .. nicArgs] : nicArgs, Binaries.Nic, sandbox ? net!.HostNamespace : null,
+            Launch("nic", sandbox ? ["ip", "netns", "exec", net!.HostNamespace, .. Pinned(nicArgs)] : Pinned(nicArgs), Binaries.Nic, sandbox ? net!.HostNamespace : null,
                 "attached to inet", $"the NIC driver on {state.Adapter}");
             if (sandbox)
             {

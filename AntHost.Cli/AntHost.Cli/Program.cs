@@ -44,8 +44,9 @@ namespace AntHost.Cli
             var logDir = new Option<string?>("--log-dir") { Description = "where the servers' logs go (default /var/log/anthost/INSTANCE)" };
             var group = new Option<string>("--group") { Description = "the group whose members may use the instance besides root (pool, socket, state; default: root's group)", DefaultValueFactory = _ => "root" };
             group.Validators.Add(r => { if (!AntHost.Kernel.Interop.UnixAccess.TryResolveGroup(r.GetValueOrDefault<string>() ?? "", out _)) r.AddError($"--group: there is no group '{r.GetValueOrDefault<string>()}' (see /etc/group)"); });
+            var cpus = CpusOption();
             var up = new Command("up", "start the broker, the inet server and a NIC driver (on the sandbox network unless --adapter)");
-            foreach (Option o in new Option[] { instance, transfer, spin, prefix, adapter, address, gateway, logDir, group }) up.Options.Add(o);
+            foreach (Option o in new Option[] { instance, transfer, spin, prefix, adapter, address, gateway, logDir, cpus, group }) up.Options.Add(o);
             up.SetAction(r => Guard(() =>
             {
                 var o = new UpOptions
@@ -59,6 +60,7 @@ namespace AntHost.Cli
                     Gateway = r.GetValue(gateway),
                     LogDirectory = r.GetValue(logDir),
                     Group = r.GetValue(group)!,
+                    Cpus = r.GetValue(cpus) is { } list ? Instance.CheckCpus(list) : null,
                 };
                 CheckNetwork(o);
                 return Commands.Up(o);
@@ -121,6 +123,11 @@ namespace AntHost.Cli
             Root.Subcommands.Add(demo);
         }
 
+        private static Option<string?> CpusOption() => new("--cpus")
+        {
+            Description = "confine the broker, inet server and NIC driver (and, in a benchmark, the app: both stacks' client side) to these CPUs, e.g. 0 (default: no placement)",
+        };
+
         /// <summary>One of the network benchmarks' commands, with the options they share.</summary>
         private static Command NetBench(string name, string description, bool rtt = false, bool send = false, bool throughput = false, bool ipc = false, bool idle = false)
         {
@@ -135,8 +142,9 @@ namespace AntHost.Cli
             var spin = new Option<int>("--spin-us") { Description = "spin budget of the latency tuning (inet, NIC driver, app), microseconds", DefaultValueFactory = _ => 50 };
             spin.Validators.Add(r => { if (r.GetValueOrDefault<int>() is < 1 or > 100_000) r.AddError("--spin-us takes 1..100000"); });
             var logDir = new Option<string?>("--log-dir") { Description = "where the servers' logs go (default /var/log/anthost/INSTANCE)" };
+            var cpus = CpusOption();
             var c = new Command(name, description);
-            foreach (Option o in new Option[] { quick, instance, prefix, peer, baselineNetns, output, iterations, spin, logDir }) c.Options.Add(o);
+            foreach (Option o in new Option[] { quick, instance, prefix, peer, baselineNetns, output, iterations, spin, logDir, cpus }) c.Options.Add(o);
             Option<string?>? docs = null;
             if (ipc)
             {
@@ -177,6 +185,7 @@ namespace AntHost.Cli
                     Iterations = r.GetValue(iterations),
                     LatencySpinUs = r.GetValue(spin),
                     LogDirectory = r.GetValue(logDir),
+                    Cpus = r.GetValue(cpus) is { } list ? Instance.CheckCpus(list) : null,
                 });
             }));
             return c;

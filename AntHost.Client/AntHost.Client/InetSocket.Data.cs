@@ -422,7 +422,11 @@ public sealed partial class InetSocket
         }
     }
 
-    /// <summary>The payload per data ICA of a send: the connection's MSS (asked once), at most a page less the headroom.</summary>
+    /// <summary>
+    /// The payload per data ICA of a send: what one full segment of the connection carries
+    /// (asked once: the MSS less the timestamp option), at most a page less the headroom. Cut
+    /// to the bare MSS, every ICA would leave as a full segment and one of 12 bytes.
+    /// </summary>
     public int SendSegmentSize
     {
         get
@@ -431,7 +435,7 @@ public sealed partial class InetSocket
             int mss = DefaultSegment;
             try
             {
-                int reported = GetInfo().Mss;
+                int reported = GetInfo().SegmentPayload;
                 if (reported > 0) mss = reported;
             }
             catch (SocketException)

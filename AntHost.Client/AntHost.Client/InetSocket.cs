@@ -384,7 +384,10 @@ public sealed partial class InetSocket : IDisposable
         reply.ThrowIfFailed("get info");
         var r = reply.Result;
         return new InetSocketInfo(r.State, Local(r), Remote(r), (int)r.Available, (int)r.SendQueued, (int)r.SendSpace,
-            TimeSpan.FromMicroseconds(r.SmoothedRttMicros), (int)r.CongestionWindow, (int)r.Mss, (int)r.Retransmissions);
+            TimeSpan.FromMicroseconds(r.SmoothedRttMicros), (int)r.CongestionWindow, (int)r.Mss, (int)r.Retransmissions)
+        {
+            SegmentPayload = r.SegmentPayload > 0 ? (int)r.SegmentPayload : (int)r.Mss,
+        };
     }
 
     // ---- Readiness -------------------------------------------------------------------
@@ -564,4 +567,8 @@ public sealed partial class InetSocket : IDisposable
 
 /// <summary>A connection's state as the inet server reports it (GetInfo).</summary>
 public sealed record InetSocketInfo(byte TcpState, IPEndPoint? LocalEndPoint, IPEndPoint? RemoteEndPoint, int Available, int SendQueued,
-    int SendSpace, TimeSpan SmoothedRtt, int CongestionWindow, int Mss, int Retransmissions);
+    int SendSpace, TimeSpan SmoothedRtt, int CongestionWindow, int Mss, int Retransmissions)
+{
+    /// <summary>The data one full segment carries: the MSS less the options every segment carries (timestamps: 12 bytes).</summary>
+    public int SegmentPayload { get; init; } = Mss;
+}

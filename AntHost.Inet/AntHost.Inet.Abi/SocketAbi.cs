@@ -235,12 +235,13 @@ public readonly ref struct SocketArgs
 /// 36  data i at 36 + 8*i (i &lt; 3): offset (u32) | length (u32)   Receive, ReceiveFrom
 /// 60  GetInfo: available (u32) | 64 send queued (u32) | 68 send space (u32)
 ///     72 smoothed RTT in µs (u32) | 76 congestion window in bytes (u32) | 80 MSS (u32)
-///     84 retransmissions (u32)
+///     84 retransmissions (u32) | 88 segment payload: the data one full segment carries, the MSS
+///     less the options every segment carries (the timestamp option's 12 bytes) (u32)
 /// </code>
 /// </summary>
 public readonly ref struct SocketResult
 {
-    public const int Length = 88;
+    public const int Length = 92;
 
     private readonly Span<byte> _b;
 
@@ -295,6 +296,7 @@ public readonly ref struct SocketResult
     public uint CongestionWindow { get => U32(76); set => U32(76, value); }
     public uint Mss { get => U32(80); set => U32(80, value); }
     public uint Retransmissions { get => U32(84); set => U32(84, value); }
+    public uint SegmentPayload { get => U32(88); set => U32(88, value); }
 
     private uint U32(int at) => BinaryPrimitives.ReadUInt32LittleEndian(_b[at..]);
 

@@ -46,7 +46,8 @@ namespace AntHost.Nic8139
         public Option<int> InjectLength { get; } = new("--inject-length") { Description = "frame length for --inject-seconds", DefaultValueFactory = _ => 1514 };
         public Option<string> Kernel { get; } = new("--kernel") { Description = "the kernel instance to join (the broker's --instance)", DefaultValueFactory = _ => "default" };
         public Option<string> Service { get; } = new("--service") { Description = "the inet server's service name", DefaultValueFactory = _ => "inet" };
-        public Option<int> IpcSpinUs { get; } = new("--ipc-spin-us") { Description = "spin before sleeping on the kernel doorbell, microseconds", DefaultValueFactory = _ => 20 };
+        public Option<int> IpcSpinUs { get; } = new("--ipc-spin-us") { Description = "driver mode: how long the one loop spins over the pcap ring and the kernel rings before it sleeps, microseconds (0 = frugal)", DefaultValueFactory = _ => 20 };
+        public Option<bool> NoCoalesce { get; } = new("--no-gro") { Description = "driver mode: hand every received segment to inet as it came (no receive coalescing)" };
         public Option<bool> Verbose { get; } = new("--verbose") { Description = "debug logging" };
 
         public RootCommand Root { get; }
@@ -56,7 +57,7 @@ namespace AntHost.Nic8139
             Root = new RootCommand("AntHost NIC driver (Nic8139): one adapter through libpcap");
             foreach (Option o in new Option[] { Adapter, Mac, Instance, Mtu, Netns, SpinUs, BufferMiB, Multicast, FaultDrop, FaultDuplicate, FaultCorrupt,
                 FaultReorder, FaultDelay, FaultDelayMs, FaultSeed, FaultDirection, Probe, ProbeSeconds, Address, Ping, PingCount, InjectSeconds, InjectLength,
-                Kernel, Service, IpcSpinUs, Verbose })
+                Kernel, Service, IpcSpinUs, NoCoalesce, Verbose })
                 Root.Options.Add(o);
             Root.SetAction(Run);
         }
@@ -144,12 +145,14 @@ namespace AntHost.Nic8139
             using var intr = PosixSignalRegistration.Create(PosixSignal.SIGINT, c => { c.Cancel = true; stop.Cancel(); });
             try
             {
-                using var device = NicDevice.Open(options);
+                // One loop serves the adapter and the kernel rings: it spins the IPC budget.
+                using var device = NicDevice.Open(options with { SpinMicroseconds = spin });
                 var driver = new InetDriver(device, new InetDriverOptions
                 {
                     Instance = r.GetValue(Kernel) ?? "default",
                     Service = r.GetValue(Service) ?? "inet",
                     SpinBudget = TimeSpan.FromMicroseconds(spin),
+                    Coalesce = !r.GetValue(NoCoalesce),
                 }, log);
                 driver.Run(stop.Token);
                 return 0;

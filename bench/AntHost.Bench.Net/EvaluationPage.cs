@@ -12,7 +12,7 @@ public static class EvaluationPage
 {
     private static readonly CultureInfo Ci = CultureInfo.InvariantCulture;
 
-    // The AnT paper, 256 B (PERFORMANCE.md "Reference figures").
+    // The AnT paper, 256 B (docs/targets.md, "Reference figures").
     private const double PaperSendAnt = 23.58, PaperSendFreeBsd = 5.82, PaperRttAnt = 152.82, PaperRttFreeBsd = 122.27;
 
     /// <summary>Writes DOCS/evaluation.md, DOCS/eval/*.png and DOCS/eval/report.json; returns the files.</summary>
@@ -39,9 +39,10 @@ public static class EvaluationPage
         sb.AppendLine();
         sb.AppendLine("## Method");
         sb.AppendLine();
-        sb.AppendLine("- **Same wire, same peer, same run.** AntHost (broker, inet server and NIC driver as separate processes, the app linking the client library) and the host kernel's own TCP run against the same far end over the same veth in one run; every figure is reported beside its baseline and as a ratio (PERFORMANCE.md).");
+        sb.AppendLine("- **Same wire, same peer, same run.** AntHost (broker, inet server and NIC driver as separate processes, the app linking the client library) and the host kernel's own TCP run against the same far end over the same veth in one run; every figure is reported beside its baseline and as a ratio (docs/targets.md).");
         sb.AppendLine(Ci, $"- **The far end**: {r.Peer}.");
         sb.AppendLine(Ci, $"- **The baseline**: {r.Baseline}. The host namespace's kernel gets its own address on AntHost's veth; AntHost's address stays the NIC driver's alone: the kernel answers ARP only for addresses it holds on that interface (arp_ignore=1), and a frame for the driver's MAC is \"other host\" to it even while the driver holds the veth promiscuous (both checked by the sandbox's tests). No third namespace is needed, so the baseline's frames cross exactly the veth AntHost's do.");
+        sb.AppendLine(Ci, $"- **CPU placement**: {(r.Placement.Length > 0 ? r.Placement : "none")}.");
         sb.AppendLine("- **RTT** (the paper's figure 9): N bytes out, 1 byte back, one round at a time, N = 256 B to 64 KiB; the peer's responder reads N bytes and answers one. Median and p99 after a warm-up.");
         sb.AppendLine("- **Send processing time** (table 3, figure 8): one send call on a connection to the peer's discard server, from the call until the frame is handed to the adapter and the result is back in the app. AntHost's stages come from the control ICA's trace area, stamped by the client library, the inet server and the NIC driver with one monotonic clock; the host kernel's figure is its `send()` system call.");
         sb.AppendLine("- **Throughput**: bulk TCP on one connection, to the peer's discard server (timed until the peer has read every byte) and from its source server, beside the raw rate at which libpcap injection puts full-size frames on the same veth from one thread.");

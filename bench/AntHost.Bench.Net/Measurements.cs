@@ -35,6 +35,18 @@ public sealed record SendPoint(string Stack, int PayloadBytes, Percentiles Total
 public sealed record ThroughputResult(string Stack, string Direction, long Bytes, double Seconds)
 {
     public double Gbps => Seconds > 0 ? Bytes * 8 / Seconds / 1e9 : 0;
+
+    /// <summary>CPU of every watched process (the app, the servers; the peer's excluded) during the transfer, milliseconds per MB (10^6 bytes).</summary>
+    public double? CpuMsPerMb { get; init; }
+
+    /// <summary>Sleep/wake cycles of the watched processes per MB.</summary>
+    public double? SleepsPerMb { get; init; }
+
+    /// <summary>
+    /// IPC messages per MB through the inet server (AntHost only): app calls and their answers,
+    /// ethinputs, transmit requests and their completions, from inet's counters.
+    /// </summary>
+    public double? MessagesPerMb { get; init; }
 }
 
 public sealed record CpuResult(string Tuning, string Stack, int Rounds, double WallSeconds, IReadOnlyList<CpuUse> Processes)

@@ -13,6 +13,8 @@ public static class NetBenchReportWriter
 {
     private static readonly CultureInfo Ci = CultureInfo.InvariantCulture;
 
+    private static string Opt(double? v, string format) => v is { } x ? x.ToString(format, Ci) : "-";
+
     public static string ToJson(NetBenchReport r) => JsonSerializer.Serialize(new
     {
         r.Machine,
@@ -23,12 +25,13 @@ public static class NetBenchReportWriter
         r.Quick,
         r.Peer,
         r.Baseline,
+        r.Placement,
         r.Tunings,
         r.Rtt,
         r.Cpu,
         r.Send,
         r.StampCostNs,
-        Throughput = r.Throughput.Select(t => new { t.Stack, t.Direction, t.Bytes, t.Seconds, t.Gbps }),
+        Throughput = r.Throughput.Select(t => new { t.Stack, t.Direction, t.Bytes, t.Seconds, t.Gbps, t.CpuMsPerMb, t.SleepsPerMb, t.MessagesPerMb }),
         Injection = r.Injection is null ? null : new { r.Injection.FrameBytes, r.Injection.FramesPerSecond, r.Injection.Seconds, r.Injection.Gbps },
         r.Ipc,
         r.Idle,
@@ -53,7 +56,7 @@ public static class NetBenchReportWriter
         var sb = new StringBuilder();
         sb.AppendLine(Ci, $"{h1} AntHost benchmarks ({r.StartedUtc:yyyy-MM-dd HH:mm} UTC, {r.Seconds:F0} s{(r.Quick ? ", quick run: few iterations" : "")})");
         sb.AppendLine();
-        sb.AppendLine(Ci, $"Machine: {r.Machine}. Far end: {r.Peer}. Host kernel baseline: {r.Baseline}. Load average {r.LoadAtStart} at the start, {r.LoadAtEnd} at the end (the machine is shared). Times in microseconds, median / p99.");
+        sb.AppendLine(Ci, $"Machine: {r.Machine}. Far end: {r.Peer}. Host kernel baseline: {r.Baseline}. CPU placement: {(r.Placement.Length > 0 ? r.Placement : "none")}. Load average {r.LoadAtStart} at the start, {r.LoadAtEnd} at the end (the machine is shared). Times in microseconds, median / p99.");
         sb.AppendLine();
         if (r.Notes.Count > 0)
         {
@@ -82,10 +85,10 @@ public static class NetBenchReportWriter
         {
             sb.AppendLine(Ci, $"{h2} CPU and sleep/wake cycles during the RTT runs (per thread, /proc/PID/task/TID: schedstat, voluntary context switches)");
             sb.AppendLine();
-            sb.AppendLine("| tuning | sizes | stack | round trips | wall s | CPU us per round trip | sleep/wake cycles per round trip | app GCs (pause ms) | per process: CPU s (% of one core), sleeps per round trip |");
+            sb.AppendLine("| tuning | sizes | stack | round trips | wall s | CPU us per round trip | sleep/wake cycles per round trip | app GCs (pause ms) | per process: CPU s (% of one core, sleeps per round trip) |");
             sb.AppendLine("|---|---|---|---:|---:|---:|---:|---:|---|");
             foreach (var c in r.Cpu)
-                sb.AppendLine(Ci, $"| {c.Tuning} | {c.Sizes} | {c.Stack} | {c.Rounds} | {c.WallSeconds:F1} | {c.MicrosecondsPerRound:F1} | {c.SleepsPerRound:F2} | {c.AppCollections} ({c.AppGcPauseMs:F1}) | {string.Join(", ", c.Processes.Select(p => string.Create(Ci, $"{p.Process} {p.Seconds:F2} ({p.CorePercent:F0}%), {c.SleepsPerRoundOf(p.Process):F2}")))} |");
+                sb.AppendLine(Ci, $"| {c.Tuning} | {c.Sizes} | {c.Stack} | {c.Rounds} | {c.WallSeconds:F1} | {c.MicrosecondsPerRound:F1} | {c.SleepsPerRound:F2} | {c.AppCollections} ({c.AppGcPauseMs:F1}) | {string.Join(", ", c.Processes.Select(p => string.Create(Ci, $"{p.Process} {p.Seconds:F2} ({p.CorePercent:F0}%, {c.SleepsPerRoundOf(p.Process):F2} sleeps)")))} |");
             sb.AppendLine();
             sb.AppendLine("A sleep/wake cycle is a voluntary context switch: the thread slept and something woke it. The host kernel's own protocol work in softirq context is charged to no process, so its CPU is a lower bound. Every thread of each process is counted (report.json lists them): the app's includes its JIT and GC threads.");
             sb.AppendLine();
@@ -95,10 +98,13 @@ public static class NetBenchReportWriter
         {
             sb.AppendLine(Ci, $"{h2} Bulk TCP throughput, one connection");
             sb.AppendLine();
-            sb.AppendLine("| stack | direction | bytes | seconds | Gbit/s |");
-            sb.AppendLine("|---|---|---:|---:|---:|");
-            foreach (var t in r.Throughput) sb.AppendLine(Ci, $"| {t.Stack} | {t.Direction} | {t.Bytes:N0} | {t.Seconds:F2} | {t.Gbps:F2} |");
-            if (r.Injection is { } inj) sb.AppendLine(Ci, $"| libpcap injection (raw frames, one thread) | out | {inj.FrameBytes} B frames | {inj.Seconds:F1} | {inj.Gbps:F2} ({inj.FramesPerSecond:N0} frames/s) |");
+            sb.AppendLine("| stack | direction | bytes | seconds | Gbit/s | CPU ms per MB | sleep/wake cycles per MB | IPC messages per MB |");
+            sb.AppendLine("|---|---|---:|---:|---:|---:|---:|---:|");
+            foreach (var t in r.Throughput)
+                sb.AppendLine(Ci, $"| {t.Stack} | {t.Direction} | {t.Bytes:N0} | {t.Seconds:F2} | {t.Gbps:F2} | {Opt(t.CpuMsPerMb, "F1")} | {Opt(t.SleepsPerMb, "F0")} | {Opt(t.MessagesPerMb, "F0")} |");
+            if (r.Injection is { } inj) sb.AppendLine(Ci, $"| libpcap injection (raw frames, one thread) | out | {inj.FrameBytes} B frames | {inj.Seconds:F1} | {inj.Gbps:F2} ({inj.FramesPerSecond:N0} frames/s) | | | |");
+            sb.AppendLine();
+            sb.AppendLine("CPU and sleep/wake cycles of our side only: the app (and for AntHost the broker, inet server and NIC driver), not the peer. IPC messages per MB: each app call and its answer, each ethinput, each transmit request and its completion, from the inet server's counters.");
             sb.AppendLine();
         }
         if (r.Idle.Count > 0)
@@ -118,7 +124,7 @@ public static class NetBenchReportWriter
             sb.AppendLine();
             sb.AppendLine(IpcBenchReportWriter.ToMarkdown(r.Ipc).Replace("# IPC benchmark", h2 + "# IPC benchmark", StringComparison.Ordinal));
         }
-        sb.AppendLine(Ci, $"{h2} Targets (PERFORMANCE.md)");
+        sb.AppendLine(Ci, $"{h2} Targets (docs/targets.md)");
         sb.AppendLine();
         sb.AppendLine("| id | figure | target | baseline (same run) | measured | ratio | verdict | why |");
         sb.AppendLine("|---|---|---|---|---|---|---|---|");

@@ -70,8 +70,13 @@ public sealed class BenchTests(ITestOutputHelper output)
                         Assert.True(p.GetProperty("rtt").GetProperty("medianUs").GetDouble() > 0);
                     }
             var cpu = root.GetProperty("cpu").EnumerateArray().ToList();
-            Assert.Equal(2 * stacks.Length, cpu.Count);
+            // Per tuning and stack: the paper's sizes and the larger ones, measured apart.
+            Assert.Equal(2 * 2 * stacks.Length, cpu.Count);
             Assert.All(cpu, c => Assert.Contains(c.GetProperty("processes").EnumerateArray(), p => p.GetProperty("process").GetString() == "app"));
+            // Sleeping between requests, every AntHost server sleeps and is woken in each round trip.
+            var frugal = cpu.Single(c => c.GetProperty("tuning").GetString() == "frugal" && c.GetProperty("stack").GetString() == "AntHost" && c.GetProperty("sizes").GetString() == "256 B-1 KiB");
+            foreach (var server in new[] { "inet", "nic", "app" })
+                Assert.True(frugal.GetProperty("processes").EnumerateArray().Single(p => p.GetProperty("process").GetString() == server).GetProperty("sleeps").GetInt64() > 0, server);
             Assert.Contains(cpu.Where(c => c.GetProperty("stack").GetString() == "host kernel").SelectMany(c => c.GetProperty("processes").EnumerateArray()),
                 p => p.GetProperty("process").GetString() == "peer");
 
@@ -93,7 +98,9 @@ public sealed class BenchTests(ITestOutputHelper output)
             Assert.All(tp, t => Assert.True(t.GetProperty("bytes").GetInt64() > 0));
             Assert.True(root.GetProperty("injection").GetProperty("framesPerSecond").GetDouble() > 0);
             Assert.True(root.GetProperty("ipc").GetProperty("chains").GetArrayLength() > 0);
-            Assert.Equal(5, root.GetProperty("targets").GetArrayLength());
+            Assert.Equal(8, root.GetProperty("targets").GetArrayLength());
+            var idle = root.GetProperty("idle").EnumerateArray().Single();
+            Assert.Equal(["broker", "inet", "nic"], idle.GetProperty("processes").EnumerateArray().Select(p => p.GetProperty("process").GetString()).Order());
 
             // The Markdown and the evaluation page carry the run's own figures.
             var k256 = rtt.First(x => x.GetProperty("tuning").GetString() == "latency" && x.GetProperty("stack").GetString() == "host kernel" && x.GetProperty("payloadBytes").GetInt32() == 256);

@@ -86,6 +86,36 @@ public sealed class ClientTests(ITestOutputHelper output)
     }
 
     [PcapFact]
+    public void A_bulk_send_leaves_in_full_segments_when_every_segment_carries_timestamps()
+    {
+        // The peer's Linux kernel negotiates timestamps: a full segment carries the MSS less the
+        // option's 12 bytes. A client that cut its send ICAs to the bare MSS sent every ICA as a
+        // full segment and one of 12 bytes (twice the frames).
+        using var stack = new RunningStack(output);
+        using var listener = PeerListener(stack, 5104);
+        using var inet = InetStack.Connect(new InetStackOptions { Instance = stack.Instance, ProcessName = "test-segments" });
+        using var socket = new InetSocket(inet, SocketType.Stream, ProtocolType.Tcp);
+        socket.Connect(new IPEndPoint(IPAddress.Parse(Peer), 5104));
+        using var peer = AcceptWithin(listener);
+        var info = socket.GetInfo();
+        Assert.Equal(info.Mss - 12, info.SegmentPayload);
+        Assert.Equal(info.SegmentPayload, socket.SendSegmentSize);
+
+        const int bytes = 1 << 20;
+        long before = stack.Stat(InetStat.FramesToDriver);
+        var data = Pattern(bytes, 7);
+        var received = Task.Run(() => PeerReceiveExactly(peer, bytes));
+        Assert.Equal(bytes, socket.Send(data));
+        Assert.True(received.Wait(PeerTimeout), "the peer did not get everything");
+        Assert.Equal(data, received.Result);
+        long frames = stack.Stat(InetStat.FramesToDriver) - before;
+        long full = (bytes + info.SegmentPayload - 1) / info.SegmentPayload;
+        output.WriteLine($"{bytes} bytes in {frames} frames; {full} full segments would carry them (payload {info.SegmentPayload}, MSS {info.Mss})");
+        // Data segments plus the few ACKs and window updates inet sends meanwhile.
+        Assert.InRange(frames, full, full + full / 20 + 8);
+    }
+
+    [PcapFact]
     public void A_hundred_connections_from_four_app_processes_echo_in_parallel()
     {
         // Every segment in flight or queued holds a page: a hundred connections with 64 KiB

@@ -53,13 +53,33 @@ internal enum ResolveResult
 /// unicasts up to <see cref="ArpConfig.MaxProbes"/> requests to the cached MAC; no answer
 /// flushes the entry. A stale entry unused for <see cref="ArpConfig.StaleTime"/> is freed.
 ///
-/// Receiving follows RFC 826's packet reception algorithm: an entry that exists for the
-/// sender is updated ("merge") whoever the packet is for, so a host that changed its MAC
-/// (or announces itself gratuitously) is followed; an entry is created only when the
-/// packet is for our address. A packet claiming our own address from another MAC is a
-/// conflict: counted, and never let into the cache. A packet whose sender hardware address
-/// is not the Ethernet frame's source is refused (RFC 826 does not ask this; it keeps one
-/// damaged or forged packet from redirecting a neighbour's traffic for a whole reachable time).
+/// Receiving follows RFC 826's packet reception algorithm (an entry is created only when the
+/// packet is for our address), hardened against a host on the link that forges answers,
+/// as Linux's neighbour code is with its lock time and more:
+/// <list type="bullet">
+/// <item>Only an answer to a question confirms: a reply for our address makes an entry
+/// Reachable when we have a request out for it (Incomplete, or Probe from its cached MAC).
+/// Any other packet from a known address confirms nothing; a reply nobody asked for is
+/// counted (<see cref="Counter.ArpRefusedUnsolicited"/>) and creates no entry.</item>
+/// <item>A MAC that differs from the cached one is a claim, never believed outright. Within
+/// <see cref="ArpConfig.LockTime"/> of the entry's MAC being set or confirmed it is refused
+/// (<see cref="Counter.ArpRefusedLocked"/>: of two answers to one request the first wins).
+/// After it, the cached MAC is asked by unicast probes (<see cref="Counter.ArpChangeProbes"/>);
+/// traffic keeps going to it meanwhile. If the old owner answers, the claim is refused
+/// (<see cref="Counter.ArpRefusedChange"/>); if it stays silent for
+/// <see cref="ArpConfig.MaxProbes"/> probes, the claimed MAC is taken, unconfirmed (Stale,
+/// so its first use probes it in turn; <see cref="Counter.ArpChangesAccepted"/>).</item>
+/// <item>A gratuitous ARP (sender address = target address) neither changes a cached MAC nor
+/// adds an address unless <see cref="ArpConfig.AcceptGratuitous"/> says so
+/// (<see cref="Counter.ArpRefusedGratuitous"/>); accepted, it is believed at once. For an
+/// address being resolved it counts as any packet from the host (the MAC, unconfirmed).</item>
+/// </list>
+/// A packet claiming our own address from another MAC is a conflict: counted, and never let
+/// into the cache. A packet whose sender hardware address is not the Ethernet frame's source
+/// is refused (RFC 826 does not ask this; it keeps one damaged packet from redirecting a
+/// neighbour's traffic). The packets waiting for resolution are bounded per address and
+/// altogether (<see cref="ArpConfig.PendingTotal"/>), so that answers to a flood from
+/// addresses nobody owns cannot hold the buffer pool.
 /// </remarks>
 public sealed class ArpResolver
 {
@@ -71,6 +91,8 @@ public sealed class ArpResolver
         public byte Sent;            // requests or probes sent in the current round
         public Instant Timer;        // next retry (Incomplete, Probe) or next state change (Reachable, Stale)
         public Instant LastUsed;
+        public Instant Updated;      // the MAC was last set or confirmed (the lock time runs from it)
+        public MacAddress Claimed;   // another MAC claiming the address, being checked by probes (Zero: none)
         public int PendingCount;
         public int PendingHead;
     }
@@ -169,6 +191,12 @@ public sealed class ArpResolver
             datagram.FinishTransmit();
             return ResolveResult.Dropped;
         }
+        if (_held >= _config.PendingTotal)
+        {
+            _iface.Counters.Drop(TxDrop.ArpPendingFull);
+            datagram.FinishTransmit();
+            return ResolveResult.Dropped;
+        }
         int baseIndex = IndexOf(ref e) * _perEntry;
         _pending[baseIndex + (e.PendingHead + e.PendingCount) % _perEntry] = datagram;
         e.PendingCount++;
@@ -211,53 +239,151 @@ public sealed class ArpResolver
         counters.Add(op == (ushort)ArpOperation.Request ? Counter.ArpRequestsIn : Counter.ArpRepliesIn);
         counters.Add(Counter.ArpIn);
         bool forUs = targetIp == _iface.Address;
+        bool isReply = op == (ushort)ArpOperation.Reply;
+        // RFC 5227's announcement (a request) or a gratuitous reply: sender and target address equal.
+        bool gratuitous = senderIp == targetIp;
         packet.Release();
 
-        // RFC 826: "If the pair <protocol type, sender protocol address> is already in my
-        // translation table, update the sender hardware address field of the entry with the
-        // new information in the packet and set Merge_flag to true."
-        bool merged = false;
-        if (!senderIp.IsUnspecified && _index.TryGetValue(senderIp, out int i))
+        if (!senderIp.IsUnspecified)
         {
-            merged = true;
-            ref var e = ref _entries[i];
-            bool changed = e.Mac != senderMac;
-            e.Mac = senderMac;
-            if (forUs || e.State is NeighborState.Incomplete)
+            if (_index.TryGetValue(senderIp, out int i))
             {
-                // An answer to us, or to our request: the neighbour is confirmed.
-                e.State = NeighborState.Reachable;
-                e.Sent = 0;
-                e.Timer = now + _config.ReachableTime;
+                // RFC 826: "If the pair <protocol type, sender protocol address> is already in my
+                // translation table, update the sender hardware address field of the entry" -
+                // here only as far as the rules above let it.
+                Update(ref _entries[i], senderMac, answer: isReply && forUs, gratuitous, now);
             }
-            else if (changed)
+            else if (senderIp.IsInSubnet(_iface.Address, _iface.Config.PrefixLength))
             {
-                // Someone else's traffic says the MAC moved: use it, but unconfirmed.
-                e.State = NeighborState.Stale;
-                e.Timer = e.LastUsed + _config.StaleTime;
-            }
-            if (e.PendingCount > 0) Flush(ref e);
-        }
-
-        if (!forUs) return;
-
-        // RFC 826: "If Merge_flag is false, add the triplet ... to the translation table."
-        // Learned without asking: stale, so the first use confirms it.
-        if (!merged && !senderIp.IsUnspecified && senderIp.IsInSubnet(_iface.Address, _iface.Config.PrefixLength))
-        {
-            int slot = Allocate(senderIp, now);
-            if (slot >= 0)
-            {
-                ref var n = ref _entries[slot];
-                n.Mac = senderMac;
-                n.State = NeighborState.Stale;
-                n.LastUsed = now;
-                n.Timer = now + _config.StaleTime;
+                // RFC 826: "If Merge_flag is false, add the triplet" - for a request to us, whose
+                // sender is about to talk to us (as Linux does); learned without asking, so
+                // stale, and the first use confirms it. A reply to us when there is no entry
+                // answers no question of ours.
+                if ((forUs && !isReply) || (gratuitous && _config.AcceptGratuitous)) Learn(senderIp, senderMac, now);
+                else if (isReply && forUs) counters.Add(Counter.ArpRefusedUnsolicited);
             }
         }
 
-        if (op == (ushort)ArpOperation.Request)
+        if (forUs && !isReply)
             SendReply(senderMac, senderIp);
+    }
+
+    /// <summary>What a packet from <paramref name="mac"/> for a cached address does to its entry (see the remarks).</summary>
+    private void Update(ref Entry e, MacAddress mac, bool answer, bool gratuitous, Instant now)
+    {
+        var counters = _iface.Counters;
+        if (e.State == NeighborState.Incomplete)
+        {
+            // Resolving: an answer to our request confirms; a packet the host sent on its own
+            // (its request for us, its announcement) gives the MAC unconfirmed, as the first
+            // answer would have (so nobody gains by it who could not answer our broadcast).
+            // Either way the waiting packets go.
+            e.Mac = mac;
+            if (answer) Confirm(ref e, now);
+            else MakeStale(ref e, now);
+            Flush(ref e);
+            return;
+        }
+        if (gratuitous && !_config.AcceptGratuitous)
+        {
+            if (e.Mac != mac) counters.Add(Counter.ArpRefusedGratuitous);
+            return;
+        }
+        if (mac == e.Mac)
+        {
+            if (answer && e.State == NeighborState.Probe)
+            {
+                // The owner answered our unicast probe. If another MAC had claimed the address
+                // meanwhile, the owner is alive and the claim was false.
+                if (e.Claimed != MacAddress.Zero) counters.Add(Counter.ArpRefusedChange);
+                Confirm(ref e, now);
+            }
+            else if (answer) counters.Add(Counter.ArpRefusedUnsolicited);
+            // Anything else the known MAC says confirms nothing: a packet addressed to us is not
+            // proof that the path to its sender works.
+            return;
+        }
+
+        // Another MAC claims a cached address.
+        if (gratuitous)
+        {
+            // Accepted by configuration: an address moved to another host.
+            e.Mac = mac;
+            MakeStale(ref e, now);
+            counters.Add(Counter.ArpChangesAccepted);
+            return;
+        }
+        if (now - e.Updated < _config.LockTime)
+        {
+            counters.Add(Counter.ArpRefusedLocked);
+            return;
+        }
+        if (e.Claimed == mac) return; // already being checked
+        // Ask the MAC we trust whether it still holds the address; traffic keeps going to it.
+        if (e.Claimed == MacAddress.Zero) counters.Add(Counter.ArpChangeProbes);
+        e.Claimed = mac;
+        if (e.State != NeighborState.Probe)
+        {
+            e.State = NeighborState.Probe;
+            e.Sent = 1;
+            e.Timer = now + _config.RetransmitInterval;
+            SendRequest(e.Ip, e.Mac);
+        }
+    }
+
+    /// <summary>The entry's MAC answered us: reachable for <see cref="ArpConfig.ReachableTime"/>.</summary>
+    private void Confirm(ref Entry e, Instant now)
+    {
+        e.State = NeighborState.Reachable;
+        e.Claimed = MacAddress.Zero;
+        e.Sent = 0;
+        e.Updated = now;
+        e.Timer = now + _config.ReachableTime;
+    }
+
+    /// <summary>The entry has a MAC nobody confirmed yet: usable, and its next use probes it.</summary>
+    private void MakeStale(ref Entry e, Instant now)
+    {
+        e.State = NeighborState.Stale;
+        e.Claimed = MacAddress.Zero;
+        e.Sent = 0;
+        e.Updated = now;
+        e.Timer = (e.LastUsed > now ? e.LastUsed : now) + _config.StaleTime;
+    }
+
+    private void Learn(Ipv4Address ip, MacAddress mac, Instant now)
+    {
+        int slot = Allocate(ip, now);
+        if (slot < 0) return;
+        ref var n = ref _entries[slot];
+        n.Mac = mac;
+        MakeStale(ref n, now);
+    }
+
+    /// <summary>
+    /// Asks for <paramref name="address"/> now, as its first use would: a broadcast request for
+    /// an unknown address, a unicast probe of a stale entry; nothing for one being resolved,
+    /// probed or reachable. The answer confirms the entry (Reachable).
+    /// </summary>
+    internal void Solicit(Ipv4Address address, Instant now)
+    {
+        if (_index.TryGetValue(address, out int i))
+        {
+            ref var e = ref _entries[i];
+            if (e.State != NeighborState.Stale) return;
+            e.State = NeighborState.Probe;
+            e.Sent = 1;
+            e.Timer = now + _config.RetransmitInterval;
+            SendRequest(address, e.Mac);
+            return;
+        }
+        int slot = Allocate(address, now);
+        if (slot < 0) return;
+        ref var n = ref _entries[slot];
+        n.State = NeighborState.Incomplete;
+        n.Sent = 1;
+        n.Timer = now + _config.RetransmitInterval;
+        SendRequest(address, MacAddress.Broadcast);
     }
 
     /// <summary>Sends every datagram waiting on a now-resolved entry.</summary>
@@ -306,6 +432,13 @@ public sealed class ArpResolver
                         e.Sent++;
                         e.Timer = now + _config.RetransmitInterval;
                         SendRequest(e.Ip, e.Mac);
+                    }
+                    else if (e.Claimed != MacAddress.Zero)
+                    {
+                        // The old MAC is silent: the host that claimed the address has it now.
+                        e.Mac = e.Claimed;
+                        MakeStale(ref e, now);
+                        _iface.Counters.Add(Counter.ArpChangesAccepted);
                     }
                     else
                     {

@@ -85,6 +85,8 @@ public enum TxDrop
     QueueFull,
     /// <summary>Too many packets wait for the same ARP resolution.</summary>
     ArpQueueFull,
+    /// <summary>Too many packets wait for ARP resolutions altogether (<see cref="Iface.ArpConfig.PendingTotal"/>).</summary>
+    ArpPendingFull,
     /// <summary>No ARP reply came: the waiting packets were dropped and the transports told.</summary>
     ArpFailed,
     /// <summary>ARP table full of entries that may not be evicted.</summary>
@@ -120,6 +122,18 @@ public enum Counter
     ArpFailures,
     /// <summary>Gratuitous announcements sent.</summary>
     ArpAnnouncements,
+    /// <summary>A reply for our address that answered no request of ours: it confirms and teaches nothing.</summary>
+    ArpRefusedUnsolicited,
+    /// <summary>Another MAC for an address set or confirmed within <see cref="Iface.ArpConfig.LockTime"/>.</summary>
+    ArpRefusedLocked,
+    /// <summary>A gratuitous ARP that would have changed the cache, with <see cref="Iface.ArpConfig.AcceptGratuitous"/> off.</summary>
+    ArpRefusedGratuitous,
+    /// <summary>A changed MAC whose old owner answered the probe sent to check it.</summary>
+    ArpRefusedChange,
+    /// <summary>Unicast probes of an entry's old MAC started because another MAC claimed its address.</summary>
+    ArpChangeProbes,
+    /// <summary>Changed MACs taken into the cache (the old owner stayed silent, or a gratuitous ARP was accepted).</summary>
+    ArpChangesAccepted,
     IpDatagramsIn,
     IpDatagramsOut,
     /// <summary>Fragments accepted and held for reassembly.</summary>

@@ -73,6 +73,8 @@ public sealed record InterfaceConfig
         if (Mtu is < 576 or > 65535)
             throw new ArgumentException($"MTU {Mtu} is outside 576-65535 (RFC 1122 3.3.3: every host takes 576)", nameof(Mtu));
         if (TransmitQueueCapacity < 1) throw new ArgumentException("the transmit queue needs room for a frame", nameof(TransmitQueueCapacity));
+        if (Arp.PendingTotal < 1) throw new ArgumentException("ARP needs room for at least one waiting packet", nameof(Arp));
+        if (Arp.LockTime < TimeSpan.Zero) throw new ArgumentException($"ARP lock time {Arp.LockTime} is negative", nameof(Arp));
     }
 }
 
@@ -116,6 +118,26 @@ public sealed record ArpConfig
     public int Announcements { get; init; } = 2;
 
     public TimeSpan AnnounceInterval { get; init; } = TimeSpan.FromSeconds(2);
+
+    /// <summary>Packets waiting for resolution across all addresses (each holds a buffer): a flood towards addresses nobody owns cannot take the pool.</summary>
+    public int PendingTotal { get; init; } = 256;
+
+    /// <summary>
+    /// How long after an entry's MAC was set or confirmed no other MAC is considered for its
+    /// address (Linux's <c>locktime</c>, 1 s): of several answers to one request the first
+    /// wins, and a forged answer racing the real one changes nothing.
+    /// </summary>
+    public TimeSpan LockTime { get; init; } = TimeSpan.FromSeconds(1);
+
+    /// <summary>
+    /// Whether a gratuitous ARP (sender and target address equal, RFC 5227's announcement) may
+    /// change the cache. Off (the default): it is ignored and counted, and a host that changed
+    /// its MAC is learned through the checked paths (its request to us, or the entry's
+    /// probes going unanswered). On: a gratuitous ARP is believed at once, lock time and old
+    /// owner's probe skipped, and adds an unknown address of the link (as Linux's
+    /// <c>arp_accept=1</c>), for links where addresses move between hosts (failover pairs).
+    /// </summary>
+    public bool AcceptGratuitous { get; init; }
 }
 
 /// <summary>IPv4 reassembly limits (RFC 791 3.2, RFC 1122 3.3.2).</summary>

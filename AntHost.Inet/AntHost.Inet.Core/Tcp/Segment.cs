@@ -30,6 +30,19 @@ internal readonly struct Segment
         Options = h.Options;
     }
 
+    /// <summary>A segment that did not arrive as such: the SYN a SYN cookie stands for.</summary>
+    public Segment(ushort sourcePort, ushort destinationPort, SeqNumber seq, SeqNumber ackNumber, TcpFlags flags, ushort window, int payloadLength, in TcpOptions options)
+    {
+        SourcePort = sourcePort;
+        DestinationPort = destinationPort;
+        Seq = seq;
+        AckNumber = ackNumber;
+        Flags = flags;
+        Window = window;
+        PayloadLength = payloadLength;
+        Options = options;
+    }
+
     public bool Syn => (Flags & TcpFlags.Syn) != 0;
     public bool Ack => (Flags & TcpFlags.Ack) != 0;
     public bool Fin => (Flags & TcpFlags.Fin) != 0;

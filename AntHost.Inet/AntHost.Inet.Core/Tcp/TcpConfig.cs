@@ -88,6 +88,13 @@ public sealed record TcpConfig
     /// <summary>RFC 2018 SACK offered and accepted.</summary>
     public bool Sack { get; init; } = true;
 
+    /// <summary>
+    /// RFC 4987 3.6 SYN cookies: a SYN that finds its listener's SYN queue full is answered with
+    /// a cookie instead of being dropped (Linux tcp_syncookies = 1). What a cookie connection
+    /// keeps and loses is on <see cref="SynCookies"/>.
+    /// </summary>
+    public bool SynCookies { get; init; } = true;
+
     /// <summary>RFC 5961 challenge ACKs per second, for the whole layer (Linux tcp_challenge_ack_limit = 1000).</summary>
     public int ChallengeAckLimitPerSecond { get; init; } = 1000;
 

@@ -46,6 +46,7 @@ public sealed partial class TcpLayer : ITransportLayer
     private readonly PriorityQueue<TcpConnection, long> _timers = new();
     private readonly Queue<TcpSocket> _dirty = new();
     private int _openSockets;
+    private SynCookies? _cookies;
 
     // RFC 5961 7: a layer-wide budget of challenge ACKs per second.
     private long _challengeWindowStart = long.MinValue;
@@ -370,7 +371,7 @@ public sealed partial class TcpLayer : ITransportLayer
         if (_listeners.TryGetValue(new ListenerKey(destination, seg.DestinationPort), out var l)
             || _listeners.TryGetValue(new ListenerKey(Ipv4Address.Any, seg.DestinationPort), out l))
         {
-            l.ListenInput(in seg, segment, source, destination, now);
+            DeliverToListener(l, in seg, segment, source, destination, now);
             return;
         }
         // RFC 9293 3.10.7.1: CLOSED. "If the state is CLOSED (i.e., TCB does not exist) then
@@ -454,13 +455,41 @@ public sealed partial class TcpLayer : ITransportLayer
         if (_listeners.TryGetValue(new ListenerKey(local, seg.DestinationPort), out var l)
             || _listeners.TryGetValue(new ListenerKey(Ipv4Address.Any, seg.DestinationPort), out l))
         {
-            l.ListenInput(in seg, payload, remote, local, now);
+            DeliverToListener(l, in seg, payload, remote, local, now);
             return;
         }
         payload.Release();
         Counters.Drops[(int)TcpDropReason.NoSocket]++;
         SendResetFor(in seg, local, remote, now);
     }
+
+    /// <summary>
+    /// A segment for a listener: SYN cookies (RFC 4987 3.6) first, when on. A SYN that finds
+    /// the SYN queue full, while the accept queue and the socket table have room, is answered
+    /// with a cookie; a bare ACK while cookies are outstanding is checked as one. Everything
+    /// else is LISTEN's (RFC 9293 3.10.7.2), which drops a SYN the queues have no room for.
+    /// </summary>
+    private void DeliverToListener(TcpConnection l, in Segment seg, PacketBuffer payload, Ipv4Address remote, Ipv4Address local, Instant now)
+    {
+        if (Config.SynCookies)
+        {
+            var control = seg.Flags & (TcpFlags.Rst | TcpFlags.Syn | TcpFlags.Ack);
+            if (control == TcpFlags.Syn && l.SynQueueFull && l.HasAcceptRoom)
+            {
+                l.SendCookieSynAck(Cookies, in seg, payload, remote, local, now);
+                return;
+            }
+            if (control == TcpFlags.Ack && l.CookiesOutstanding(now))
+            {
+                if (l.AcceptCookie(Cookies, in seg, payload, remote, local, now) is { } child) AfterSegment(child);
+                return;
+            }
+        }
+        l.ListenInput(in seg, payload, remote, local, now);
+    }
+
+    /// <summary>The layer's SYN cookie keys, made when a listener first needs them.</summary>
+    private SynCookies Cookies => _cookies ??= new SynCookies(Random);
 
     internal void Schedule(TcpConnection c)
     {

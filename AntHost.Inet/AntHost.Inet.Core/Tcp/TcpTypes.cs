@@ -149,6 +149,8 @@ public enum TcpDropReason
     BadRst,
     BadSyn,
     RateLimited,
+    /// <summary>An ACK to a listener with SYN cookies outstanding that carries no valid cookie (forged, or older than two key lifetimes).</summary>
+    BadCookie,
     Count,
 }
 
@@ -167,6 +169,10 @@ public sealed class TcpCounters
     public long ResetsOut;
     public long ActiveOpens;
     public long PassiveOpens;
+    /// <summary>SYN-ACKs sent with a SYN cookie because the listener's SYN queue was full (RFC 4987 3.6).</summary>
+    public long SynCookiesSent;
+    /// <summary>Connections made from a valid cookie (also counted in <see cref="PassiveOpens"/>).</summary>
+    public long SynCookiesAccepted;
     public long ChallengeAcks;
     public long ChallengeAcksSuppressed;
     public long ConnectionsTimedOut;

@@ -123,6 +123,9 @@ public sealed partial class SocketManager
                     r.SmoothedRttMicros = (uint)Math.Clamp(info.SmoothedRtt.TotalMicroseconds, 0, uint.MaxValue);
                     r.CongestionWindow = (uint)Math.Max(0, info.Cwnd);
                     r.Mss = (uint)Math.Max(0, info.Mss);
+                    // What a full segment carries: a send cut to the MSS would leave as one full
+                    // segment and one of 12 bytes when every segment carries timestamps.
+                    r.SegmentPayload = (uint)Math.Max(0, info.Mss - (info.Timestamps ? 12 : 0));
                     r.Retransmissions = (uint)Math.Max(0, info.Retransmits);
                     return InetStatus.Ok;
                 }

@@ -50,6 +50,9 @@ public sealed record InetDriverOptions
     /// <summary>The kernel connection's spin budget (calls made outside the device's loop; the loop spins NicDeviceOptions.SpinMicroseconds).</summary>
     public TimeSpan SpinBudget { get; init; } = TimeSpan.FromMicroseconds(20);
 
+    /// <summary>Merge consecutive in-order TCP segments of a flow into one frame (receive coalescing, GRO).</summary>
+    public bool Coalesce { get; init; } = true;
+
     /// <summary>How long a completion owed to inet may wait for an ethinput to ride with.</summary>
     public TimeSpan DeferredCompletionDelay { get; init; } = TimeSpan.FromMilliseconds(20);
 
@@ -61,7 +64,7 @@ public sealed record InetDriverOptions
 public sealed class InetDriverCounters
 {
     internal long _framesPosted, _rxNoInet, _rxNoIca, _rxPostFailed, _transmitRequests, _framesTransmitted, _framesNotSent, _badRequests, _attaches, _inetDeaths;
-    internal long _completionsRiding, _completionsAlone;
+    internal long _completionsRiding, _completionsAlone, _ethInputs, _segmentsCoalesced, _coalescedFrames;
 
     public long FramesPosted => Volatile.Read(ref _framesPosted);
     public long RxNoInet => Volatile.Read(ref _rxNoInet);
@@ -74,6 +77,15 @@ public sealed class InetDriverCounters
     public long Attaches => Volatile.Read(ref _attaches);
     public long InetDeaths => Volatile.Read(ref _inetDeaths);
 
+    /// <summary>Ethinput messages posted (up to three frames each).</summary>
+    public long EthInputs => Volatile.Read(ref _ethInputs);
+
+    /// <summary>Received segments merged into the one before them (GRO).</summary>
+    public long SegmentsCoalesced => Volatile.Read(ref _segmentsCoalesced);
+
+    /// <summary>Merged frames posted (each carries two or more segments).</summary>
+    public long CoalescedFrames => Volatile.Read(ref _coalescedFrames);
+
     /// <summary>Completions sent to inet just before an ethinput (no wake-up of their own).</summary>
     public long CompletionsRiding => Volatile.Read(ref _completionsRiding);
 
@@ -81,7 +93,7 @@ public sealed class InetDriverCounters
     public long CompletionsAlone => Volatile.Read(ref _completionsAlone);
 
     public override string ToString() =>
-        $"rx posted {FramesPosted}, rx dropped (no inet {RxNoInet}, no ICA {RxNoIca}, post failed {RxPostFailed}); "
+        $"rx posted {FramesPosted} in {EthInputs} ethinputs ({SegmentsCoalesced} segments merged into {CoalescedFrames} frames), rx dropped (no inet {RxNoInet}, no ICA {RxNoIca}, post failed {RxPostFailed}); "
         + $"tx requests {TransmitRequests}, frames sent {FramesTransmitted}, not sent {FramesNotSent}; bad requests {BadRequests}; attaches {Attaches}, inet deaths {InetDeaths}; "
         + $"completions riding with ethinput {CompletionsRiding}, alone {CompletionsAlone}";
 }
@@ -96,7 +108,12 @@ public sealed class InetDriver : IDeviceLoopWork
     private readonly NicDevice _device;
     private readonly InetDriverOptions _options;
     private readonly ILogger _log;
-    private readonly DataIca[] _rxData = new DataIca[1];
+    private const int CoalescePages = 4;
+
+    private readonly DataIca[] _rxData = new DataIca[InetService.MaxFramesPerMessage];
+    private int _rxCount;
+    private readonly ReceiveCoalescer _gro = new();
+    private IcaLease _groIca;
     private readonly Message[] _deferred = new Message[MaxDeferred];
     private readonly bool[] _deferredIsDataBack = new bool[MaxDeferred];
     private readonly long _deferredDelayTicks;
@@ -261,6 +278,7 @@ public sealed class InetDriver : IDeviceLoopWork
                 {
                     _inet = null;
                     DropDeferred();
+                    DropReceived();
                     Interlocked.Increment(ref Counters._inetDeaths);
                     _log.LogWarning("the inet server {Process} died; waiting for a new one", m.Source);
                 }
@@ -352,6 +370,20 @@ public sealed class InetDriver : IDeviceLoopWork
         else Interlocked.Add(ref Counters._completionsRiding, n);
     }
 
+    /// <summary>inet died: frames merged or queued for it are freed.</summary>
+    private void DropReceived()
+    {
+        if (_gro.IsOpen)
+        {
+            _gro.Finish(_groIca.Span);
+            _kernel.Free(_groIca);
+            _groIca = default;
+        }
+        for (int i = 0; i < _rxCount; i++) _kernel.Free(_rxData[i].Ica);
+        Array.Clear(_rxData);
+        _rxCount = 0;
+    }
+
     /// <summary>inet died: what was owed to it is freed (it lent the pages; nobody will take them back).</summary>
     private void DropDeferred()
     {
@@ -363,7 +395,11 @@ public sealed class InetDriver : IDeviceLoopWork
         _deferredCount = 0;
     }
 
-    /// <summary>The receive callback: one copy into a data ICA, then ethinput.</summary>
+    /// <summary>
+    /// The receive callback: one copy into a data ICA, merged with the segments before it when
+    /// they belong together (<see cref="ReceiveCoalescer"/>); the frames go to inet up to three
+    /// per ethinput, at the latest when the drain that delivered them ends.
+    /// </summary>
     private void OnFrame(ReadOnlySpan<byte> frame)
     {
         long rxAlloc = GC.GetAllocatedBytesForCurrentThread();
@@ -375,35 +411,110 @@ public sealed class InetDriver : IDeviceLoopWork
             Interlocked.Increment(ref Counters._rxNoInet);
             return;
         }
-        IcaLease ica;
+        if (_options.Coalesce)
+        {
+            bool candidate = ReceiveCoalescer.IsCandidate(frame);
+            if (candidate && _gro.IsOpen && _gro.TryAppend(frame, _groIca.Span))
+            {
+                Interlocked.Increment(ref Counters._segmentsCoalesced);
+                if (_gro.Pushed) CloseCoalesced();
+                return;
+            }
+            if (_gro.IsOpen) CloseCoalesced();
+            // A pushed segment is wanted now (a request, an answer): it goes as it is.
+            if (candidate && !ReceiveCoalescer.HasPush(frame) && TryAllocate(CoalescePages, out _groIca))
+            {
+                _gro.Start(frame, _groIca.Span);
+                return;
+            }
+        }
+        if (!TryAllocate((frame.Length + PoolLayout.PageSize - 1) / PoolLayout.PageSize, out var ica)) return;
+        frame.CopyTo(ica.Span);
+        Queue(new DataIca(ica, frame.Length));
+    }
+
+    /// <summary>The end of a drain: what was merged or queued goes to inet now.</summary>
+    void IDeviceLoopWork.FramesDone()
+    {
+        if (_gro.IsOpen) CloseCoalesced();
+        PostFrames();
+    }
+
+    private bool TryAllocate(int pages, out IcaLease ica)
+    {
         try
         {
-            ica = _kernel.AllocateBytes(frame.Length);
+            ica = _kernel.Allocate(pages);
+            return true;
         }
         catch (KernelException)
         {
             Interlocked.Increment(ref Counters._rxNoIca);
+            ica = default;
+            return false;
+        }
+    }
+
+    /// <summary>Closes the merged frame and queues it; one that merged nothing moves to a page of its own.</summary>
+    private void CloseCoalesced()
+    {
+        int length = _gro.Finish(_groIca.Span);
+        var ica = _groIca;
+        _groIca = default;
+        if (_gro.Segments > 1)
+        {
+            Interlocked.Increment(ref Counters._coalescedFrames);
+            Queue(new DataIca(ica, length));
             return;
         }
-        frame.CopyTo(ica.Span);
-        _rxData[0] = new DataIca(ica, frame.Length);
+        // A lone segment would hold CoalescePages pages in TCP's queue until the app reads it.
+        if (TryAllocate((length + PoolLayout.PageSize - 1) / PoolLayout.PageSize, out var small))
+        {
+            ica.Span[..length].CopyTo(small.Span);
+            Queue(new DataIca(small, length));
+        }
+        _kernel.Free(ica);
+    }
+
+    private void Queue(in DataIca frame)
+    {
+        _rxData[_rxCount++] = frame;
+        if (_rxCount == _rxData.Length) PostFrames();
+    }
+
+    /// <summary>Posts the queued frames as one ethinput, after what is owed to inet.</summary>
+    private void PostFrames()
+    {
+        int n = _rxCount;
+        if (n == 0) return;
+        _rxCount = 0;
+        var inet = _inet;
+        if (inet is null)
+        {
+            for (int i = 0; i < n; i++) _kernel.Free(_rxData[i].Ica);
+            Interlocked.Add(ref Counters._rxNoInet, n);
+            Array.Clear(_rxData);
+            return;
+        }
         // What is owed to inet goes first, on the same ring: inet takes it in this wake-up.
         if (_deferredCount > 0) FlushDeferred(alone: false);
         try
         {
-            _kernel.Post(inet, default, (ushort)InetOp.EthInput, _rxData);
-            Interlocked.Increment(ref Counters._framesPosted);
+            _kernel.Post(inet, default, (ushort)InetOp.EthInput, _rxData.AsSpan(0, n));
+            Interlocked.Add(ref Counters._framesPosted, n);
+            Interlocked.Increment(ref Counters._ethInputs);
         }
         catch (KernelException e)
         {
-            Interlocked.Increment(ref Counters._rxPostFailed);
-            // Ring full: the ICA is still ours. Peer died: it may already be journaled to inet
-            // (then the broker reclaims it with inet's pages), so it is not freed here.
-            if (e.Error == KernelError.RingFull) _kernel.Free(ica);
+            Interlocked.Add(ref Counters._rxPostFailed, n);
+            // Ring full: the ICAs are still ours. Peer died: they may already be journaled to inet
+            // (then the broker reclaims them with inet's pages), so they are not freed here.
+            if (e.Error == KernelError.RingFull)
+                for (int i = 0; i < n; i++) _kernel.Free(_rxData[i].Ica);
         }
         finally
         {
-            _rxData[0] = default;
+            Array.Clear(_rxData);
         }
     }
 
@@ -432,6 +543,7 @@ public sealed class InetDriver : IDeviceLoopWork
         {
             if (_deferredCount > 0 && _inet is not null) FlushDeferred(alone: true);
             _inet = null;
+            DropReceived();
             _log.LogInformation("ipc counters: {Counters}", Counters);
             _log.LogInformation("device counters: {Counters}", _device.Counters);
             if (_rxFrames > WarmUp)

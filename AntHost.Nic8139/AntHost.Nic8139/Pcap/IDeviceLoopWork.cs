@@ -25,4 +25,7 @@ public interface IDeviceLoopWork
 
     /// <summary>Right after the loop's poll returned.</summary>
     void AfterSleep();
+
+    /// <summary>A drain of the receive ring that delivered frames ended (what was held for a batch goes now).</summary>
+    void FramesDone();
 }

@@ -464,6 +464,7 @@ public sealed unsafe class NicDevice : IDisposable
                     continue;
                 }
                 ReleaseDueFaults();
+                work?.FramesDone();
                 if (got == Batch || served > 0) continue;
 
                 if (spinTicks > 0)
@@ -472,6 +473,7 @@ public sealed unsafe class NicDevice : IDisposable
                     while (!_stopping && Stopwatch.GetTimestamp() < until)
                     {
                         got = Drain();
+                        if (got > 0) work?.FramesDone();
                         if (got != 0) break;
                         if (work is not null && work.HasWork) break;
                         Thread.Yield();

@@ -10,7 +10,7 @@ internal sealed record ProbeOptions(int ListenSeconds, IPAddress? OurAddress, IP
 
 /// <summary>
 /// The self-contained probe: opens the adapter, says what it sees, and optionally measures
-/// the two raw figures the rest of AntHost is compared against (PERFORMANCE.md): the frames/s
+/// the two raw figures the rest of AntHost is compared against (docs/targets.md): the frames/s
 /// that injection reaches, and a pcap ping (inject an ICMP echo request, receive the reply) to
 /// the kernel at the other end. A tool for people; it prints and allocates freely.
 /// </summary>

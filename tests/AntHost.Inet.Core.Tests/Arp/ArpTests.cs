@@ -40,19 +40,18 @@ public class ArpTests
     }
 
     [Fact]
-    public void Packets_for_others_update_an_existing_entry_only()
+    public void Packets_for_others_teach_nothing_new()
     {
         var s = new StackFixture();
         s.LearnPeer();
-        var moved = MacAddress.Parse("02:00:00:00:00:99");
-        // Gratuitous announcement of the peer's new MAC.
-        s.Receive(ArpFrame(MacAddress.Broadcast, moved, 1, moved, Net.PeerIp, MacAddress.Zero, Net.PeerIp));
+        // The peer asks for another host: the same MAC, nothing to change.
+        s.Receive(ArpFrame(MacAddress.Broadcast, Net.PeerMac, 1, Net.PeerMac, Net.PeerIp, MacAddress.Zero, Ipv4Address.Parse("198.18.0.77")));
         Assert.True(s.Iface.Arp.TryGet(Net.PeerIp, out var mac, out var state));
-        Assert.Equal(moved, mac);
-        Assert.Equal(NeighborState.Stale, state);
-        // An unknown host's announcement is not learned.
+        Assert.Equal(Net.PeerMac, mac);
+        Assert.Equal(NeighborState.Reachable, state);
+        // An unknown host's request for another host is not learned.
         var other = Ipv4Address.Parse("198.18.0.50");
-        s.Receive(ArpFrame(MacAddress.Broadcast, moved, 1, moved, other, MacAddress.Zero, other));
+        s.Receive(ArpFrame(MacAddress.Broadcast, Net.GatewayMac, 1, Net.GatewayMac, other, MacAddress.Zero, Ipv4Address.Parse("198.18.0.77")));
         Assert.False(s.Iface.Arp.TryGet(other, out _, out _));
         Assert.Empty(s.Drain());
     }

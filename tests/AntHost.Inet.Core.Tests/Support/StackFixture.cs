@@ -91,12 +91,11 @@ public sealed class StackFixture
         return list;
     }
 
-    /// <summary>Teaches the interface the peer's MAC the way a peer would: an ARP request for our address.</summary>
+    /// <summary>Teaches the interface a neighbour's MAC the way a resolution does: our request, its answer (the entry is then Reachable).</summary>
     public void LearnPeer(MacAddress mac, Ipv4Address ip)
     {
-        Receive(Frames.Ethernet(MacAddress.Broadcast, mac, 0x0806, Frames.Arp(1, mac, ip, MacAddress.Zero, Net.OurIp)));
+        Iface.Arp.Solicit(ip, Now);
         Drain();
-        // The learned entry is stale until used; confirm it with a reply so tests start from "reachable".
         Receive(Frames.Ethernet(Net.OurMac, mac, 0x0806, Frames.Arp(2, mac, ip, Net.OurMac, Net.OurIp)));
         Drain();
     }

@@ -84,9 +84,9 @@ public class ListenTests
     }
 
     [Fact]
-    public void Syn_beyond_the_backlog_is_dropped_without_answer()
+    public void Syn_beyond_the_backlog_is_dropped_without_answer_when_syn_cookies_are_off()
     {
-        var h = new TcpHarness();
+        var h = new TcpHarness(TcpHarness.Plain with { SynCookies = false });
         h.Listen(backlog: 2);
         h.Feed(TcpHarness.PeerSyn(40001));
         h.Feed(TcpHarness.PeerSyn(40002));
