@@ -139,10 +139,8 @@ public sealed partial class InetStack : IDisposable
     }
 
     /// <summary>
-    /// The OS pid of a registered process, from the pool's process table (an entry is 128 bytes:
-    /// state u32, process id u32, pid i32). The table is mapped read-only by the kernel library
-    /// but not exposed, and the pid is only for the message that says the server is gone, so one
-    /// read of the file at connect is enough.
+    /// The OS pid of a registered process, from the process table the kernel library maps; it is
+    /// only for the message that says the server is gone, so one read at connect is enough.
     /// </summary>
     private static int ReadPid(KernelConnection kernel, ProcessId process) => kernel.Pool.ProcessPid(process);
 
