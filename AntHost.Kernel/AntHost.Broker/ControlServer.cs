@@ -176,7 +176,10 @@ internal sealed class ControlServer : IDisposable
             }
             var c = new Connection
             {
-                Socket = s, Fd = (int)s.Handle, Key = _nextKey++, Peer = peer,
+                Socket = s,
+                Fd = (int)s.Handle,
+                Key = _nextKey++,
+                Peer = peer,
                 Authorized = peer.Uid == 0 || UnixAccess.IsInGroup(peer, _broker.Gid),
             };
             lock (_connections) _connections.Add(c.Key, c);

@@ -82,13 +82,18 @@ public sealed unsafe class IcaPool : IDisposable
         string tablesPath = TablesPathOf(path);
         using (var fs = new FileStream(tablesPath, new FileStreamOptions
         {
-            Mode = FileMode.CreateNew, Access = FileAccess.ReadWrite, Share = FileShare.ReadWrite,
+            Mode = FileMode.CreateNew,
+            Access = FileAccess.ReadWrite,
+            Share = FileShare.ReadWrite,
             UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite,
         }))
             fs.SetLength(layout.TablesFileSize);
         using (var fs = new FileStream(path, new FileStreamOptions
         {
-            Mode = FileMode.CreateNew, Access = FileAccess.ReadWrite, Share = FileShare.ReadWrite, UnixCreateMode = poolMode,
+            Mode = FileMode.CreateNew,
+            Access = FileAccess.ReadWrite,
+            Share = FileShare.ReadWrite,
+            UnixCreateMode = poolMode,
         }))
             fs.SetLength(layout.FileSize);
         // The umask may have taken bits off the mode asked for at creation.
