@@ -69,6 +69,16 @@ public sealed partial class LifecycleTests(ITestOutputHelper output)
         Assert.Equal(0, table.ExitCode);
         Assert.Contains("alive", table.StandardOutput, StringComparison.Ordinal);
 
+        // An app of a member of the group works without root (uid 65534, gid nogroup); the same
+        // user outside the group is refused, saying why.
+        string echo = Binaries.FindSample("EchoClient");
+        var member = Cli.RunDllUnder(output, ["setpriv", "--reuid", "65534", "--regid", "nogroup", "--clear-groups"], echo, "--instance", t.Name, "--count", "2");
+        Assert.True(member.ExitCode == 0, member.ToString());
+        Assert.Contains("echoed intact", member.StandardOutput, StringComparison.Ordinal);
+        var outsider = Cli.RunDllUnder(output, ["setpriv", "--reuid", "65534", "--regid", "users", "--clear-groups"], echo, "--instance", t.Name, "--count", "2");
+        Assert.NotEqual(0, outsider.ExitCode);
+        Assert.Contains("only root and members of the instance's group may", outsider.All, StringComparison.Ordinal);
+
         var down = t.Down();
         Assert.True(down.ExitCode == 0, down.ToString());
         Assert.Contains($"instance '{t.Name}' is down", down.StandardOutput, StringComparison.Ordinal);
