@@ -149,6 +149,7 @@ internal static class BenchRun
                                         if (rounds > 0)
                                             report.Cpu.Add(new CpuResult(tuning.Name, stack.Name, rounds, Stopwatch.GetElapsedTime(t0).TotalSeconds, meter.Stop())
                                             {
+                                                BenchSleeps = tuning.GapUs > 0 ? rounds : 0,
                                                 AppCollections = meter.AppCollections,
                                                 AppGcPauseMs = meter.AppGcPause.TotalMilliseconds,
                                                 Sizes = $"{NetBenchReportWriter.Size(group[0])}-{NetBenchReportWriter.Size(group[^1])}",

@@ -84,7 +84,9 @@ public sealed partial class InetSocket
         _sendGate.Wait();
         try
         {
+            ThrowIfPostedFailed();
             if (buffer.Length > SendSegmentSize * _icasPerSend && CanPipeline()) return SendPipelined(buffer, trace);
+            if (trace is null && _blocking && Stack.PostsSmallSends && buffer.Length <= SendSegmentSize) return SendPosted(buffer);
             int sent = 0;
             while (sent < buffer.Length)
             {
@@ -113,6 +115,40 @@ public sealed partial class InetSocket
         {
             _sendGate.Release();
         }
+    }
+
+    // ---- Posted sends (see InetStack.Posted.cs) --------------------------------------------
+
+    /// <summary>This socket's posted sends not answered yet (changed under the stack's posted lock).</summary>
+    internal int PostedOutstanding;
+    private InetStatus _postedFailure;
+
+    /// <summary>One segment's worth, posted: returns once inet has the request, not its answer.</summary>
+    private int SendPosted(ReadOnlySpan<byte> buffer)
+    {
+        Stack.WaitForPostedRoom(this);
+        ThrowIfPostedFailed();
+        var control = Request(InetOp.Send, CallFlags, RequestFrameFlags.DirectReturn | RequestFrameFlags.QuietReturn);
+        StampStart(control);
+        var data = default(ReadOnlySpanHolder);
+        int n = FillSend(control, buffer, ref data);
+        Stack.PostSend(control, data.AsSpan(), this, InetTraceStage.AppRequest);
+        return n;
+    }
+
+    /// <summary>A posted send of this socket failed: the next send throws it.</summary>
+    internal void PostedFailed(InetStatus status)
+    {
+        Observe(status);
+        if (_postedFailure == InetStatus.Ok) _postedFailure = status;
+    }
+
+    private void ThrowIfPostedFailed()
+    {
+        var failure = _postedFailure;
+        if (failure == InetStatus.Ok) return;
+        _postedFailure = InetStatus.Ok;
+        throw InetErrors.For(failure, $"an earlier send to {RemoteEndPoint}");
     }
 
     public ValueTask<int> SendAsync(ReadOnlyMemory<byte> buffer, CancellationToken cancellationToken = default)

@@ -312,6 +312,7 @@ public sealed partial class InetStack
 
     private void Complete(in Message m)
     {
+        if (TrySettlePosted(m)) return;
         PendingOp? op;
         lock (_opsLock)
         {

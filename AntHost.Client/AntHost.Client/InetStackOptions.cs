@@ -27,6 +27,15 @@ public sealed record InetStackOptions
     /// </summary>
     public bool InlineCompletions { get; init; } = Environment.GetEnvironmentVariable(InlineCompletionsVariable) is "1" or "true";
 
+    /// <summary>
+    /// A blocking send of at most one segment on a stream socket returns once it is posted to
+    /// inet, without waiting for its answer (as a kernel's send() returns once the bytes are in
+    /// the socket buffer); an error it met is thrown by the socket's next send. A request and
+    /// its response then cost the app one wake-up instead of two. On by default; off makes
+    /// every send wait for its answer.
+    /// </summary>
+    public bool PostSmallSends { get; init; } = true;
+
     /// <summary>The environment variable that turns <see cref="InlineCompletions"/> on by default.</summary>
     public const string InlineCompletionsVariable = "ANTHOST_INLINE_COMPLETIONS";
 

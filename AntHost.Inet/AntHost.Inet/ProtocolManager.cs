@@ -344,8 +344,10 @@ public sealed class ProtocolManager
         transmitId = 0;
         var driver = _driver;
         if (driver is null || _inFlight.Count >= MaxInFlight || !ControlIca.TryOpen(control.Span, out var c)) return DirectOutcome.NotSent;
+        // A requester that does not wait for the result (a posted send) gets it quietly from the driver too.
+        var quiet = c.TryGetFrame(c.FrameCount - 1, out var app) ? app.Flags & RequestFrameFlags.QuietReturn : RequestFrameFlags.None;
         c.TryPopFrame();
-        if (!c.TryPushFrame(new RequestFrame(_serviceId, (ushort)NicOp.Transmit, RequestFrameFlags.DirectReturn | RequestFrameFlags.WantsDataBack, _kernel.Id.Value, 0), out var args))
+        if (!c.TryPushFrame(new RequestFrame(_serviceId, (ushort)NicOp.Transmit, RequestFrameFlags.DirectReturn | RequestFrameFlags.WantsDataBack | quiet, _kernel.Id.Value, 0), out var args))
             return DirectOutcome.NotSent;
         TransmitArgs.Begin(args, 1);
         TransmitArgs.SetFrame(args, 0, b.Start, b.Length);

@@ -20,9 +20,10 @@ catch (ArgumentException e)
     return 2;
 }
 
-// No configuration reload: it watches the working directory (where the logs may be written)
-// and woke the idle server ten times a second.
-var settings = new HostApplicationBuilderSettings { Args = [], Configuration = new ConfigurationManager() };
+// No configuration reload, and the content root where the binaries are: a watcher of the
+// working directory (where logs and benchmark output are written) woke the idle server ten
+// times a second.
+var settings = new HostApplicationBuilderSettings { Args = [], Configuration = new ConfigurationManager(), ContentRootPath = AppContext.BaseDirectory };
 settings.Configuration["hostBuilder:reloadConfigOnChange"] = "false";
 var builder = Host.CreateApplicationBuilder(settings);
 builder.Logging.ClearProviders();

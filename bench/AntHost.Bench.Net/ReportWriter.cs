@@ -90,7 +90,7 @@ public static class NetBenchReportWriter
             foreach (var c in r.Cpu)
                 sb.AppendLine(Ci, $"| {c.Tuning} | {c.Sizes} | {c.Stack} | {c.Rounds} | {c.WallSeconds:F1} | {c.MicrosecondsPerRound:F1} | {c.SleepsPerRound:F2} | {c.AppCollections} ({c.AppGcPauseMs:F1}) | {string.Join(", ", c.Processes.Select(p => string.Create(Ci, $"{p.Process} {p.Seconds:F2} ({p.CorePercent:F0}%, {c.SleepsPerRoundOf(p.Process):F2} sleeps)")))} |");
             sb.AppendLine();
-            sb.AppendLine("A sleep/wake cycle is a voluntary context switch: the thread slept and something woke it. The host kernel's own protocol work in softirq context is charged to no process, so its CPU is a lower bound. Every thread of each process is counted (report.json lists them): the app's includes its JIT and GC threads.");
+            sb.AppendLine("A sleep/wake cycle is a voluntary context switch: the thread slept and something woke it; the frugal tuning's own pause between round trips (one sleep of the app each) is left out. The host kernel's own protocol work in softirq context is charged to no process, so its CPU is a lower bound. Every thread of each process is counted (report.json lists them): the app's includes its JIT and GC threads.");
             sb.AppendLine();
         }
         if (r.Send.Count > 0) AppendSend(sb, r, h2);

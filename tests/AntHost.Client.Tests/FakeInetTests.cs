@@ -56,6 +56,29 @@ public sealed class FakeInetTests : IDisposable
     }
 
     [RootFact]
+    public void A_small_send_is_posted_its_answer_comes_quietly_and_a_failure_is_thrown_by_the_next_send()
+    {
+        using var fake = new FakeInet(_broker);
+        using var stack = Connect();
+        using var s = new InetSocket(stack, SocketType.Stream, ProtocolType.Tcp);
+        s.Connect(Peer);
+        for (int i = 0; i < 20; i++) Assert.Equal(100, s.Send(Pattern(100, i)));
+        fake.WaitUntil(f => f.Socket(s.Handle).Sent.Length == 2000, "twenty posted sends");
+        Assert.Equal(Enumerable.Range(0, 20).SelectMany(i => Pattern(100, i)).ToArray(), fake.Socket(s.Handle).Sent.ToArray());
+        // The requests asked for a quiet answer; a later call settles every answer.
+        Assert.All(fake.Calls.Where(c => c.Op == InetOp.Send), c => Assert.True((c.Flags & RequestFrameFlags.QuietReturn) != 0));
+        Assert.True(s.GetInfo().Available >= 0);
+        Assert.Equal(0, s.PostedOutstanding);
+
+        // A send that failed in inet is thrown by the next send, once.
+        fake.FailWith[InetOp.Send] = SocketStatus.ConnectionReset;
+        Assert.Equal(10, s.Send(Pattern(10, 1)));
+        s.GetInfo(); // takes the failed send's answer
+        var e = Assert.Throws<InetSocketException>(() => s.Send(Pattern(10, 2)));
+        Assert.Equal(SocketError.ConnectionReset, e.SocketErrorCode);
+    }
+
+    [RootFact]
     public void A_large_send_keeps_several_calls_in_flight_in_order_and_a_failure_ends_it_cleanly()
     {
         using var fake = new FakeInet(_broker);
@@ -499,6 +522,8 @@ public sealed class FakeInetTests : IDisposable
         {
             await stream.WriteAsync(Pattern(5000));
             stream.Write(Pattern(10, 7));
+            // A small write is posted: it returns before inet has taken it.
+            fake.WaitUntil(f => f.Socket(handle).Sent.Length == 5010, "the posted write");
             Assert.Equal(Pattern(5000).Concat(Pattern(10, 7)).ToArray(), fake.Socket(handle).Sent.ToArray());
             fake.Deliver(handle, Pattern(64, 8));
             var buf = new byte[64];

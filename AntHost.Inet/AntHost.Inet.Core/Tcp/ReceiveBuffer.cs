@@ -74,6 +74,9 @@ internal sealed class ReceiveBuffer
 
     private PacketBuffer? PeekTail() => _tail;
 
+    /// <summary>Bytes of the next in-order buffer <see cref="TakeReady"/> would hand out (0: none).</summary>
+    public int NextReadyLength => _ready.TryPeek(out var b) ? b.Length : 0;
+
     /// <summary>Takes the next in-order buffer (ownership passes out).</summary>
     public PacketBuffer? TakeReady()
     {

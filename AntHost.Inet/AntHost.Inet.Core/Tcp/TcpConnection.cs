@@ -262,6 +262,9 @@ internal sealed partial class TcpConnection
         };
     }
 
+    /// <summary>Bytes of the buffer <see cref="DequeueReceived"/> would hand out next (0: none).</summary>
+    public int NextReceivedLength => _recv.NextReadyLength;
+
     public TcpError DequeueReceived(out PacketBuffer? payload)
     {
         payload = _recv.TakeReady();

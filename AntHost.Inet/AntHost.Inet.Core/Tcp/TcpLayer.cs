@@ -223,6 +223,9 @@ public sealed partial class TcpLayer : ITransportLayer
         return e;
     }
 
+    /// <summary>Bytes of the buffer the next zero-copy <see cref="Receive(TcpSocket, out PacketBuffer?, Instant)"/> hands out (0: none queued).</summary>
+    public int NextReceiveLength(TcpSocket socket) => TryGet(socket, out var c) ? c.NextReceivedLength : 0;
+
     /// <summary>Copies received bytes into <paramref name="destination"/>; <paramref name="read"/> 0 with <see cref="TcpError.None"/> is the end of the stream.</summary>
     public TcpError Receive(TcpSocket socket, Span<byte> destination, out int read, Instant now)
     {

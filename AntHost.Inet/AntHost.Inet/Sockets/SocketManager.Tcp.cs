@@ -297,17 +297,16 @@ public sealed partial class SocketManager
         }
         long limit = a.Value;
         int available = tcp.GetAvailable(s);
-        // A received buffer is one frame's ICA (payload coalesced into it stays within it), so
-        // it holds at most FrameBound bytes: with a limit, whole buffers go out (zero copy) as
-        // long as one more cannot pass the limit; a limit below one frame copies.
+        // A received buffer is one frame's ICA (the driver may have merged several segments
+        // into it): with a limit, whole buffers go out (zero copy) as long as the next one
+        // does not pass the limit; a limit below the first buffer copies.
         bool everything = limit <= 0 || limit >= available;
-        int bound = FrameBound;
-        if (!everything && limit < bound) return CopyReceive(m, e, r, (int)Math.Min(limit, MaxCopyReceive), now);
+        if (!everything && limit < tcp.NextReceiveLength(s)) return CopyReceive(m, e, r, (int)Math.Min(limit, MaxCopyReceive), now);
         int n = 0;
         var err = TcpError.None;
         while (n < InetService.MaxFramesPerMessage)
         {
-            if (!everything && r.Value + bound > limit) break;
+            if (!everything && r.Value + tcp.NextReceiveLength(s) > limit) break;
             err = tcp.Receive(s, out var payload, now);
             if (payload is null) break;
             if (payload is not IcaPacketBuffer b)
@@ -336,9 +335,6 @@ public sealed partial class SocketManager
         Reply(m, Map(err));
         return true;
     }
-
-    /// <summary>The most payload one received buffer can carry: the link's largest frame, in whole pages.</summary>
-    private int FrameBound => (_iface!.Config.Mtu + 18 + 4095) / 4096 * 4096;
 
     private bool CopyReceive(in Message m, SocketEntry e, SocketResult r, int bytes, Instant now)
     {

@@ -305,13 +305,18 @@ public sealed partial class SocketManager
         }
         try
         {
-            _kernel.Reply(m, m.Control, (int)status, data);
+            _kernel.Reply(m, m.Control, (int)status, data, quiet: IsQuiet(m));
         }
         catch (KernelException e)
         {
             _log.LogDebug("reply to {Process} failed: {Error}", m.Source, e.Message);
         }
     }
+
+    /// <summary>True when the app does not wait for this answer (a posted send): it goes quietly.</summary>
+    private static bool IsQuiet(in Message m) =>
+        !m.Control.IsNone && ControlIca.TryOpen(m.Control.Span, out var c) && c.FrameCount > 0
+        && c.TryGetFrame(c.FrameCount - 1, out var f) && (f.Flags & RequestFrameFlags.QuietReturn) != 0;
 
     /// <summary>A reply for a request that came without a usable control ICA.</summary>
     private void ReplyBare(in Message m, InetStatus status)

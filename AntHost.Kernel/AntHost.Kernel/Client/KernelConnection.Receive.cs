@@ -53,6 +53,14 @@ public sealed unsafe partial class KernelConnection
         _bell.Wake();
     }
 
+    /// <summary>
+    /// Wakes whichever thread of this process holds the receiver role and sleeps, so that it
+    /// takes what waits on the rings (a quiet message does not wake a thread that waits for
+    /// its own call's reply) and hands it over. For a thread that waits for such a message
+    /// while another holds the role.
+    /// </summary>
+    public void WakeReceiver() => Kick();
+
     public ReceiveCounters Counters { get; } = new();
 
     /// <summary>
@@ -164,7 +172,8 @@ public sealed unsafe partial class KernelConnection
                             if (_inbox.TryDequeue(out message)) return true;
                         long now = Stopwatch.GetTimestamp();
                         if (now >= deadline || ct.IsCancellationRequested) return false;
-                        WaitForInput(deadline, ct);
+                        // Waiting for anything: quiet messages wake this wait too.
+                        WaitForInput(deadline, ct, Doorbell.DeepSleeping);
                     }
                 }
                 finally
@@ -189,7 +198,7 @@ public sealed unsafe partial class KernelConnection
         lock (_inbox) if (_inbox.Count > 0) return true;
         long deadline = timeout == Timeout.InfiniteTimeSpan ? long.MaxValue
             : Stopwatch.GetTimestamp() + (long)(timeout.TotalSeconds * Stopwatch.Frequency);
-        return WaitForInput(deadline, ct);
+        return WaitForInput(deadline, ct, Doorbell.DeepSleeping);
     }
 
     private CancellationToken _waitToken;
@@ -270,7 +279,12 @@ public sealed unsafe partial class KernelConnection
         if (_wakeFd >= 0) Interop.Native.DrainDatagrams(_wakeFd);
     }
 
-    private bool WaitForInput(long deadline, CancellationToken ct)
+    /// <param name="sleepValue">
+    /// What the doorbell says while this thread sleeps: <see cref="Doorbell.Sleeping"/> when it
+    /// waits for its own call's reply (a quiet message does not wake it: it is taken with the
+    /// next wake-up), <see cref="Doorbell.DeepSleeping"/> when it waits for anything.
+    /// </param>
+    private bool WaitForInput(long deadline, CancellationToken ct, int sleepValue)
     {
         WakeOnCancel(ct);
         var probe = new Probe { Down = _downlink, Owner = this, Kicks = Volatile.Read(ref _kicks) };
@@ -278,7 +292,7 @@ public sealed unsafe partial class KernelConnection
         if (left == 0 || (left < 0 && deadline != long.MaxValue)) return probe.HasWork();
         int ms = left < 0 ? -1 : (int)Math.Min(int.MaxValue, (left * 1000 + Stopwatch.Frequency - 1) / Stopwatch.Frequency);
         long spin = left < 0 ? _spinTicks : Math.Min(_spinTicks, left);
-        return _bell.Wait(ref probe, spin, ms, ct);
+        return _bell.Wait(ref probe, spin, ms, ct, sleepValue);
     }
 
     private void ReleaseRole()
@@ -328,7 +342,7 @@ public sealed unsafe partial class KernelConnection
                             throw new KernelException(KernelError.PeerDied, $"{p.Endpoint} closed while a call was waiting: the server died");
                         }
                         if (Stopwatch.GetTimestamp() >= deadline) throw new KernelException(KernelError.Timeout, "no reply in time");
-                        WaitForInput(deadline, _brokerGone.Token);
+                        WaitForInput(deadline, _brokerGone.Token, Doorbell.Sleeping);
                     }
                 }
                 finally

@@ -180,10 +180,11 @@ public sealed unsafe partial class KernelConnection
     }
 
     /// <summary>Answers <paramref name="request"/> on the channel it came on, passing the given ICAs back.</summary>
-    public void Reply(in Message request, IcaLease control, int status, ReadOnlySpan<DataIca> data, ushort traceStage = 0)
+    /// <param name="quiet">Do not wake a requester that sleeps for something else (see <see cref="MessageFlags.Quiet"/>).</param>
+    public void Reply(in Message request, IcaLease control, int status, ReadOnlySpan<DataIca> data, ushort traceStage = 0, bool quiet = false)
     {
         var ep = request.Endpoint ?? throw new ArgumentException("the request has no channel to answer on", nameof(request));
-        var m = new RingMessage { Kind = MessageKind.Reply, RequestId = request.RequestId, Word = status };
+        var m = new RingMessage { Kind = MessageKind.Reply, Flags = quiet ? MessageFlags.Quiet : MessageFlags.None, RequestId = request.RequestId, Word = status };
         Fill(ref m, control, data);
         StampControl(control, 0, 0, setIds: false, traceStage, Id.Value);
         Transmit(ep, ref m);
@@ -195,7 +196,8 @@ public sealed unsafe partial class KernelConnection
     /// time this process answers a given requester, a return channel is opened through the
     /// broker (one control-socket round trip); it is kept for later replies.
     /// </summary>
-    public void ReplyDirect(IcaLease control, int status, ReadOnlySpan<DataIca> data, ushort traceStage = 0)
+    /// <param name="quiet">Do not wake a requester that sleeps for something else (see <see cref="MessageFlags.Quiet"/>).</param>
+    public void ReplyDirect(IcaLease control, int status, ReadOnlySpan<DataIca> data, ushort traceStage = 0, bool quiet = false)
     {
         if (control.IsNone || !ControlIca.TryOpen(control.Span, out var c))
             throw new ArgumentException("direct return needs the request's control ICA", nameof(control));
@@ -204,7 +206,7 @@ public sealed unsafe partial class KernelConnection
         c.Status = status;
         if (traceStage != 0) c.Stamp(traceStage, Id.Value);
         var ep = ReturnEndpoint(requester);
-        var m = new RingMessage { Kind = MessageKind.Reply, Flags = MessageFlags.DirectReturn, RequestId = requestId, Word = status };
+        var m = new RingMessage { Kind = MessageKind.Reply, Flags = MessageFlags.DirectReturn | (quiet ? MessageFlags.Quiet : MessageFlags.None), RequestId = requestId, Word = status };
         Fill(ref m, control, data);
         Transmit(ep, ref m);
     }

@@ -36,6 +36,12 @@ public enum RequestFrameFlags : ushort
     DirectReturn = 1,
     /// <summary>The stage that pushed this frame wants its data ICAs back when the next stage is done.</summary>
     WantsDataBack = 2,
+    /// <summary>
+    /// The requester does not wait for this result (a posted send): it is returned with
+    /// <see cref="MessageFlags.Quiet"/>, so it does not wake a requester that sleeps for
+    /// something else; whoever answers (or passes the request on) keeps the flag.
+    /// </summary>
+    QuietReturn = 4,
 }
 
 /// <summary>A view over a control ICA's page. Checks its bounds; never throws on a hostile page.</summary>

@@ -63,12 +63,16 @@ internal readonly unsafe struct Doorbell
         if (Volatile.Read(ref *SleepFlag) != Awake) Wake();
     }
 
-    /// <summary>Wakes the owner only if it sleeps without a timer (the broker's journal rule).</summary>
+    /// <summary>
+    /// Wakes the owner only if it sleeps waiting for anything: the broker's journal rule (it
+    /// sleeps "deep" only with nothing pending) and a quiet message's (it does not wake a
+    /// process that waits for its own call's reply).
+    /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public void RingIfDeepSleeping()
     {
         Interlocked.MemoryBarrier();
-        if (Volatile.Read(ref *SleepFlag) == DeepSleeping) Wake();
+        if (Volatile.Read(ref *SleepFlag) is DeepSleeping or PollSleeping) Wake();
     }
 
     [MethodImpl(MethodImplOptions.NoInlining)]

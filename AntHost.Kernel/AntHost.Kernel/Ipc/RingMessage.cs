@@ -59,6 +59,13 @@ public enum MessageFlags : byte
     /// the receiver ends the loan. On a journal record: the handles it names are lent.
     /// </summary>
     Lend = 4,
+    /// <summary>
+    /// Publish without waking a receiver that waits only for its own calls' replies: the
+    /// message is taken with its next wake-up. A receiver that waits for anything (Receive,
+    /// a dispatcher, an app waiting for a posted send) is woken as usual. For completions
+    /// nobody waits for now (a posted send's result).
+    /// </summary>
+    Quiet = 8,
 }
 
 /// <summary>The 64-byte layout of a ring slot.</summary>

@@ -151,7 +151,8 @@ internal sealed class DirectTransferPath : ITransferPath
             TransferPathHelpers.AdvanceTransferCounts(ref message);
             var s = endpoint.SendRing.TryWrite(message);
             if (s != RingStatus.Ok) throw new KernelException(KernelError.PeerDied, $"{endpoint}: ring became unusable ({s})");
-            endpoint.PeerBell.Ring();
+            if ((message.Flags & MessageFlags.Quiet) != 0) endpoint.PeerBell.RingIfDeepSleeping();
+            else endpoint.PeerBell.Ring();
         }
     }
 

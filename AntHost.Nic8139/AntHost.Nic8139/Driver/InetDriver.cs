@@ -327,7 +327,7 @@ public sealed class InetDriver : IDeviceLoopWork
         {
             // Direct return: the result to the original requester now, the lent ICAs back to
             // inet with the next message going its way.
-            _kernel.ReplyDirect(m.Control, 0, default, InetTraceStage.NicReturn);
+            _kernel.ReplyDirect(m.Control, 0, default, InetTraceStage.NicReturn, quiet: (first.Flags & RequestFrameFlags.QuietReturn) != 0);
             if (m.DataCount > 0) Defer(m, isDataBack: true);
             return;
         }
