@@ -137,11 +137,11 @@ internal static class Commands
             return 0;
         }
         AnsiConsole.MarkupLineInterpolated($"pool {pool.Path}: {pool.AllocatedPages} of {pool.DataPages} pages allocated, broker pid {pool.BrokerPid}, rings of {pool.RingCapacity} slots");
-        var procs = new Table().Title("processes in the pool").AddColumn("slot").AddColumn("name").AddColumn("pid").AddColumn("state")
+        var procs = new Table().Title("processes in the pool").AddColumn("slot").AddColumn("name").AddColumn("pid").AddColumn("uid").AddColumn("kind").AddColumn("state")
             .AddColumn(new TableColumn("pages").RightAligned()).AddColumn(new TableColumn("ICAs").RightAligned())
             .AddColumn(new TableColumn("uplink").RightAligned()).AddColumn(new TableColumn("downlink").RightAligned());
         foreach (var p in pool.Processes)
-            procs.AddRow(p.Slot.ToString(Ci), Markup.Escape(p.Name), p.Pid.ToString(Ci), p.State, p.Pages.ToString(Ci), p.Icas.ToString(Ci), p.Uplink.ToString(Ci), p.Downlink.ToString(Ci));
+            procs.AddRow(p.Slot.ToString(Ci), Markup.Escape(p.Name), p.Pid.ToString(Ci), p.Uid.ToString(Ci), p.Server ? "server" : "app", p.State, p.Pages.ToString(Ci), p.Icas.ToString(Ci), p.Uplink.ToString(Ci), p.Downlink.ToString(Ci));
         AnsiConsole.Write(procs);
         var ch = new Table().Title("open channels (messages waiting)").AddColumn("#").AddColumn("service").AddColumn("client").AddColumn("server")
             .AddColumn(new TableColumn("to server").RightAligned()).AddColumn(new TableColumn("to client").RightAligned());

@@ -25,6 +25,8 @@ internal sealed record UpOptions
     public string? Address { get; init; }
     public string? Gateway { get; init; }
     public string? LogDirectory { get; init; }
+    /// <summary>The group whose members may use the instance besides root.</summary>
+    public string Group { get; init; } = "root";
     /// <summary>The host namespace kernel's own address on the sandbox veth (the benchmarks' baseline), or null for none.</summary>
     public string? HostKernelAddress { get; init; }
     public TimeSpan Patience { get; init; } = TimeSpan.FromSeconds(60);
@@ -111,6 +113,7 @@ internal static partial class Instance
             Transfer = o.Transfer,
             SpinUs = o.SpinUs,
             LogDirectory = logDir,
+            Group = o.Group,
             CreatedUtc = DateTime.UtcNow,
         };
         state.Save();
@@ -150,7 +153,7 @@ internal static partial class Instance
                 return r;
             }
 
-            Launch("broker", Pinned([dotnet, broker, "--instance", o.Instance, "--transfer", o.Transfer]), Binaries.Broker, null, "anthost-kernel ready", "the broker");
+            Launch("broker", Pinned([dotnet, broker, "--instance", o.Instance, "--transfer", o.Transfer, "--group", o.Group]), Binaries.Broker, null, "anthost-kernel ready", "the broker");
             string[] inetArgs = [dotnet, inet, "--instance", o.Instance, "--address", state.Address, "--spin-us", o.SpinUs.ToString(System.Globalization.CultureInfo.InvariantCulture),
                 .. o.Gateway is null ? Array.Empty<string>() : ["--gateway", o.Gateway]];
             Launch("inet", Pinned(inetArgs), Binaries.Inet, null, "anthost-inet ready", "the inet server");
@@ -190,7 +193,7 @@ internal static partial class Instance
         try
         {
             var recorded = state.Processes.Where(ServerProcess.IsAlive).Select(p => p.Pid).ToHashSet();
-            foreach (var p in PoolSnapshot.Read(state.PoolPath).Processes.Where(p => p.State == "alive" && !recorded.Contains(p.Pid)))
+            foreach (var p in JoinedByHand(PoolSnapshot.Read(state.PoolPath), recorded))
                 steps.Add(new DownStep($"{p.Name} (pid {p.Pid})", "joined by hand, not started by anthost up: left running, stop it yourself"));
         }
         catch (Exception e) when (e is IOException or CliException or UnauthorizedAccessException)
@@ -217,20 +220,32 @@ internal static partial class Instance
     }
 
     /// <summary>
+    /// The pool's processes that run and that <c>up</c> did not start (not in
+    /// <paramref name="recordedPids"/>). A dead broker's table is a leftover: what it shows
+    /// as alive died with it or never learnt of its death, so nothing is named then; nor is
+    /// an entry whose pid no longer runs.
+    /// </summary>
+    internal static List<PoolProcess> JoinedByHand(PoolSnapshot pool, IReadOnlySet<int> recordedPids)
+    {
+        if (ServerProcess.StartTicks(pool.BrokerPid) is null) return [];
+        return pool.Processes.Where(p => p.State == "alive" && !recordedPids.Contains(p.Pid) && ServerProcess.StartTicks(p.Pid) is not null).ToList();
+    }
+
+    /// <summary>
     /// Removes the pool file and socket a dead broker left. A broker that still runs for this
     /// instance and is not one we started (started by hand) keeps them: they are its.
     /// </summary>
     public static List<DownStep> RemoveKernelFiles(string instance, IReadOnlyList<ProcessRecord> ours)
     {
         var steps = new List<DownStep>();
-        string pool = IcaPool.PathFor(instance), socket = $"/run/anthost/{instance}.sock";
-        int brokerPid = ReadBrokerPid(pool);
+        string pool = IcaPool.PathFor(instance), tables = IcaPool.TablesPathFor(instance), socket = $"/run/anthost/{instance}.sock";
+        int brokerPid = ReadBrokerPid(tables);
         if (brokerPid > 0 && ServerProcess.StartTicks(brokerPid) is not null && IsBroker(brokerPid) && !ours.Any(p => p.Pid == brokerPid && ServerProcess.IsAlive(p)))
         {
             steps.Add(new DownStep($"pool {pool}", $"kept: broker pid {brokerPid} (not started by anthost up) still runs"));
             return steps;
         }
-        foreach (var f in new[] { pool, socket })
+        foreach (var f in new[] { pool, tables, socket })
         {
             if (!File.Exists(f)) { steps.Add(new DownStep(f, "already gone")); continue; }
             File.Delete(f);
@@ -251,11 +266,11 @@ internal static partial class Instance
         catch (IOException) { return false; }
     }
 
-    private static int ReadBrokerPid(string pool)
+    private static int ReadBrokerPid(string tables)
     {
         try
         {
-            using var fs = new FileStream(pool, FileMode.Open, FileAccess.Read, FileShare.ReadWrite);
+            using var fs = new FileStream(tables, FileMode.Open, FileAccess.Read, FileShare.ReadWrite);
             Span<byte> h = stackalloc byte[64];
             if (fs.Read(h) < 64) return 0;
             return System.Buffers.Binary.BinaryPrimitives.ReadInt32LittleEndian(h[44..]);

@@ -46,7 +46,11 @@ internal sealed record InstanceState
     public bool Complete { get; init; }
     public List<ProcessRecord> Processes { get; init; } = [];
 
+    /// <summary>The group whose members may use the instance besides root (state directory 0770 root:GROUP).</summary>
+    public string Group { get; init; } = "root";
+
     public string PoolPath => $"/dev/shm/anthost-{Instance}.pool";
+    public string TablesPath => $"/dev/shm/anthost-{Instance}.tables";
     public string SocketPath => $"/run/anthost/{Instance}.sock";
 
     private static readonly JsonSerializerOptions Json = new()
@@ -80,7 +84,12 @@ internal sealed record InstanceState
     /// <summary>Writes the file atomically (a temporary file renamed over it).</summary>
     public void Save()
     {
-        Directory.CreateDirectory(DirectoryFor(Instance));
+        string dir = DirectoryFor(Instance);
+        Directory.CreateDirectory(dir);
+        // Root and the instance's group: its members may read the state, nobody else.
+        File.SetUnixFileMode(dir, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute
+            | UnixFileMode.GroupRead | UnixFileMode.GroupWrite | UnixFileMode.GroupExecute);
+        if (AntHost.Kernel.Interop.UnixAccess.TryResolveGroup(Group, out uint gid)) AntHost.Kernel.Interop.UnixAccess.SetGroup(dir, gid);
         string path = PathFor(Instance), tmp = path + ".tmp";
         File.WriteAllText(tmp, JsonSerializer.Serialize(this, Json));
         File.Move(tmp, path, overwrite: true);

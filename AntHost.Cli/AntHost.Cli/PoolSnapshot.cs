@@ -1,8 +1,8 @@
-// What `anthost ps` reads from the pool, without joining the instance: the pool file is
-// read (never mapped writable, never written) at the offsets docs/kernel.md documents and
-// PoolLayout computes: the header and the broker's counters, the process table, the
-// service and channel tables, the ownership table (pages and ICAs per owner) and the
-// ring indices (messages waiting). It is a snapshot of memory others change as it is
+// What `anthost ps` reads from the pool, without joining the instance: the tables file and
+// the pool file are read (never mapped writable, never written) at the offsets
+// docs/kernel.md documents and PoolLayout computes: from the tables, the header and the
+// broker's counters, the process table, the service and channel tables, the ownership
+// table (pages and ICAs per owner); from the pool, the ring indices (messages waiting). It is a snapshot of memory others change as it is
 // read: fine for a person, not for a check.
 using System.Buffers.Binary;
 using System.Text;
@@ -10,7 +10,7 @@ using AntHost.Kernel.Pool;
 
 namespace AntHost.Cli;
 
-internal sealed record PoolProcess(int Slot, string State, int Pid, string Name, int Pages, int Icas, long Uplink, long Downlink);
+internal sealed record PoolProcess(int Slot, string State, int Pid, string Name, int Pages, int Icas, long Uplink, long Downlink, uint Uid, bool Server);
 
 internal sealed record PoolChannel(int Index, string Service, string Client, string Server, long ToServer, long ToClient);
 
@@ -21,9 +21,10 @@ internal sealed record PoolSnapshot(
 {
     public static PoolSnapshot Read(string path)
     {
+        using var tables = new FileStream(IcaPool.TablesPathOf(path), FileMode.Open, FileAccess.Read, FileShare.ReadWrite);
         using var fs = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite);
         var header = new byte[PoolLayout.HeaderSize];
-        fs.ReadExactly(header);
+        tables.ReadExactly(header);
         if (BinaryPrimitives.ReadUInt64LittleEndian(header) != 0x4C4F4F5048544E41UL)
             throw new CliException($"{path} is not an AntHost pool");
         int I32(int o) => BinaryPrimitives.ReadInt32LittleEndian(header.AsSpan(o));
@@ -35,8 +36,8 @@ internal sealed record PoolSnapshot(
             counters[((BrokerCounter)c).ToString()] = BinaryPrimitives.ReadInt64LittleEndian(header.AsSpan(256 + 8 * c));
 
         byte[] meta = new byte[layout.MetaSize];
-        fs.Position = 0;
-        fs.ReadExactly(meta);
+        tables.Position = 0;
+        tables.ReadExactly(meta);
 
         // Ownership: pages and ICAs (head pages) per owner tag (slot + 1).
         var pages = new int[layout.MaxProcesses + 1];
@@ -46,7 +47,7 @@ internal sealed record PoolSnapshot(
         {
             var e = meta.AsSpan((int)layout.OwnershipOffset + p * PoolLayout.OwnershipEntrySize, PoolLayout.OwnershipEntrySize);
             ushort owner = BinaryPrimitives.ReadUInt16LittleEndian(e[4..]);
-            ushort flags = BinaryPrimitives.ReadUInt16LittleEndian(e[6..]);
+            ushort flags = BinaryPrimitives.ReadUInt16LittleEndian(e[12..]); // 6 is the transfer count
             if ((flags & 1) == 0) continue;
             allocated++;
             if (owner == 0 || owner > layout.MaxProcesses) continue;
@@ -76,7 +77,8 @@ internal sealed record PoolSnapshot(
             names[id] = name;
             processes.Add(new PoolProcess(s, state switch { 1 => "alive", 2 => "cut off", 3 => "dead", _ => $"state {state}" },
                 BinaryPrimitives.ReadInt32LittleEndian(e[8..]), name, pages[s + 1], icas[s + 1],
-                Depth(layout.UplinkRing(s)), Depth(layout.DownlinkRing(s))));
+                Depth(layout.UplinkRing(s)), Depth(layout.DownlinkRing(s)),
+                BinaryPrimitives.ReadUInt32LittleEndian(e[20..]), (BinaryPrimitives.ReadUInt32LittleEndian(e[12..]) & 2) != 0));
         }
 
         var services = new List<string>();

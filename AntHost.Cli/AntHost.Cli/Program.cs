@@ -42,9 +42,11 @@ namespace AntHost.Cli
             var address = new Option<string?>("--address") { Description = "AntHost's IPv4 address on --adapter, A.B.C.D/N (one nobody else uses)" };
             var gateway = new Option<string?>("--gateway") { Description = "default gateway on --adapter's link" };
             var logDir = new Option<string?>("--log-dir") { Description = "where the servers' logs go (default /var/log/anthost/INSTANCE)" };
+            var group = new Option<string>("--group") { Description = "the group whose members may use the instance besides root (pool, socket, state; default: root's group)", DefaultValueFactory = _ => "root" };
+            group.Validators.Add(r => { if (!AntHost.Kernel.Interop.UnixAccess.TryResolveGroup(r.GetValueOrDefault<string>() ?? "", out _)) r.AddError($"--group: there is no group '{r.GetValueOrDefault<string>()}' (see /etc/group)"); });
             var cpus = CpusOption();
             var up = new Command("up", "start the broker, the inet server and a NIC driver (on the sandbox network unless --adapter)");
-            foreach (Option o in new Option[] { instance, transfer, spin, prefix, adapter, address, gateway, logDir, cpus }) up.Options.Add(o);
+            foreach (Option o in new Option[] { instance, transfer, spin, prefix, adapter, address, gateway, logDir, cpus, group }) up.Options.Add(o);
             up.SetAction(r => Guard(() =>
             {
                 var o = new UpOptions
@@ -57,6 +59,7 @@ namespace AntHost.Cli
                     Address = r.GetValue(address),
                     Gateway = r.GetValue(gateway),
                     LogDirectory = r.GetValue(logDir),
+                    Group = r.GetValue(group)!,
                     Cpus = r.GetValue(cpus) is { } list ? Instance.CheckCpus(list) : null,
                 };
                 CheckNetwork(o);

@@ -21,7 +21,6 @@
 // SocketError.NetworkDown naming the server's pid, and so does every later call. The
 // broker notices a death when the process's control socket closes (also for kill -9),
 // so an app learns of it within milliseconds, never by a timeout.
-using System.Buffers.Binary;
 using System.Diagnostics;
 using System.Net;
 using System.Net.Sockets;
@@ -149,24 +148,10 @@ public sealed partial class InetStack : IDisposable
     }
 
     /// <summary>
-    /// The OS pid of a registered process, from the pool's process table (an entry is 128 bytes:
-    /// state u32, process id u32, pid i32). The table is mapped read-only by the kernel library
-    /// but not exposed, and the pid is only for the message that says the server is gone, so one
-    /// read of the file at connect is enough.
+    /// The OS pid of a registered process, from the process table the kernel library maps; it is
+    /// only for the message that says the server is gone, so one read at connect is enough.
     /// </summary>
-    private static int ReadPid(KernelConnection kernel, ProcessId process)
-    {
-        try
-        {
-            using var fh = File.OpenHandle(kernel.Pool.Path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite);
-            Span<byte> entry = stackalloc byte[12];
-            long at = kernel.Pool.Layout.ProcessTableOffset + (long)process.Slot * PoolLayout.ProcessEntrySize;
-            if (RandomAccess.Read(fh, entry, at) != entry.Length) return 0;
-            return BinaryPrimitives.ReadUInt32LittleEndian(entry[4..]) == process.Value ? BinaryPrimitives.ReadInt32LittleEndian(entry[8..]) : 0;
-        }
-        catch (IOException) { return 0; }
-        catch (UnauthorizedAccessException) { return 0; }
-    }
+    private static int ReadPid(KernelConnection kernel, ProcessId process) => kernel.Pool.ProcessPid(process);
 
     // ---- Requests ----------------------------------------------------------------
 

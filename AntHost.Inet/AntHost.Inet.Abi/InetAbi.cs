@@ -399,6 +399,8 @@ public enum InetStat
     /// <summary>TCP retransmissions by RACK (RFC 8985) and by the tail loss probe (part of TcpRetransmits).</summary>
     TcpRetransmitsRack,
     TcpRetransmitsTlp,
+    /// <summary>Sockets refused (TooManySockets): the app had its --max-sockets-per-process, or inet its --max-sockets.</summary>
+    SocketLimitRefusals,
     Count,
 }
 

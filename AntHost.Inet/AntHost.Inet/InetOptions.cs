@@ -32,6 +32,9 @@ public sealed record InetOptions
     /// <summary>Sockets (TCP and UDP together) the socket manager keeps at most.</summary>
     public int MaxSockets { get; init; } = 65536;
 
+    /// <summary>Sockets one app may hold open, under <see cref="MaxSockets"/> for all: one app cannot lock the others out.</summary>
+    public int MaxSocketsPerProcess { get; init; } = 4096;
+
     public static string Usage => """
         anthost-inet: the AntHost inet server (TCP/IP stack) of one kernel instance
 
@@ -45,6 +48,7 @@ public sealed record InetOptions
           --tcp-rcvbuf N      default TCP receive buffer (largest window) per socket, bytes (default 262144)
           --tcp-cc NAME       congestion control: cubic (default) or newreno
           --max-sockets N     sockets open at once, TCP and UDP together (default 65536)
+          --max-sockets-per-process N   sockets one app may hold open (default 4096)
           --verbose           debug logging
         """;
 
@@ -68,6 +72,7 @@ public sealed record InetOptions
                 "--tcp-rcvbuf" => o with { Tcp = o.Tcp with { ReceiveBufferSize = ParseInt(a, Next(), 1024, 1 << 30) } },
                 "--tcp-cc" => o with { Tcp = o.Tcp with { CongestionControl = ParseCongestionControl(Next()) } },
                 "--max-sockets" => o with { MaxSockets = ParseInt(a, Next(), 1, 1 << 20) },
+                "--max-sockets-per-process" => o with { MaxSocketsPerProcess = ParseInt(a, Next(), 1, 1 << 20) },
                 "--verbose" => o with { Verbose = true },
                 _ => throw new ArgumentException($"unknown option '{a}'"),
             };

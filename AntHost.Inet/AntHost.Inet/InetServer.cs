@@ -24,13 +24,14 @@ public sealed class InetServer(InetOptions options, ILogger<InetServer> log, IHo
         {
             Instance = options.Instance,
             ProcessName = "inet",
+            Server = true, // the broker's per-app limits are for apps; its reserve is for us
             SpinBudget = options.SpinBudget,
             CachePerSize = options.CachePerSize,
             AllocationBatch = Math.Min(32, options.CachePerSize),
         });
         uint serviceId = _kernel.RegisterService(options.Service);
         var protocol = new ProtocolManager(_kernel, options, serviceId, log);
-        var sockets = new SocketManager(_kernel, protocol, options.MaxSockets, log);
+        var sockets = new SocketManager(_kernel, protocol, options.MaxSockets, options.MaxSocketsPerProcess, log);
         var requests = new RequestManager(_kernel, protocol, sockets, log);
         _thread = new Thread(() => Run(requests, protocol, sockets)) { Name = "inet request manager", IsBackground = true };
         _thread.Start();

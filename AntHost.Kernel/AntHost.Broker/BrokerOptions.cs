@@ -25,6 +25,31 @@ public sealed record BrokerOptions
     /// <summary>End a cut-off process with SIGKILL (its pages are reclaimed once it is gone).</summary>
     public bool KillOnFault { get; init; } = true;
 
+    /// <summary>
+    /// The group that may use the instance besides root: it owns the pool file and the socket
+    /// (0660); registration checks the peer's uid and groups. Default: root's group (gid 0).
+    /// </summary>
+    public string Group { get; init; } = "root";
+
+    /// <summary>Pages an app (any process not registered as a server) may hold; 0: a quarter of the pool.</summary>
+    public int AppPages { get; init; }
+    /// <summary>ICAs an app may hold.</summary>
+    public int AppIcas { get; init; } = 4096;
+    /// <summary>Channels an app may have open (those it opened).</summary>
+    public int AppChannels { get; init; } = 32;
+    /// <summary>Services an app may register.</summary>
+    public int AppServices { get; init; } = 4;
+    /// <summary>Registered processes per uid other than root's.</summary>
+    public int RegistrationsPerUid { get; init; } = 16;
+    /// <summary>
+    /// Connections to the broker's socket one uid other than root may hold open (registered or
+    /// not): a half-sent request holds a buffer of up to 16 KiB in the broker, so this bounds
+    /// what one user can pin there.
+    /// </summary>
+    public int ConnectionsPerUid { get; init; } = 64;
+    /// <summary>Pages only servers may take (the driver's receive ICAs, inet's control ICAs); -1: an eighth of the pool.</summary>
+    public int ServerReserve { get; init; } = -1;
+
     public static string Usage => """
         anthost-kernel: the AntHost broker (ICA pool, ownership, names, death and reclaim)
 
@@ -37,6 +62,15 @@ public sealed record BrokerOptions
           --spin-us N            broker spin budget before sleeping (default 0)
           --max-processes N      (default 64)   --max-channels N (default 128)   --ring-slots N (default 256)
           --no-kill-on-fault     do not SIGKILL a process that is cut off (only unregister it)
+          --group NAME           the group that may use the instance besides root: it owns the pool
+                                 file and the socket (0660) (default: root's group)
+          --app-pages N          pages one app may hold (default: a quarter of the pool)
+          --app-icas N           ICAs one app may hold (default 4096)
+          --app-channels N       channels one app may have open (default 32)
+          --app-services N       services one app may register (default 4)
+          --registrations-per-uid N   processes one uid other than root may register (default 16)
+          --connections-per-uid N     connections one uid other than root may hold open (default 64)
+          --server-reserve N     pages only the servers (inet, drivers) may take (default: an eighth of the pool)
         """;
 
     /// <summary>Parses the command line; throws <see cref="ArgumentException"/> with a message for the user.</summary>
@@ -67,6 +101,14 @@ public sealed record BrokerOptions
                 "--max-channels" => o with { MaxChannels = ParseInt(a, Next(), 2, 60000) },
                 "--ring-slots" => o with { RingCapacity = ParseInt(a, Next(), 8, 65536) },
                 "--no-kill-on-fault" => o with { KillOnFault = false },
+                "--group" => o with { Group = Next() is { Length: > 0 } g ? g : throw new ArgumentException("--group needs a group name") },
+                "--app-pages" => o with { AppPages = ParseInt(a, Next(), 1, int.MaxValue) },
+                "--app-icas" => o with { AppIcas = ParseInt(a, Next(), 1, int.MaxValue) },
+                "--app-channels" => o with { AppChannels = ParseInt(a, Next(), 1, 60000) },
+                "--app-services" => o with { AppServices = ParseInt(a, Next(), 0, 64) },
+                "--registrations-per-uid" => o with { RegistrationsPerUid = ParseInt(a, Next(), 1, 1000) },
+                "--connections-per-uid" => o with { ConnectionsPerUid = ParseInt(a, Next(), 1, 100_000) },
+                "--server-reserve" => o with { ServerReserve = ParseInt(a, Next(), 0, int.MaxValue) },
                 _ => throw new ArgumentException($"unknown option '{a}'"),
             };
         }

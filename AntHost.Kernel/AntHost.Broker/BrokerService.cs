@@ -31,9 +31,11 @@ internal sealed class BrokerService : IHostedService
         }
         _broker.StartPump();
         _server.Start();
-        _log.LogInformation("anthost-kernel ready: instance {Instance}, {Pages} pages ({MiB} MiB), {Mode} transfer{Strict}, pool {Pool}, socket {Socket}",
+        _log.LogInformation("anthost-kernel ready: instance {Instance}, {Pages} pages ({MiB} MiB), {Mode} transfer{Strict}, pool {Pool}, socket {Socket}, group {Group}",
             _options.Instance, _broker.Layout.DataPages, _broker.Layout.DataPages / 256, _options.Transfer.ToString().ToLowerInvariant(),
-            _options.Strict ? ", strict" : "", _broker.PoolPath, _broker.SocketPath);
+            _options.Strict ? ", strict" : "", _broker.PoolPath, _broker.SocketPath, _options.Group);
+        _log.LogInformation("limits per app: {Pages} pages, {Icas} ICAs, {Channels} channels, {Services} services; per uid (root: none): {Regs} processes, {Conns} connections; servers' reserve {Reserve} pages",
+            _broker.AppPages, _options.AppIcas, _options.AppChannels, _options.AppServices, _options.RegistrationsPerUid, _options.ConnectionsPerUid, _broker.ServerReserve);
         return Task.CompletedTask;
     }
 
@@ -51,6 +53,7 @@ internal sealed class BrokerService : IHostedService
         if (_broker is null) return;
         TryDelete(_broker.SocketPath);
         TryDelete(_broker.PoolPath);
+        TryDelete(_broker.TablesPath);
         _broker.Dispose();
         _broker = null;
     }

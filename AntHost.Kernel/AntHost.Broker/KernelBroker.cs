@@ -2,7 +2,7 @@
 // service and channel tables, ownership table), the only producer of every
 // process's downlink ring, and the only consumer of every uplink. Everything it
 // changes in shared memory it changes under one lock (_gate); the control
-// socket threads and the pump thread take it in turn. Rare operations (socket)
+// socket's thread and the pump thread take it in turn. Rare operations (socket)
 // and the pump's batches are both short, so one lock is enough and keeps the
 // reasoning about the table simple.
 using System.Diagnostics;
@@ -22,6 +22,9 @@ internal sealed class ProcState
 {
     public required ProcessId Id { get; init; }
     public required int Pid { get; init; }
+    public required uint Uid { get; init; }
+    /// <summary>Registered as a server (root only): no per-app limits, may use the servers' reserve.</summary>
+    public required bool IsServer { get; init; }
     public required string Name { get; init; }
     public required SpscRing Uplink { get; init; }
     public required SpscRing Downlink { get; init; }
@@ -35,6 +38,9 @@ internal sealed class ProcState
     /// <summary>Index of the next handle to apply in the uplink's head record.</summary>
     public int RecordProgress { get; set; }
     public Queue<RingMessage> PendingDown { get; } = new();
+    /// <summary>Channels this process opened and has not closed (an app's limit counts them).</summary>
+    public int OpenedChannels { get; set; }
+    public int Services { get; set; }
 }
 
 internal sealed class ChanState
@@ -61,13 +67,26 @@ internal sealed unsafe partial class KernelBroker : IDisposable
     private readonly Doorbell _bell;
     private PageAllocator _allocator;
     private long _pass = 1;
+    // Per process slot: pages and ICAs the table gives it (kept as the table changes, under _gate).
+    private readonly int[] _ownedPages;
+    private readonly int[] _ownedIcas;
+    private readonly Dictionary<uint, int> _registrationsByUid = new();
 
     public IcaPool Pool { get; }
     public PoolLayout Layout { get; }
     public string PoolPath { get; }
+    public string TablesPath => IcaPool.TablesPathOf(PoolPath);
     public string SocketPath { get; }
+    /// <summary>The group that may use the instance besides root.</summary>
+    public uint Gid { get; }
+    public string GroupName => _options.Group;
+    public int ConnectionsPerUid => _options.ConnectionsPerUid;
+    /// <summary>The tables file opened read-only: what every process is handed (SCM_RIGHTS).</summary>
+    public Microsoft.Win32.SafeHandles.SafeFileHandle TablesReadOnly { get; }
+    public int AppPages { get; }
+    public int ServerReserve { get; }
 
-    private KernelBroker(BrokerOptions options, ILogger log, IcaPool pool, string poolPath, string socketPath)
+    private KernelBroker(BrokerOptions options, ILogger log, IcaPool pool, string poolPath, string socketPath, uint gid)
     {
         _options = options;
         _log = log;
@@ -84,6 +103,12 @@ internal sealed unsafe partial class KernelBroker : IDisposable
         _allocator = new PageAllocator(pool);
         _bell = new Doorbell(pool.BrokerDoorbell);
         _rules = options.Transfer == TransferMode.Mediated ? new MediatedRules() : new DirectRules();
+        _ownedPages = new int[Layout.MaxProcesses];
+        _ownedIcas = new int[Layout.MaxProcesses];
+        Gid = gid;
+        TablesReadOnly = File.OpenHandle(TablesPath, FileMode.Open, FileAccess.Read, FileShare.ReadWrite);
+        AppPages = options.AppPages > 0 ? options.AppPages : Math.Max(1, Layout.DataPages / 4);
+        ServerReserve = options.ServerReserve >= 0 ? Math.Min(options.ServerReserve, Layout.DataPages) : Layout.DataPages / 8;
     }
 
     /// <summary>
@@ -97,10 +122,21 @@ internal sealed unsafe partial class KernelBroker : IDisposable
         var layout = PoolLayout.ForDataBytes(options.PoolBytes, options.MaxProcesses, 64, options.MaxChannels, options.RingCapacity);
         string poolPath = IcaPool.PathFor(options.Instance);
         string sockPath = ControlProtocol.SocketPathFor(options.Instance);
+        if (!UnixAccess.TryResolveGroup(options.Group, out uint gid))
+            throw new BrokerStartException($"--group: there is no group '{options.Group}' (see /etc/group)");
         Directory.CreateDirectory(ControlProtocol.SocketDirectory);
         CleanStale(options.Instance, poolPath, sockPath, log);
 
-        var pool = IcaPool.Create(poolPath, layout);
+        // Root and the instance's group read and write the rings and pages; others nothing.
+        var pool = IcaPool.Create(poolPath, layout, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.GroupRead | UnixFileMode.GroupWrite);
+        try { UnixAccess.SetGroup(poolPath, gid); }
+        catch (IOException e)
+        {
+            pool.Dispose();
+            File.Delete(poolPath);
+            File.Delete(IcaPool.TablesPathOf(poolPath));
+            throw new BrokerStartException($"cannot give the pool to group '{options.Group}': {e.Message}");
+        }
         ref var h = ref pool.Header;
         h.Magic = PoolHeader.MagicValue;
         h.Version = PoolHeader.CurrentVersion;
@@ -116,7 +152,7 @@ internal sealed unsafe partial class KernelBroker : IDisposable
         h.JournalCommitMicros = options.CommitIntervalMs * 1000;
         for (uint p = 0; p < (uint)layout.DataPages; p++) pool.Page(p).Generation = 0;
         pool.CounterRef(BrokerCounter.FreePages) = layout.DataPages;
-        var broker = new KernelBroker(options, log, pool, poolPath, sockPath);
+        var broker = new KernelBroker(options, log, pool, poolPath, sockPath, gid);
         Volatile.Write(ref h.Ready, 1);
         return broker;
     }
@@ -134,12 +170,13 @@ internal sealed unsafe partial class KernelBroker : IDisposable
             log.LogWarning("removing stale socket {Path} left by a dead broker", sockPath);
             File.Delete(sockPath);
         }
-        if (File.Exists(poolPath))
+        string tablesPath = IcaPool.TablesPathOf(poolPath);
+        if (File.Exists(poolPath) || File.Exists(tablesPath))
         {
             int pid = 0;
             try
             {
-                using var fs = new FileStream(poolPath, FileMode.Open, FileAccess.Read, FileShare.ReadWrite);
+                using var fs = new FileStream(tablesPath, FileMode.Open, FileAccess.Read, FileShare.ReadWrite);
                 Span<byte> head = stackalloc byte[64];
                 if (fs.Read(head) == 64) pid = BitConverter.ToInt32(head[44..]);
             }
@@ -148,6 +185,7 @@ internal sealed unsafe partial class KernelBroker : IDisposable
                 throw new BrokerStartException($"a broker for instance '{instance}' (pid {pid}) still holds {poolPath}; stop it first");
             log.LogWarning("removing stale pool {Path} left by a dead broker (pid {Pid})", poolPath, pid);
             File.Delete(poolPath);
+            File.Delete(tablesPath);
         }
     }
 
@@ -164,11 +202,26 @@ internal sealed unsafe partial class KernelBroker : IDisposable
 
     // ---- processes -------------------------------------------------------------
 
-    public KernelError Register(Socket socket, int pid, string name, bool strict, out ProcState? proc)
+    public KernelError Register(Socket socket, PeerCredentials peer, string name, RegisterFlags flags, out ProcState? proc, out string? why)
     {
         proc = null;
+        why = null;
+        int pid = peer.Pid;
+        bool strict = (flags & RegisterFlags.Strict) != 0, server = (flags & RegisterFlags.Server) != 0;
+        if (server && peer.Uid != 0)
+        {
+            Count(BrokerCounter.PermissionDenied);
+            why = $"only root may register as a server (this process runs as uid {peer.Uid})";
+            return KernelError.PermissionDenied;
+        }
         lock (_gate)
         {
+            if (peer.Uid != 0 && _registrationsByUid.GetValueOrDefault(peer.Uid) >= _options.RegistrationsPerUid)
+            {
+                Count(BrokerCounter.QuotaRegistrations);
+                why = $"uid {peer.Uid} has {_options.RegistrationsPerUid} processes registered, its limit (--registrations-per-uid {_options.RegistrationsPerUid})";
+                return KernelError.QuotaExceeded;
+            }
             int slot = -1;
             for (int i = 0; i < _procs.Length; i++)
                 if (_procs[i] is null) { slot = i; break; }
@@ -186,15 +239,19 @@ internal sealed unsafe partial class KernelBroker : IDisposable
             ref var e = ref Pool.Process(slot);
             e.Pid = pid;
             e.ProcessId = id.Value;
-            e.Flags = strict ? 1u : 0u;
+            e.Flags = (strict ? ProcessEntry.FlagStrict : 0u) | (server ? ProcessEntry.FlagServer : 0u);
+            e.Uid = peer.Uid;
+            _ownedPages[slot] = 0;
+            _ownedIcas[slot] = 0;
+            if (peer.Uid != 0) _registrationsByUid[peer.Uid] = _registrationsByUid.GetValueOrDefault(peer.Uid) + 1;
             var bytes = Encoding.UTF8.GetBytes(name);
             int n = Math.Min(bytes.Length, ProcessEntry.NameBytes - 1);
             fixed (byte* dst = e.Name) bytes.AsSpan(0, n).CopyTo(new Span<byte>(dst, ProcessEntry.NameBytes));
             e.NameLength = n;
             Volatile.Write(ref e.State, (uint)ProcessState.Alive);
-            proc = new ProcState { Id = id, Pid = pid, Name = name, Uplink = up, Downlink = down, Bell = new Doorbell(bell, Pool.WakePath(slot)), Socket = socket };
+            proc = new ProcState { Id = id, Pid = pid, Uid = peer.Uid, IsServer = server, Name = name, Uplink = up, Downlink = down, Bell = new Doorbell(bell, Pool.WakePath(slot)), Socket = socket };
             _procs[slot] = proc;
-            _log.LogInformation("registered {Name} (pid {Pid}) as {Id}", name, pid, id);
+            _log.LogInformation("registered {Name} (pid {Pid}, uid {Uid}{Server}) as {Id}", name, pid, peer.Uid, server ? ", server" : "", id);
             return KernelError.None;
         }
     }
@@ -234,6 +291,11 @@ internal sealed unsafe partial class KernelBroker : IDisposable
                 _services[s] = null;
             }
             _procs[slot] = null;
+            if (proc.Uid != 0 && _registrationsByUid.TryGetValue(proc.Uid, out int regs))
+            {
+                if (regs <= 1) _registrationsByUid.Remove(proc.Uid);
+                else _registrationsByUid[proc.Uid] = regs - 1;
+            }
             e.ProcessId = 0;
             e.Pid = 0;
             Volatile.Write(ref e.State, (uint)ProcessState.Free);
@@ -273,16 +335,36 @@ internal sealed unsafe partial class KernelBroker : IDisposable
 
     // ---- pages -----------------------------------------------------------------
 
-    public KernelError Allocate(ProcState proc, int count, int pages, Span<IcaHandle> into, out int got)
+    /// <summary>
+    /// Allocates up to <paramref name="count"/> ICAs; an app gets as many as its limits and the
+    /// servers' reserve allow, and when that is none a refusal naming the limit.
+    /// </summary>
+    public KernelError Allocate(ProcState proc, int count, int pages, Span<IcaHandle> into, out int got, out string? why)
     {
         got = 0;
+        why = null;
         if (count <= 0 || count > into.Length || pages <= 0 || pages > Layout.DataPages) return KernelError.TooLarge;
         lock (_gate)
         {
             if (proc.Dead || proc.CutOff) return KernelError.CutOff;
+            int slot = proc.Id.Slot;
+            BrokerCounter limit = BrokerCounter.Count;
             bool committed = false;
             for (; got < count; got++)
             {
+                if (!proc.IsServer && AppLimitReached(slot, pages) is var reached and not BrokerCounter.Count)
+                {
+                    if (!committed)
+                    {
+                        // What the app freed or handed on may wait in journals: count it first.
+                        committed = true;
+                        PassesLocked(out _);
+                        got--;
+                        continue;
+                    }
+                    limit = reached;
+                    break;
+                }
                 long first = _allocator.Find(pages);
                 if (first < 0 && !committed)
                 {
@@ -295,8 +377,35 @@ internal sealed unsafe partial class KernelBroker : IDisposable
                 if (first < 0) break;
                 into[got] = AllocateAt((uint)first, pages, proc.Id);
             }
+            if (got > 0) return KernelError.None;
+            if (limit == BrokerCounter.Count) return KernelError.OutOfPages;
+            Count(limit);
+            why = limit switch
+            {
+                BrokerCounter.QuotaPages => $"this app holds {_ownedPages[slot]} pages; one more {pages}-page ICA would pass its limit of {AppPages} pages (--app-pages)",
+                BrokerCounter.QuotaIcas => $"this app holds {_ownedIcas[slot]} ICAs, its limit (--app-icas {_options.AppIcas})",
+                _ => $"the last {ServerReserve} free pages are the servers' reserve (--server-reserve); {Pool.Counter(BrokerCounter.FreePages)} pages are free",
+            };
+            return KernelError.QuotaExceeded;
         }
-        return got == 0 ? KernelError.OutOfPages : KernelError.None;
+    }
+
+    /// <summary>The app limit one more ICA of <paramref name="pages"/> would pass (Count: none).</summary>
+    private BrokerCounter AppLimitReached(int slot, int pages)
+    {
+        if (_ownedPages[slot] + pages > AppPages) return BrokerCounter.QuotaPages;
+        if (_ownedIcas[slot] + 1 > _options.AppIcas) return BrokerCounter.QuotaIcas;
+        if (Pool.Counter(BrokerCounter.FreePages) - pages < ServerReserve) return BrokerCounter.QuotaReserve;
+        return BrokerCounter.Count;
+    }
+
+    /// <summary>Keeps the per-slot counts of pages and ICAs as the table changes hands.</summary>
+    private void Account(ushort ownerTag, int pages, int icas)
+    {
+        int slot = ownerTag - 1;
+        if ((uint)slot >= (uint)_ownedPages.Length) return;
+        _ownedPages[slot] += pages;
+        _ownedIcas[slot] += icas;
     }
 
     private IcaHandle AllocateAt(uint first, int pages, ProcessId owner)
@@ -319,6 +428,7 @@ internal sealed unsafe partial class KernelBroker : IDisposable
         Volatile.Write(ref head.Flags, (ushort)(OwnershipEntry.FlagAllocated | OwnershipEntry.FlagHead));
         Count(BrokerCounter.FreePages, -pages);
         Count(BrokerCounter.Allocations);
+        Account(owner.OwnerTag, pages, 1);
         return IcaHandle.Create(first, gen, 0);
     }
 
@@ -326,6 +436,7 @@ internal sealed unsafe partial class KernelBroker : IDisposable
     {
         ref var head = ref Pool.Page(first);
         uint pages = head.PagesOrHead;
+        Account(head.Owner, -(int)pages, -1);
         Volatile.Write(ref head.Flags, (ushort)0);
         head.Owner = 0;
         head.Lender = 0;
@@ -348,6 +459,8 @@ internal sealed unsafe partial class KernelBroker : IDisposable
         ref var head = ref Pool.Page(first);
         head.Lender = lender;
         uint pages = head.PagesOrHead;
+        Account(head.Owner, -(int)pages, -1);
+        Account(to.OwnerTag, (int)pages, 1);
         for (uint p = first + 1; p < first + pages; p++) Pool.Page(p).Owner = to.OwnerTag;
         // One store: a receiver checking the handle sees the old holder or the new, never half.
         Volatile.Write(ref head.OwnerAndCount, OwnershipEntry.Pack(to.OwnerTag, (ushort)(head.TransferCount + 1)));
@@ -409,12 +522,19 @@ internal sealed unsafe partial class KernelBroker : IDisposable
 
     // ---- services and channels ------------------------------------------------
 
-    public KernelError RegisterService(ProcState proc, string name, out uint serviceId)
+    public KernelError RegisterService(ProcState proc, string name, out uint serviceId, out string? why)
     {
         serviceId = 0;
+        why = null;
         lock (_gate)
         {
             if (proc.Dead || proc.CutOff) return KernelError.CutOff;
+            if (!proc.IsServer && proc.Services >= _options.AppServices)
+            {
+                Count(BrokerCounter.QuotaServices);
+                why = $"this app has registered {proc.Services} services, its limit (--app-services {_options.AppServices})";
+                return KernelError.QuotaExceeded;
+            }
             int free = -1;
             for (int s = 0; s < _services.Length; s++)
             {
@@ -430,6 +550,7 @@ internal sealed unsafe partial class KernelBroker : IDisposable
             e.NameLength = bytes.Length;
             Volatile.Write(ref e.State, 1u);
             serviceId = (uint)free + 1;
+            proc.Services++;
             _log.LogInformation("{Name} {Id} registered service '{Service}'", proc.Name, proc.Id, name);
             return KernelError.None;
         }
@@ -453,12 +574,19 @@ internal sealed unsafe partial class KernelBroker : IDisposable
         return KernelError.UnknownService;
     }
 
-    public KernelError OpenChannel(ProcState proc, ProcessId server, uint serviceId, out uint channelId)
+    public KernelError OpenChannel(ProcState proc, ProcessId server, uint serviceId, out uint channelId, out string? why)
     {
         channelId = 0;
+        why = null;
         lock (_gate)
         {
             if (proc.Dead || proc.CutOff) return KernelError.CutOff;
+            if (!proc.IsServer && proc.OpenedChannels >= _options.AppChannels)
+            {
+                Count(BrokerCounter.QuotaChannels);
+                why = $"this app has {proc.OpenedChannels} channels open, its limit (--app-channels {_options.AppChannels}); close one first";
+                return KernelError.QuotaExceeded;
+            }
             var target = Live(server);
             if (target is null || target.CutOff) return KernelError.NotRegistered;
             if (target == proc) return KernelError.Malformed;
@@ -478,6 +606,7 @@ internal sealed unsafe partial class KernelBroker : IDisposable
             e.ServiceId = serviceId;
             Volatile.Write(ref e.State, (uint)ChannelState.Open);
             _chans[index] = new ChanState { Id = channelId, Client = proc.Id, Server = server };
+            proc.OpenedChannels++;
             SendDown(target, new RingMessage { Kind = MessageKind.ChannelOpened, Channel = channelId, Source = proc.Id.Value });
             return KernelError.None;
         }
@@ -491,6 +620,7 @@ internal sealed unsafe partial class KernelBroker : IDisposable
             if ((uint)index >= (uint)_chans.Length || _chans[index] is not { } ch || ch.Id != channelId) return KernelError.UnknownChannel;
             bool isClient = ch.Client == proc.Id, isServer = ch.Server == proc.Id;
             if (!isClient && !isServer) return KernelError.UnknownChannel;
+            if (isClient && !ch.ClientGone) proc.OpenedChannels--;
             if (isClient) ch.ClientGone = true; else ch.ServerGone = true;
             bool wasOpen = Pool.Channel(index).State == (uint)ChannelState.Open;
             Volatile.Write(ref Pool.Channel(index).State, (uint)ChannelState.Closed);
@@ -585,7 +715,11 @@ internal sealed unsafe partial class KernelBroker : IDisposable
     internal void ApplyFree(IcaHandle h, bool reclaimed) => FreeAt(h.FirstPage, reclaimed);
     internal void CutOff(ProcState p, string why) => CutOffLocked(p, why);
 
-    public void Dispose() => Pool.Dispose();
+    public void Dispose()
+    {
+        TablesReadOnly.Dispose();
+        Pool.Dispose();
+    }
 }
 
 /// <summary>A broker that cannot start, with a message for the user.</summary>

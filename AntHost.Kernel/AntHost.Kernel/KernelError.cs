@@ -35,6 +35,10 @@ public enum KernelError
     /// <summary>The request was refused by the receiving server (application-level error).</summary>
     Refused = 20,
     WrongMode = 21,
+    /// <summary>A per-process (or per-uid) limit of the broker was reached; the message names it.</summary>
+    QuotaExceeded = 22,
+    /// <summary>The process is neither root nor a member of the instance's group (or asked for what only root may).</summary>
+    PermissionDenied = 23,
 }
 
 /// <summary>An API misuse or a refused operation, with the reason as a <see cref="KernelError"/>.</summary>

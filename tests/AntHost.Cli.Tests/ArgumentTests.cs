@@ -16,6 +16,7 @@ public sealed class ArgumentTests(ITestOutputHelper output)
     [InlineData("--gateway 'x' is not an IPv4 address", "up", "--adapter", "nosuch0", "--address", "198.18.0.2/24", "--gateway", "x")]
     [InlineData("--spin-us takes 0..100000", "up", "--spin-us", "-5")]
     [InlineData("sandbox prefix", "up", "--prefix", "UPPER")]
+    [InlineData("--group: there is no group 'no-such-group'", "up", "--group", "no-such-group")]
     [InlineData("--pings takes 1..100000", "demo", "--pings", "0")]
     [InlineData("Unrecognized command or argument 'sideways'", "sideways")]
     [InlineData("Unrecognized command or argument '--nope'", "ps", "--nope")]

@@ -133,6 +133,7 @@ public sealed class BenchTests(ITestOutputHelper output)
             {
                 Assert.False(File.Exists($"/run/anthost/{instance}{suffix}/state.json"));
                 Assert.False(File.Exists($"/dev/shm/anthost-{instance}{suffix}.pool"));
+                Assert.False(File.Exists($"/dev/shm/anthost-{instance}{suffix}.tables"));
             }
             Assert.Empty(AntHost.Sandbox.SandboxNetwork.Namespaces(prefix));
         }

@@ -35,17 +35,24 @@ public static class Cli
 
     public static CliResult Run(ITestOutputHelper? output, params string[] args) => Run(output, null, args);
 
-    public static CliResult Run(ITestOutputHelper? output, IReadOnlyDictionary<string, string>? environment, params string[] args)
+    public static CliResult Run(ITestOutputHelper? output, IReadOnlyDictionary<string, string>? environment, params string[] args) =>
+        Exec(output, environment, [DotnetHost(), Dll, .. args], "anthost " + string.Join(' ', args));
+
+    /// <summary>Runs a .NET program (a dll) through <paramref name="wrapper"/> (e.g. setpriv, to run it as another user).</summary>
+    public static CliResult RunDllUnder(ITestOutputHelper? output, IReadOnlyList<string> wrapper, string dll, params string[] args) =>
+        Exec(output, new Dictionary<string, string> { ["HOME"] = "/tmp" }, [.. wrapper, DotnetHost(), dll, .. args],
+            $"{string.Join(' ', wrapper)} {Path.GetFileName(dll)} {string.Join(' ', args)}");
+
+    private static CliResult Exec(ITestOutputHelper? output, IReadOnlyDictionary<string, string>? environment, IReadOnlyList<string> command, string what)
     {
-        var psi = new ProcessStartInfo(DotnetHost())
+        var psi = new ProcessStartInfo(command[0])
         {
             RedirectStandardOutput = true,
             RedirectStandardError = true,
             RedirectStandardInput = true,
             UseShellExecute = false,
         };
-        psi.ArgumentList.Add(Dll);
-        foreach (var a in args) psi.ArgumentList.Add(a);
+        foreach (var a in command.Skip(1)) psi.ArgumentList.Add(a);
         foreach (var (k, v) in environment ?? new Dictionary<string, string>()) psi.Environment[k] = v;
         using var p = Process.Start(psi)!;
         var stdout = new StringBuilder();
@@ -58,12 +65,12 @@ public static class Cli
         {
             p.Kill(entireProcessTree: false);
             p.WaitForExit();
-            throw new TimeoutException($"anthost {string.Join(' ', args)} did not finish within {Patience}:\n{stdout}\n{stderr}");
+            throw new TimeoutException($"{what} did not finish within {Patience}:\n{stdout}\n{stderr}");
         }
         p.WaitForExit();
         CliResult r;
         lock (stdout) lock (stderr) r = new CliResult(p.ExitCode, stdout.ToString(), stderr.ToString());
-        output?.WriteLine($"$ anthost {string.Join(' ', args)}\n{r}");
+        output?.WriteLine($"$ {what}\n{r}");
         return r;
     }
 

@@ -24,9 +24,15 @@ public sealed partial class LifecycleTests(ITestOutputHelper output)
     public void Up_then_ps_then_down_leaves_nothing_behind()
     {
         using var t = new TestInstance(output);
-        var up = t.Up();
+        var up = t.Up("--group", "nogroup");
         Assert.True(up.ExitCode == 0, up.ToString());
         Assert.Contains($"instance '{t.Name}' is up", up.StandardOutput, StringComparison.Ordinal);
+        // Root and the group use the instance; the broker's tables are its own.
+        Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.GroupRead | UnixFileMode.GroupWrite, File.GetUnixFileMode(t.PoolPath));
+        Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(t.TablesPath));
+        Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute | UnixFileMode.GroupRead | UnixFileMode.GroupWrite | UnixFileMode.GroupExecute,
+            File.GetUnixFileMode(Path.GetDirectoryName(t.StatePath)!));
+        Assert.Contains("group nogroup", File.ReadAllText(Path.Combine(t.LogDirectory, "broker.log")), StringComparison.Ordinal);
         var recorded = t.RecordedProcesses();
         Assert.Equal(["broker", "inet", "nic", "peer"], recorded.Select(p => p.Name).ToArray());
         Assert.All(recorded, p => Assert.True(t.IsRunning(p.Pid), $"{p.Name} pid {p.Pid} is not running after up"));
@@ -52,7 +58,8 @@ public sealed partial class LifecycleTests(ITestOutputHelper output)
             // them are within what the table says is allocated.
             var poolProcs = root.GetProperty("pool").GetProperty("processes").EnumerateArray().ToList();
             int Pid(string name) => recorded.Single(p => p.Name == name).Pid;
-            Assert.Contains(poolProcs, p => p.GetProperty("name").GetString() == "inet" && p.GetProperty("pid").GetInt32() == Pid("inet") && p.GetProperty("state").GetString() == "alive");
+            Assert.Contains(poolProcs, p => p.GetProperty("name").GetString() == "inet" && p.GetProperty("pid").GetInt32() == Pid("inet") && p.GetProperty("state").GetString() == "alive"
+                && p.GetProperty("server").GetBoolean() && p.GetProperty("uid").GetUInt32() == 0);
             Assert.Contains(poolProcs, p => p.GetProperty("name").GetString()!.StartsWith("nic", StringComparison.Ordinal) && p.GetProperty("pid").GetInt32() == Pid("nic"));
             Assert.True(poolProcs.Sum(p => p.GetProperty("pages").GetInt32()) <= root.GetProperty("pool").GetProperty("allocatedPages").GetInt32());
             Assert.Contains(root.GetProperty("pool").GetProperty("channels").EnumerateArray(), c => c.GetProperty("service").GetString() == "inet");
@@ -61,6 +68,16 @@ public sealed partial class LifecycleTests(ITestOutputHelper output)
         var table = Cli.Run(output, "ps", "--instance", t.Name);
         Assert.Equal(0, table.ExitCode);
         Assert.Contains("alive", table.StandardOutput, StringComparison.Ordinal);
+
+        // An app of a member of the group works without root (uid 65534, gid nogroup); the same
+        // user outside the group is refused, saying why.
+        string echo = Binaries.FindSample("EchoClient");
+        var member = Cli.RunDllUnder(output, ["setpriv", "--reuid", "65534", "--regid", "nogroup", "--clear-groups"], echo, "--instance", t.Name, "--count", "2");
+        Assert.True(member.ExitCode == 0, member.ToString());
+        Assert.Contains("echoed intact", member.StandardOutput, StringComparison.Ordinal);
+        var outsider = Cli.RunDllUnder(output, ["setpriv", "--reuid", "65534", "--regid", "users", "--clear-groups"], echo, "--instance", t.Name, "--count", "2");
+        Assert.NotEqual(0, outsider.ExitCode);
+        Assert.Contains("only root and members of the instance's group may", outsider.All, StringComparison.Ordinal);
 
         var down = t.Down();
         Assert.True(down.ExitCode == 0, down.ToString());
@@ -125,6 +142,7 @@ public sealed partial class LifecycleTests(ITestOutputHelper output)
         var down = t.Down();
         Assert.True(down.ExitCode == 0, down.ToString());
         Assert.Contains("not running", down.StandardOutput, StringComparison.Ordinal);
+        Assert.DoesNotContain("joined by hand", down.StandardOutput, StringComparison.Ordinal);
         t.AssertNothingLeft();
     }
 

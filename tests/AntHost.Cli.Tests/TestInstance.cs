@@ -30,6 +30,7 @@ public sealed class TestInstance : IDisposable
     public string LogDirectory { get; }
     public string StatePath => $"/run/anthost/{Name}/state.json";
     public string PoolPath => $"/dev/shm/anthost-{Name}.pool";
+    public string TablesPath => $"/dev/shm/anthost-{Name}.tables";
     public string SocketPath => $"/run/anthost/{Name}.sock";
     public string[] Namespaces => [Prefix + "-host", Prefix + "-peer"];
 
@@ -87,6 +88,7 @@ public sealed class TestInstance : IDisposable
     {
         Assert.Empty(NamespacesLeft());
         Assert.False(File.Exists(PoolPath), $"{PoolPath} is left");
+        Assert.False(File.Exists(TablesPath), $"{TablesPath} is left");
         Assert.False(File.Exists(SocketPath), $"{SocketPath} is left");
         Assert.False(File.Exists(StatePath), $"{StatePath} is left");
         Assert.False(Directory.Exists($"/run/anthost/{Name}"), $"/run/anthost/{Name} is left");
@@ -122,7 +124,7 @@ public sealed class TestInstance : IDisposable
                 using var p = Process.Start("ip", ["netns", "del", ns]);
                 p.WaitForExit();
             }
-            foreach (var f in new[] { PoolPath, SocketPath, StatePath }) if (File.Exists(f)) File.Delete(f);
+            foreach (var f in new[] { PoolPath, TablesPath, SocketPath, StatePath }) if (File.Exists(f)) File.Delete(f);
             if (Directory.Exists($"/run/anthost/{Name}")) Directory.Delete($"/run/anthost/{Name}", recursive: true);
             if (Directory.Exists(LogDirectory))
             {

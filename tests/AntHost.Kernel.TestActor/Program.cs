@@ -26,6 +26,8 @@ try
         "busy-driver" => Roles.BusyDriver(a),
         "stale-replier" => Roles.StaleReplier(a),
         "keeper" => Roles.Keeper(a),
+        "outsider" => LocalUser.Outsider(a),
+        "member" => LocalUser.Member(a),
         _ => Fail($"unknown role '{a.Role}'"),
     };
 }

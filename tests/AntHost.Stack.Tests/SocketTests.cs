@@ -23,6 +23,27 @@ public sealed class SocketTests(ITestOutputHelper output)
     private const string Host = "198.18.0.2";
 
     [PcapFact]
+    public void One_app_cannot_take_every_socket_from_the_others()
+    {
+        using var stack = new RunningStack(output, "16M", ["--max-sockets-per-process", "8"], []);
+        using var greedy = new TestApp(stack.Instance);
+        using var other = new TestApp(stack.Instance);
+        var mine = new List<ulong>();
+        for (int i = 0; i < 8; i++) mine.Add(greedy.NewSocket(AbiSocketType.Datagram));
+        var refused = greedy.Socket(AbiSocketType.Stream);
+        Assert.Equal(SocketStatus.TooManySockets, refused.Status);
+        // Another app still gets its own.
+        ulong theirs = other.NewSocket(AbiSocketType.Stream);
+        Assert.Equal(1, stack.Stat(InetStat.SocketLimitRefusals));
+        // A socket closed is one the app may open again.
+        Assert.True(greedy.Close(mine[0]).Ok);
+        mine[0] = greedy.NewSocket(AbiSocketType.Datagram);
+        Assert.Equal(1, stack.Stat(InetStat.SocketLimitRefusals));
+        foreach (var s in mine) Assert.True(greedy.Close(s).Ok);
+        Assert.True(other.Close(theirs).Ok);
+    }
+
+    [PcapFact]
     public void An_app_connects_to_the_peer_kernel_sends_receives_and_closes()
     {
         using var stack = new RunningStack(output);

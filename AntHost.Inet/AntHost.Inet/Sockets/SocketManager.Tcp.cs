@@ -152,14 +152,13 @@ public sealed partial class SocketManager
             status = Map(err);
             return true;
         }
-        if (_open >= _maxSockets)
+        if (!RoomFor(l.Owner))
         {
             tcp.Abort(child, Now());
             status = SocketStatus.TooManySockets;
             return true;
         }
-        var e = NewEntry(m, AbiSocketType.Stream);
-        e.Owner = l.Owner;
+        var e = NewEntry(l.Owner, AbiSocketType.Stream);
         e.Tcp = child;
         _byTcpIndex[child.Index] = e;
         r.Socket = e.Handle;

@@ -35,6 +35,7 @@ using AntHost.Inet.Core.Tcp;
 using AntHost.Inet.Core.Time;
 using AntHost.Kernel;
 using AntHost.Kernel.Ipc;
+using AntHost.Kernel.Pool;
 using Microsoft.Extensions.Logging;
 
 namespace AntHost.Inet.Sockets;
@@ -62,14 +63,18 @@ public sealed partial class SocketManager
     private Interface? _iface;
     private TcpLayer? _tcp;
     private int _open;
+    // Sockets open per app (owner process id): the per-process limit under the global one.
+    private readonly Dictionary<uint, int> _openBy = new();
+    private readonly int _maxPerProcess;
 
     private sealed class AppState
     {
         public readonly List<Endpoint> Channels = new(2);
     }
 
-    public SocketManager(KernelConnection kernel, ProtocolManager protocol, int maxSockets, ILogger log)
+    public SocketManager(KernelConnection kernel, ProtocolManager protocol, int maxSockets, int maxPerProcess, ILogger log)
     {
+        _maxPerProcess = maxPerProcess;
         _kernel = kernel;
         _protocol = protocol;
         _pool = protocol.Pool;
@@ -165,7 +170,7 @@ public sealed partial class SocketManager
 
     private InetStatus OpenSocket(in Message m, SocketArgs a, SocketResult r)
     {
-        if (_open >= _maxSockets) return SocketStatus.TooManySockets;
+        if (!RoomFor(m.Source)) return SocketStatus.TooManySockets;
         SocketEntry e;
         switch ((AbiSocketType)a.Small)
         {
@@ -173,14 +178,14 @@ public sealed partial class SocketManager
                 {
                     var err = _tcp!.Open(out var ts);
                     if (err != TcpError.None) return Map(err);
-                    e = NewEntry(m, AbiSocketType.Stream);
+                    e = NewEntry(m.Source, AbiSocketType.Stream);
                     e.Tcp = ts;
                     _byTcpIndex[ts.Index] = e;
                     break;
                 }
             case AbiSocketType.Datagram:
                 {
-                    e = NewEntry(m, AbiSocketType.Datagram);
+                    e = NewEntry(m.Source, AbiSocketType.Datagram);
                     e.Udp = _iface!.Udp.Open();
                     _byUdp[e.Udp] = e;
                     break;
@@ -194,7 +199,7 @@ public sealed partial class SocketManager
         return InetStatus.Ok;
     }
 
-    private SocketEntry NewEntry(in Message m, AbiSocketType type)
+    private SocketEntry NewEntry(ProcessId owner, AbiSocketType type)
     {
         SocketEntry e;
         if (_free.TryPop(out int i)) e = _entries[i];
@@ -204,10 +209,30 @@ public sealed partial class SocketManager
             _entries.Add(e);
         }
         e.InUse = true;
-        e.Owner = m.Source;
+        e.Owner = owner;
         e.Type = type;
         _open++;
+        _openBy[owner.Value] = _openBy.GetValueOrDefault(owner.Value) + 1;
         return e;
+    }
+
+    /// <summary>True when <paramref name="owner"/> may open one more socket; else the refusal is counted.</summary>
+    private bool RoomFor(ProcessId owner)
+    {
+        if (_open < _maxSockets && _openBy.GetValueOrDefault(owner.Value) < _maxPerProcess) return true;
+        Count(InetStat.SocketLimitRefusals);
+        return false;
+    }
+
+    private void Forget(SocketEntry e)
+    {
+        uint owner = e.Owner.Value;
+        if (_openBy.TryGetValue(owner, out int n))
+        {
+            if (n <= 1) _openBy.Remove(owner);
+            else _openBy[owner] = n - 1;
+        }
+        _open--;
     }
 
     /// <summary>Frees the slot (the core's socket was closed or aborted by the caller); held requests must be gone.</summary>
@@ -225,9 +250,9 @@ public sealed partial class SocketManager
         if (e.Closing) _lingering.Remove(e);
         // A held poll naming this socket must see it gone (its entry now reads Error | Hangup).
         if (e.PollWaiters > 0) _pollDirty = true;
+        Forget(e);
         e.Reset();
         _free.Push(e.Index);
-        _open--;
     }
 
     /// <summary>
@@ -251,9 +276,9 @@ public sealed partial class SocketManager
                 if (e.Closing) Reply(e.Close, SocketStatus.NetworkDown);
                 e.Udp = null;
                 e.HasPeeked = false;
+                Forget(e);
                 e.Reset();
                 _free.Push(e.Index);
-                _open--;
             }
             _lingering.Clear();
             EndPings(SocketStatus.NetworkDown);

@@ -76,7 +76,7 @@ public sealed unsafe partial class KernelConnection
         if (e != KernelError.None)
             throw new KernelException(e, e == KernelError.OutOfPages
                 ? $"the pool has no {pages} contiguous free pages (pool of {Pool.DataPages} pages, {Pool.Counter(BrokerCounter.FreePages)} free)"
-                : $"allocation refused: {e}");
+                : Refusal(e, resp, len, $"allocation of {pages}-page ICAs refused"));
         var r = new FrameReader(resp.AsSpan(0, len));
         int n = (int)r.U32();
         if (n <= 0 || n > want) throw new KernelException(KernelError.Malformed, "malformed allocation reply");

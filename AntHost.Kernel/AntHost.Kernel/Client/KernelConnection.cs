@@ -111,6 +111,9 @@ public sealed unsafe partial class KernelConnection : IDisposable
             catch (SocketException e)
             {
                 socket?.Dispose();
+                if (e.SocketErrorCode == SocketError.AccessDenied)
+                    throw new KernelException(KernelError.PermissionDenied,
+                        $"may not use AntHost instance '{options.Instance}' ({sockPath}: permission denied): only root and members of the instance's group may");
                 if (sw.Elapsed > options.ConnectTimeout)
                     throw new KernelException(KernelError.BrokerUnavailable,
                         $"no AntHost kernel (broker) for instance '{options.Instance}' at {sockPath}: {e.SocketErrorCode}. Start it with `anthost-kernel --instance {options.Instance}`.");
@@ -119,11 +122,11 @@ public sealed unsafe partial class KernelConnection : IDisposable
         }
 
         IcaPool pool;
-        try { pool = IcaPool.Open(poolPath); }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        try { pool = AttachPool(socket, options.Instance, poolPath); }
+        catch (SocketException e)
         {
             socket.Dispose();
-            throw new KernelException(KernelError.PoolUnavailable, $"cannot map the pool {poolPath}: {e.Message}");
+            throw new KernelException(KernelError.BrokerUnavailable, $"the broker of instance '{options.Instance}' closed the connection: {e.SocketErrorCode}");
         }
         catch
         {
@@ -136,12 +139,12 @@ public sealed unsafe partial class KernelConnection : IDisposable
         {
             var w = new FrameWriter();
             w.Begin((int)ControlOp.Register, request: true);
-            w.U32(strict ? 1u : 0u).Str(options.ProcessName);
+            w.U32((uint)((strict ? RegisterFlags.Strict : 0) | (options.Server ? RegisterFlags.Server : 0))).Str(options.ProcessName);
             socket.Send(w.Finish());
             var buf = new byte[ControlProtocol.MaxFrame];
             int status = ReadResponse(socket, buf, out int len);
             if (status != 0)
-                throw new KernelException((KernelError)status, $"the broker refused to register '{options.ProcessName}': {(KernelError)status}");
+                throw new KernelException((KernelError)status, Refusal((KernelError)status, buf, len, $"the broker refused to register '{options.ProcessName}'"));
             var r = new FrameReader(buf.AsSpan(0, len));
             var id = new ProcessId(r.U32());
             return new KernelConnection(options, pool, socket, id, strict);
@@ -217,7 +220,7 @@ public sealed unsafe partial class KernelConnection : IDisposable
     {
         CheckName(name);
         var e = Control(ControlOp.RegisterService, w => w.Str(name), out var resp, out int len);
-        if (e != KernelError.None) throw new KernelException(e, $"cannot register service '{name}': {e}");
+        if (e != KernelError.None) throw new KernelException(e, Refusal(e, resp, len, $"cannot register service '{name}'"));
         return new FrameReader(resp.AsSpan(0, len)).U32();
     }
 
@@ -227,7 +230,7 @@ public sealed unsafe partial class KernelConnection : IDisposable
         CheckName(service);
         var e = Control(ControlOp.OpenChannel, w => w.Str(service), out var resp, out int len);
         if (e != KernelError.None)
-            throw new KernelException(e, e == KernelError.UnknownService ? $"no service named '{service}' is registered" : $"cannot open '{service}': {e}");
+            throw new KernelException(e, e == KernelError.UnknownService ? $"no service named '{service}' is registered" : Refusal(e, resp, len, $"cannot open '{service}'"));
         var r = new FrameReader(resp.AsSpan(0, len));
         uint channel = r.U32(); uint server = r.U32(); uint serviceId = r.U32();
         return AddEndpoint(channel, new ProcessId(server), serviceId, service, isOpener: true);

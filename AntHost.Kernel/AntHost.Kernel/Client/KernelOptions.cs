@@ -16,6 +16,13 @@ public sealed record KernelOptions
     /// </summary>
     public TimeSpan SpinBudget { get; init; } = TimeSpan.FromMicroseconds(20);
 
+    /// <summary>
+    /// Register as a server of the instance (the inet server, a NIC driver): the broker's
+    /// per-app limits do not apply to it and it may draw on the pages reserved for servers.
+    /// Only root may; anyone else is refused with <see cref="KernelError.PermissionDenied"/>.
+    /// </summary>
+    public bool Server { get; init; }
+
     /// <summary>Strict mode for this process; null takes the instance's setting.</summary>
     public bool? Strict { get; init; }
 

@@ -8,6 +8,8 @@
 //  - kill: liveness of a registered pid (second signal besides the socket) and
 //    ending a process the broker cuts off.
 //  - fcntl(FD_CLOEXEC): descriptors made here must not leak into children.
+//  - close: a descriptor received over a socket that nobody wanted.
+//  - mmap: tests show which mappings of the tables the kernel refuses.
 //  - poll, eventfd, pidfd_open: the broker watch sleeps in one poll(2) until the broker's
 //    socket hangs up or its process ends (no periodic check).
 //  - socket/bind/sendto/recv (AF_UNIX datagrams): the wake socket of a process that sleeps
@@ -48,6 +50,12 @@ internal static unsafe partial class Native
 
     [LibraryImport("libc", EntryPoint = "kill", SetLastError = true)]
     private static partial int Kill(int pid, int sig);
+
+    [LibraryImport("libc", EntryPoint = "mmap", SetLastError = true)]
+    private static partial void* Mmap(void* addr, nuint length, int prot, int flags, int fd, long offset);
+
+    [LibraryImport("libc", EntryPoint = "munmap", SetLastError = true)]
+    private static partial int Munmap(void* addr, nuint length);
 
     [LibraryImport("libc", EntryPoint = "getpid")]
     public static partial int GetPid();
@@ -200,4 +208,19 @@ internal static unsafe partial class Native
     public static bool ProcessExists(int pid) => pid > 0 && (Kill(pid, 0) == 0 || Marshal.GetLastPInvokeError() == 1 /* EPERM */);
 
     public static bool SendKill(int pid) => pid > 0 && Kill(pid, 9) == 0;
+
+    public static void CloseDescriptor(int fd) => Close(fd);
+
+    /// <summary>
+    /// Tries a shared mapping of <paramref name="fd"/> with <paramref name="prot"/> and unmaps it
+    /// again; returns 0 when the kernel allowed it, else the errno (tests show what a process
+    /// can and cannot map).
+    /// </summary>
+    public static int TryMapShared(int fd, long length, int prot)
+    {
+        void* p = Mmap(null, (nuint)length, prot, 1 /* MAP_SHARED */, fd, 0);
+        if (p == (void*)-1) return Marshal.GetLastPInvokeError();
+        Munmap(p, (nuint)length);
+        return 0;
+    }
 }

@@ -1,21 +1,27 @@
-// One process's mapping of the pool file. The broker maps the whole file
-// read-write. Every other process maps it as two views of the same file: META
-// read-only (so the ownership table can only be written by the broker: a stray
-// write faults) and RINGS+DATA read-write. Both views are MAP_SHARED; pointers
+// One process's mapping of an instance: the tables file (META: header, process,
+// service, channel and ownership tables) and the pool file (RINGS and DATA). The
+// broker maps both read-write. Every other process maps the pool file read-write
+// and the tables read-only, from a descriptor the broker handed it over its socket
+// opened O_RDONLY: the kernel refuses a writable shared mapping of such a
+// descriptor, and the file itself is the broker's (0600), so no process but the
+// broker can write the tables, by mistake or on purpose (a root process excepted:
+// root can do anything to any process). Both mappings are MAP_SHARED; pointers
 // into them are stable for the life of this object and never leave the process.
 using System.IO.MemoryMappedFiles;
 using System.Runtime.CompilerServices;
 using System.Text;
 using AntHost.Kernel.Interop;
+using Microsoft.Win32.SafeHandles;
 
 namespace AntHost.Kernel.Pool;
 
 /// <summary>A mapped ICA pool: typed access to the header, tables, rings, doorbells and data pages.</summary>
 public sealed unsafe class IcaPool : IDisposable
 {
-    private readonly MemoryMappedFile _file;
+    private readonly MemoryMappedFile _tablesFile;
+    private readonly MemoryMappedFile _poolFile;
     private readonly MemoryMappedViewAccessor _metaView;
-    private readonly MemoryMappedViewAccessor? _rwView;
+    private readonly MemoryMappedViewAccessor _rwView;
     private readonly byte* _meta;
     private readonly byte* _rw;
     private int _disposed;
@@ -24,8 +30,15 @@ public sealed unsafe class IcaPool : IDisposable
     public string Path { get; }
     public bool IsBrokerView { get; }
 
-    /// <summary>The pool file of an instance.</summary>
+    /// <summary>The pool file of an instance (rings and data pages; root and the instance's group).</summary>
     public static string PathFor(string instance) => $"/dev/shm/anthost-{instance}.pool";
+
+    /// <summary>The tables file of an instance (header, process, service, channel and ownership tables; the broker's alone).</summary>
+    public static string TablesPathFor(string instance) => $"/dev/shm/anthost-{instance}.tables";
+
+    /// <summary>The tables file beside a pool file.</summary>
+    public static string TablesPathOf(string poolPath) =>
+        poolPath.EndsWith(".pool", StringComparison.Ordinal) ? poolPath[..^".pool".Length] + ".tables" : poolPath + ".tables";
 
     /// <summary>
     /// The wake socket path of process slot <paramref name="slot"/> (see Doorbell): beside the
@@ -39,25 +52,18 @@ public sealed unsafe class IcaPool : IDisposable
         return $"{Protocol.ControlProtocol.SocketDirectory}/{stem}.wake.{slot}";
     }
 
-    private IcaPool(string path, MemoryMappedFile file, PoolLayout layout, bool broker)
+    private IcaPool(string path, MemoryMappedFile tables, MemoryMappedFile pool, PoolLayout layout, bool broker)
     {
         Path = path;
-        _file = file;
+        _tablesFile = tables;
+        _poolFile = pool;
         Layout = layout;
         IsBrokerView = broker;
-        if (broker)
-        {
-            _metaView = file.CreateViewAccessor(0, layout.FileSize, MemoryMappedFileAccess.ReadWrite);
-            _meta = Acquire(_metaView);
-            _rw = _meta + layout.RwOffset;
-        }
-        else
-        {
-            _metaView = file.CreateViewAccessor(0, layout.MetaSize, MemoryMappedFileAccess.Read);
-            _meta = Acquire(_metaView);
-            _rwView = file.CreateViewAccessor(layout.RwOffset, layout.FileSize - layout.RwOffset, MemoryMappedFileAccess.ReadWrite);
-            _rw = Acquire(_rwView);
-        }
+        var metaAccess = broker ? MemoryMappedFileAccess.ReadWrite : MemoryMappedFileAccess.Read;
+        _metaView = tables.CreateViewAccessor(0, layout.TablesFileSize, metaAccess);
+        _meta = Acquire(_metaView);
+        _rwView = pool.CreateViewAccessor(0, layout.FileSize, MemoryMappedFileAccess.ReadWrite);
+        _rw = Acquire(_rwView);
     }
 
     private static byte* Acquire(MemoryMappedViewAccessor view)
@@ -67,54 +73,99 @@ public sealed unsafe class IcaPool : IDisposable
         return p + view.PointerOffset;
     }
 
-    /// <summary>Creates (truncating) the pool file; broker only.</summary>
-    internal static IcaPool Create(string path, PoolLayout layout)
+    /// <summary>
+    /// Creates the tables file (0600) and the pool file (<paramref name="poolMode"/>); broker
+    /// only. Both must not exist.
+    /// </summary>
+    internal static IcaPool Create(string path, PoolLayout layout, UnixFileMode poolMode)
     {
-        using (var fs = new FileStream(path, FileMode.CreateNew, FileAccess.ReadWrite, FileShare.ReadWrite))
+        string tablesPath = TablesPathOf(path);
+        using (var fs = new FileStream(tablesPath, new FileStreamOptions
+        {
+            Mode = FileMode.CreateNew,
+            Access = FileAccess.ReadWrite,
+            Share = FileShare.ReadWrite,
+            UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite,
+        }))
+            fs.SetLength(layout.TablesFileSize);
+        using (var fs = new FileStream(path, new FileStreamOptions
+        {
+            Mode = FileMode.CreateNew,
+            Access = FileAccess.ReadWrite,
+            Share = FileShare.ReadWrite,
+            UnixCreateMode = poolMode,
+        }))
             fs.SetLength(layout.FileSize);
-        var mmf = MemoryMappedFile.CreateFromFile(path, FileMode.Open, null, 0, MemoryMappedFileAccess.ReadWrite);
-        var pool = new IcaPool(path, mmf, layout, broker: true);
-        Native.Populate(pool._meta, layout.FileSize, writable: true);
-        return pool;
+        // The umask may have taken bits off the mode asked for at creation.
+        File.SetUnixFileMode(path, poolMode);
+        var tables = MemoryMappedFile.CreateFromFile(tablesPath, FileMode.Open, null, 0, MemoryMappedFileAccess.ReadWrite);
+        var pool = MemoryMappedFile.CreateFromFile(path, FileMode.Open, null, 0, MemoryMappedFileAccess.ReadWrite);
+        var p = new IcaPool(path, tables, pool, layout, broker: true);
+        Native.Populate(p._meta, layout.TablesFileSize, writable: true);
+        Native.Populate(p._rw, layout.FileSize, writable: true);
+        return p;
     }
 
-    /// <summary>Maps an existing pool as an ordinary process (META read-only).</summary>
+    /// <summary>
+    /// Maps an existing pool as an observer or tool (tables read-only), opening the tables file
+    /// by its path: only root (or the broker's user) may. Registered processes get the tables
+    /// from the broker instead (<see cref="Open(string, SafeFileHandle)"/>).
+    /// </summary>
     public static IcaPool Open(string path)
     {
+        using var tables = File.OpenHandle(TablesPathOf(path), FileMode.Open, FileAccess.Read, FileShare.ReadWrite);
+        return Open(path, tables);
+    }
+
+    /// <summary>
+    /// Maps an existing pool as an ordinary process: the tables read-only from
+    /// <paramref name="tables"/> (a read-only descriptor; it may be closed afterwards), the
+    /// pool file read-write by its path.
+    /// </summary>
+    public static IcaPool Open(string path, SafeFileHandle tables)
+    {
+        ArgumentNullException.ThrowIfNull(tables);
         PoolLayout layout;
-        using (var fs = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite))
+        Span<byte> head = stackalloc byte[64];
+        if (RandomAccess.Read(tables, head, 0) < 64) throw new KernelException(KernelError.PoolUnavailable, $"the tables of {path} are too short");
+        fixed (byte* h = head)
         {
-            Span<byte> head = stackalloc byte[64];
-            if (fs.Read(head) < 64) throw new KernelException(KernelError.PoolUnavailable, $"pool file {path} is too short");
-            fixed (byte* h = head)
+            var hdr = (PoolHeader*)h;
+            if (hdr->Magic != PoolHeader.MagicValue || hdr->Version != PoolHeader.CurrentVersion)
+                throw new KernelException(KernelError.PoolUnavailable, $"{path} is not an AntHost pool of version {PoolHeader.CurrentVersion}");
+            if (Volatile.Read(ref hdr->Ready) != 1)
+                throw new KernelException(KernelError.PoolUnavailable, $"pool {path} is not ready (its broker is starting or died)");
+            layout = new PoolLayout
             {
-                var hdr = (PoolHeader*)h;
-                if (hdr->Magic != PoolHeader.MagicValue || hdr->Version != PoolHeader.CurrentVersion)
-                    throw new KernelException(KernelError.PoolUnavailable, $"{path} is not an AntHost pool of version {PoolHeader.CurrentVersion}");
-                if (Volatile.Read(ref hdr->Ready) != 1)
-                    throw new KernelException(KernelError.PoolUnavailable, $"pool {path} is not ready (its broker is starting or died)");
-                layout = new PoolLayout
-                {
-                    DataPages = hdr->DataPages,
-                    MaxProcesses = hdr->MaxProcesses,
-                    MaxServices = hdr->MaxServices,
-                    MaxChannels = hdr->MaxChannels,
-                    RingCapacity = hdr->RingCapacity,
-                };
-            }
-            if (fs.Length != layout.FileSize)
-                throw new KernelException(KernelError.PoolUnavailable, $"pool {path} has {fs.Length} bytes, its header says {layout.FileSize}");
+                DataPages = hdr->DataPages,
+                MaxProcesses = hdr->MaxProcesses,
+                MaxServices = hdr->MaxServices,
+                MaxChannels = hdr->MaxChannels,
+                RingCapacity = hdr->RingCapacity,
+            };
         }
-        var mmf = MemoryMappedFile.CreateFromFile(path, FileMode.Open, null, 0, MemoryMappedFileAccess.ReadWrite);
-        var pool = new IcaPool(path, mmf, layout, broker: false);
-        Native.Populate(pool._meta, layout.MetaSize, writable: false);
-        Native.Populate(pool._rw, layout.FileSize - layout.RwOffset, writable: true);
+        if (RandomAccess.GetLength(tables) != layout.TablesFileSize)
+            throw new KernelException(KernelError.PoolUnavailable, $"the tables of {path} have {RandomAccess.GetLength(tables)} bytes, their header says {layout.TablesFileSize}");
+        long poolLength = new FileInfo(path).Length;
+        if (poolLength != layout.FileSize)
+            throw new KernelException(KernelError.PoolUnavailable, $"pool {path} has {poolLength} bytes, its header says {layout.FileSize}");
+        var tablesMap = MemoryMappedFile.CreateFromFile(tables, null, 0, MemoryMappedFileAccess.Read, HandleInheritability.None, leaveOpen: true);
+        MemoryMappedFile poolMap;
+        try { poolMap = MemoryMappedFile.CreateFromFile(path, FileMode.Open, null, 0, MemoryMappedFileAccess.ReadWrite); }
+        catch
+        {
+            tablesMap.Dispose();
+            throw;
+        }
+        var pool = new IcaPool(path, tablesMap, poolMap, layout, broker: false);
+        Native.Populate(pool._meta, layout.TablesFileSize, writable: false);
+        Native.Populate(pool._rw, layout.FileSize, writable: true);
         return pool;
     }
 
     internal byte* MetaBase => _meta;
     internal byte* RwBase => _rw;
-    internal byte* DataBase => _rw + (Layout.DataOffset - Layout.RwOffset);
+    internal byte* DataBase => _rw + Layout.DataOffset;
 
     internal ref PoolHeader Header => ref Unsafe.AsRef<PoolHeader>(_meta);
 
@@ -156,16 +207,23 @@ public sealed unsafe class IcaPool : IDisposable
         fixed (byte* n = p.Name) return ReadName(n, p.NameLength, ProcessEntry.NameBytes);
     }
 
+    /// <summary>The OS pid the process table records for <paramref name="id"/> (0 when the slot holds another process or none).</summary>
+    public int ProcessPid(ProcessId id)
+    {
+        if (id.Slot < 0 || id.Slot >= Layout.MaxProcesses) return 0;
+        ref var p = ref Process(id.Slot);
+        int pid = Volatile.Read(ref p.Pid);
+        return Volatile.Read(ref p.ProcessId) == id.Value ? pid : 0;
+    }
+
     public void Dispose()
     {
         if (Interlocked.Exchange(ref _disposed, 1) != 0) return;
         _metaView.SafeMemoryMappedViewHandle.ReleasePointer();
         _metaView.Dispose();
-        if (_rwView is not null)
-        {
-            _rwView.SafeMemoryMappedViewHandle.ReleasePointer();
-            _rwView.Dispose();
-        }
-        _file.Dispose();
+        _rwView.SafeMemoryMappedViewHandle.ReleasePointer();
+        _rwView.Dispose();
+        _tablesFile.Dispose();
+        _poolFile.Dispose();
     }
 }

@@ -1,12 +1,16 @@
-// Where everything lives in the pool file. Every region is addressed by an
-// offset from the start of the file (never a pointer: each process maps the
-// file at its own address). Three regions, each page-aligned:
+// Where everything lives. An instance has two files, each addressed by offsets
+// from its own start (never a pointer: each process maps them at its own address):
 //
+//   tables file /dev/shm/anthost-NAME.tables (0600, the broker's; others get it
+//   only as a read-only descriptor over the broker's socket, so none can map it
+//   writable)
 //   +-------------------------------------------------------------+ 0
-//   | META (read-only in every process but the broker)            |
-//   |   header page | process table | service table |             |
+//   | META: header page | process table | service table |         |
 //   |   channel table | ownership table (16 B per data page)      |
-//   +-------------------------------------------------------------+ RwOffset
+//   +-------------------------------------------------------------+ MetaSize
+//
+//   pool file /dev/shm/anthost-NAME.pool (0660, root and the instance's group)
+//   +-------------------------------------------------------------+ 0 (RwOffset)
 //   | RINGS (read-write)                                          |
 //   |   doorbells (64 B per process + one for the broker)         |
 //   |   ring blocks: uplink+downlink per process slot,            |
@@ -14,9 +18,9 @@
 //   +-------------------------------------------------------------+ DataOffset
 //   | DATA (read-write; PROT_NONE where not owned in strict mode) |
 //   |   page 0 .. DataPages-1, the ICAs                           |
-//   +-------------------------------------------------------------+
+//   +-------------------------------------------------------------+ FileSize
 //
-// The broker computes the layout at start and writes it in the header; a
+// The broker computes the layout at start and writes it in the tables' header; a
 // process that maps the pool reads it from there, so the two always agree.
 namespace AntHost.Kernel.Pool;
 
@@ -45,7 +49,11 @@ public sealed record PoolLayout
     public long OwnershipOffset => Align(ChannelTableOffset + (long)MaxChannels * ChannelEntrySize, 64);
     public long MetaSize => Align(OwnershipOffset + (long)DataPages * OwnershipEntrySize, PageSize);
 
-    public long RwOffset => MetaSize;
+    /// <summary>Size of the tables file (META).</summary>
+    public long TablesFileSize => MetaSize;
+
+    /// <summary>RINGS start the pool file; META lives in the tables file.</summary>
+    public long RwOffset => 0;
     /// <summary>Doorbell of process slot i at DoorbellOffset + i*64; the broker's is slot MaxProcesses.</summary>
     public long DoorbellOffset => RwOffset;
     public long RingsOffset => DoorbellOffset + (long)(MaxProcesses + 1) * DoorbellSize;
@@ -55,6 +63,7 @@ public sealed record PoolLayout
     public long RwSize => Align(RingsOffset - RwOffset + (long)RingCount * RingBytes, PageSize);
 
     public long DataOffset => RwOffset + RwSize;
+    /// <summary>Size of the pool file (RINGS and DATA).</summary>
     public long FileSize => DataOffset + (long)DataPages * PageSize;
 
     public int UplinkRing(int slot) => 2 * slot;

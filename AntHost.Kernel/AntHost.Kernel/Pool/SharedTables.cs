@@ -1,8 +1,8 @@
-// The shared records of the META region. They are laid out explicitly (fixed
-// offsets, little-endian host order: every process runs on the same machine)
-// and only ever reached through a pointer into the mapping. The broker is their
-// only writer; in every other process the META view is mapped read-only, so a
-// stray write there faults.
+// The shared records of the META region (the tables file). They are laid out
+// explicitly (fixed offsets, little-endian host order: every process runs on the
+// same machine) and only ever reached through a pointer into the mapping. The
+// broker is their only writer: every other process maps them from a read-only
+// descriptor the broker hands it, so it cannot map them writable at all.
 using System.Runtime.InteropServices;
 
 namespace AntHost.Kernel.Pool;
@@ -35,6 +35,22 @@ public enum BrokerCounter
     UnknownServices,
     /// <summary>Pages of lent ICAs given back to their lender when the borrower died.</summary>
     LoansReturned,
+    /// <summary>Connections refused: their peer is neither root nor a member of the instance's group.</summary>
+    PermissionDenied,
+    /// <summary>Allocations refused at an app's page limit (--app-pages).</summary>
+    QuotaPages,
+    /// <summary>Allocations refused at an app's ICA limit (--app-icas).</summary>
+    QuotaIcas,
+    /// <summary>Allocations refused because only the servers' reserve was left (--server-reserve).</summary>
+    QuotaReserve,
+    /// <summary>Channels refused at an app's channel limit (--app-channels).</summary>
+    QuotaChannels,
+    /// <summary>Services refused at an app's service limit (--app-services).</summary>
+    QuotaServices,
+    /// <summary>Registrations refused at the per-uid limit (--registrations-per-uid).</summary>
+    QuotaRegistrations,
+    /// <summary>Connections to the broker's socket closed at once: their uid had --connections-per-uid open.</summary>
+    QuotaConnections,
     Count,
 }
 
@@ -42,7 +58,7 @@ public enum BrokerCounter
 internal struct PoolHeader
 {
     public const ulong MagicValue = 0x4C4F4F5048544E41; // "ANTHPOOL"
-    public const uint CurrentVersion = 2;
+    public const uint CurrentVersion = 3;
 
     [FieldOffset(0)] public ulong Magic;
     [FieldOffset(8)] public uint Version;
@@ -76,11 +92,16 @@ internal enum ProcessState : uint
 internal unsafe struct ProcessEntry
 {
     public const int NameBytes = 64;
+    public const uint FlagStrict = 1;
+    /// <summary>Registered as a server (root only): the broker's per-app limits do not apply.</summary>
+    public const uint FlagServer = 2;
     [FieldOffset(0)] public uint State;
     [FieldOffset(4)] public uint ProcessId;
     [FieldOffset(8)] public int Pid;
     [FieldOffset(12)] public uint Flags;
     [FieldOffset(16)] public int NameLength;
+    /// <summary>The registering process's uid (SO_PEERCRED).</summary>
+    [FieldOffset(20)] public uint Uid;
     [FieldOffset(32)] public fixed byte Name[NameBytes];
 }
 

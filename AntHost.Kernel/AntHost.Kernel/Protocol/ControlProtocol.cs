@@ -24,6 +24,21 @@ public enum ControlOp : ushort
     Commit = 7,
     CloseChannel = 8,
     Unregister = 9,
+    /// <summary>
+    /// Before registering: the broker answers with the tables file as a read-only descriptor
+    /// (SCM_RIGHTS), if the peer is root or a member of the instance's group.
+    /// </summary>
+    AttachTables = 10,
+}
+
+/// <summary>Flags of <see cref="ControlOp.Register"/>.</summary>
+[Flags]
+public enum RegisterFlags : uint
+{
+    None = 0,
+    Strict = 1,
+    /// <summary>A server of the instance (root only): no per-app limits, may use the servers' reserve.</summary>
+    Server = 2,
 }
 
 /// <summary>Socket paths and limits of the control protocol.</summary>

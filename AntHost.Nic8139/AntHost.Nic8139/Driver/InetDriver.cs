@@ -145,6 +145,7 @@ public sealed class InetDriver : IDeviceLoopWork
         {
             Instance = _options.Instance,
             ProcessName = "nic:" + _device.Adapter,
+            Server = true, // receive ICAs come from the servers' reserve, out of apps' reach
             SpinBudget = _options.SpinBudget,
             CachePerSize = 128,
             AllocationBatch = 32,

@@ -51,6 +51,7 @@ public sealed class BrokerOnly : IDisposable
         _output.WriteLine(Process.Log);
         Process.Dispose();
         try { File.Delete(IcaPool.PathFor(Instance)); } catch (IOException) { }
+        try { File.Delete(IcaPool.TablesPathFor(Instance)); } catch (IOException) { }
         try { File.Delete($"/run/anthost/{Instance}.sock"); } catch (IOException) { }
     }
 }

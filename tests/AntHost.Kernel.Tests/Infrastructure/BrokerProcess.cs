@@ -66,6 +66,17 @@ internal sealed class BrokerProcess : IDisposable
         return a;
     }
 
+    /// <summary>Starts a test actor through a wrapper that execs it (e.g. setpriv, to run it as another user).</summary>
+    public ChildProcess ActorUnder(IReadOnlyList<string> wrapper, string role, params string[] args)
+    {
+        var all = new List<string> { role, "--instance", Instance };
+        all.AddRange(args);
+        // An unprivileged user has no home to write in: the runtime needs none, but keep it off root's.
+        var a = ChildProcess.StartUnder(wrapper, "AntHost.Kernel.TestActor.dll", all, new Dictionary<string, string> { ["HOME"] = "/tmp", ["DOTNET_CLI_TELEMETRY_OPTOUT"] = "1" });
+        lock (_actors) _actors.Add(a);
+        return a;
+    }
+
     public ChildProcess ActorWithEnv(IDictionary<string, string> env, string role, params string[] args)
     {
         var all = new List<string> { role, "--instance", Instance };
@@ -76,8 +87,8 @@ internal sealed class BrokerProcess : IDisposable
     }
 
     /// <summary>Connects the test process itself as a registered process of this instance.</summary>
-    public KernelConnection Connect(string name, int spinUs = 20) =>
-        KernelConnection.Connect(new KernelOptions { Instance = Instance, ProcessName = name, SpinBudget = TimeSpan.FromMicroseconds(spinUs) });
+    public KernelConnection Connect(string name, int spinUs = 20, bool server = false) =>
+        KernelConnection.Connect(new KernelOptions { Instance = Instance, ProcessName = name, SpinBudget = TimeSpan.FromMicroseconds(spinUs), Server = server });
 
     /// <summary>Maps the pool read-only-table as an observer (not registered).</summary>
     public IcaPool OpenPool() => IcaPool.Open(PoolPath);
@@ -105,6 +116,7 @@ internal sealed class BrokerProcess : IDisposable
         }
         Process.Dispose();
         try { File.Delete(PoolPath); } catch (IOException) { }
+        try { File.Delete(IcaPool.TablesPathOf(PoolPath)); } catch (IOException) { }
         try { File.Delete(SocketPath); } catch (IOException) { }
     }
 }

@@ -26,16 +26,28 @@ internal sealed partial class ChildProcess : IDisposable
     public string Output { get { lock (_all) return _all.ToString(); } }
     public string Errors { get { lock (_stderr) return _stderr.ToString(); } }
 
-    public static ChildProcess Start(string dll, IEnumerable<string> args, IDictionary<string, string>? env = null)
+    public static ChildProcess Start(string dll, IEnumerable<string> args, IDictionary<string, string>? env = null) =>
+        StartUnder([], dll, args, env);
+
+    /// <summary>
+    /// As <see cref="Start"/>, run through <paramref name="wrapper"/> (a program and its arguments
+    /// that execs the rest, e.g. setpriv to run as another user; the pid stays the child's).
+    /// </summary>
+    public static ChildProcess StartUnder(IReadOnlyList<string> wrapper, string dll, IEnumerable<string> args, IDictionary<string, string>? env = null)
     {
         string path = Path.Combine(AppContext.BaseDirectory, dll);
-        var psi = new ProcessStartInfo(DotnetHost())
+        var psi = new ProcessStartInfo(wrapper.Count > 0 ? wrapper[0] : DotnetHost())
         {
             RedirectStandardOutput = true,
             RedirectStandardError = true,
             RedirectStandardInput = true,
             UseShellExecute = false,
         };
+        if (wrapper.Count > 0)
+        {
+            foreach (var w in wrapper.Skip(1)) psi.ArgumentList.Add(w);
+            psi.ArgumentList.Add(DotnetHost());
+        }
         psi.ArgumentList.Add(path);
         foreach (var a in args) psi.ArgumentList.Add(a);
         psi.Environment["DOTNET_TieredPGO"] = "0";

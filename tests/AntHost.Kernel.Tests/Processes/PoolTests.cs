@@ -70,7 +70,8 @@ public class PoolTests
     public void Pool_exhaustion_is_a_clear_error_not_a_crash()
     {
         using var b = BrokerProcess.Start();
-        using var k = b.Connect("greedy");
+        // A server: an app would meet its own limit first (QuotaTests).
+        using var k = b.Connect("greedy", server: true);
         var first = k.Allocate(1);
         // The whole pool cannot be had while one page is taken.
         var e = Assert.Throws<KernelException>(() => k.Allocate(k.Pool.DataPages));

@@ -27,14 +27,20 @@ public sealed class RunningStack : IDisposable
     private Endpoint? _inetChannel;
 
     private readonly string[] _driverArgs;
+    private readonly string[] _inetArgs = [];
 
     public RunningStack(ITestOutputHelper output) : this(output, "16M") { }
 
     /// <param name="poolSize">The kernel's pool (the broker's --pool-size): every ICA of every process comes from it.</param>
     /// <param name="driverArgs">More arguments for every NIC driver started.</param>
     public RunningStack(ITestOutputHelper output, string poolSize, params string[] driverArgs)
+        : this(output, poolSize, [], driverArgs) { }
+
+    /// <param name="inetArgs">More arguments for the inet server (its first start and restarts).</param>
+    public RunningStack(ITestOutputHelper output, string poolSize, string[] inetArgs, string[] driverArgs)
     {
         _driverArgs = driverArgs;
+        _inetArgs = inetArgs;
         _output = output;
         int n = Random.Shared.Next(10000, 100000);
         Instance = $"test-stack-{n}";
@@ -43,7 +49,7 @@ public sealed class RunningStack : IDisposable
             Sandbox = SandboxNetwork.Create(new SandboxOptions { Prefix = $"aht-s{n}", StartServers = false });
             Broker = Start("broker", Dll("anthost-kernel.dll"), ["--instance", Instance, "--pool-size", poolSize]);
             Broker.WaitFor("anthost-kernel ready");
-            Inet = Start("inet", Dll("anthost-inet.dll"), ["--instance", Instance, "--address", "198.18.0.2/24"]);
+            Inet = Start("inet", Dll("anthost-inet.dll"), ["--instance", Instance, "--address", "198.18.0.2/24", .. _inetArgs]);
             Inet.WaitFor("anthost-inet ready");
             Driver = StartDriver();
         }
@@ -64,7 +70,7 @@ public sealed class RunningStack : IDisposable
     public StackProcess RestartInet()
     {
         _inetChannel = null;
-        Inet = Start("inet", Dll("anthost-inet.dll"), ["--instance", Instance, "--address", "198.18.0.2/24"]);
+        Inet = Start("inet", Dll("anthost-inet.dll"), ["--instance", Instance, "--address", "198.18.0.2/24", .. _inetArgs]);
         Inet.WaitFor("anthost-inet ready");
         return Inet;
     }
@@ -230,6 +236,7 @@ public sealed class RunningStack : IDisposable
         }
         Sandbox?.Destroy();
         try { File.Delete(IcaPool.PathFor(Instance)); } catch (IOException) { }
+        try { File.Delete(IcaPool.TablesPathFor(Instance)); } catch (IOException) { }
         try { File.Delete($"/run/anthost/{Instance}.sock"); } catch (IOException) { }
     }
 }
