@@ -60,9 +60,16 @@ public sealed unsafe partial class KernelConnection
         return c;
     }
 
+    /// <summary>
+    /// ICAs of <paramref name="pages"/> pages the cache keeps: CachePerSize pages' worth, at
+    /// least one. Bounded in pages, not ICAs: an app that receives merged frames (several
+    /// pages each) frees them here, and 128 of them would hold a quarter of a small pool.
+    /// </summary>
+    private int CacheLimit(int pages) => Math.Max(1, _options.CachePerSize / pages);
+
     private void RefillLocked(int pages, Stack<IcaHandle> stack)
     {
-        int want = Math.Clamp(_options.AllocationBatch, 1, Math.Min(_options.CachePerSize, ControlProtocol.MaxBatch));
+        int want = Math.Clamp(_options.AllocationBatch, 1, Math.Min(CacheLimit(pages), ControlProtocol.MaxBatch));
         Span<IcaHandle> got = stackalloc IcaHandle[want];
         int n = AllocateBatch(pages, got);
         for (int i = n - 1; i >= 0; i--) stack.Push(got[i]);
@@ -97,7 +104,7 @@ public sealed unsafe partial class KernelConnection
             lock (_cacheLock)
             {
                 var stack = _cache[lease.Pages];
-                if (stack.Count < _options.CachePerSize)
+                if (stack.Count < CacheLimit(lease.Pages))
                 {
                     stack.Push(h);
                     return;

@@ -26,7 +26,10 @@ public sealed record KernelOptions
     /// <summary>Strict mode for this process; null takes the instance's setting.</summary>
     public bool? Strict { get; init; }
 
-    /// <summary>ICAs of one size kept in this process's cache (owned by it, not yet used).</summary>
+    /// <summary>
+    /// Pages' worth of ICAs of one size kept in this process's cache (owned by it, not yet
+    /// used): this many one-page ICAs, half as many two-page ones, and so on.
+    /// </summary>
     public int CachePerSize { get; init; } = 32;
 
     /// <summary>ICAs asked of the broker at once when the cache is empty.</summary>
