@@ -5,6 +5,7 @@
 using AntHost.Inet.Abi;
 using AntHost.Inet.Sockets;
 using AntHost.Kernel;
+using AntHost.Kernel.Ipc;
 using AntHost.Kernel.Pool;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
@@ -43,6 +44,7 @@ public sealed class InetServer(InetOptions options, ILogger<InetServer> log, IHo
     private void Run(RequestManager requests, ProtocolManager protocol, SocketManager sockets)
     {
         var k = _kernel!;
+        ServerThread.WaitForWakerToSleep();
         using var stop = CancellationTokenSource.CreateLinkedTokenSource(_stop.Token, k.BrokerGone);
         try
         {
