@@ -11,11 +11,13 @@
 // sandbox's tests). So both stacks share one wire, one peer kernel and one run.
 //
 // The RTT test runs in two tunings, each on a stack brought up for it:
-//   latency: inet and the driver spin SpinUs before they sleep, the app's library too, and
-//            the app sends the next request at once (the path stays hot);
+//   latency: inet and the driver spin SpinUs before they sleep, and the app sends the next
+//            request at once (the path stays hot); the app itself sleeps for its answers:
+//            two spinners on this kind of two-CPU machine, never more spinners than CPUs (a
+//            third took the CPU from the process holding the message: measured slower);
 //   frugal:  nobody spins (spin 0), and the app waits a millisecond between requests, so
 //            every process is asleep when the next one comes (the CPU is left idle).
-// The CPU each process used is read from /proc/PID/stat around each measurement.
+// The CPU and sleep/wake cycles of each thread are read from /proc around each measurement.
 using System.Diagnostics;
 using System.Globalization;
 using System.Net;
@@ -64,7 +66,7 @@ internal static class BenchRun
         var sw = Stopwatch.StartNew();
         var tunings = new List<TuningInfo>
         {
-            new("latency", $"inet, the NIC driver and the app's library spin {o.LatencySpinUs} us (yielding) before they sleep; the next request follows at once; the broker, off the direct transfer path, sleeps (its journal commits are not on the request's way)", o.LatencySpinUs, 0),
+            new("latency", $"inet and the NIC driver spin {o.LatencySpinUs} us (yielding) before they sleep, the app sleeps for its answers (two spinners, never more than the machine's CPUs); the next request follows at once; the broker, off the direct transfer path, sleeps (its journal commits are not on the request's way)", o.LatencySpinUs, 0),
             new("frugal", "nobody spins (spin 0): every process sleeps on its futex as soon as it has nothing to do, and the app waits 1 ms between requests so all are asleep when the next comes", 0, 1000),
         };
         if (o.Peer is not null)
@@ -72,7 +74,7 @@ internal static class BenchRun
             // A running instance has the spin budget it was brought up with: one tuning, named by it.
             int spin = InstanceState.Load(o.Instance)?.SpinUs ?? 0;
             tunings = spin > 0
-                ? [new("latency", $"the running instance's inet and NIC driver spin {spin} us (its `up --spin-us`), the app's library too; the next request follows at once", spin, 0)]
+                ? [new("latency", $"the running instance's inet and NIC driver spin {spin} us (its `up --spin-us`), the app sleeps for its answers; the next request follows at once", spin, 0)]
                 : [tunings[1]];
         }
         if (o.Cpus is not null) Instance.PinThisProcess(o.Cpus);
@@ -255,7 +257,7 @@ internal static class BenchRun
             var running = InstanceState.Load(o.Instance);
             var procs = new List<WatchedProcess> { app };
             if (running is not null) procs.AddRange(running.Processes.Where(ServerProcess.IsAlive).Select(p => new WatchedProcess(p.Name, p.Pid)));
-            var anthost = running is null ? null : AntHostStack.TryCreate(o.Instance, tuning.SpinUs, report.Notes);
+            var anthost = running is null ? null : AntHostStack.TryCreate(o.Instance, 0, report.Notes);
             if (running is null) NoteOnce(report, $"AntHost side not measured: instance '{o.Instance}' is not up (run `anthost up --instance {o.Instance} --adapter IF --address A.B.C.D/N` first)");
             try { work(new KernelStack(o.BaselineNetns, null, NamespaceThread.Run), anthost, o.Peer, procs); }
             finally { (anthost as IDisposable)?.Dispose(); }
@@ -279,7 +281,8 @@ internal static class BenchRun
             var processes = new List<WatchedProcess> { app };
             processes.AddRange(state.Processes.Select(p => new WatchedProcess(p.Name, p.Pid)));
             var kernel = new KernelStack(state.Namespaces[0], IPAddress.Parse(HostKernelAddress.Split('/')[0]), NamespaceThread.Run);
-            ah = AntHostStack.TryCreate(instance, tuning.SpinUs, report.Notes);
+            // The app never spins: inet and the driver are the two spinners the two CPUs allow.
+            ah = AntHostStack.TryCreate(instance, 0, report.Notes);
             work(kernel, ah, IPAddress.Parse(state.PeerAddress!.Split('/')[0]), processes);
         }
         finally

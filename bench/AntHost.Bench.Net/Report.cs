@@ -220,13 +220,13 @@ public static class Targets
         var ca = r.Cpu.FirstOrDefault(c => c.Tuning == tuning && c.Stack == "AntHost" && c.PaperSizes);
         var ck = r.Cpu.FirstOrDefault(c => c.Tuning == tuning && c.Stack == "host kernel" && c.PaperSizes);
         if (ca is not null && ck is not null)
-            why.Add(string.Create(Ci, $"CPU per round trip {ca.MicrosecondsPerRound:F0} us against the kernel's {ck.MicrosecondsPerRound:F0} us (four processes, each woken in turn, against two system calls)"));
+            why.Add(string.Create(Ci, $"CPU per round trip {ca.MicrosecondsPerRound:F0} us against the kernel's {ck.MicrosecondsPerRound:F0} us (AntHost's processes each woken in turn, against two system calls)"));
         var t = r.Tunings.FirstOrDefault(x => x.Name == tuning);
         if (tuning == "latency" && t is not null && t.SpinUs > 0)
         {
             double lat = Median(r, "latency"), fru = Median(r, "frugal");
             if (lat > 0 && fru > 0 && lat > fru)
-                why.Add(string.Create(Ci, $"spinning made AntHost slower here ({lat:F0} us against {fru:F0} us sleeping, median over 256-1024 B): the app, inet and the NIC driver spinning at once outnumber the machine's {r.Machine.Cores} CPUs and take them from the process that holds the message"));
+                why.Add(string.Create(Ci, $"spinning made AntHost slower here ({lat:F0} us against {fru:F0} us sleeping, median over 256-1024 B): the spinning servers take the CPUs from the process that holds the message ({r.Machine.Cores} CPUs)"));
         }
         why.Add(LargestStages(r, 256));
         return string.Join("; ", why);
