@@ -312,11 +312,13 @@ public sealed partial class InetStack
 
     private void Complete(in Message m)
     {
-        if (TrySettlePosted(m)) return;
-        PendingOp? op;
+        PendingOp? op = null;
+        bool posted;
         lock (_opsLock)
         {
-            if (!_ops.Remove(m.RequestId, out op))
+            // A posted send's answer (its id registered under this lock, see PostSend).
+            posted = IsPosted(m.RequestId);
+            if (!posted && !_ops.Remove(m.RequestId, out op))
             {
                 if (Volatile.Read(ref _gone) != 0 || _disposed != 0) op = null;
                 else
@@ -325,6 +327,11 @@ public sealed partial class InetStack
                     return;
                 }
             }
+        }
+        if (posted)
+        {
+            TrySettlePosted(m);
+            return;
         }
         if (op is null || op.Discard)
         {

@@ -1,4 +1,4 @@
-// Posted sends: a blocking send of one call's worth on a stream socket does not wait for
+// Posted sends: a blocking send of at most one segment on a stream socket does not wait for
 // its answer. The data is copied into the send's ICAs, the request is posted and the call
 // returns, as a kernel's send() returns once the bytes are in the socket buffer. The answer
 // (from the NIC driver by direct return, or from inet) comes back quietly (MessageFlags
@@ -36,34 +36,80 @@ public sealed partial class InetStack
             MarkGone();
             throw Gone();
         }
+        // A slot is taken first (its id still 0) and the request posted outside the lock: a post
+        // may wait for room on the ring, and whoever settles answers (the dispatcher) must not
+        // wait behind it.
         lock (_postedLock)
         {
-            // Registered under the lock that settling takes, so an answer that overtakes the
-            // registration waits for it.
             if (_postedCount == MaxPosted)
             {
                 FreeUnsent(control, data);
                 throw InetErrors.Local(System.Net.Sockets.SocketError.NoBufferSpaceAvailable, $"more than {MaxPosted} sends of this process are unanswered");
             }
-            uint id;
-            try
-            {
-                id = _kernel.Post(_inet, control, (ushort)InetOp.Send, data, traceStage);
-            }
-            catch (KernelException e) when (e.Error is KernelError.PeerDied or KernelError.CutOff or KernelError.BrokerUnavailable)
+            _postedIds[_postedCount] = 0;
+            _postedSockets[_postedCount] = socket;
+            _postedCount++;
+            socket.PostedOutstanding++;
+        }
+        uint id;
+        try
+        {
+            id = _kernel.Post(_inet, control, (ushort)InetOp.Send, data, traceStage);
+        }
+        catch (KernelException e)
+        {
+            SetPostedId(socket, 0, remove: true);
+            if (e.Error is KernelError.PeerDied or KernelError.CutOff or KernelError.BrokerUnavailable)
             {
                 MarkGone();
                 throw Gone();
             }
-            catch (KernelException e)
+            throw InetErrors.Local(e.Error == KernelError.RingFull ? System.Net.Sockets.SocketError.NoBufferSpaceAvailable : System.Net.Sockets.SocketError.SocketError,
+                $"Send could not be sent to the inet server: {e.Message}");
+        }
+        // An answer that overtook the id's registration was parked with the async calls' early
+        // ones; both are looked at under the lock Complete holds while it decides.
+        Message early;
+        bool overtaken;
+        lock (_opsLock)
+        {
+            SetPostedId(socket, id, remove: false);
+            overtaken = _early.Remove(id, out early);
+        }
+        if (overtaken) TrySettlePosted(early);
+    }
+
+    /// <summary>Gives the slot <paramref name="socket"/> took (id still 0) its request id, or frees it.</summary>
+    private void SetPostedId(InetSocket socket, uint id, bool remove)
+    {
+        lock (_postedLock)
+        {
+            for (int i = 0; i < _postedCount; i++)
             {
-                throw InetErrors.Local(e.Error == KernelError.RingFull ? System.Net.Sockets.SocketError.NoBufferSpaceAvailable : System.Net.Sockets.SocketError.SocketError,
-                    $"Send could not be sent to the inet server: {e.Message}");
+                if (_postedIds[i] != 0 || _postedSockets[i] != socket) continue;
+                if (!remove)
+                {
+                    _postedIds[i] = id;
+                    return;
+                }
+                _postedCount--;
+                _postedIds[i] = _postedIds[_postedCount];
+                _postedSockets[i] = _postedSockets[_postedCount];
+                _postedSockets[_postedCount] = null;
+                socket.PostedOutstanding--;
+                return;
             }
-            _postedIds[_postedCount] = id;
-            _postedSockets[_postedCount] = socket;
-            _postedCount++;
-            socket.PostedOutstanding++;
+        }
+    }
+
+    /// <summary>True when <paramref name="requestId"/> is a posted send's, not answered yet.</summary>
+    private bool IsPosted(uint requestId)
+    {
+        lock (_postedLock)
+        {
+            for (int i = 0; i < _postedCount; i++)
+                if (_postedIds[i] == requestId) return true;
+            return false;
         }
     }
 
