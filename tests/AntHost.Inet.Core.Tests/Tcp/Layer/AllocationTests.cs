@@ -8,8 +8,8 @@ using AntHost.Inet.Core.Wire;
 namespace AntHost.Inet.Core.Tests.Tcp.Layer;
 
 /// <summary>
-/// The established data path allocates nothing per segment (STYLE.md: no allocation per
-/// packet on the hot path). Counted on this thread with
+/// The established data path allocates nothing per segment (no allocation per packet on
+/// the hot path). Counted on this thread with
 /// <see cref="GC.GetAllocatedBytesForCurrentThread"/> after a warm-up, so queues and pools
 /// have reached their size; the count does not depend on the machine's speed.
 /// </summary>
@@ -48,16 +48,13 @@ public class AllocationTests
         }
     }
 
-    [Theory]
-    [InlineData(256, false)]
-    [InlineData(1448, false)]
-    [InlineData(1448, true)]
-    public void Established_send_receive_and_ack_allocate_nothing_per_segment(int size, bool zeroCopy)
+    /// <summary>Two TCP layers over <see cref="Wire"/>s, one connection established between them (no delay on A's side).</summary>
+    private static (HeapBufferPool Pool, Wire Wa, Wire Wb, TcpLayer Ta, TcpLayer Tb, TcpSocket Ca, TcpSocket Cb, Instant Now) Connected(int dropEvery)
     {
         var a = new Ipv4Address(198, 18, 3, 1);
         var b = new Ipv4Address(198, 18, 3, 2);
         var pool = new HeapBufferPool();
-        var wa = new Wire(a);
+        var wa = new Wire(a, dropEvery);
         var wb = new Wire(b);
         var ta = new TcpLayer(wa, pool, new SeededRandom(1), new TcpConfig());
         var tb = new TcpLayer(wb, pool, new SeededRandom(2), new TcpConfig());
@@ -74,6 +71,16 @@ public class AllocationTests
         }
         Assert.Equal(TcpError.None, tb.Accept(l, out var cb));
         ta.SetOption(ca, TcpOption.NoDelay, 1, now);
+        return (pool, wa, wb, ta, tb, ca, cb, now);
+    }
+
+    [Theory]
+    [InlineData(256, false)]
+    [InlineData(1448, false)]
+    [InlineData(1448, true)]
+    public void Established_send_receive_and_ack_allocate_nothing_per_segment(int size, bool zeroCopy)
+    {
+        var (pool, wa, wb, ta, tb, ca, cb, now) = Connected(dropEvery: 0);
         var payload = new byte[size];
 
         void Round()
@@ -110,26 +117,7 @@ public class AllocationTests
     {
         // One data segment in 50 is lost: RACK marks it (or its tail probe fires), PRR paces
         // the recovery, the retransmission fills the hole, all inside the measured rounds.
-        var a = new Ipv4Address(198, 18, 3, 1);
-        var b = new Ipv4Address(198, 18, 3, 2);
-        var pool = new HeapBufferPool();
-        var wa = new Wire(a, dropEvery: 50);
-        var wb = new Wire(b);
-        var ta = new TcpLayer(wa, pool, new SeededRandom(1), new TcpConfig());
-        var tb = new TcpLayer(wb, pool, new SeededRandom(2), new TcpConfig());
-        var now = Instant.FromMilliseconds(1);
-        tb.Open(out var l);
-        tb.Bind(l, new TcpEndPoint(b, 7));
-        tb.Listen(l, 1);
-        ta.Open(out var ca);
-        ta.Connect(ca, new TcpEndPoint(b, 7), now);
-        for (int i = 0; i < 4; i++)
-        {
-            wa.DeliverTo(tb, pool, now);
-            wb.DeliverTo(ta, pool, now);
-        }
-        Assert.Equal(TcpError.None, tb.Accept(l, out var cb));
-        ta.SetOption(ca, TcpOption.NoDelay, 1, now);
+        var (pool, wa, wb, ta, tb, ca, cb, now) = Connected(dropEvery: 50);
         var payload = new byte[1448];
 
         void Round()
