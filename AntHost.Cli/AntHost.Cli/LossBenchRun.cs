@@ -203,24 +203,5 @@ internal static class LossBenchRun
     }
 
     /// <summary>Packets the loss rules dropped so far (into the peer, out of it).</summary>
-    private static (long In, long Out) Dropped(string peerNs)
-    {
-        var r = CommandRunner.RunIn(peerNs, "nft", ["-j", "list", "table", "netdev", Table]);
-        if (!r.Succeeded) return (0, 0);
-        long input = 0, output = 0;
-        using var doc = JsonDocument.Parse(r.StandardOutput);
-        foreach (var item in doc.RootElement.GetProperty("nftables").EnumerateArray())
-        {
-            if (!item.TryGetProperty("rule", out var rule)) continue;
-            string chain = rule.GetProperty("chain").GetString() ?? "";
-            foreach (var e in rule.GetProperty("expr").EnumerateArray())
-            {
-                if (!e.TryGetProperty("counter", out var counter)) continue;
-                long packets = counter.GetProperty("packets").GetInt64();
-                if (chain == "in") input += packets;
-                else output += packets;
-            }
-        }
-        return (input, output);
-    }
+    private static (long In, long Out) Dropped(string peerNs) => SandboxNetwork.NftCounted(peerNs, "netdev", Table, "in");
 }

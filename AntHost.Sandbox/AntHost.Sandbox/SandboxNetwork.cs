@@ -191,9 +191,16 @@ public sealed class SandboxNetwork : IDisposable
     }
 
     /// <summary>How many packets the loss rules dropped so far (input, output).</summary>
-    public (long In, long Out) LossDropped()
+    public (long In, long Out) LossDropped() => NftCounted(PeerNamespace, "inet", LossTable, "input");
+
+    /// <summary>
+    /// The packets the counters of an nftables table in <paramref name="ns"/> counted so far:
+    /// those in the chain named <paramref name="inChain"/>, and those in every other chain
+    /// ((0, 0) when the table is not there).
+    /// </summary>
+    public static (long In, long Out) NftCounted(string ns, string family, string table, string inChain)
     {
-        var r = CommandRunner.RunIn(PeerNamespace, "nft", ["-j", "list", "table", "inet", LossTable]);
+        var r = CommandRunner.RunIn(ns, "nft", ["-j", "list", "table", family, table]);
         if (!r.Succeeded) return (0, 0);
         long input = 0, output = 0;
         using var doc = JsonDocument.Parse(r.StandardOutput);
@@ -205,7 +212,7 @@ public sealed class SandboxNetwork : IDisposable
                 if (expr.TryGetProperty("counter", out var c))
                 {
                     long n = c.GetProperty("packets").GetInt64();
-                    if (chain == "input") input += n; else output += n;
+                    if (chain == inChain) input += n; else output += n;
                 }
         }
         return (input, output);
