@@ -122,10 +122,11 @@ public sealed class DeviceKernelPeerTests(SandboxFixture fixture) : IClassFixtur
         device.Start(log.Add);
         // Sent once, duplicated and delayed by the injector: the receive loop releases it at its deadline.
         device.Transmit(TestFrames.Numbered(peer.Mac, device.Mac, 1));
-        atPeer.WaitFor(f => TestFrames.NumberOf(f) == 1, "the delayed frame at the peer");
+        atPeer.WaitForCount(f => TestFrames.NumberOf(f) == 1, 2, "the delayed frame and its duplicate at the peer");
         peer.Transmit(TestFrames.Numbered(device.Mac, peer.Mac, 2));
         peer.Transmit(TestFrames.Numbered(device.Mac, peer.Mac, 3));
         log.WaitFor(f => TestFrames.NumberOf(f) == 3, "the marker");
+        log.WaitForCount(f => TestFrames.NumberOf(f) == 2, 2, "frame 2 and its duplicate");
         var tx = device.TransmitFaultStatistics;
         device.Stop();
         peer.Stop();

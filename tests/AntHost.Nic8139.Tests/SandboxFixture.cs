@@ -88,6 +88,21 @@ public sealed class FrameLog
     {
         lock (_frames) return _frames.Count(match);
     }
+
+    /// <summary>Waits until <paramref name="count"/> frames match (a receive loop under load may take a while to drain them).</summary>
+    public void WaitForCount(Func<byte[], bool> match, int count, string what)
+    {
+        var deadline = DateTime.UtcNow + Patience;
+        lock (_frames)
+        {
+            while (_frames.Count(match) < count)
+            {
+                var left = deadline - DateTime.UtcNow;
+                if (left <= TimeSpan.Zero) throw new Xunit.Sdk.XunitException($"{_frames.Count(match)} of {count} frames that are {what} arrived");
+                Monitor.Wait(_frames, left);
+            }
+        }
+    }
 }
 
 /// <summary>Frames built and checked with PacketDotNet, an oracle independent of AntHost's own wire code.</summary>
