@@ -90,7 +90,12 @@ public sealed class BenchTests(ITestOutputHelper output)
             var small = send.Where(x => x.GetProperty("stack").GetString() == "AntHost" && x.GetProperty("payloadBytes").GetInt32() <= 1024)
                 .Select(x => x.GetProperty("stages").EnumerateArray().Select(y => y.GetProperty("to").GetString()).ToList()).ToList();
             foreach (var stages in small)
-                foreach (var stage in new[] { "AppRequest", "InetReceived", "InetSocket", "InetIp", "InetEthernet", "InetTransport", "AppReturned" }) Assert.Contains(stage, stages);
+                foreach (var stage in new[] { "AppRequest", "InetReceived", "InetSocket", "InetTransport", "AppReturned" }) Assert.Contains(stage, stages);
+            // The core's IP and Ethernet stamps come when the segment leaves within the call, and
+            // the driver's on the direct-return path: required of some small size's common path,
+            // not of every size's (on a loaded machine a size's sends may mostly wait for the
+            // peer's ACK, and inet answers them itself).
+            Assert.Contains(small, stages => new[] { "InetIp", "InetEthernet" }.All(stages.Contains));
             Assert.Contains(small, stages => new[] { "InetTransmit", "NicReceived", "NicTransmitted", "NicReturn" }.All(stages.Contains));
 
             var tp = root.GetProperty("throughput").EnumerateArray().ToList();
