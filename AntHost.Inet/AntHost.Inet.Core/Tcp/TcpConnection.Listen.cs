@@ -7,10 +7,10 @@ namespace AntHost.Inet.Core.Tcp;
 /// <summary>
 /// A listener (RFC 9293 3.10.7.2, LISTEN) and its two queues: the SYN queue of children in
 /// SYN-RECEIVED and the accept queue of children that reached ESTABLISHED and wait for the
-/// app. Each is bounded by the backlog; a SYN that finds the SYN queue full is dropped
-/// (the peer retransmits it), an ACK that completes a handshake while the accept queue is
-/// full is dropped (the SYN-ACK is retransmitted, as Linux does). SYN cookies are not
-/// implemented.
+/// app. Each is bounded by the backlog; a SYN that finds the SYN queue full is answered
+/// with a SYN cookie and nothing kept (<c>.SynCookies.cs</c>; dropped when cookies are off),
+/// an ACK that completes a handshake while the accept queue is full is dropped (the SYN-ACK
+/// is retransmitted, as Linux does).
 /// </summary>
 internal sealed partial class TcpConnection
 {
@@ -78,20 +78,7 @@ internal sealed partial class TcpConnection
         // other control or text should be queued for processing later. ISS should be selected
         // and a SYN segment sent of the form: <SEQ=ISS><ACK=RCV.NXT><CTL=SYN,ACK>. SND.NXT is set
         // to ISS+1 and SND.UNA to ISS. The connection state should be changed to SYN-RECEIVED."
-        var child = new TcpConnection(_layer)
-        {
-            Local = new TcpEndPoint(local, Local.Port),
-            Remote = new TcpEndPoint(remote, seg.SourcePort),
-            NoDelay = NoDelay,
-            KeepAlive = KeepAlive,
-            ReuseAddress = ReuseAddress,
-        };
-        child.InheritFrom(this);
-        child._listener = this;
-        if (!_layer.AddConnection(child)) return;
-        _layer.AddBoundChild(child);
-        _synQueue.Add(child);
-        _layer.Counters.PassiveOpens++;
+        if (AddChild(local, remote, seg.SourcePort) is not { } child) return;
         child.StartPassiveOpen(in seg, now);
         _layer.Schedule(child);
     }
@@ -160,5 +147,29 @@ internal sealed partial class TcpConnection
         State = TcpState.Closed;
         _layer.Remove(this);
         _layer.Forget(this);
+    }
+
+    /// <summary>
+    /// A connection made by this listener for a peer (from its SYN, or from a valid cookie),
+    /// taking the listener's options, known to the layer and queued as half-open; null when
+    /// the layer has no room for it.
+    /// </summary>
+    private TcpConnection? AddChild(Ipv4Address local, Ipv4Address remote, ushort remotePort)
+    {
+        var child = new TcpConnection(_layer)
+        {
+            Local = new TcpEndPoint(local, Local.Port),
+            Remote = new TcpEndPoint(remote, remotePort),
+            NoDelay = NoDelay,
+            KeepAlive = KeepAlive,
+            ReuseAddress = ReuseAddress,
+        };
+        child.InheritFrom(this);
+        child._listener = this;
+        if (!_layer.AddConnection(child)) return null;
+        _layer.AddBoundChild(child);
+        _synQueue!.Add(child);
+        _layer.Counters.PassiveOpens++;
+        return child;
     }
 }

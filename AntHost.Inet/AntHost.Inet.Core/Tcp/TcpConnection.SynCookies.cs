@@ -98,24 +98,11 @@ internal sealed partial class TcpConnection
         }
         var syn = new Segment(ack.SourcePort, ack.DestinationPort, peerIsn, default, TcpFlags.Syn, ack.Window, 0, in synOptions);
 
-        var child = new TcpConnection(_layer)
-        {
-            Local = new TcpEndPoint(local, Local.Port),
-            Remote = new TcpEndPoint(remote, ack.SourcePort),
-            NoDelay = NoDelay,
-            KeepAlive = KeepAlive,
-            ReuseAddress = ReuseAddress,
-        };
-        child.InheritFrom(this);
-        child._listener = this;
-        if (!_layer.AddConnection(child))
+        if (AddChild(local, remote, ack.SourcePort) is not { } child)
         {
             payload.Release();
             return null;
         }
-        _layer.AddBoundChild(child);
-        _synQueue!.Add(child);
-        _layer.Counters.PassiveOpens++;
         _layer.Counters.SynCookiesAccepted++;
 
         // StartPassiveOpen, with the cookie for ISS and the SYN-ACK already sent.

@@ -16,7 +16,8 @@ namespace AntHost.Inet.Core.Tcp;
 /// state and the socket calls; <c>.Input.cs</c> segment acceptance (RFC 9293 3.10.7);
 /// <c>.Output.cs</c> what goes out and when (segmentation, Nagle, silly-window
 /// avoidance, loss recovery); <c>.Timers.cs</c> the deadlines; <c>.Listen.cs</c> the
-/// listener's SYN and accept queues.
+/// listener's SYN and accept queues; <c>.SynCookies.cs</c> the listener's answer when its
+/// SYN queue is full.
 ///
 /// Sequence variables are named as in RFC 9293 3.3.1, plus SND.MAX (one past the highest
 /// sequence number ever sent), which differs from SND.NXT only after a retransmission
