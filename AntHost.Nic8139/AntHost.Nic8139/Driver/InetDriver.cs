@@ -541,6 +541,13 @@ public sealed class InetDriver : IDeviceLoopWork
     {
         try
         {
+            // Requests that came in while the loop was stopping are served still (their frames
+            // go out, their ICAs back to inet with the completions), so nothing of inet's stays here.
+            while (_inet is not null && _kernel.TryReceive(out var late))
+            {
+                try { Handle(late); }
+                catch (KernelException e) { _log.LogDebug("at stop, {Kind} from {Process}: {Message}", late.Kind, late.Source, e.Message); }
+            }
             if (_deferredCount > 0 && _inet is not null) FlushDeferred(alone: true);
             _inet = null;
             DropReceived();
