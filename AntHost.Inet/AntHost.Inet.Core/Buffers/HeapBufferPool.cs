@@ -19,6 +19,9 @@ public sealed class HeapBufferPool : IPacketBufferPool
         _limit = limit;
     }
 
+    /// <summary>Bytes of each buffer.</summary>
+    public int BufferSize => _bufferSize;
+
     /// <summary>Buffers handed out and not yet released.</summary>
     public int Outstanding { get; private set; }
 

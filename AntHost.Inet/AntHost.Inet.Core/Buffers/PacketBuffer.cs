@@ -20,6 +20,12 @@ namespace AntHost.Inet.Core.Buffers;
 /// calls <see cref="EndLend"/> when the frame has left, and while it is lent its
 /// bytes must not change (a retransmission needs a copy) and a <see cref="Release"/>
 /// is deferred until the lend ends.
+///
+/// Segmentation offload: a TCP segment larger than the MSS travels as a buffer holding
+/// only the headers, with the payload attached as a <see cref="Fragment"/> (a region of
+/// another buffer, lent for the transmission) and <see cref="SegmentSize"/> saying how
+/// many payload bytes each frame on the wire carries. Whoever puts it on the wire cuts it
+/// (<see cref="Wire.TcpSegmentation"/>), as a NIC's TSO does.
 /// </remarks>
 public abstract class PacketBuffer
 {
@@ -28,6 +34,10 @@ public abstract class PacketBuffer
     private bool _lent;
     private bool _releasePending;
     private bool _released;
+    private PacketBuffer? _fragment;
+    private int _fragmentOffset;
+    private int _fragmentLength;
+    private int _segmentSize;
 
     /// <summary>The whole backing store, headroom and tailroom included.</summary>
     protected abstract Span<byte> Backing { get; }
@@ -53,6 +63,43 @@ public abstract class PacketBuffer
 
     /// <summary>True while a transmitter holds the buffer (see <see cref="Lend"/>).</summary>
     public bool IsLent => _lent;
+
+    /// <summary>The payload that follows the data region on the wire (segmentation offload), lent from its owner; null for an ordinary frame.</summary>
+    public PacketBuffer? Fragment => _fragment;
+
+    /// <summary>Offset of the fragment's payload in the fragment's backing store.</summary>
+    public int FragmentOffset => _fragmentOffset;
+
+    /// <summary>Bytes of the fragment's payload.</summary>
+    public int FragmentLength => _fragmentLength;
+
+    /// <summary>With a fragment: the payload bytes of each frame it is cut into (the last may carry fewer).</summary>
+    public int SegmentSize => _segmentSize;
+
+    /// <summary>The bytes this buffer puts on the wire: its data region and the fragment behind it.</summary>
+    public int WireLength => _length + _fragmentLength;
+
+    /// <summary>The fragment's payload bytes.</summary>
+    public ReadOnlySpan<byte> FragmentData => _fragment is null ? default : _fragment.Backing.Slice(_fragmentOffset, _fragmentLength);
+
+    /// <summary>
+    /// Attaches [<paramref name="offset"/>, + <paramref name="length"/>) of <paramref name="payload"/>'s
+    /// backing store as this buffer's fragment, lending <paramref name="payload"/> until this
+    /// buffer's transmission finishes (or it is released).
+    /// </summary>
+    public void AttachFragment(PacketBuffer payload, int offset, int length, int segmentSize)
+    {
+        if (_fragment is not null) ThrowHelper("the buffer already has a fragment");
+        if ((uint)offset > (uint)payload.Capacity || (uint)length > (uint)(payload.Capacity - offset) || segmentSize <= 0) ThrowOutOfRoom(nameof(length));
+        payload.Lend();
+        _fragment = payload;
+        _fragmentOffset = offset;
+        _fragmentLength = length;
+        _segmentSize = segmentSize;
+    }
+
+    /// <summary>Reads [<paramref name="start"/>, + <paramref name="length"/>) of the backing store whatever the data region is (the owner's view of a buffer it lent).</summary>
+    public ReadOnlySpan<byte> Peek(int start, int length) => Backing.Slice(start, length);
 
     /// <summary>Empties the buffer, leaving <paramref name="headroom"/> bytes in front.</summary>
     public void Reset(int headroom)
@@ -129,8 +176,18 @@ public abstract class PacketBuffer
     /// </summary>
     public void FinishTransmit()
     {
+        DetachFragment();
         if (_lent) EndLend();
         else Release();
+    }
+
+    private void DetachFragment()
+    {
+        var f = _fragment;
+        if (f is null) return;
+        _fragment = null;
+        _fragmentOffset = _fragmentLength = _segmentSize = 0;
+        f.EndLend();
     }
 
     /// <summary>Gives the buffer back to its pool, at once or, if it is lent, when the lend ends.</summary>
@@ -152,12 +209,15 @@ public abstract class PacketBuffer
         _lent = false;
         _start = 0;
         _length = 0;
+        _fragment = null;
+        _fragmentOffset = _fragmentLength = _segmentSize = 0;
     }
 
     private void ReleaseNow()
     {
         if (_released) ThrowHelper("buffer released twice");
         _released = true;
+        DetachFragment();
         OnRelease();
     }
 

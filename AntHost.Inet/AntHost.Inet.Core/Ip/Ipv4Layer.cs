@@ -80,12 +80,15 @@ public sealed class Ipv4Layer : IIpOutput
         var counters = _iface.Counters;
         if (!_iface.IsUp) return Refuse(packet, TxDrop.LinkDown, IpSendStatus.Dropped);
         if (source.IsUnspecified) source = _address;
-        if (source != _address || packet.Headroom < IIpOutput.HeaderRoom || packet.Length > Ipv4Packet.MaxTotalLength - Ipv4Packet.MinHeaderLength)
+        if (source != _address || packet.Headroom < IIpOutput.HeaderRoom || packet.WireLength > Ipv4Packet.MaxTotalLength - Ipv4Packet.MinHeaderLength)
             return Refuse(packet, TxDrop.BadRequest, IpSendStatus.Dropped);
 
         // RFC 1122 3.2.1.7: "A host MUST NOT send a datagram with a Time-to-Live (TTL) value of zero."
         byte ttl = options.Ttl == 0 ? (byte)64 : options.Ttl;
-        int total = Ipv4Packet.MinHeaderLength + packet.Length;
+        int total = Ipv4Packet.MinHeaderLength + packet.WireLength;
+        // A segmentation-offload buffer goes on the wire as frames of one segment each: those must fit.
+        bool offload = packet.Fragment is not null;
+        int onWire = offload ? Ipv4Packet.MinHeaderLength + packet.Length + packet.SegmentSize : total;
 
         if (destination == _address)
             return Loop(source, destination, protocol, packet, options, ttl);
@@ -99,14 +102,16 @@ public sealed class Ipv4Layer : IIpOutput
         // the options say; a path whose MTU was reported below the floor may fragment: DF is
         // cleared on it.
         bool df = (options.DontFragment || protocol == IpProtocol.Tcp) && !allowFragmentation;
-        if (total > mtu)
+        if (onWire > mtu)
         {
-            if (df) return Refuse(packet, TxDrop.TooBig, IpSendStatus.Dropped);
+            if (df || offload) return Refuse(packet, TxDrop.TooBig, IpSendStatus.Dropped);
             return Fragment(source, destination, protocol, packet, options.Tos, ttl, mtu, nextHop, broadcast, now);
         }
 
         var h = packet.Prepend(Ipv4Packet.MinHeaderLength);
-        new Ipv4Header(source, destination, (byte)protocol, (ushort)total, _nextId++, ttl, options.Tos, df).WriteTo(h);
+        new Ipv4Header(source, destination, (byte)protocol, (ushort)total, _nextId, ttl, options.Tos, df).WriteTo(h);
+        // Each frame an offload buffer is cut into takes the next identification.
+        _nextId += (ushort)(offload ? TcpSegmentation.FrameCount(packet.FragmentLength, packet.SegmentSize) : 1);
         _iface.Config.TransmitTrace?.Invoke(TransmitBoundary.IpHeaderWritten, packet);
         counters.Add(Counter.IpDatagramsOut);
         if (protocol == IpProtocol.Tcp) counters.Add(Counter.TcpOut);
@@ -177,12 +182,15 @@ public sealed class Ipv4Layer : IIpOutput
     {
         if (_loopCount == _loopback.Length) return Refuse(packet, TxDrop.LoopbackFull, IpSendStatus.Dropped);
         PacketBuffer copy = packet;
-        if (packet.IsLent)
+        if (packet.IsLent || packet.Fragment is not null)
         {
-            // The receiver will own and trim what it gets; a lent buffer stays its owner's.
-            var c = _iface.Pool.Rent(IIpOutput.HeaderRoom, packet.Length);
+            // The receiver will own and trim what it gets; a lent buffer stays its owner's, and
+            // an offload buffer becomes one segment (nobody cuts it on the way to ourselves).
+            var c = _iface.Pool.Rent(IIpOutput.HeaderRoom, packet.WireLength);
             if (c is null) return Refuse(packet, TxDrop.NoBuffer, IpSendStatus.Dropped);
             packet.Data.CopyTo(c.Append(packet.Length));
+            packet.FragmentData.CopyTo(c.Append(packet.FragmentLength));
+            if (packet.Fragment is not null && protocol == IpProtocol.Tcp) TcpHeaderFields.FillChecksum(c.Data, source, destination);
             packet.FinishTransmit();
             copy = c;
         }

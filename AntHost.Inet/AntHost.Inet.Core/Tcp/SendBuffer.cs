@@ -175,22 +175,11 @@ internal sealed class SendBuffer
     }
 
     /// <summary>
-    /// The bytes [start, start + length) of a chunk's backing store. A buffer we hold has its
-    /// region set; a lent one is read through the transmitter's region, which covers the
-    /// payload because the layers below only prepend headers (and may pad at the end).
+    /// The bytes [start, start + length) of a chunk's backing store, whether or not the chunk
+    /// is lent: the layers below write headers only in front of a payload (into the headroom,
+    /// or into a buffer of their own when the chunk goes as an offload fragment), never over it.
     /// </summary>
-    internal static ReadOnlySpan<byte> ReadChunk(PacketBuffer b, int start, int length)
-    {
-        if (!b.IsLent)
-        {
-            b.SetData(start, length);
-            return b.Data;
-        }
-        int rel = start - b.Start;
-        if (rel < 0 || rel + length > b.Length)
-            throw new InvalidOperationException("a lent send buffer's data region no longer covers its payload: the layer below moved it");
-        return b.Data.Slice(rel, length);
-    }
+    internal static ReadOnlySpan<byte> ReadChunk(PacketBuffer b, int start, int length) => b.Peek(start, length);
 
     /// <summary>Releases everything (abort, reset).</summary>
     public void Clear()

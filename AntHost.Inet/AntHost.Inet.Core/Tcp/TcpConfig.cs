@@ -133,6 +133,18 @@ public sealed record TcpConfig
     /// <summary>Most sockets open at once.</summary>
     public int MaximumSockets { get; init; } = 1 << 20;
 
+    /// <summary>
+    /// Segmentation offload (as a NIC's TSO): the most new payload one send hands to the layer
+    /// below as a single buffer, the headers with the payload attached in place as a
+    /// <see cref="Buffers.PacketBuffer.Fragment"/>, for the transmitter to cut into MSS-sized
+    /// frames (<see cref="Wire.TcpSegmentation"/>). 0 sends one segment per buffer. Only a
+    /// transmitter that cuts may turn it on (the NIC driver does; so do the simulations).
+    /// </summary>
+    public int SegmentationOffloadBytes { get; init; }
+
+    /// <summary>The largest <see cref="SegmentationOffloadBytes"/>: the IP total length field's limit with room for the headers.</summary>
+    public const int MaximumSegmentationOffloadBytes = 65535 - 60 - 60;
+
     /// <summary>Initial congestion window in segments (RFC 6928: 10).</summary>
     public int InitialWindowSegments { get; init; } = 10;
 
@@ -160,5 +172,6 @@ public sealed record TcpConfig
         Check(MaximumOutOfOrderSegments >= 0, "MaximumOutOfOrderSegments must not be negative");
         Check(OutOfWindowAckInterval >= TimeSpan.Zero, "OutOfWindowAckInterval must not be negative (0 turns the throttle off)");
         Check(Enum.IsDefined(LossDetection), "LossDetection must be Rack or Rfc6675");
+        Check(SegmentationOffloadBytes is >= 0 and <= MaximumSegmentationOffloadBytes, $"SegmentationOffloadBytes must be 0 (off) to {MaximumSegmentationOffloadBytes}");
     }
 }

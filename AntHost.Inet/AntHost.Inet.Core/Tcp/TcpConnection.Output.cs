@@ -83,9 +83,12 @@ internal sealed partial class TcpConnection
         }
 
         int maxPayload = MaxPayloadFor(now);
-        int len = (int)Math.Min(Math.Min(available, maxPayload), Math.Min(wndRoom, next.Length));
-        if (len < 0) len = 0;
         bool isNew = _sndNxt == _sndMax;
+        int limit = isNew && !probe && _cfg.SegmentationOffloadBytes >= 2 * maxPayload ? OffloadLimit(maxPayload) : maxPayload;
+        int len = (int)Math.Min(Math.Min(available, limit), Math.Min(wndRoom, next.Length));
+        if (len < 0) len = 0;
+        // An offloaded send carries whole segments: a short tail goes by itself, under the rules below.
+        if (len > maxPayload) len -= len % maxPayload;
         bool fin = finDue || (_finQueued && len == available && len > 0 && wndRoom > len);
 
         if (isNew && len < maxPayload && len < available)
@@ -136,6 +139,26 @@ internal sealed partial class TcpConnection
         // (that was not itself a loss probe)".
         if (!retransmission && !probe) ArmProbe(now);
         return true;
+    }
+
+    /// <summary>
+    /// How much new data one send may carry with segmentation offload: the rest of the
+    /// send-buffer chunk at SND.NXT (the payload stays where it is and is lent as a fragment),
+    /// up to the configured size; one segment when the chunk holds less than two, or is still
+    /// lent to the transmitter from an earlier send (a chunk is lent once at a time).
+    /// </summary>
+    private int OffloadLimit(int maxPayload)
+    {
+        if (!_send.Locate(_sndNxt, out int idx, out int off)) return maxPayload;
+        ref var chunk = ref _send[idx];
+        int toEnd = chunk.Length - off;
+        if (toEnd < 2 * maxPayload) return maxPayload;
+        if (chunk.Buffer.IsLent)
+        {
+            Counters.OffloadChunkLent++;
+            return maxPayload;
+        }
+        return Math.Min(toEnd, _cfg.SegmentationOffloadBytes);
     }
 
     /// <summary>The TSval a segment sent now carries (0 without timestamps).</summary>
@@ -298,6 +321,12 @@ internal sealed partial class TcpConnection
         ushort window = WindowField(syn);
         var fields = new TcpHeaderFields(Local.Port, Remote.Port, seq, ack, flags, window);
 
+        int maxPayload = _mss - options.WrittenLength;
+        if (len > maxPayload && !syn)
+        {
+            SendOffloaded(seq, len, maxPayload, hlen, fields, options, flags, now);
+            return;
+        }
         PacketBuffer? b = null;
         bool lent = false;
         if (len > 0 && _send.Locate(seq, out int idx, out int off) && off == 0)
@@ -327,6 +356,38 @@ internal sealed partial class TcpConnection
         if (lent) b.Lend();
         Counters.SegmentsOut++;
         Counters.BytesOut += len;
+        Transmit(b, len, flags, syn, now);
+    }
+
+    /// <summary>
+    /// Segmentation offload: [seq, seq + len), whole segments of one send-buffer chunk, goes
+    /// down as one buffer holding the headers with the chunk's bytes attached in place (lent);
+    /// the transmitter cuts it into frames of <paramref name="segmentSize"/> payload bytes and
+    /// computes each frame's checksums.
+    /// </summary>
+    private void SendOffloaded(SeqNumber seq, int len, int segmentSize, int hlen, in TcpHeaderFields fields, in TcpOptions options, TcpFlags flags, Instant now)
+    {
+        bool found = _send.Locate(seq, out int idx, out int off);
+        System.Diagnostics.Debug.Assert(found && _send[idx].Length - off >= len && !_send[idx].Buffer.IsLent, "an offloaded send outside one free chunk");
+        ref var chunk = ref _send[idx];
+        var b = _layer.Pool.Rent(IIpOutput.HeaderRoom + hlen, 0);
+        if (b is null)
+        {
+            Counters.SendDropped++;
+            return;
+        }
+        fields.WriteTo(b.Prepend(hlen), options);
+        b.AttachFragment(chunk.Buffer, chunk.Offset + off, len, segmentSize);
+        int segments = TcpSegmentation.FrameCount(len, segmentSize);
+        Counters.OffloadSends++;
+        Counters.OffloadSegments += segments;
+        Counters.SegmentsOut += segments;
+        Counters.BytesOut += len;
+        Transmit(b, len, flags, syn: false, now);
+    }
+
+    private void Transmit(PacketBuffer b, int len, TcpFlags flags, bool syn, Instant now)
+    {
         if ((flags & TcpFlags.Ack) != 0)
         {
             if (!syn) _dsackPending = false;

@@ -211,6 +211,11 @@ public sealed class TcpCounters
     public long IcmpErrorsIn;
     public long IcmpErrorsIgnored;
     public long SendDropped;
+    /// <summary>Sends of more than one segment handed down as one buffer for the transmitter to cut (segmentation offload), and the segments they carried.</summary>
+    public long OffloadSends;
+    public long OffloadSegments;
+    /// <summary>Times offload could not be used because the send-buffer chunk was still lent to the transmitter (the segment went alone).</summary>
+    public long OffloadChunkLent;
     public readonly long[] Drops = new long[(int)TcpDropReason.Count];
 
     public long DropsTotal

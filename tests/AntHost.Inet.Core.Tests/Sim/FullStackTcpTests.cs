@@ -37,13 +37,40 @@ public class FullStackTcpTests(ITestOutputHelper output)
         Assert.Equal(0, failures);
     }
 
-    private bool RunOne(ulong seed, LinkConfig link, long clientBytes, long serverBytes)
+    [Fact]
+    public void With_segmentation_offload_streams_arrive_exactly_once_in_order_and_close()
     {
-        var config = new TcpConfig();
+        // Large zero-copy buffers go down as one offload buffer each and the simulated adapter
+        // cuts them (TcpSegmentation, as the NIC driver does); loss, reordering, duplication
+        // and corruption hit the cut frames, so retransmissions split the offloaded ranges.
+        int failures = 0;
+        long offloaded = 0;
+        foreach (var seed in SimSeeds.FromEnvironment(40))
+        {
+            var r = new SeededRandom(seed + 7000);
+            var link = new LinkConfig
+            {
+                Loss = r.NextDouble() * 0.1,
+                Reorder = r.NextDouble() * 0.1,
+                Duplicate = r.NextDouble() * 0.03,
+                Corrupt = r.NextDouble() * 0.03,
+                Delay = TimeSpan.FromMicroseconds(200 + r.Next(3000)),
+                BitsPerSecond = 1_000_000_000,
+            };
+            var config = new TcpConfig { SegmentationOffloadBytes = 16 * 1448 };
+            if (!RunOne(seed, link, 100_000 + r.Next(400_000), 20_000 + r.Next(200_000), config, bufferSize: 32 * 1024, n => offloaded += n)) failures++;
+        }
+        Assert.Equal(0, failures);
+        Assert.True(offloaded > 0, "no send went down as an offload buffer");
+    }
+
+    private bool RunOne(ulong seed, LinkConfig link, long clientBytes, long serverBytes, TcpConfig? config = null, int bufferSize = 4096, Action<long>? offloaded = null)
+    {
+        config ??= new TcpConfig();
         TcpLayer? clientTcp = null, serverTcp = null;
         var net = new SimNetwork(seed, link,
             (ip, pool) => clientTcp = new TcpLayer(ip, pool, new SeededRandom(seed * 5 + 2), config),
-            (ip, pool) => serverTcp = new TcpLayer(ip, pool, new SeededRandom(seed * 7 + 3), config));
+            (ip, pool) => serverTcp = new TcpLayer(ip, pool, new SeededRandom(seed * 7 + 3), config), bufferSize: bufferSize);
         var server = new TcpEndPoint(net.B.Address, 8080);
         ulong cKey = seed * 11 + 4, sKey = seed * 13 + 5;
         var client = new SimApp("client", clientTcp!, net.A.Pool, new SeededRandom(seed * 17 + 6), true, server, cKey, clientBytes, sKey, serverBytes, 0.9, false);
@@ -88,7 +115,8 @@ public class FullStackTcpTests(ITestOutputHelper output)
             Assert.Equal(0, net.B.Pool.Outstanding);
             Assert.True(net.A.Iface.Counters.Snapshot().ReceiveAccountingBalances);
             Assert.True(net.B.Iface.Counters.Snapshot().ReceiveAccountingBalances);
-            output.WriteLine($"ok {where}: frames delivered {net.FramesDelivered}, lost {net.FramesLost}, corrupted {net.FramesCorrupted}, duplicated {net.FramesDuplicated}");
+            offloaded?.Invoke(net.OffloadedFrames);
+            output.WriteLine($"ok {where}: frames delivered {net.FramesDelivered}, lost {net.FramesLost}, corrupted {net.FramesCorrupted}, duplicated {net.FramesDuplicated}, offload buffers cut {net.OffloadedFrames}");
             return true;
         }
         catch (Exception e)

@@ -128,33 +128,56 @@ public sealed class SimNetwork
     {
         while (from.Iface.TryDequeueTransmit(out var frame))
         {
-            var bytes = frame.Data.ToArray();
+            if (frame.Fragment is null)
+            {
+                Carry(frame.Data.ToArray(), to, direction);
+            }
+            else
+            {
+                // Segmentation offload: the "adapter" cuts the frame, as the NIC driver does.
+                var template = frame.Data;
+                Assert.Equal(template.Length, TcpSegmentation.Validate(template));
+                int n = TcpSegmentation.FrameCount(frame.FragmentLength, frame.SegmentSize);
+                for (int i = 0; i < n; i++)
+                {
+                    var bytes = new byte[template.Length + frame.SegmentSize];
+                    int length = TcpSegmentation.WriteFrame(template, frame.FragmentData, i, frame.SegmentSize, bytes);
+                    Carry(bytes.AsSpan(0, length).ToArray(), to, direction);
+                }
+                OffloadedFrames++;
+            }
             frame.FinishTransmit();
             from.FramesSent++;
+        }
+    }
 
-            // Serialisation: the link carries one frame at a time at its bit rate.
-            var start = _linkFree[direction] > Now ? _linkFree[direction] : Now;
-            var onWire = Link.BitsPerSecond > 0 ? TimeSpan.FromTicks(bytes.Length * 8L * TimeSpan.TicksPerSecond / Link.BitsPerSecond) : TimeSpan.Zero;
-            _linkFree[direction] = start + onWire;
-            var arrival = start + onWire + Link.Delay;
+    /// <summary>Frames that went down as one segmentation-offload buffer and were cut on the wire.</summary>
+    public long OffloadedFrames { get; private set; }
 
-            if (_random.NextDouble() < Link.Loss)
-            {
-                FramesLost++;
-                continue;
-            }
-            if (_random.NextDouble() < Link.Corrupt && bytes.Length > 0)
-            {
-                int bit = _random.Next(bytes.Length * 8);
-                bytes[bit / 8] ^= (byte)(1 << (bit % 8));
-                FramesCorrupted++;
-            }
-            Schedule(to, bytes, arrival + Jitter());
-            if (_random.NextDouble() < Link.Duplicate)
-            {
-                FramesDuplicated++;
-                Schedule(to, (byte[])bytes.Clone(), arrival + Jitter());
-            }
+    private void Carry(byte[] bytes, SimNode to, int direction)
+    {
+        // Serialisation: the link carries one frame at a time at its bit rate.
+        var start = _linkFree[direction] > Now ? _linkFree[direction] : Now;
+        var onWire = Link.BitsPerSecond > 0 ? TimeSpan.FromTicks(bytes.Length * 8L * TimeSpan.TicksPerSecond / Link.BitsPerSecond) : TimeSpan.Zero;
+        _linkFree[direction] = start + onWire;
+        var arrival = start + onWire + Link.Delay;
+
+        if (_random.NextDouble() < Link.Loss)
+        {
+            FramesLost++;
+            return;
+        }
+        if (_random.NextDouble() < Link.Corrupt && bytes.Length > 0)
+        {
+            int bit = _random.Next(bytes.Length * 8);
+            bytes[bit / 8] ^= (byte)(1 << (bit % 8));
+            FramesCorrupted++;
+        }
+        Schedule(to, bytes, arrival + Jitter());
+        if (_random.NextDouble() < Link.Duplicate)
+        {
+            FramesDuplicated++;
+            Schedule(to, (byte[])bytes.Clone(), arrival + Jitter());
         }
     }
 

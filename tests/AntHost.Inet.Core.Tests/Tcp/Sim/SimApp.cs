@@ -145,8 +145,8 @@ public sealed class SimApp
             int want = (int)Math.Min(limit - _sent, 1 + _random.Next(_random.Next(4) == 0 ? 200 : 12_000));
             if (_random.Next(3) == 0)
             {
-                // Zero copy: a buffer with the headroom for in-place transmission, at most a page.
-                int n = Math.Min(want, 4096 - TcpLayer.SendHeadroom);
+                // Zero copy: a buffer with the headroom for in-place transmission, at most one of the pool's.
+                int n = Math.Min(want, _pool.BufferSize - TcpLayer.SendHeadroom);
                 var b = _pool.Rent(TcpLayer.SendHeadroom, n);
                 if (b is null) return;
                 StreamPattern.Fill(_sendKey, _sent, b.Append(n));
