@@ -48,6 +48,7 @@ public sealed partial class InetSocket
     private int _rxCount;
     private bool _eof;
     private int _segment;
+    private int _offloadSegments = 1;
     private int _icasPerSend = InetService.MaxFramesPerMessage;
 
     /// <summary>Received bytes this socket holds (taken from inet, not yet read by the app).</summary>
@@ -211,13 +212,22 @@ public sealed partial class InetSocket
     private bool CanPipeline()
     {
         if (!_blocking || _icasPerSend != InetService.MaxFramesPerMessage) return false;
-        if (_sendBufferBytes == 0)
+        return SendBufferBytes >= InetService.MaxFramesPerMessage * 4096L;
+    }
+
+    /// <summary>inet's send buffer for this socket, asked once; -1 when it gave no figure.</summary>
+    private long SendBufferBytes
+    {
+        get
         {
-            try { _sendBufferBytes = GetOption(AbiSocketOption.SendBuffer); }
-            catch (SocketException) { _sendBufferBytes = -1; }
-            if (_sendBufferBytes == 0) _sendBufferBytes = -1; // no figure: no pipelining, and no asking again
+            if (_sendBufferBytes == 0)
+            {
+                try { _sendBufferBytes = GetOption(AbiSocketOption.SendBuffer); }
+                catch (SocketException) { _sendBufferBytes = -1; }
+                if (_sendBufferBytes == 0) _sendBufferBytes = -1; // no figure: no asking again
+            }
+            return _sendBufferBytes;
         }
-        return _sendBufferBytes >= InetService.MaxFramesPerMessage * 4096L;
     }
 
     private int SendPipelined(ReadOnlySpan<byte> buffer, SendTrace? trace)
@@ -471,8 +481,9 @@ public sealed partial class InetSocket
             int mss = DefaultSegment;
             try
             {
-                int reported = GetInfo().SegmentPayload;
-                if (reported > 0) mss = reported;
+                var info = GetInfo();
+                if (info.SegmentPayload > 0) mss = info.SegmentPayload;
+                _offloadSegments = info.OffloadSegments;
             }
             catch (SocketException)
             {
@@ -482,10 +493,28 @@ public sealed partial class InetSocket
         }
     }
 
+    /// <summary>
+    /// The payload per data ICA of a send larger than one segment: as many full segments as
+    /// inet's segmentation offload sends from one ICA in place (one ICA of up to 16 pages
+    /// instead of one per segment), but no more than a quarter of the send buffer, so that a
+    /// call's ICAs never wait for most of the buffer to drain.
+    /// </summary>
+    private int SendChunkSize
+    {
+        get
+        {
+            int seg = SendSegmentSize;
+            int k = _offloadSegments;
+            if (k <= 1) return seg;
+            long buffer = SendBufferBytes;
+            return buffer <= 0 ? seg : seg * (int)Math.Clamp((buffer / 4 - InetService.SendHeadroom) / seg, 1, k);
+        }
+    }
+
     /// <summary>Copies up to three segments of <paramref name="src"/> into fresh data ICAs; returns the bytes taken.</summary>
     private int FillSend(IcaLease control, ReadOnlySpan<byte> src, ref ReadOnlySpanHolder data)
     {
-        int seg = SendSegmentSize;
+        int seg = src.Length > SendSegmentSize ? SendChunkSize : SendSegmentSize;
         var a = InetStack.Args(control);
         int n = 0;
         try

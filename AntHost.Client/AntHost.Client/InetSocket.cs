@@ -277,7 +277,11 @@ public sealed partial class InetSocket : IDisposable
     public int SendBufferSize
     {
         get => (int)GetOption(AbiSocketOption.SendBuffer);
-        set => SetOption(AbiSocketOption.SendBuffer, value);
+        set
+        {
+            SetOption(AbiSocketOption.SendBuffer, value);
+            _sendBufferBytes = 0; // asked again by the next large send
+        }
     }
 
     public bool EnableBroadcast
@@ -387,6 +391,7 @@ public sealed partial class InetSocket : IDisposable
             TimeSpan.FromMicroseconds(r.SmoothedRttMicros), (int)r.CongestionWindow, (int)r.Mss, (int)r.Retransmissions)
         {
             SegmentPayload = r.SegmentPayload > 0 ? (int)r.SegmentPayload : (int)r.Mss,
+            OffloadSegments = (int)Math.Max(1, r.OffloadSegments),
         };
     }
 
@@ -571,4 +576,7 @@ public sealed record InetSocketInfo(byte TcpState, IPEndPoint? LocalEndPoint, IP
 {
     /// <summary>The data one full segment carries: the MSS less the options every segment carries (timestamps: 12 bytes).</summary>
     public int SegmentPayload { get; init; } = Mss;
+
+    /// <summary>Full segments one send ICA may carry and still go to the wire in place (inet's segmentation offload; 1 without).</summary>
+    public int OffloadSegments { get; init; } = 1;
 }

@@ -259,13 +259,21 @@ public static class IfLinkArgs
 /// Transmit arguments (the frame inet pushes on the control ICA):
 /// <code>
 ///  0  frame count (u8, 1..3) | 1 reserved (3)
-///  4  frame i at 4 + 8*i: offset in its data ICA (u16) | length (u16) | result (u8, TransmitResult) | reserved (3)
+///  4  frame i at 4 + 8*i: offset in its data ICA (u16) | length (u16) | result (u8, TransmitResult)
+///     | header length (u8) | segment size (u16)
 /// </code>
-/// Frame i travels in data ICA i.
+/// Frame i travels in data ICA i. A header length of 0 is a whole frame at the offset. A
+/// header length above 0 is a segmentation-offload frame: its Ethernet, IPv4 and TCP
+/// headers (a template) are in the control ICA's inline area at <see cref="HeaderSlot"/> x i,
+/// the offset and length give the TCP payload in the data ICA, and the driver cuts it into
+/// frames of segment-size payload bytes each (AntHost.Inet.Core's TcpSegmentation).
 /// </summary>
 public static class TransmitArgs
 {
     private const int Entry = 8;
+
+    /// <summary>Bytes of the control ICA's inline area given to each frame's header template.</summary>
+    public const int HeaderSlot = 160;
 
     public static void Begin(Span<byte> args, int count)
     {
@@ -294,6 +302,28 @@ public static class TransmitArgs
     }
 
     public static void SetResult(Span<byte> args, int i, TransmitResult result) => args[4 + i * Entry + 4] = (byte)result;
+
+    /// <summary>Makes frame <paramref name="i"/> a segmentation-offload frame (after <see cref="SetFrame"/>): its header template is in the inline area's slot i.</summary>
+    public static void SetOffload(Span<byte> args, int i, int headerLength, int segmentSize)
+    {
+        var e = args.Slice(4 + i * Entry, Entry);
+        e[5] = (byte)headerLength;
+        BinaryPrimitives.WriteUInt16LittleEndian(e[6..], (ushort)segmentSize);
+    }
+
+    /// <summary>Frame <paramref name="i"/>'s header length and segment size; false for a whole frame.</summary>
+    public static bool TryGetOffload(ReadOnlySpan<byte> args, int i, out int headerLength, out int segmentSize)
+    {
+        headerLength = segmentSize = 0;
+        if ((uint)i >= InetService.MaxFramesPerMessage || args.Length < InetService.ArgumentBytes) return false;
+        var e = args.Slice(4 + i * Entry, Entry);
+        headerLength = e[5];
+        segmentSize = BinaryPrimitives.ReadUInt16LittleEndian(e[6..]);
+        return headerLength > 0;
+    }
+
+    /// <summary>Frame <paramref name="i"/>'s header template slot in the control ICA's inline area.</summary>
+    public static Span<byte> HeaderTemplate(Span<byte> inline, int i, int headerLength) => inline.Slice(i * HeaderSlot, headerLength);
 
     public static TransmitResult GetResult(ReadOnlySpan<byte> args, int i) =>
         (uint)i < InetService.MaxFramesPerMessage && args.Length >= InetService.ArgumentBytes ? (TransmitResult)args[4 + i * Entry + 4] : TransmitResult.BadDescriptor;
@@ -332,6 +362,8 @@ public enum InetStat
     TxSendFailures,
     /// <summary>Frames lent to the driver and not yet back.</summary>
     TxInFlight,
+    /// <summary>Segmentation-offload frames handed to the driver (each cut into several on the wire; part of FramesToDriver).</summary>
+    OffloadFrames,
     /// <summary>Packet buffers (ICAs) the protocol manager holds: the interface's plus in flight.</summary>
     BuffersOutstanding,
     /// <summary>Buffers the interface says it holds (queues, ARP, reassembly, sockets).</summary>
@@ -401,6 +433,9 @@ public enum InetStat
     TcpRetransmitsTlp,
     /// <summary>Sockets refused (TooManySockets): the app had its --max-sockets-per-process, or inet its --max-sockets.</summary>
     SocketLimitRefusals,
+    /// <summary>TCP segments that went in offload frames, and times a chunk still lent from an earlier send kept a send to one segment.</summary>
+    TcpOffloadSegments,
+    TcpOffloadChunkLent,
     Count,
 }
 

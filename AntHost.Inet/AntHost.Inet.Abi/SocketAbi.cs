@@ -241,7 +241,7 @@ public readonly ref struct SocketArgs
 /// </summary>
 public readonly ref struct SocketResult
 {
-    public const int Length = 92;
+    public const int Length = 96;
 
     private readonly Span<byte> _b;
 
@@ -297,6 +297,8 @@ public readonly ref struct SocketResult
     public uint Mss { get => U32(80); set => U32(80, value); }
     public uint Retransmissions { get => U32(84); set => U32(84, value); }
     public uint SegmentPayload { get => U32(88); set => U32(88, value); }
+    /// <summary>Segments one send ICA may carry and still go to the wire in place (segmentation offload; 1 without).</summary>
+    public uint OffloadSegments { get => U32(92); set => U32(92, value); }
 
     private uint U32(int at) => BinaryPrimitives.ReadUInt32LittleEndian(_b[at..]);
 

@@ -27,7 +27,7 @@ public sealed record InetOptions
     public bool Verbose { get; init; }
 
     /// <summary>TCP's settings: buffer sizes, congestion control and socket limit from the command line, the rest RFC defaults.</summary>
-    public TcpConfig Tcp { get; init; } = new();
+    public TcpConfig Tcp { get; init; } = new() { SegmentationOffloadBytes = TcpConfig.MaximumSegmentationOffloadBytes };
 
     /// <summary>Sockets (TCP and UDP together) the socket manager keeps at most.</summary>
     public int MaxSockets { get; init; } = 65536;
@@ -47,6 +47,7 @@ public sealed record InetOptions
           --tcp-sndbuf N      default TCP send buffer per socket, bytes (default 262144)
           --tcp-rcvbuf N      default TCP receive buffer (largest window) per socket, bytes (default 262144)
           --tcp-cc NAME       congestion control: cubic (default) or newreno
+          --tso-bytes N       segmentation offload: most payload per send the NIC driver cuts into frames (default 65415; 0 = off)
           --max-sockets N     sockets open at once, TCP and UDP together (default 65536)
           --max-sockets-per-process N   sockets one app may hold open (default 4096)
           --verbose           debug logging
@@ -71,6 +72,7 @@ public sealed record InetOptions
                 "--tcp-sndbuf" => o with { Tcp = o.Tcp with { SendBufferSize = ParseInt(a, Next(), 4096, 1 << 30) } },
                 "--tcp-rcvbuf" => o with { Tcp = o.Tcp with { ReceiveBufferSize = ParseInt(a, Next(), 1024, 1 << 30) } },
                 "--tcp-cc" => o with { Tcp = o.Tcp with { CongestionControl = ParseCongestionControl(Next()) } },
+                "--tso-bytes" => o with { Tcp = o.Tcp with { SegmentationOffloadBytes = ParseInt(a, Next(), 0, TcpConfig.MaximumSegmentationOffloadBytes) } },
                 "--max-sockets" => o with { MaxSockets = ParseInt(a, Next(), 1, 1 << 20) },
                 "--max-sockets-per-process" => o with { MaxSocketsPerProcess = ParseInt(a, Next(), 1, 1 << 20) },
                 "--verbose" => o with { Verbose = true },

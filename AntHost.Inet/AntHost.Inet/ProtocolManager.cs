@@ -168,14 +168,15 @@ public sealed class ProtocolManager
         int back = 0, lost = 0;
         foreach (var b in _inFlight.Values)
         {
-            if (_kernel.TryTakeBack(b.Lease.Handle, out var lease))
+            var ica = LentIca(b);
+            if (_kernel.TryTakeBack(ica.Lease.Handle, out var lease))
             {
-                b.Rebind(lease);
+                ica.Rebind(lease);
                 back++;
             }
             else
             {
-                b.MarkLost();
+                ica.MarkLost();
                 lost++;
             }
             b.FinishTransmit();
@@ -220,7 +221,7 @@ public sealed class ProtocolManager
         int n = 0;
         while (_inFlight.Count + n < MaxFramesLent && iface.TryDequeueTransmit(out var f))
         {
-            if (_driver is null || f is not IcaPacketBuffer b || _inFlight.Count >= MaxInFlight)
+            if (_driver is null || f is not IcaPacketBuffer b || (f.Fragment is not null and not IcaPacketBuffer) || _inFlight.Count >= MaxInFlight)
             {
                 Count(InetStat.TxNoDriver);
                 f.FinishTransmit();
@@ -266,6 +267,17 @@ public sealed class ProtocolManager
         for (int i = 0; i < n; i++)
         {
             var b = _batch[i];
+            if (b.Fragment is IcaPacketBuffer payload)
+            {
+                // Segmentation offload: the headers ride in the control ICA, the payload goes
+                // from the send buffer's own ICA, and the driver cuts the frames.
+                TransmitArgs.SetFrame(args, i, b.FragmentOffset, b.FragmentLength);
+                TransmitArgs.SetOffload(args, i, b.Length, b.SegmentSize);
+                b.Data.CopyTo(TransmitArgs.HeaderTemplate(c.Inline, i, b.Length));
+                _batchData[i] = new DataIca(payload.Lease, b.FragmentOffset + b.FragmentLength);
+                Count(InetStat.OffloadFrames);
+                continue;
+            }
             TransmitArgs.SetFrame(args, i, b.Start, b.Length);
             _batchData[i] = new DataIca(b.Lease, b.Start + b.Length);
         }
@@ -294,12 +306,19 @@ public sealed class ProtocolManager
         for (int i = 0; i < n; i++)
         {
             var b = _batch[i];
-            b.MarkInFlight();
-            _inFlight[b.Lease.Handle.FirstPage] = b;
+            var ica = LentIca(b);
+            ica.MarkInFlight();
+            _inFlight[ica.Lease.Handle.FirstPage] = b;
             _batch[i] = null!;
             _batchData[i] = default;
         }
     }
+
+    /// <summary>The most payload one offloaded TCP send carries (0: offload off).</summary>
+    public int OffloadBytes => _options.Tcp.SegmentationOffloadBytes;
+
+    /// <summary>The buffer whose ICA a frame lends the driver: the payload's for an offload frame, else the frame's own.</summary>
+    private static IcaPacketBuffer LentIca(IcaPacketBuffer frame) => frame.Fragment as IcaPacketBuffer ?? frame;
 
     private void FailBatch(int n, KernelException e)
     {
@@ -424,7 +443,7 @@ public sealed class ProtocolManager
                 _kernel.Free(d);
                 continue;
             }
-            b.Rebind(d);
+            LentIca(b).Rebind(d);
             var r = args.IsEmpty ? AbiTransmitResult.Sent : TransmitArgs.GetResult(args, i);
             Count(r == AbiTransmitResult.Sent ? InetStat.FramesSent : InetStat.FramesNotSent);
             b.FinishTransmit();
@@ -484,7 +503,7 @@ public sealed class ProtocolManager
         Interface?.Down(now);
         foreach (var b in _inFlight.Values)
         {
-            b.MarkLost();
+            LentIca(b).MarkLost();
             b.FinishTransmit();
         }
         _inFlight.Clear();

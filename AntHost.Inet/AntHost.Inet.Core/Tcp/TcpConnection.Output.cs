@@ -158,7 +158,8 @@ internal sealed partial class TcpConnection
             Counters.OffloadChunkLent++;
             return maxPayload;
         }
-        return Math.Min(toEnd, _cfg.SegmentationOffloadBytes);
+        // The transmitter addresses an offload payload with 16-bit offsets, as IPv4 lengths are.
+        return Math.Max(maxPayload, Math.Min(Math.Min(toEnd, _cfg.SegmentationOffloadBytes), ushort.MaxValue - (chunk.Offset + off)));
     }
 
     /// <summary>The TSval a segment sent now carries (0 without timestamps).</summary>

@@ -126,6 +126,7 @@ public sealed partial class SocketManager
                     // What a full segment carries: a send cut to the MSS would leave as one full
                     // segment and one of 12 bytes when every segment carries timestamps.
                     r.SegmentPayload = (uint)Math.Max(0, info.Mss - (info.Timestamps ? 12 : 0));
+                    r.OffloadSegments = OffloadSegments((int)r.SegmentPayload);
                     r.Retransmissions = (uint)Math.Max(0, info.Retransmits);
                     return InetStatus.Ok;
                 }
@@ -530,5 +531,17 @@ public sealed partial class SocketManager
                 Count(InetStat.BadSocketRequests);
                 return SocketStatus.InvalidArgument;
         }
+    }
+
+    /// <summary>
+    /// Segments one send ICA should carry (GetInfo's OffloadSegments): as many as one offloaded
+    /// send takes, in an ICA the kernel connection still caches (16 pages); 1 without offload.
+    /// </summary>
+    private uint OffloadSegments(int payload)
+    {
+        int bytes = _protocol.OffloadBytes;
+        if (payload <= 0 || bytes < 2 * payload) return 1;
+        int perIca = (KernelConnection.MaxCachedPages * AntHost.Kernel.Pool.PoolLayout.PageSize - InetService.SendHeadroom) / payload;
+        return (uint)Math.Max(1, Math.Min(bytes / payload, perIca));
     }
 }

@@ -532,6 +532,8 @@ public sealed partial class SocketManager
             _stats[(int)InetStat.TcpRetransmitsRack] = tc.RetransmitsRack;
             _stats[(int)InetStat.TcpRetransmitsTlp] = tc.RetransmitsTlp;
             _stats[(int)InetStat.TcpDropsIn] = tc.DropsTotal;
+            _stats[(int)InetStat.TcpOffloadSegments] = tc.OffloadSegments;
+            _stats[(int)InetStat.TcpOffloadChunkLent] = tc.OffloadChunkLent;
         }
         for (int i = (int)InetStat.SocketsOpen; i < (int)InetStat.Count; i++) stats[i] = _stats[i];
     }

@@ -316,6 +316,10 @@ public sealed class InetDriver : IDeviceLoopWork
             var d = m.GetData(i).Ica;
             if (i >= count || !TransmitArgs.TryGetFrame(args, i, out int offset, out int length) || length <= 0 || offset + length > d.Length)
                 r = WireResult.BadDescriptor;
+            else if (TransmitArgs.TryGetOffload(args, i, out int headerLength, out int segmentSize))
+                r = (i + 1) * TransmitArgs.HeaderSlot > c.Inline.Length || headerLength > TransmitArgs.HeaderSlot
+                    ? WireResult.BadDescriptor
+                    : ToWire(_device.TransmitSegmented(TransmitArgs.HeaderTemplate(c.Inline, i, headerLength), d.Span.Slice(offset, length), segmentSize));
             else
                 r = ToWire(_device.Transmit(d.Span.Slice(offset, length)));
             TransmitArgs.SetResult(args, i, r);
@@ -553,6 +557,7 @@ public sealed class InetDriver : IDeviceLoopWork
             DropReceived();
             _log.LogInformation("ipc counters: {Counters}", Counters);
             _log.LogInformation("device counters: {Counters}", _device.Counters);
+            _log.LogInformation("segmentation offload: {Sends} sends cut into {Frames} frames", _device.TxOffloads, _device.TxOffloadFrames);
             if (_rxFrames > WarmUp)
                 _log.LogInformation("receive thread allocated {Bytes} bytes over frames {From}..{To}", _rxAllocLast - _rxAllocStart, WarmUp, _rxFrames);
             if (_txRequests > WarmUp)

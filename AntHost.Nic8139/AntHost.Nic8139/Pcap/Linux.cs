@@ -135,5 +135,39 @@ internal static unsafe partial class Linux
         while (Read(fd, buf, 4096) > 0) { }
     }
 
+    public const int Eintr = 4;
+
+    [StructLayout(LayoutKind.Sequential)]
+    public struct IoVec
+    {
+        public byte* Base;
+        public nuint Length;
+    }
+
+    /// <summary>struct msghdr (x86-64 and arm64 layout).</summary>
+    [StructLayout(LayoutKind.Sequential)]
+    public struct MsgHdr
+    {
+        public void* Name;
+        public uint NameLength;
+        public IoVec* Iov;
+        public nuint IovLength;
+        public void* Control;
+        public nuint ControlLength;
+        public int Flags;
+    }
+
+    /// <summary>struct mmsghdr.</summary>
+    [StructLayout(LayoutKind.Sequential)]
+    public struct MmsgHdr
+    {
+        public MsgHdr Header;
+        public uint Length;
+    }
+
+    /// <summary>sendmmsg(2): several datagrams (here: frames on a packet socket) in one call; returns how many went.</summary>
+    [LibraryImport(Library, EntryPoint = "sendmmsg", SetLastError = true)]
+    public static partial int SendMmsg(int fd, MmsgHdr* messages, uint count, int flags);
+
     public static string Error(int errno) => $"{Marshal.GetPInvokeErrorMessage(errno)} (errno {errno})";
 }

@@ -37,7 +37,7 @@ public delegate void FrameHandler(ReadOnlySpan<byte> frame);
 /// uncontended in steady state. The receive callback and <see cref="LinkChanged"/> run on the
 /// receive thread.
 /// </summary>
-public sealed unsafe class NicDevice : IDisposable
+public sealed unsafe partial class NicDevice : IDisposable
 {
     private const int EthernetHeader = 14;
     private const int Batch = 64;
@@ -637,6 +637,7 @@ public sealed unsafe class NicDevice : IDisposable
         Stop();
         _disposed = true;
         CloseHandle();
+        lock (_handleLock) FreeSegmentBuffers();
         _probe.Dispose();
         if (_wakeFd >= 0) Linux.Close(_wakeFd);
     }
