@@ -48,6 +48,7 @@ public sealed record InetOptions
           --tcp-rcvbuf N      default TCP receive buffer (largest window) per socket, bytes (default 262144)
           --tcp-cc NAME       congestion control: cubic (default) or newreno
           --tso-bytes N       segmentation offload: most payload per send the NIC driver cuts into frames (default 65415; 0 = off)
+          --ack-per-segment   answer each received segment at once (default: once per ethinput batch of in-order segments)
           --max-sockets N     sockets open at once, TCP and UDP together (default 65536)
           --max-sockets-per-process N   sockets one app may hold open (default 4096)
           --verbose           debug logging
@@ -72,6 +73,7 @@ public sealed record InetOptions
                 "--tcp-sndbuf" => o with { Tcp = o.Tcp with { SendBufferSize = ParseInt(a, Next(), 4096, 1 << 30) } },
                 "--tcp-rcvbuf" => o with { Tcp = o.Tcp with { ReceiveBufferSize = ParseInt(a, Next(), 1024, 1 << 30) } },
                 "--tcp-cc" => o with { Tcp = o.Tcp with { CongestionControl = ParseCongestionControl(Next()) } },
+                "--ack-per-segment" => o with { Tcp = o.Tcp with { OutputPerReceiveBatch = false } },
                 "--tso-bytes" => o with { Tcp = o.Tcp with { SegmentationOffloadBytes = ParseInt(a, Next(), 0, TcpConfig.MaximumSegmentationOffloadBytes) } },
                 "--max-sockets" => o with { MaxSockets = ParseInt(a, Next(), 1, 1 << 20) },
                 "--max-sockets-per-process" => o with { MaxSocketsPerProcess = ParseInt(a, Next(), 1, 1 << 20) },

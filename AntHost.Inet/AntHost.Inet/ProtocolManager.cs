@@ -203,12 +203,15 @@ public sealed class ProtocolManager
             return;
         }
         if (!m.Control.IsNone) _kernel.Free(m.Control);
+        // The frames of one ethinput arrived together: TCP answers them once (one ACK for all).
+        Interface.BeginReceiveBatch();
         for (int i = 0; i < m.DataCount; i++)
         {
             var d = m.GetData(i);
             Count(InetStat.FramesFromDriver);
             Interface.Receive(Pool.Wrap(d.Ica, d.Length), now);
         }
+        Interface.EndReceiveBatch(now);
     }
 
     // ---- transmit --------------------------------------------------------------------------

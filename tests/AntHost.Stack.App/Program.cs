@@ -5,6 +5,8 @@
 //                                                 of its own pattern and reads them echoed
 //                                                 back; prints "echo ok COUNT" or exits 1
 //   stream INSTANCE PEER PORT                     connects, prints "connected", sends until killed
+//   sink INSTANCE PEER PORT                       connects, prints "connected", reads until killed
+//                                                 or the peer closes, printing each MiB
 //   hold INSTANCE PEER PORT                       connects, prints "connected", blocks in a
 //                                                 receive; prints "error after MS ms: MESSAGE"
 //                                                 when it fails, and exits 3
@@ -15,7 +17,7 @@ using AntHost.Client;
 
 if (args.Length < 4)
 {
-    Console.Error.WriteLine("usage: anthost-stack-app echo-clients|stream|hold INSTANCE PEER PORT [COUNT BYTES]");
+    Console.Error.WriteLine("usage: anthost-stack-app echo-clients|stream|sink|hold INSTANCE PEER PORT [COUNT BYTES]");
     return 2;
 }
 string mode = args[0];
@@ -71,6 +73,22 @@ switch (mode)
                 sent += s.Send(chunk);
                 if (sent % (1 << 20) < chunk.Length) Console.WriteLine($"sent {sent >> 20} MiB");
             }
+        }
+    case "sink":
+        {
+            var s = new InetSocket(stack, SocketType.Stream, ProtocolType.Tcp);
+            s.Connect(peer);
+            Console.WriteLine("connected");
+            var buffer = new byte[256 * 1024];
+            long got = 0;
+            int n;
+            while ((n = s.Receive(buffer)) > 0)
+            {
+                long before = got;
+                got += n;
+                if (got >> 20 != before >> 20) Console.WriteLine($"received {got >> 20} MiB");
+            }
+            return 0;
         }
     case "hold":
         {

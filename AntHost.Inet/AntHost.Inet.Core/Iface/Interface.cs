@@ -114,6 +114,16 @@ public sealed class Interface
     }
 
     /// <summary>
+    /// Frames that arrived together follow, each through <see cref="Receive"/>; what TCP would
+    /// send for in-order segments among them (ACKs, and new data the ACKs let go) is held until
+    /// <see cref="EndReceiveBatch"/> and goes once for the batch, as one ACK per NAPI poll does.
+    /// </summary>
+    public void BeginReceiveBatch() => Tcp?.BeginReceiveBatch();
+
+    /// <summary>Ends a batch begun with <see cref="BeginReceiveBatch"/>.</summary>
+    public void EndReceiveBatch(Instant now) => Tcp?.EndReceiveBatch(now);
+
+    /// <summary>
     /// A received Ethernet frame (no FCS): <paramref name="frame"/>'s data is the frame, and
     /// ownership passes in. Never throws for any content; every frame is counted either as
     /// consumed by a protocol or as a drop with its reason.

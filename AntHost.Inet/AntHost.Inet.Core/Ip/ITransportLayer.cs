@@ -24,4 +24,14 @@ public interface ITransportLayer
 
     /// <summary>The next instant <see cref="Poll"/> has something to do, or null for none.</summary>
     Instant? PollAt { get; }
+
+    /// <summary>
+    /// Several segments arrive together (a driver's batch): until <see cref="EndReceiveBatch"/>
+    /// the transport may hold back what in-order segments would make it send, and send it
+    /// once, for all of them.
+    /// </summary>
+    void BeginReceiveBatch() { }
+
+    /// <summary>The batch is over: sends what was held back.</summary>
+    void EndReceiveBatch(Instant now) { }
 }

@@ -142,6 +142,13 @@ public sealed record TcpConfig
     /// </summary>
     public int SegmentationOffloadBytes { get; init; }
 
+    /// <summary>
+    /// In a receive batch (<see cref="Ip.ITransportLayer.BeginReceiveBatch"/>), what in-order
+    /// segments make a connection send (its ACK, and data the ACKs let go) goes once at the
+    /// batch's end; false answers every segment as it is processed.
+    /// </summary>
+    public bool OutputPerReceiveBatch { get; init; } = true;
+
     /// <summary>The largest <see cref="SegmentationOffloadBytes"/>: the IP total length field's limit with room for the headers.</summary>
     public const int MaximumSegmentationOffloadBytes = 65535 - 60 - 60;
 

@@ -439,6 +439,10 @@ internal sealed partial class TcpConnection
         // 3.10.7.4 seventh and eighth: the segment text and the FIN.
         if (textAllowed) ProcessText(in seg, payload, seg.Seq, now);
         else payload.Release();
+        // In a receive batch, the ACK of an in-order segment (and the data its ACK lets go)
+        // waits for the batch's end and goes once for all. A duplicate or out-of-order
+        // segment is answered at once: the peer counts those ACKs (RFC 5681 4.2, RFC 2883).
+        if (State == TcpState.Established && !_recv.HasOutOfOrder && !_dsackPending && _layer.HoldOutput(this)) return;
         Output(now);
     }
 

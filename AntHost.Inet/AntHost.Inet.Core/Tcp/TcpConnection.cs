@@ -39,6 +39,8 @@ internal sealed partial class TcpConnection
     public bool InDirtyQueue;
     public long ScheduledDeadline = Never;
     public bool Removed;
+    /// <summary>Its output waits for the end of the receive batch (<see cref="TcpLayer.HoldOutput"/>).</summary>
+    public bool OutputHeld;
     public TcpEndPoint Local;
     public TcpEndPoint Remote;
     public bool IsBound;

@@ -439,6 +439,42 @@ public sealed partial class TcpLayer : ITransportLayer
 
     // ---------------------------------------------------------------- internals for connections
 
+    private bool _batching;
+    private readonly List<TcpConnection> _heldOutput = new(16);
+
+    /// <inheritdoc />
+    public void BeginReceiveBatch() => _batching = Config.OutputPerReceiveBatch;
+
+    /// <inheritdoc />
+    public void EndReceiveBatch(Instant now)
+    {
+        _batching = false;
+        for (int i = 0; i < _heldOutput.Count; i++)
+        {
+            var c = _heldOutput[i];
+            c.OutputHeld = false;
+            if (c.Removed || c.State == TcpState.Closed) continue;
+            c.Output(now);
+            AfterSegment(c);
+        }
+        _heldOutput.Clear();
+    }
+
+    /// <summary>
+    /// During a receive batch: takes the output of <paramref name="c"/> (after an in-order
+    /// segment) to run at the batch's end; false outside a batch (the caller outputs now).
+    /// </summary>
+    internal bool HoldOutput(TcpConnection c)
+    {
+        if (!_batching) return false;
+        if (!c.OutputHeld)
+        {
+            c.OutputHeld = true;
+            _heldOutput.Add(c);
+        }
+        return true;
+    }
+
     internal void AfterSegment(TcpConnection c)
     {
         c.NotifyIfChanged();
