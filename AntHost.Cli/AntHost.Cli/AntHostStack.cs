@@ -14,8 +14,16 @@ namespace AntHost.Cli;
 internal sealed class AntHostStack : IBenchStack, IDisposable
 {
     private readonly InetStack _stack;
+    private readonly string _instance;
 
-    private AntHostStack(InetStack stack) => _stack = stack;
+    private AntHostStack(InetStack stack, string instance)
+    {
+        _stack = stack;
+        _instance = instance;
+    }
+
+    /// <summary>What `bench worker` needs to make the same stack in another process.</summary>
+    public string[] WorkerArguments => ["--stack", "anthost", "--instance", _instance];
 
     public string Name => "AntHost";
 
@@ -29,7 +37,7 @@ internal sealed class AntHostStack : IBenchStack, IDisposable
                 Instance = instance,
                 ProcessName = "anthost-bench",
                 SpinBudget = TimeSpan.FromMicroseconds(spinUs),
-            }));
+            }), instance);
         }
         catch (Exception e) when (e is SocketException or AntHost.Kernel.KernelException or IOException or InvalidOperationException)
         {

@@ -210,6 +210,31 @@ internal static class BenchRun
                                         step($"  {tin.Gbps:F2} Gbit/s, {tin.CpuMsPerMb:F1} ms CPU per MB{(tin.MessagesPerMb is { } mi ? $", {mi:F0} IPC messages per MB" : "")}");
                                     });
                                 }
+                                // Several apps at once: four processes, two connections each, each way.
+                                foreach (var stack in ends)
+                                    foreach (bool outbound in new[] { true, false })
+                                    {
+                                        interruption.Token.ThrowIfCancellationRequested();
+                                        string what = AggregateBench.Direction(outbound);
+                                        Guard(stack, what, () =>
+                                        {
+                                            step($"throughput {stack.Name}, {what}, {seconds} s");
+                                            string[] workerArgs = stack switch
+                                            {
+                                                KernelStack k => k.WorkerArguments,
+                                                AntHostStack a => a.WorkerArguments,
+                                                _ => throw new InvalidOperationException($"no app processes for {stack.Name}"),
+                                            };
+                                            var servers = processes.Where(p => p.Name is not ("app" or "peer") && stack == anthost).ToList();
+                                            Func<long>? messages = stack == anthost
+                                                ? () => TryInetStats(o, tuning) is { } st ? (long)IpcMessages(st, new long[st.Length]) : 0
+                                                : null;
+                                            var remote = new IPEndPoint(peer, outbound ? new PeerPorts().Discard : new PeerPorts().Source);
+                                            var t = AggregateBench.Run(stack, workerArgs, remote, outbound, seconds, servers, messages);
+                                            report.Throughput.Add(t);
+                                            step($"  {t.Gbps:F2} Gbit/s, {t.CpuMsPerMb:F1} ms CPU per MB{(t.MessagesPerMb is { } m ? $", {m:F0} IPC messages per MB" : "")}");
+                                        });
+                                    }
                                 if (o.Peer is null) report.Injection = Inject(o, step, o.Quick ? 1 : 2);
                                 else report.Notes.Add("libpcap injection rate not measured: on a real adapter it would flood the network with raw frames");
                             }

@@ -103,6 +103,7 @@ namespace AntHost.Cli
             report.SetAction(r => Guard(() => Commands.BenchReport(r.GetValue(from)!, r.GetValue(reportOut), r.GetValue(reportDocs))));
             bench.Subcommands.Add(report);
             bench.Subcommands.Add(LossBenchRun.Create());
+            bench.Subcommands.Add(AggregateBench.WorkerCommand());
             bench.Subcommands.Add(NetBench("idle", "what the servers cost with nothing to do: wake-ups per second and CPU of the broker, inet server and NIC driver over 20 s (5 s with --quick)", idle: true));
             bench.Subcommands.Add(NetBench("all", "every benchmark (ipc, rtt, send, throughput, idle) in one report; --docs writes docs/evaluation.md", rtt: true, send: true, throughput: true, ipc: true, idle: true));
             Root.Subcommands.Add(bench);

@@ -176,6 +176,12 @@ public static class Measure
     public static ThroughputResult Outbound(IBenchStack stack, IPEndPoint discard, double seconds)
     {
         using var c = stack.Connect(discard);
+        return Outbound(c, seconds) with { Stack = stack.Name };
+    }
+
+    /// <summary>Bulk TCP on a connection already made to a discard server, as <see cref="Outbound(IBenchStack, IPEndPoint, double)"/>.</summary>
+    public static ThroughputResult Outbound(IBenchConnection c, double seconds)
+    {
         var chunk = new byte[64 * 1024];
         long sent = 0;
         var sw = Stopwatch.StartNew();
@@ -187,18 +193,24 @@ public static class Measure
         c.ShutdownSend();
         var sink = new byte[256];
         while (c.Receive(sink) > 0) { }
-        return new ThroughputResult(stack.Name, "out (to the peer)", sent, sw.Elapsed.TotalSeconds);
+        return new ThroughputResult("", "out (to the peer)", sent, sw.Elapsed.TotalSeconds);
     }
 
     /// <summary>Bulk TCP from a source server to the stack for about <paramref name="seconds"/>.</summary>
     public static ThroughputResult Inbound(IBenchStack stack, IPEndPoint source, double seconds)
     {
         using var c = stack.Connect(source);
+        return Inbound(c, seconds) with { Stack = stack.Name };
+    }
+
+    /// <summary>Bulk TCP on a connection already made to a source server, as <see cref="Inbound(IBenchStack, IPEndPoint, double)"/>.</summary>
+    public static ThroughputResult Inbound(IBenchConnection c, double seconds)
+    {
         var buffer = new byte[256 * 1024];
         long got = 0;
         // The first bytes start the clock: connection setup is not throughput.
         int n = c.Receive(buffer);
-        if (n <= 0) throw new IOException($"the source server at {source} sent nothing");
+        if (n <= 0) throw new IOException("the source server sent nothing");
         var sw = Stopwatch.StartNew();
         while (sw.Elapsed.TotalSeconds < seconds)
         {
@@ -206,7 +218,7 @@ public static class Measure
             if (n <= 0) break;
             got += n;
         }
-        return new ThroughputResult(stack.Name, "in (from the peer)", got, sw.Elapsed.TotalSeconds);
+        return new ThroughputResult("", "in (from the peer)", got, sw.Elapsed.TotalSeconds);
     }
 
     /// <summary>What one stamp of the trace costs the stage that makes it (clock read and 16-byte write), in nanoseconds: median of batches.</summary>

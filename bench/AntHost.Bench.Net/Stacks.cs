@@ -46,6 +46,10 @@ public sealed class KernelStack(string? netns, IPAddress? bindTo, Func<string, F
 {
     public string Name => "host kernel";
 
+    /// <summary>What `bench worker` needs to make the same stack in another process.</summary>
+    public string[] WorkerArguments =>
+        ["--stack", "kernel", .. netns is null ? Array.Empty<string>() : ["--netns", netns], .. bindTo is null ? Array.Empty<string>() : ["--bind", bindTo.ToString()]];
+
     public IBenchConnection Connect(IPEndPoint remote)
     {
         Socket Make()
