@@ -625,7 +625,11 @@ internal sealed partial class TcpConnection
 
         if (len > 0 || fin)
         {
-            _lastRxCapacity = payload.Capacity;
+            if (len > 0)
+            {
+                _lastRxCapacity = payload.Capacity;
+                _lastRxLength = len;
+            }
             long memLimit = (long)_receiveLimit * _cfg.ReceiveMemoryFactor;
             if (len > 0 && _recv.Capacity + payload.Capacity > memLimit)
             {

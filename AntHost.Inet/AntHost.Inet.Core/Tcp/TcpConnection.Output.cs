@@ -271,15 +271,17 @@ internal sealed partial class TcpConnection
 
     /// <summary>
     /// The receive window we can offer now, in bytes: what the receive buffer limit leaves,
-    /// and what the memory bound leaves (in payload bytes, estimated from the capacity of the
-    /// buffers segments arrive in).
+    /// and what the memory bound leaves (in payload bytes, estimated from the last buffer a
+    /// segment arrived in: its capacity per full segment, or per the payload it carried when
+    /// that was more, a driver's coalesced frame of many segments costing little more than
+    /// its payload).
     /// </summary>
     private long ComputeWindowBytes()
     {
         long free = (long)_receiveLimit - _recv.ReadyBytes;
         long memFree = (long)_receiveLimit * _cfg.ReceiveMemoryFactor - _recv.Capacity;
-        int mss = Math.Max(1, _rcvMss);
-        long memWindow = _lastRxCapacity > mss ? memFree * mss / _lastRxCapacity : memFree;
+        long carried = Math.Max(_lastRxLength, Math.Max(1, _rcvMss));
+        long memWindow = _lastRxCapacity > carried ? memFree * carried / _lastRxCapacity : memFree;
         return Math.Max(0, Math.Min(free, memWindow));
     }
 

@@ -90,6 +90,7 @@ internal sealed partial class TcpConnection
     private bool _finReceived;
     private int _rcvMss;            // the MSS we advertised
     private int _lastRxCapacity;
+    private int _lastRxLength;
     private int _bytesSinceAck;
     private bool _ackNow;
     private SackBlock _dsack;       // RFC 2883: a duplicate to report in the next ACK

@@ -173,6 +173,23 @@ public class ReceiveTests
     }
 
     [Fact]
+    public void A_coalesced_segment_in_a_large_buffer_costs_the_window_its_payload_not_a_buffer_per_mss()
+    {
+        // The NIC driver merges consecutive segments into one buffer (GRO): 22 segments in 32 KiB.
+        // The memory bound must count that buffer as the payload it carries; counted as one
+        // buffer per MSS it closed the window to a few KiB after every merged frame.
+        var h = new TcpHarness(TcpHarness.Plain with { ReceiveBufferSize = 60000 }, bufferSize: 32768);
+        var c = h.Established();
+        h.Feed(c.In with { Payload = TcpHarness.Bytes(22 * 1448) });
+        var ack = h.Expect(c.Out with { Ack = c.RcvNxt + 22 * 1448 });
+        Assert.Equal(60000 - 22 * 1448, (int)ack.Window!);
+        // The app reads it all: the whole buffer is free again, and the window says so.
+        Assert.Equal(22 * 1448, h.ReadAll(c.Socket).Length);
+        var update = h.Expect(c.Out with { Ack = c.RcvNxt + 22 * 1448 });
+        Assert.Equal(60000, (int)update.Window!);
+    }
+
+    [Fact]
     public void Window_is_never_shrunk_below_what_was_advertised()
     {
         // RFC 9293 3.8.6.2.2: the right edge does not move left.
