@@ -108,7 +108,7 @@ public sealed class InetDriver : IDeviceLoopWork
     private readonly NicDevice _device;
     private readonly InetDriverOptions _options;
     private readonly ILogger _log;
-    private const int CoalescePages = 8;
+    private const int CoalescePages = 16;
 
     private readonly DataIca[] _rxData = new DataIca[InetService.MaxFramesPerMessage];
     private int _rxCount;
