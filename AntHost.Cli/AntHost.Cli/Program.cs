@@ -74,6 +74,20 @@ namespace AntHost.Cli
             down.SetAction(r => Guard(() => Commands.Down(Name(r.GetValue(downInstance)!))));
             Root.Subcommands.Add(down);
 
+            // ---- supervise (started by up; not for users) ----
+            var supInstance = InstanceOption();
+            var budget = new Option<int>("--budget") { Description = "restarts of one server allowed within --window-s", DefaultValueFactory = _ => 5 };
+            var window = new Option<int>("--window-s") { Description = "the restart budget's window, seconds", DefaultValueFactory = _ => 60 };
+            var supervise = new Command("supervise", "the instance's supervisor (anthost up starts it): starts the servers, restarts a dead inet or NIC driver, takes the instance down when the broker dies") { Hidden = true };
+            foreach (Option o in new Option[] { supInstance, budget, window }) supervise.Options.Add(o);
+            supervise.SetAction(r => Guard(() => Supervisor.Run(new SupervisorOptions
+            {
+                Instance = Name(r.GetValue(supInstance)!),
+                Budget = Math.Max(0, r.GetValue(budget)),
+                Window = TimeSpan.FromSeconds(Math.Max(1, r.GetValue(window))),
+            })));
+            Root.Subcommands.Add(supervise);
+
             // ---- ps ----
             var psInstance = InstanceOption();
             var json = new Option<bool>("--json") { Description = "print JSON instead of tables" };
