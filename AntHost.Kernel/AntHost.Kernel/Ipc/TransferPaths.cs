@@ -40,11 +40,15 @@ internal sealed class Uplink
     private readonly Doorbell _broker;
     private readonly Func<bool> _brokerAlive;
 
-    public Uplink(SpscRing ring, Doorbell broker, Func<bool> brokerAlive)
+    private readonly CancellationToken _brokerGone;
+
+    /// <param name="brokerGone">Cancelled once the broker's death was seen (BrokerWatch): a full journal then fails at once, not after 2 s.</param>
+    public Uplink(SpscRing ring, Doorbell broker, Func<bool> brokerAlive, CancellationToken brokerGone = default)
     {
         _ring = ring;
         _broker = broker;
         _brokerAlive = brokerAlive;
+        _brokerGone = brokerGone;
     }
 
     public object Lock => _lock;
@@ -59,6 +63,8 @@ internal sealed class Uplink
             if (s == RingStatus.Ok) break;
             if (s == RingStatus.Corrupt) throw new KernelException(KernelError.CutOff, "the journal ring is corrupt (this process was cut off)");
             // Full: the broker must drain it now.
+            if (_brokerGone.IsCancellationRequested)
+                throw new KernelException(KernelError.BrokerUnavailable, "the journal is full and the broker that drains it is gone");
             _broker.Wake();
             if (start == 0) start = Stopwatch.GetTimestamp();
             else if (Stopwatch.GetElapsedTime(start).TotalSeconds > 2 && !_brokerAlive())
