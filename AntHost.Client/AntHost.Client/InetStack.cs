@@ -159,7 +159,7 @@ public sealed partial class InetStack : IDisposable
     internal IcaLease NewRequest(InetOp op, ulong socket, SocketFlags flags, RequestFrameFlags frameFlags = RequestFrameFlags.None)
     {
         ThrowIfUnusable();
-        var control = Allocate(0, $"{op}");
+        var control = AllocateControl(op);
         if (!ControlIca.TryOpen(control.Span, out var c)
             || !c.TryPushFrame(new RequestFrame(_inet.ServiceId, (ushort)op, frameFlags, 0, 0), out var argBytes))
         {
@@ -239,6 +239,19 @@ public sealed partial class InetStack : IDisposable
         catch (KernelException e)
         {
             throw Translate(e, what);
+        }
+    }
+
+    /// <summary>A control ICA for a request of <paramref name="op"/> (as <see cref="Allocate"/>; the message is made only on failure).</summary>
+    private IcaLease AllocateControl(InetOp op)
+    {
+        try
+        {
+            return _kernel.AllocateControl();
+        }
+        catch (KernelException e)
+        {
+            throw Translate(e, op.ToString());
         }
     }
 
