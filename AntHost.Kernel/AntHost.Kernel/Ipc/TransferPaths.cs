@@ -148,11 +148,20 @@ internal sealed class DirectTransferPath : ITransferPath
         Span<IcaHandle> handles = stackalloc IcaHandle[1 + RingMessage.MaxData];
         lock (endpoint.SendLock)
         {
-            if (!endpoint.IsOpen) throw new KernelException(KernelError.PeerDied, $"{endpoint} is closed: its peer died");
-            if (!TransferPathHelpers.WaitForRoom(endpoint.SendRing, endpoint, deadline))
-                throw new KernelException(KernelError.RingFull, $"{endpoint}: the peer does not consume its ring");
-            int n = TransferPathHelpers.Collect(message, handles);
-            if (n > 0) _uplink.Journal(MessageKind.JournalTransfer, endpoint.Peer.Value, handles[..n], message.Flags & MessageFlags.Lend);
+            int n;
+            try
+            {
+                if (!endpoint.IsOpen) throw new KernelException(KernelError.PeerDied, $"{endpoint} is closed: its peer died");
+                if (!TransferPathHelpers.WaitForRoom(endpoint.SendRing, endpoint, deadline))
+                    throw new KernelException(KernelError.RingFull, $"{endpoint}: the peer does not consume its ring");
+                n = TransferPathHelpers.Collect(message, handles);
+                if (n > 0) _uplink.Journal(MessageKind.JournalTransfer, endpoint.Peer.Value, handles[..n], message.Flags & MessageFlags.Lend);
+            }
+            catch (KernelException e)
+            {
+                // Nothing was journaled (one record holds every handle of a slot): still ours.
+                throw new KernelException(e.Error, e.Message) { HandlesKept = true };
+            }
             _strict.Revoke(handles[..n]);
             TransferPathHelpers.AdvanceTransferCounts(ref message);
             var s = endpoint.SendRing.TryWrite(message);
@@ -184,14 +193,21 @@ internal sealed class MediatedTransferPath : ITransferPath
 
     public void Send(Endpoint endpoint, ref RingMessage message, long deadline)
     {
-        if (!endpoint.IsOpen) throw new KernelException(KernelError.PeerDied, $"{endpoint} is closed: its peer died");
+        if (!endpoint.IsOpen) throw new KernelException(KernelError.PeerDied, $"{endpoint} is closed: its peer died") { HandlesKept = true };
         Span<IcaHandle> handles = stackalloc IcaHandle[1 + RingMessage.MaxData];
         int n = TransferPathHelpers.Collect(message, handles);
         message.Channel = endpoint.ChannelId;
         lock (_uplink.Lock)
         {
+            try
+            {
+                _uplink.WriteLocked(message, wakeAlways: true);
+            }
+            catch (KernelException e)
+            {
+                throw new KernelException(e.Error, e.Message) { HandlesKept = true };
+            }
             _strict.Revoke(handles[..n]);
-            _uplink.WriteLocked(message, wakeAlways: true);
         }
     }
 
