@@ -158,7 +158,7 @@ public sealed partial class WireFuzzTests(ITestOutputHelper output)
             Close(fd);
         }
         var flood = sw.Elapsed;
-        output.WriteLine($"sends refused: {failed} (last errno {lastErrno})");
+        output.WriteLine($"sends the peer's kernel refused: {failed} (last errno {lastErrno})");
 
         output.WriteLine($"{frames} frames injected in {flood.TotalSeconds:F2} s ({frames / flood.TotalSeconds:F0}/s): random {counts[0]}, truncated {counts[1]}, bad IP checksum {counts[2]}, " +
             $"bad TCP checksum {counts[3]}, fragments {counts[4]}, TCP flag combinations {counts[5]}, ARP {counts[6]}, SYN {counts[7]}");
@@ -198,8 +198,13 @@ public sealed partial class WireFuzzTests(ITestOutputHelper output)
         long V(string k) => values.GetValueOrDefault(k);
         long drops = values.Where(kv => kv.Key.StartsWith("RxDrop.", StringComparison.Ordinal)).Sum(kv => kv.Value);
         Assert.Equal(V("FramesIn") + V("IpReassembled") + V("IpLoopback"), drops + V("ArpIn") + V("IcmpIn") + V("UdpIn") + V("TcpIn") + V("IpFragmentsHeld"));
-        foreach (var reason in new[] { "RxDrop.IpBadChecksum", "RxDrop.UnsupportedEtherType" })
+        foreach (var reason in new[] { "RxDrop.IpBadChecksum", "RxDrop.UnsupportedEtherType", "RxDrop.ArpSenderMismatch", "RxDrop.IpBadTotalLength" })
             Assert.True(V(reason) > 0, $"no frame dropped as {reason}: {counters}");
+        // TCP's own drops, by reason: the segments with a bad checksum among them.
+        string tcpDrops = stack.Inet.Log.Split('\n').Last(l => l.Contains("tcp drops by reason: ", StringComparison.Ordinal));
+        output.WriteLine(tcpDrops);
+        var tcp = Regex.Matches(tcpDrops, @"([A-Za-z]+)=(\d+)").ToDictionary(m => m.Groups[1].Value, m => long.Parse(m.Groups[2].Value, CultureInfo.InvariantCulture));
+        Assert.True(tcp.GetValueOrDefault("BadChecksum") > 0, $"no segment dropped for its checksum: {tcpDrops}");
         stack.Inet.WaitFor("pages owned at stop: 0");
         stack.Driver.WaitFor("pages owned at stop: 0");
     }

@@ -534,6 +534,14 @@ public sealed partial class SocketManager
 
     // ---- stats and stop --------------------------------------------------------------------
 
+    /// <summary>TCP's input drops by reason ("BadChecksum=3, NoSocket=12"), for the log at stop.</summary>
+    public string TcpDrops()
+    {
+        if (_tcp is not { } t) return "no TCP";
+        var text = string.Join(", ", Enum.GetValues<TcpDropReason>().Where(r => r != TcpDropReason.Count && t.Counters.Dropped(r) != 0).Select(r => $"{r}={t.Counters.Dropped(r)}"));
+        return text.Length == 0 ? "none" : text;
+    }
+
     /// <summary>Writes the socket manager's counters into <paramref name="stats"/> (InetStat order).</summary>
     public void WriteStats(long[] stats)
     {
