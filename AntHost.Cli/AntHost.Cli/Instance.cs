@@ -36,6 +36,9 @@ internal sealed record UpOptions
     /// them is a switch on that CPU, not a wake-up of the other (see docs/cli.md).
     /// </summary>
     public string? Cpus { get; init; }
+
+    /// <summary>Restarts of one server the supervisor allows within its window (60 s).</summary>
+    public int RestartBudget { get; init; } = 5;
 }
 
 internal static partial class Instance
@@ -158,7 +161,7 @@ internal static partial class Instance
                 return r;
             }
 
-            Launch("supervisor", Supervisor.Command(dotnet, o.Instance), Supervisor.Marker, null, Supervisor.ReadyLine, "the supervisor");
+            Launch("supervisor", Supervisor.Command(dotnet, o.Instance, o.RestartBudget), Supervisor.Marker, null, Supervisor.ReadyLine, "the supervisor");
             Launch("broker", Pinned([dotnet, broker, "--instance", o.Instance, "--transfer", o.Transfer, "--group", o.Group]), Binaries.Broker, null, "anthost-kernel ready", "the broker");
             string[] inetArgs = [dotnet, inet, "--instance", o.Instance, "--address", state.Address, "--spin-us", o.SpinUs.ToString(System.Globalization.CultureInfo.InvariantCulture),
                 .. o.Gateway is null ? Array.Empty<string>() : ["--gateway", o.Gateway]];

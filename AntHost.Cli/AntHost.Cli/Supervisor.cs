@@ -54,8 +54,8 @@ internal static class Supervisor
     public static string SocketPath(string instance) => Path.Combine(InstanceState.DirectoryFor(instance), SocketName);
 
     /// <summary>The command that runs the supervisor of <paramref name="instance"/> (this program's own dll).</summary>
-    public static string[] Command(string dotnet, string instance) =>
-        [dotnet, Path.Combine(AppContext.BaseDirectory, "anthost.dll"), "supervise", "--instance", instance];
+    public static string[] Command(string dotnet, string instance, int budget) =>
+        [dotnet, Path.Combine(AppContext.BaseDirectory, "anthost.dll"), "supervise", "--instance", instance, "--budget", budget.ToString(CultureInfo.InvariantCulture)];
 
     /// <summary>Asks the supervisor to start a server as its child; returns the record of the process it started.</summary>
     public static ProcessRecord Start(string instance, StartRequest request, CancellationToken ct)

@@ -180,6 +180,51 @@ public sealed partial class SupervisorTests(ITestOutputHelper output)
     }
 
     [PcapFact]
+    public void Past_its_restart_budget_a_server_stays_dead_and_a_clean_exit_is_not_restarted()
+    {
+        using var t = new TestInstance(output);
+        var up = t.Up("--restart-budget", "1");
+        Assert.True(up.ExitCode == 0, up.ToString());
+        t.RecordedProcesses();
+        string nicLog = Path.Combine(t.LogDirectory, "nic.log");
+        int attached = Count(ReadShared(nicLog), "attached to inet");
+        Assert.Equal(0, Kill(Record(t, "nic").GetProperty("pid").GetInt32(), 9));
+        WaitRestarted(t, "nic", 1, "nic.log", "attached to inet", attached + 1);
+
+        // The second death within the window is past the budget of one.
+        int pid = Record(t, "nic").GetProperty("pid").GetInt32();
+        Assert.Equal(0, Kill(pid, 9));
+        string supervisorLog = Path.Combine(t.LogDirectory, "supervisor.log");
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(30);
+        while (!ReadShared(supervisorLog).Contains("nic stays dead: its restart budget is spent", StringComparison.Ordinal))
+        {
+            Assert.True(DateTime.UtcNow < deadline, "the supervisor did not give up on the driver:\n" + ReadShared(supervisorLog));
+            Thread.Sleep(50);
+        }
+        Thread.Sleep(1000);
+        Assert.Equal(pid, Record(t, "nic").GetProperty("pid").GetInt32());
+        Assert.False(t.IsRunning(pid));
+        var ps = Cli.Run(output, "ps", "--instance", t.Name);
+        Assert.Matches(@"nic\s*│\s*\d+\s*│\s*dead\s*│\s*1 \(last: killed by signal 9 \(SIGKILL\)\)", ps.StandardOutput);
+
+        // inet asked to stop (SIGTERM, as to run it by hand) exits cleanly and is left stopped.
+        int inetPid = Record(t, "inet").GetProperty("pid").GetInt32();
+        Assert.Equal(0, Kill(inetPid, 15));
+        deadline = DateTime.UtcNow + TimeSpan.FromSeconds(30);
+        while (!ReadShared(supervisorLog).Contains("inet exited cleanly (it was asked to stop): not restarted", StringComparison.Ordinal))
+        {
+            Assert.True(DateTime.UtcNow < deadline, "the supervisor did not note inet's clean exit:\n" + ReadShared(supervisorLog));
+            Thread.Sleep(50);
+        }
+        Assert.Equal(inetPid, Record(t, "inet").GetProperty("pid").GetInt32());
+        Assert.Equal("exit code 0", Record(t, "inet").GetProperty("lastExit").GetString());
+
+        var down = t.Down();
+        Assert.True(down.ExitCode == 0, down.ToString());
+        t.AssertNothingLeft();
+    }
+
+    [PcapFact]
     public void A_killed_broker_takes_the_instance_down_in_order()
     {
         using var t = new TestInstance(output);
