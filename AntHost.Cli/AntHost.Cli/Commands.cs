@@ -66,13 +66,14 @@ internal static class Commands
 
     private static Table ProcessTable(InstanceState state, PoolSnapshot? pool)
     {
-        var t = new Table().AddColumn("process").AddColumn("pid").AddColumn("state").AddColumn("namespace");
+        var t = new Table().AddColumn("process").AddColumn("pid").AddColumn("state").AddColumn(new TableColumn("restarts").RightAligned()).AddColumn("namespace");
         if (pool is not null) t.AddColumn(new TableColumn("pages").RightAligned()).AddColumn(new TableColumn("ICAs").RightAligned());
         t.AddColumn("log");
         foreach (var r in state.Processes)
         {
             bool alive = ServerProcess.IsAlive(r);
-            var row = new List<string> { Markup.Escape(r.Name), r.Pid.ToString(Ci), alive ? "[green]alive[/]" : "[red]dead[/]", Markup.Escape(r.Namespace ?? "-") };
+            string restarts = r.Restarts == 0 && r.LastExit is null ? "0" : $"{r.Restarts} (last: {r.LastExit ?? "-"})";
+            var row = new List<string> { Markup.Escape(r.Name), r.Pid.ToString(Ci), alive ? "[green]alive[/]" : "[red]dead[/]", Markup.Escape(restarts), Markup.Escape(r.Namespace ?? "-") };
             if (pool is not null)
             {
                 var inPool = pool.Processes.FirstOrDefault(x => x.Pid == r.Pid && x.State == "alive");
@@ -116,6 +117,8 @@ internal static class Commands
                     r.Name,
                     r.Pid,
                     Alive = ServerProcess.IsAlive(r),
+                    r.Restarts,
+                    r.LastExit,
                     r.Namespace,
                     r.Log,
                     r.CommandLine,

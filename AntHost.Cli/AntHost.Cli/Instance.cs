@@ -36,6 +36,9 @@ internal sealed record UpOptions
     /// them is a switch on that CPU, not a wake-up of the other (see docs/cli.md).
     /// </summary>
     public string? Cpus { get; init; }
+
+    /// <summary>Restarts of one server the supervisor allows within its window (60 s).</summary>
+    public int RestartBudget { get; init; } = 5;
 }
 
 internal static partial class Instance
@@ -139,13 +142,18 @@ internal static partial class Instance
             // The servers (not the peer, which plays a remote host) run confined to --cpus.
             string[] Pinned(string[] command) => o.Cpus is null ? command : ["taskset", "-c", o.Cpus, .. command];
 
+            // The supervisor first: it starts every server as its child (so it learns how each
+            // one ends), and once up finished it restarts a dead inet or driver.
             ProcessRecord Launch(string name, string[] command, string marker, string? netns, string ready, string what)
             {
                 ct.ThrowIfCancellationRequested();
                 string log = Path.Combine(logDir, name + ".log");
                 if (File.Exists(log)) File.Move(log, log + ".1", overwrite: true);
                 progress($"starting {what}");
-                var r = ServerProcess.Start(name, command, marker, log, name == "peer" ? peerStdin : "/dev/null", netns);
+                string stdin = name == "peer" ? peerStdin : "/dev/null";
+                var r = name == "supervisor"
+                    ? ServerProcess.Start(name, command, marker, log, stdin, netns) with { Ready = ready }
+                    : Supervisor.Start(o.Instance, new StartRequest(name, command, marker, log, stdin, netns, ready), ct);
                 state.Processes.Add(r);
                 state.Save();
                 progress($"waiting for {what} (pid {r.Pid}) to say '{ready}'");
@@ -153,6 +161,7 @@ internal static partial class Instance
                 return r;
             }
 
+            Launch("supervisor", Supervisor.Command(dotnet, o.Instance, o.RestartBudget), Supervisor.Marker, null, Supervisor.ReadyLine, "the supervisor");
             Launch("broker", Pinned([dotnet, broker, "--instance", o.Instance, "--transfer", o.Transfer, "--group", o.Group]), Binaries.Broker, null, "anthost-kernel ready", "the broker");
             string[] inetArgs = [dotnet, inet, "--instance", o.Instance, "--address", state.Address, "--spin-us", o.SpinUs.ToString(System.Globalization.CultureInfo.InvariantCulture),
                 .. o.Gateway is null ? Array.Empty<string>() : ["--gateway", o.Gateway]];
@@ -188,6 +197,15 @@ internal static partial class Instance
     public static List<DownStep> Down(InstanceState state, Action<string> progress)
     {
         var steps = new List<DownStep>();
+        // The supervisor first, so that it restarts nothing stopped below; then the state again:
+        // it records the servers it restarted. (When the supervisor itself takes the instance
+        // down, after its broker died, it is not in the list.)
+        foreach (var r in state.Processes.Where(p => p.Name == "supervisor"))
+        {
+            progress($"stopping {r.Name} (pid {r.Pid})");
+            steps.Add(new DownStep($"{r.Name} (pid {r.Pid})", ServerProcess.Stop(r, Grace)));
+        }
+        state = InstanceState.Load(state.Instance) is { } now && now.CreatedUtc == state.CreatedUtc ? now : state;
         // Processes that joined the instance by hand (a server under a debugger) are not ours
         // to stop: say so, so nobody wonders why one still runs after its broker is gone.
         try
@@ -201,7 +219,7 @@ internal static partial class Instance
             // no pool (the broker is gone): nobody can have joined it
         }
         string[] order = ["nic", "peer", "inet", "broker"];
-        foreach (var r in state.Processes.OrderBy(p => Array.IndexOf(order, p.Name) is var i && i < 0 ? 0 : i))
+        foreach (var r in state.Processes.Where(p => p.Name != "supervisor").OrderBy(p => Array.IndexOf(order, p.Name) is var i && i < 0 ? 0 : i))
         {
             progress($"stopping {r.Name} (pid {r.Pid})");
             steps.Add(new DownStep($"{r.Name} (pid {r.Pid})", ServerProcess.Stop(r, r.Name == "peer" ? PeerGrace : Grace)));

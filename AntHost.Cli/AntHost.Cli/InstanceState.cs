@@ -24,6 +24,12 @@ internal sealed record ProcessRecord
     public required string Log { get; init; }
     public string? Namespace { get; init; }
     public DateTime StartedUtc { get; init; }
+    /// <summary>What the process says in its log once it is ready (the supervisor waits for it after a restart).</summary>
+    public string? Ready { get; init; }
+    /// <summary>How often the supervisor restarted it.</summary>
+    public int Restarts { get; init; }
+    /// <summary>Why its last run ended (exit code or signal), as the supervisor saw it; null while it never died.</summary>
+    public string? LastExit { get; init; }
 }
 
 /// <summary>The state file of an instance.</summary>
@@ -53,7 +59,7 @@ internal sealed record InstanceState
     public string TablesPath => $"/dev/shm/anthost-{Instance}.tables";
     public string SocketPath => $"/run/anthost/{Instance}.sock";
 
-    private static readonly JsonSerializerOptions Json = new()
+    internal static readonly JsonSerializerOptions Json = new()
     {
         WriteIndented = true,
         PropertyNamingPolicy = JsonNamingPolicy.CamelCase,
@@ -99,7 +105,7 @@ internal sealed record InstanceState
     {
         string dir = DirectoryFor(instance);
         if (!Directory.Exists(dir)) return;
-        foreach (var f in new[] { "state.json", "state.json.tmp", "peer.stdin" })
+        foreach (var f in new[] { "state.json", "state.json.tmp", "peer.stdin", Supervisor.SocketName })
             File.Delete(Path.Combine(dir, f));
         try { Directory.Delete(dir); }
         catch (IOException) { } // someone put something else there: leave it

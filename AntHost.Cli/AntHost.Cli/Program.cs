@@ -45,8 +45,10 @@ namespace AntHost.Cli
             var group = new Option<string>("--group") { Description = "the group whose members may use the instance besides root (pool, socket, state; default: root's group)", DefaultValueFactory = _ => "root" };
             group.Validators.Add(r => { if (!AntHost.Kernel.Interop.UnixAccess.TryResolveGroup(r.GetValueOrDefault<string>() ?? "", out _)) r.AddError($"--group: there is no group '{r.GetValueOrDefault<string>()}' (see /etc/group)"); });
             var cpus = CpusOption();
+            var restartBudget = new Option<int>("--restart-budget") { Description = "restarts of a dead inet server or NIC driver the supervisor allows per server within 60 s (0: none)", DefaultValueFactory = _ => 5 };
+            restartBudget.Validators.Add(r => { if (r.GetValueOrDefault<int>() is < 0 or > 1000) r.AddError("--restart-budget takes 0..1000"); });
             var up = new Command("up", "start the broker, the inet server and a NIC driver (on the sandbox network unless --adapter)");
-            foreach (Option o in new Option[] { instance, transfer, spin, prefix, adapter, address, gateway, logDir, cpus, group }) up.Options.Add(o);
+            foreach (Option o in new Option[] { instance, transfer, spin, prefix, adapter, address, gateway, logDir, cpus, group, restartBudget }) up.Options.Add(o);
             up.SetAction(r => Guard(() =>
             {
                 var o = new UpOptions
@@ -61,6 +63,7 @@ namespace AntHost.Cli
                     LogDirectory = r.GetValue(logDir),
                     Group = r.GetValue(group)!,
                     Cpus = r.GetValue(cpus) is { } list ? Instance.CheckCpus(list) : null,
+                    RestartBudget = r.GetValue(restartBudget),
                 };
                 CheckNetwork(o);
                 return Commands.Up(o);
@@ -73,6 +76,20 @@ namespace AntHost.Cli
             down.Options.Add(downInstance);
             down.SetAction(r => Guard(() => Commands.Down(Name(r.GetValue(downInstance)!))));
             Root.Subcommands.Add(down);
+
+            // ---- supervise (started by up; not for users) ----
+            var supInstance = InstanceOption();
+            var budget = new Option<int>("--budget") { Description = "restarts of one server allowed within --window-s", DefaultValueFactory = _ => 5 };
+            var window = new Option<int>("--window-s") { Description = "the restart budget's window, seconds", DefaultValueFactory = _ => 60 };
+            var supervise = new Command("supervise", "the instance's supervisor (anthost up starts it): starts the servers, restarts a dead inet or NIC driver, takes the instance down when the broker dies") { Hidden = true };
+            foreach (Option o in new Option[] { supInstance, budget, window }) supervise.Options.Add(o);
+            supervise.SetAction(r => Guard(() => Supervisor.Run(new SupervisorOptions
+            {
+                Instance = Name(r.GetValue(supInstance)!),
+                Budget = Math.Max(0, r.GetValue(budget)),
+                Window = TimeSpan.FromSeconds(Math.Max(1, r.GetValue(window))),
+            })));
+            Root.Subcommands.Add(supervise);
 
             // ---- ps ----
             var psInstance = InstanceOption();

@@ -20,6 +20,14 @@ internal static partial class ServerProcess
     /// <summary>Starts <paramref name="command"/> detached, stdin from <paramref name="stdin"/> (opened read-write: a FIFO that never reports end of file), output appended to <paramref name="log"/>.</summary>
     public static ProcessRecord Start(string name, string[] command, string marker, string log, string stdin, string? netns)
     {
+        var (record, process) = StartChild(name, command, marker, log, stdin, netns);
+        process.Dispose();
+        return record;
+    }
+
+    /// <summary>As <see cref="Start"/>, keeping the child's <see cref="Process"/>: its parent (the supervisor) learns its exit code or signal from it.</summary>
+    public static (ProcessRecord Record, Process Process) StartChild(string name, string[] command, string marker, string log, string stdin, string? netns)
+    {
         var psi = new ProcessStartInfo("/bin/sh") { UseShellExecute = false };
         psi.ArgumentList.Add("-c");
         psi.ArgumentList.Add("exec setsid \"$@\" 0<>\"$ANTHOST_STDIN\" >>\"$ANTHOST_LOG\" 2>&1");
@@ -28,13 +36,13 @@ internal static partial class ServerProcess
         psi.Environment["ANTHOST_STDIN"] = stdin;
         psi.Environment["ANTHOST_LOG"] = log;
         psi.Environment["DOTNET_TieredPGO"] = "0";
-        using var p = Process.Start(psi) ?? throw new CliException($"could not start {name}: {string.Join(' ', command)}");
+        var p = Process.Start(psi) ?? throw new CliException($"could not start {name}: {string.Join(' ', command)}");
         int pid = p.Id;
         // The start time is the pid's from its fork: the exec chain does not change it. A
         // process already gone gets a start time no process has, so the wait for its ready
         // line reports it as any early exit is reported, with its log's last lines.
         long ticks = StartTicks(pid) ?? -1;
-        return new ProcessRecord
+        return (new ProcessRecord
         {
             Name = name,
             Pid = pid,
@@ -44,7 +52,7 @@ internal static partial class ServerProcess
             Log = log,
             Namespace = netns,
             StartedUtc = DateTime.UtcNow,
-        };
+        }, p);
     }
 
     /// <summary>Field 22 of /proc/PID/stat, or null when there is no such process (or only its zombie).</summary>
@@ -108,15 +116,17 @@ internal static partial class ServerProcess
     }
 
     /// <summary>Waits until the log holds <paramref name="text"/>; fails when the process ends first or after <paramref name="patience"/>.</summary>
-    public static void WaitForLog(ProcessRecord r, string text, TimeSpan patience, CancellationToken ct)
+    public static void WaitForLog(ProcessRecord r, string text, TimeSpan patience, CancellationToken ct) => WaitForLog(r, text, 0, patience, ct);
+
+    /// <summary>As above, looking only at what the log holds past <paramref name="from"/> bytes (a restarted process appends to its old log).</summary>
+    public static void WaitForLog(ProcessRecord r, string text, long from, TimeSpan patience, CancellationToken ct)
     {
         var deadline = DateTime.UtcNow + patience;
         while (true)
         {
             ct.ThrowIfCancellationRequested();
             string content;
-            try { content = File.ReadAllText(r.Log); }
-            catch (IOException) { content = ""; }
+            content = ReadFrom(r.Log, from);
             if (content.Contains(text, StringComparison.Ordinal)) return;
             if (StartTicks(r.Pid) != r.StartTicks)
                 throw new ServerFailedException(r, $"{r.Name} (pid {r.Pid}) exited before it said '{text}'");
@@ -125,6 +135,40 @@ internal static partial class ServerProcess
             Thread.Sleep(50);
         }
     }
+
+    /// <summary>The length of a file (0 when missing).</summary>
+    public static long LengthOf(string path)
+    {
+        try { return new FileInfo(path).Length; }
+        catch (IOException) { return 0; }
+    }
+
+    private static string ReadFrom(string path, long from)
+    {
+        try
+        {
+            using var fs = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete);
+            if (from > fs.Length) from = 0;
+            fs.Seek(from, SeekOrigin.Begin);
+            using var reader = new StreamReader(fs, Encoding.UTF8);
+            return reader.ReadToEnd();
+        }
+        catch (IOException) { return ""; }
+    }
+
+    /// <summary>"exit code N" or "killed by signal N (SIGNAME)" from a .NET exit code (which is 128 + the signal for a signalled child).</summary>
+    public static string DescribeExit(int exitCode) => exitCode switch
+    {
+        > 128 and <= 128 + 64 => $"killed by signal {exitCode - 128} ({SignalName(exitCode - 128)})",
+        _ => $"exit code {exitCode}",
+    };
+
+    private static string SignalName(int signal) => signal switch
+    {
+        1 => "SIGHUP", 2 => "SIGINT", 3 => "SIGQUIT", 4 => "SIGILL", 6 => "SIGABRT", 7 => "SIGBUS", 8 => "SIGFPE", 9 => "SIGKILL",
+        11 => "SIGSEGV", 13 => "SIGPIPE", 14 => "SIGALRM", 15 => "SIGTERM", 24 => "SIGXCPU", 25 => "SIGXFSZ", 31 => "SIGSYS",
+        _ => "signal " + signal.ToString(CultureInfo.InvariantCulture),
+    };
 
     [LibraryImport("libc", EntryPoint = "kill", SetLastError = true)]
     private static partial int Kill(int pid, int sig);

@@ -290,7 +290,7 @@ public sealed partial class InetSocket
             try
             {
                 var m = call.Op.WaitSync();
-                Stack.Kernel.FreeMessage(m);
+                Stack.FreeMessage(m);
             }
             catch (SocketException)
             {
@@ -364,7 +364,7 @@ public sealed partial class InetSocket
             try
             {
                 var m = await call.Task.ConfigureAwait(false);
-                Stack.Kernel.FreeMessage(m);
+                Stack.FreeMessage(m);
             }
             catch (SocketException)
             {
@@ -412,7 +412,7 @@ public sealed partial class InetSocket
     {
         if (size is <= 0 or > MaxDatagram) throw new ArgumentOutOfRangeException(nameof(size), $"a send buffer holds 1..{MaxDatagram} bytes");
         ObjectDisposedException.ThrowIf(Volatile.Read(ref _closed) != 0, this);
-        return new SendBuffer(Stack.Kernel.AllocateBytes(InetService.SendHeadroom + size), size);
+        return new SendBuffer(Stack.Allocate(InetService.SendHeadroom + size, "a send buffer"), size);
     }
 
     /// <summary>Gives back a rented buffer that was not sent.</summary>
@@ -522,7 +522,7 @@ public sealed partial class InetSocket
             while (data.Count < _icasPerSend && n < src.Length)
             {
                 int len = Math.Min(seg, src.Length - n);
-                var ica = Stack.Kernel.AllocateBytes(InetService.SendHeadroom + len);
+                var ica = Stack.Allocate(InetService.SendHeadroom + len, "send");
                 src.Slice(n, len).CopyTo(ica.Span.Slice(InetService.SendHeadroom, len));
                 a.SetData(data.Count, InetService.SendHeadroom, len);
                 data.Add(new DataIca(ica, InetService.SendHeadroom + len));
@@ -897,7 +897,7 @@ public sealed partial class InetSocket
         IcaLease ica;
         try
         {
-            ica = Stack.Kernel.AllocateBytes(InetService.SendHeadroom + Math.Max(1, payload.Length));
+            ica = Stack.Allocate(InetService.SendHeadroom + Math.Max(1, payload.Length), "send");
         }
         catch
         {

@@ -155,12 +155,7 @@ public sealed partial class InetStack
         {
             ReturnOp(pending);
             lock (_opsLock) _starting--;
-            if (e.Error is KernelError.PeerDied or KernelError.CutOff or KernelError.BrokerUnavailable)
-            {
-                MarkGone();
-                throw Gone();
-            }
-            throw InetErrors.Local(System.Net.Sockets.SocketError.NoBufferSpaceAvailable, $"{op} could not be sent to the inet server: {e.Message}");
+            throw Translate(e, $"{op} could not be sent to the inet server");
         }
         Register(id, pending);
         return pending;

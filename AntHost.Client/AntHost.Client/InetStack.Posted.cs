@@ -59,13 +59,7 @@ public sealed partial class InetStack
         catch (KernelException e)
         {
             SetPostedId(socket, 0, remove: true);
-            if (e.Error is KernelError.PeerDied or KernelError.CutOff or KernelError.BrokerUnavailable)
-            {
-                MarkGone();
-                throw Gone();
-            }
-            throw InetErrors.Local(e.Error == KernelError.RingFull ? System.Net.Sockets.SocketError.NoBufferSpaceAvailable : System.Net.Sockets.SocketError.SocketError,
-                $"Send could not be sent to the inet server: {e.Message}");
+            throw Translate(e, "Send could not be sent to the inet server");
         }
         // An answer that overtook the id's registration was parked with the async calls' early
         // ones; both are looked at under the lock Complete holds while it decides.

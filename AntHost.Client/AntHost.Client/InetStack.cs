@@ -159,7 +159,7 @@ public sealed partial class InetStack : IDisposable
     internal IcaLease NewRequest(InetOp op, ulong socket, SocketFlags flags, RequestFrameFlags frameFlags = RequestFrameFlags.None)
     {
         ThrowIfUnusable();
-        var control = _kernel.AllocateControl();
+        var control = AllocateControl(op);
         if (!ControlIca.TryOpen(control.Span, out var c)
             || !c.TryPushFrame(new RequestFrame(_inet.ServiceId, (ushort)op, frameFlags, 0, 0), out var argBytes))
         {
@@ -197,15 +197,9 @@ public sealed partial class InetStack : IDisposable
         {
             m = _kernel.Call(_inet, control, (ushort)op, data, Timeout.InfiniteTimeSpan, traceStage);
         }
-        catch (KernelException e) when (e.Error is KernelError.PeerDied or KernelError.CutOff or KernelError.BrokerUnavailable)
-        {
-            MarkGone();
-            throw Gone();
-        }
         catch (KernelException e)
         {
-            throw InetErrors.Local(e.Error == KernelError.RingFull ? SocketError.NoBufferSpaceAvailable : SocketError.SocketError,
-                $"{op} could not be sent to the inet server: {e.Message}");
+            throw Translate(e, $"{op} could not be sent to the inet server");
         }
         // The wait may have taken answers of posted sends (quiet: they did not wake it).
         if (Volatile.Read(ref _postedCount) > 0) SettleQueued();
@@ -226,11 +220,86 @@ public sealed partial class InetStack : IDisposable
 
     private void FreeUnsent(IcaLease control, ReadOnlySpan<DataIca> data)
     {
-        _kernel.Free(control);
-        foreach (var d in data) _kernel.Free(d.Ica);
+        Free(control);
+        foreach (var d in data) Free(d.Ica);
     }
 
-    internal void Free(IcaLease ica) => _kernel.Free(ica);
+    /// <summary>
+    /// A data ICA of at least <paramref name="bytes"/> bytes (0: a control ICA) from the pool.
+    /// What the kernel refuses becomes the SocketException an app expects: an empty pool or a
+    /// spent limit NoBufferSpaceAvailable (as ENOBUFS), a dead broker NetworkDown.
+    /// </summary>
+    internal IcaLease Allocate(int bytes, string what)
+    {
+        ThrowIfUnusable();
+        try
+        {
+            return bytes == 0 ? _kernel.AllocateControl() : _kernel.AllocateBytes(bytes);
+        }
+        catch (KernelException e)
+        {
+            throw Translate(e, what);
+        }
+    }
+
+    /// <summary>A control ICA for a request of <paramref name="op"/> (as <see cref="Allocate"/>; the message is made only on failure).</summary>
+    private IcaLease AllocateControl(InetOp op)
+    {
+        try
+        {
+            return _kernel.AllocateControl();
+        }
+        catch (KernelException e)
+        {
+            throw Translate(e, op.ToString());
+        }
+    }
+
+    /// <summary>The SocketException for a kernel refusal met on the way to inet.</summary>
+    internal InetSocketException Translate(KernelException e, string what)
+    {
+        switch (e.Error)
+        {
+            case KernelError.BrokerUnavailable or KernelError.PoolUnavailable:
+                MarkBrokerGone();
+                return Gone();
+            case KernelError.PeerDied or KernelError.CutOff:
+                MarkGone();
+                return Gone();
+            case KernelError.OutOfPages or KernelError.QuotaExceeded or KernelError.RingFull or KernelError.OutOfSlots:
+                return InetErrors.Local(SocketError.NoBufferSpaceAvailable, $"{what}: no buffer space in AntHost instance '{Instance}': {e.Message}");
+            case KernelError.PermissionDenied:
+                return InetErrors.Local(SocketError.AccessDenied, $"{what}: {e.Message}");
+            default:
+                return InetErrors.Local(SocketError.SocketError, $"{what}: the AntHost kernel refused it: {e.Message}");
+        }
+    }
+
+    /// <summary>
+    /// Gives an ICA back. When the broker is gone (or cut this process off) the free cannot be
+    /// journaled, and need not be: the pool goes with the broker; nothing is thrown from a
+    /// release path.
+    /// </summary>
+    internal void Free(IcaLease ica)
+    {
+        try { _kernel.Free(ica); }
+        catch (KernelException e) when (e.Error is KernelError.BrokerUnavailable or KernelError.CutOff or KernelError.PoolUnavailable)
+        {
+            if (e.Error != KernelError.CutOff) MarkBrokerGone();
+            else MarkGone();
+        }
+    }
+
+    /// <summary>Frees a message's ICAs, quietly when the broker is gone (see <see cref="Free"/>).</summary>
+    internal void FreeMessage(in Message m)
+    {
+        try { _kernel.FreeMessage(m); }
+        catch (KernelException e) when (e.Error is KernelError.BrokerUnavailable or KernelError.CutOff or KernelError.PoolUnavailable)
+        {
+            if (e.Error != KernelError.CutOff) MarkBrokerGone();
+            else MarkGone();
+        }
+    }
 
     internal void CountMalformed() => Interlocked.Increment(ref _malformed);
 
@@ -276,7 +345,7 @@ public sealed partial class InetStack : IDisposable
         uint ip = InetSocket.ToAbiAddress(address);
         if (payloadBytes is < 0 or > 1472) throw new ArgumentOutOfRangeException(nameof(payloadBytes), "an echo payload has 0..1472 bytes");
         var control = NewRequest(InetOp.Ping, 0, SocketFlags.None);
-        var data = _kernel.AllocateBytes(InetService.SendHeadroom + Math.Max(payloadBytes, 1));
+        var data = Allocate(InetService.SendHeadroom + Math.Max(payloadBytes, 1), "ping");
         var payload = data.Span.Slice(InetService.SendHeadroom, payloadBytes);
         for (int i = 0; i < payload.Length; i++) payload[i] = (byte)('a' + i % 26);
         var args = Args(control);
@@ -404,7 +473,7 @@ internal readonly struct InetReply : IDisposable
     }
 
     /// <summary>Frees the control ICA and every data ICA.</summary>
-    public void Dispose() => _stack.Kernel.FreeMessage(Message);
+    public void Dispose() => _stack.FreeMessage(Message);
 
     /// <summary>Frees the control ICA only: the caller took the data ICAs over.</summary>
     public void FreeControl() => _stack.Free(Message.Control);

@@ -69,6 +69,7 @@ public sealed class InetServer(InetOptions options, ILogger<InetServer> log, IHo
             sockets.AfterFlush();
             protocol.Shutdown(requests.Now);
             log.LogInformation("counters: {Counters}", protocol.InterfaceCounters());
+            log.LogInformation("tcp drops by reason: {Drops}", sockets.TcpDrops());
             log.LogInformation("buffers outstanding at stop: {N}", protocol.Pool.Outstanding);
             k.TrimCache();
             k.Commit();

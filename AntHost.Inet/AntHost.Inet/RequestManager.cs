@@ -179,7 +179,7 @@ public sealed class RequestManager
     {
         if (m.IsSync)
         {
-            _kernel.Reply(m, m.Control, (int)status, m.Data);
+            ReplyOrFree(m, status);
             return;
         }
         if (status is not InetStatus.Ok) _unknown++;
@@ -190,8 +190,22 @@ public sealed class RequestManager
     {
         _unknown++;
         _log.LogDebug("dropped {Message}", m.ToString());
-        if (m.Kind == MessageKind.Request && m.IsSync) _kernel.Reply(m, m.Control, (int)InetStatus.UnknownOpcode, m.Data);
+        if (m.Kind == MessageKind.Request && m.IsSync) ReplyOrFree(m, InetStatus.UnknownOpcode);
         else _kernel.FreeMessage(m);
+    }
+
+    /// <summary>Replies with the request's own ICAs; frees them when the reply failed before they left (see KernelException.HandlesKept).</summary>
+    private void ReplyOrFree(in Message m, InetStatus status)
+    {
+        try
+        {
+            _kernel.Reply(m, m.Control, (int)status, m.Data);
+        }
+        catch (KernelException e) when (e.HandlesKept)
+        {
+            _log.LogWarning("reply to {Process} failed ({Error}): {Message}; its ICAs are freed", m.Source, e.Error, e.Message);
+            _kernel.FreeMessage(m);
+        }
     }
 
     /// <summary>Messages that made no sense (counted, dropped).</summary>

@@ -48,6 +48,13 @@ public sealed class KernelException : Exception
 
     public KernelException(KernelError error, string message) : base(message) => Error = error;
 
+    /// <summary>
+    /// True when a send failed before the ICAs it named left this process (the peer died or its
+    /// ring stayed full before the transfer was journaled): they are still the caller's, to free
+    /// or to use again. False when they may have passed on (the broker settles them).
+    /// </summary>
+    public bool HandlesKept { get; init; }
+
     public KernelException() : this(KernelError.None, "kernel error") { }
     public KernelException(string message) : this(KernelError.None, message) { }
     public KernelException(string message, Exception inner) : base(message, inner) { }

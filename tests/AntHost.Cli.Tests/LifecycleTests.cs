@@ -34,7 +34,7 @@ public sealed partial class LifecycleTests(ITestOutputHelper output)
             File.GetUnixFileMode(Path.GetDirectoryName(t.StatePath)!));
         Assert.Contains("group nogroup", File.ReadAllText(Path.Combine(t.LogDirectory, "broker.log")), StringComparison.Ordinal);
         var recorded = t.RecordedProcesses();
-        Assert.Equal(["broker", "inet", "nic", "peer"], recorded.Select(p => p.Name).ToArray());
+        Assert.Equal(["supervisor", "broker", "inet", "nic", "peer"], recorded.Select(p => p.Name).ToArray());
         Assert.All(recorded, p => Assert.True(t.IsRunning(p.Pid), $"{p.Name} pid {p.Pid} is not running after up"));
         Assert.Equal(t.Namespaces.Order(), t.NamespacesLeft().Order());
         Assert.True(File.Exists(t.PoolPath));

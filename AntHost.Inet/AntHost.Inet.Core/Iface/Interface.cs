@@ -110,6 +110,7 @@ public sealed class Interface
         IsUp = false;
         _announcementsLeft = 0;
         Arp.Flush(now);
+        Ip.DropHeld();
         while (TryDequeueTransmit(out var f)) f.FinishTransmit();
     }
 

@@ -337,6 +337,24 @@ public sealed class Ipv4Layer : IIpOutput
         return true;
     }
 
+    /// <summary>
+    /// Releases what the layer holds (fragments of unfinished datagrams, datagrams looped back
+    /// and not yet taken): the interface goes down, and a server that stops must give back
+    /// every buffer (fragments a flood left behind were kept until then: pages owned at stop).
+    /// </summary>
+    internal void DropHeld()
+    {
+        _reassembler.DiscardAll();
+        while (_loopCount > 0)
+        {
+            var b = _loopback[_loopHead]!;
+            _loopback[_loopHead] = null;
+            _loopHead = (_loopHead + 1) % _loopback.Length;
+            _loopCount--;
+            b.Release();
+        }
+    }
+
     internal void Poll(Instant now)
     {
         _lastNow = now;

@@ -291,6 +291,13 @@ internal sealed class Reassembler
         return victim;
     }
 
+    /// <summary>Gives up on every datagram in progress (the interface goes down): each is released and counted as discarded.</summary>
+    public void DiscardAll()
+    {
+        for (int s = 0; s < _slots.Length; s++)
+            if (_slots[s].Used) Discard(s);
+    }
+
     /// <summary>Gives up on a datagram: its fragments are released and it is counted.</summary>
     private void Discard(int s)
     {

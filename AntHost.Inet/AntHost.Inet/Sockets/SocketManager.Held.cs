@@ -477,6 +477,10 @@ public sealed partial class SocketManager
                         _kernel.Reply(f.M, control, (int)InetStatus.Ok, default);
                         continue;
                     }
+                    catch (KernelException e) when (!e.HandlesKept)
+                    {
+                        continue; // it left with the failed transfer: not ours to free
+                    }
                     catch (KernelException) { }
                 }
                 _kernel.Free(control);

@@ -309,8 +309,21 @@ public sealed partial class SocketManager
         }
         catch (KernelException e)
         {
-            _log.LogDebug("reply to {Process} failed: {Error}", m.Source, e.Message);
+            ReplyFailed(m, e, m.Control, data);
         }
+    }
+
+    /// <summary>
+    /// A reply that could not be sent (the app died, or its ring stayed full): its ICAs are
+    /// freed when they never left (else inet would keep them until it stops), and it is said.
+    /// </summary>
+    private void ReplyFailed(in Message m, KernelException e, IcaLease control, ReadOnlySpan<DataIca> data)
+    {
+        _log.LogWarning("reply to {Process} failed ({Error}): {Message}; {What}", m.Source, e.Error, e.Message,
+            e.HandlesKept ? "its ICAs are freed" : "its ICAs went with it");
+        if (!e.HandlesKept) return;
+        if (!control.IsNone) _kernel.Free(control);
+        foreach (var d in data) _kernel.Free(d.Ica);
     }
 
     /// <summary>True when the app does not wait for this answer (a posted send): it goes quietly.</summary>
@@ -332,7 +345,7 @@ public sealed partial class SocketManager
         }
         catch (KernelException e)
         {
-            _log.LogDebug("reply to {Process} failed: {Error}", m.Source, e.Message);
+            ReplyFailed(m, e, m.Control, default);
         }
     }
 
@@ -340,20 +353,29 @@ public sealed partial class SocketManager
     private void ReplyFresh(in Message m, InetStatus status, long value)
     {
         if (m.Endpoint is not { IsOpen: true }) return;
+        IcaLease control;
         try
         {
-            var control = _kernel.AllocateControl();
-            if (ControlIca.TryOpen(control.Span, out var c))
-            {
-                c.RequestId = m.RequestId;
-                SocketResult.Begin(c.ResultArea).Value = value;
-                c.SetResultLength(SocketResult.Length);
-            }
+            control = _kernel.AllocateControl();
+        }
+        catch (KernelException e)
+        {
+            _log.LogWarning("reply to {Process} not sent: no control ICA ({Error})", m.Source, e.Message);
+            return;
+        }
+        if (ControlIca.TryOpen(control.Span, out var c))
+        {
+            c.RequestId = m.RequestId;
+            SocketResult.Begin(c.ResultArea).Value = value;
+            c.SetResultLength(SocketResult.Length);
+        }
+        try
+        {
             _kernel.Reply(m, control, (int)status, default);
         }
         catch (KernelException e)
         {
-            _log.LogDebug("reply to {Process} failed: {Error}", m.Source, e.Message);
+            ReplyFailed(m, e, control, default);
         }
     }
 
@@ -511,6 +533,14 @@ public sealed partial class SocketManager
     private Instant Now() => Clock();
 
     // ---- stats and stop --------------------------------------------------------------------
+
+    /// <summary>TCP's input drops by reason ("BadChecksum=3, NoSocket=12"), for the log at stop.</summary>
+    public string TcpDrops()
+    {
+        if (_tcp is not { } t) return "no TCP";
+        var text = string.Join(", ", Enum.GetValues<TcpDropReason>().Where(r => r != TcpDropReason.Count && t.Counters.Dropped(r) != 0).Select(r => $"{r}={t.Counters.Dropped(r)}"));
+        return text.Length == 0 ? "none" : text;
+    }
 
     /// <summary>Writes the socket manager's counters into <paramref name="stats"/> (InetStat order).</summary>
     public void WriteStats(long[] stats)

@@ -60,7 +60,7 @@ public sealed unsafe partial class KernelConnection : IDisposable
         _downlink = new SpscRing(pool.Ring(l.DownlinkRing(id.Slot)), l.RingCapacity);
         _bell = new Doorbell(pool.Doorbell(id.Slot), pool.WakePath(id.Slot));
         _uplink = new Uplink(new SpscRing(pool.Ring(l.UplinkRing(id.Slot)), l.RingCapacity), new Doorbell(pool.BrokerDoorbell),
-            () => Native.ProcessExists(pool.BrokerPid));
+            () => Native.ProcessExists(pool.BrokerPid), _brokerGone.Token);
         _strict = new StrictGuard(pool, strict);
         _path = pool.Mode switch
         {

@@ -40,11 +40,15 @@ internal sealed class Uplink
     private readonly Doorbell _broker;
     private readonly Func<bool> _brokerAlive;
 
-    public Uplink(SpscRing ring, Doorbell broker, Func<bool> brokerAlive)
+    private readonly CancellationToken _brokerGone;
+
+    /// <param name="brokerGone">Cancelled once the broker's death was seen (BrokerWatch): a full journal then fails at once, not after 2 s.</param>
+    public Uplink(SpscRing ring, Doorbell broker, Func<bool> brokerAlive, CancellationToken brokerGone = default)
     {
         _ring = ring;
         _broker = broker;
         _brokerAlive = brokerAlive;
+        _brokerGone = brokerGone;
     }
 
     public object Lock => _lock;
@@ -59,6 +63,8 @@ internal sealed class Uplink
             if (s == RingStatus.Ok) break;
             if (s == RingStatus.Corrupt) throw new KernelException(KernelError.CutOff, "the journal ring is corrupt (this process was cut off)");
             // Full: the broker must drain it now.
+            if (_brokerGone.IsCancellationRequested)
+                throw new KernelException(KernelError.BrokerUnavailable, "the journal is full and the broker that drains it is gone");
             _broker.Wake();
             if (start == 0) start = Stopwatch.GetTimestamp();
             else if (Stopwatch.GetElapsedTime(start).TotalSeconds > 2 && !_brokerAlive())
@@ -142,11 +148,20 @@ internal sealed class DirectTransferPath : ITransferPath
         Span<IcaHandle> handles = stackalloc IcaHandle[1 + RingMessage.MaxData];
         lock (endpoint.SendLock)
         {
-            if (!endpoint.IsOpen) throw new KernelException(KernelError.PeerDied, $"{endpoint} is closed: its peer died");
-            if (!TransferPathHelpers.WaitForRoom(endpoint.SendRing, endpoint, deadline))
-                throw new KernelException(KernelError.RingFull, $"{endpoint}: the peer does not consume its ring");
-            int n = TransferPathHelpers.Collect(message, handles);
-            if (n > 0) _uplink.Journal(MessageKind.JournalTransfer, endpoint.Peer.Value, handles[..n], message.Flags & MessageFlags.Lend);
+            int n;
+            try
+            {
+                if (!endpoint.IsOpen) throw new KernelException(KernelError.PeerDied, $"{endpoint} is closed: its peer died");
+                if (!TransferPathHelpers.WaitForRoom(endpoint.SendRing, endpoint, deadline))
+                    throw new KernelException(KernelError.RingFull, $"{endpoint}: the peer does not consume its ring");
+                n = TransferPathHelpers.Collect(message, handles);
+                if (n > 0) _uplink.Journal(MessageKind.JournalTransfer, endpoint.Peer.Value, handles[..n], message.Flags & MessageFlags.Lend);
+            }
+            catch (KernelException e)
+            {
+                // Nothing was journaled (one record holds every handle of a slot): still ours.
+                throw new KernelException(e.Error, e.Message) { HandlesKept = true };
+            }
             _strict.Revoke(handles[..n]);
             TransferPathHelpers.AdvanceTransferCounts(ref message);
             var s = endpoint.SendRing.TryWrite(message);
@@ -178,14 +193,21 @@ internal sealed class MediatedTransferPath : ITransferPath
 
     public void Send(Endpoint endpoint, ref RingMessage message, long deadline)
     {
-        if (!endpoint.IsOpen) throw new KernelException(KernelError.PeerDied, $"{endpoint} is closed: its peer died");
+        if (!endpoint.IsOpen) throw new KernelException(KernelError.PeerDied, $"{endpoint} is closed: its peer died") { HandlesKept = true };
         Span<IcaHandle> handles = stackalloc IcaHandle[1 + RingMessage.MaxData];
         int n = TransferPathHelpers.Collect(message, handles);
         message.Channel = endpoint.ChannelId;
         lock (_uplink.Lock)
         {
+            try
+            {
+                _uplink.WriteLocked(message, wakeAlways: true);
+            }
+            catch (KernelException e)
+            {
+                throw new KernelException(e.Error, e.Message) { HandlesKept = true };
+            }
             _strict.Revoke(handles[..n]);
-            _uplink.WriteLocked(message, wakeAlways: true);
         }
     }
 
