@@ -99,7 +99,7 @@ internal sealed record InstanceState
     {
         string dir = DirectoryFor(instance);
         if (!Directory.Exists(dir)) return;
-        foreach (var f in new[] { "state.json", "state.json.tmp", "peer.stdin" })
+        foreach (var f in new[] { "state.json", "state.json.tmp", "peer.stdin", "resolv.conf", "hosts" })
             File.Delete(Path.Combine(dir, f));
         try { Directory.Delete(dir); }
         catch (IOException) { } // someone put something else there: leave it
