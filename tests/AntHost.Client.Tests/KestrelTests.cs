@@ -25,6 +25,7 @@ public sealed class KestrelTests(ITestOutputHelper output)
         private readonly Process _p;
         private readonly StringBuilder _out = new();
         private readonly Task _reading;
+        private readonly Task<string> _errors;
 
         public WebServer(RunningStack running)
         {
@@ -42,15 +43,16 @@ public sealed class KestrelTests(ITestOutputHelper output)
                 }
                 listening.TrySetResult();
             });
+            _errors = _p.StandardError.ReadToEndAsync();
             Assert.True(listening.Task.Wait(TimeSpan.FromSeconds(60)), "the web server did not start");
-            Assert.False(_p.HasExited, $"the web server exited: {Output}{_p.StandardError.ReadToEnd()}");
+            if (_p.HasExited) Assert.Fail($"the web server exited: {Output}{_errors.Result}");
         }
 
         public int Pid => _p.Id;
 
         public string Output
         {
-            get { lock (_out) return _out.ToString(); }
+            get { lock (_out) return _out.ToString() + (_errors.IsCompleted ? _errors.Result : ""); }
         }
 
         /// <summary>SIGTERM: the host's console lifetime stops the app gracefully.</summary>
