@@ -7,8 +7,10 @@
 //   GET  /bytes/{n}     n bytes of the pattern i % 251
 //   GET  /delay/{ms}    answers after ms milliseconds
 //   POST /sha256        the body's SHA-256 (hex) and length
+// With --cert server.pfx it also serves HTTPS on --https-port (8443).
 using System.Net;
 using System.Security.Cryptography;
+using System.Security.Cryptography.X509Certificates;
 using AntHost.Client.Kestrel;
 using AntHost.Samples;
 using Microsoft.AspNetCore.Builder;
@@ -17,8 +19,8 @@ using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 
-const string Usage = "WebServer [--instance NAME] [--listen 198.18.0.2] [--port 8080] [--requests 0]";
-var cli = SampleArgs.Parse(Environment.GetCommandLineArgs()[1..], Usage, "listen", "port", "requests");
+const string Usage = "WebServer [--instance NAME] [--listen 198.18.0.2] [--port 8080] [--requests 0] [--cert server.pfx [--https-port 8443]]";
+var cli = SampleArgs.Parse(Environment.GetCommandLineArgs()[1..], Usage, "listen", "port", "requests", "cert", "https-port");
 return SampleArgs.Run(() =>
 {
     using var stack = cli.Connect();
@@ -31,6 +33,10 @@ return SampleArgs.Run(() =>
     builder.WebHost.ConfigureKestrel(k =>
     {
         k.Listen(at);
+        // HTTPS too when given a certificate (a PKCS#12 file with its key, no password): TLS runs
+        // in Kestrel's connection middleware, over the same AntHost transport.
+        if (cli.String("cert", "") is { Length: > 0 } pfx)
+            k.Listen(at.Address, cli.Int("https-port", 8443), l => l.UseHttps(X509CertificateLoader.LoadPkcs12FromFile(pfx, null)));
         k.Limits.MaxRequestBodySize = 1L << 30;
     });
     var app = builder.Build();
@@ -88,7 +94,8 @@ return SampleArgs.Run(() =>
     });
 
     app.Start();
-    Console.WriteLine($"listening on http://{at}/ (ASP.NET Core on AntHost)");
+    Console.WriteLine($"listening on http://{at}/ (ASP.NET Core on AntHost)"
+        + (cli.String("cert", "") is { Length: > 0 } ? $" and https://{at.Address}:{cli.Int("https-port", 8443)}/" : ""));
     Console.Out.Flush();
     app.WaitForShutdown();
     Console.WriteLine($"served {served} requests; stopping");
