@@ -3,7 +3,6 @@ using System.Net;
 using System.Net.Security;
 using System.Net.Sockets;
 using System.Security.Authentication;
-using System.Security.Cryptography;
 using System.Security.Cryptography.X509Certificates;
 using System.Text;
 using AntHost.Client.Tests.Infrastructure;
@@ -17,7 +16,7 @@ namespace AntHost.Client.Tests;
 
 /// <summary>
 /// TLS over AntHost with certificate validation on: the test makes its own CA and a server
-/// certificate; SslStream over InetStream and HttpClient to https:// reach a TLS server the peer's
+/// certificate (SandboxCertificates); SslStream over InetStream and HttpClient to https:// reach a TLS server the peer's
 /// kernel runs (openssl s_server in the peer namespace); a certificate for another name or from
 /// an untrusted CA fails as .NET's own sockets fail; and Kestrel on AntHost serves HTTPS to curl.
 /// </summary>
@@ -26,34 +25,6 @@ public sealed class TlsTests(ITestOutputHelper output) : IDisposable
     private readonly string _dir = Directory.CreateTempSubdirectory("aht-tls-").FullName;
 
     public void Dispose() => Directory.Delete(_dir, recursive: true);
-
-    /// <summary>A CA and a server certificate for peer.anthost.test and anthost.anthost.test, as PEM and PKCS#12 files.</summary>
-    private (X509Certificate2 Ca, string CaPem, string CertPem, string KeyPem, string Pfx) MakeCertificates()
-    {
-        var now = DateTimeOffset.UtcNow;
-        using var caKey = RSA.Create(2048);
-        var caRequest = new CertificateRequest("CN=AntHost test CA", caKey, HashAlgorithmName.SHA256, RSASignaturePadding.Pkcs1);
-        caRequest.CertificateExtensions.Add(new X509BasicConstraintsExtension(true, false, 0, true));
-        caRequest.CertificateExtensions.Add(new X509KeyUsageExtension(X509KeyUsageFlags.KeyCertSign | X509KeyUsageFlags.CrlSign, true));
-        var ca = caRequest.CreateSelfSigned(now.AddDays(-1), now.AddDays(1));
-        using var key = RSA.Create(2048);
-        var request = new CertificateRequest($"CN={SandboxNetwork.PeerName}", key, HashAlgorithmName.SHA256, RSASignaturePadding.Pkcs1);
-        var san = new SubjectAlternativeNameBuilder();
-        san.AddDnsName(SandboxNetwork.PeerName);
-        san.AddDnsName(SandboxNetwork.HostName);
-        request.CertificateExtensions.Add(san.Build());
-        request.CertificateExtensions.Add(new X509BasicConstraintsExtension(false, false, 0, false));
-        request.CertificateExtensions.Add(new X509KeyUsageExtension(X509KeyUsageFlags.DigitalSignature | X509KeyUsageFlags.KeyEncipherment, false));
-        request.CertificateExtensions.Add(new X509EnhancedKeyUsageExtension([new Oid("1.3.6.1.5.5.7.3.1")], false));
-        using var cert = request.Create(ca, now.AddDays(-1), now.AddDays(1), RandomNumberGenerator.GetBytes(8));
-        using var withKey = cert.CopyWithPrivateKey(key);
-        string caPem = Path.Combine(_dir, "ca.pem"), certPem = Path.Combine(_dir, "server.pem"), keyPem = Path.Combine(_dir, "server.key"), pfx = Path.Combine(_dir, "server.pfx");
-        File.WriteAllText(caPem, ca.ExportCertificatePem());
-        File.WriteAllText(certPem, cert.ExportCertificatePem());
-        File.WriteAllText(keyPem, key.ExportPkcs8PrivateKeyPem());
-        File.WriteAllBytes(pfx, withKey.Export(X509ContentType.Pkcs12));
-        return (ca, caPem, certPem, keyPem, pfx);
-    }
 
     /// <summary>Validation on, trusting only the test's CA: the chain must end in it and the name must match.</summary>
     private static RemoteCertificateValidationCallback TrustOnly(X509Certificate2 ca) => (_, certificate, _, errors) =>
@@ -69,12 +40,13 @@ public sealed class TlsTests(ITestOutputHelper output) : IDisposable
     [PcapFact]
     public async Task SslStream_and_HttpClient_reach_a_TLS_server_on_the_peer_and_a_wrong_certificate_fails()
     {
-        var (ca, _, certPem, keyPem, _) = MakeCertificates();
+        var certificates = SandboxCertificates.Create(_dir);
+        var ca = certificates.Ca;
         using var running = new RunningStack(output);
         running.Sandbox.StartDns();
-        var psi = new ProcessStartInfo("ip") { RedirectStandardOutput = true, RedirectStandardError = true, RedirectStandardInput = true, UseShellExecute = false };
-        foreach (var a in new[] { "netns", "exec", running.Sandbox.PeerNamespace, "openssl", "s_server", "-accept", "198.18.0.1:4433", "-cert", certPem, "-key", keyPem, "-www", "-quiet" })
-            psi.ArgumentList.Add(a);
+        var command = certificates.PeerTlsServerCommand(running.Sandbox.PeerNamespace, running.Sandbox.PeerAddress.ToString(), 4433);
+        var psi = new ProcessStartInfo(command[0]) { RedirectStandardOutput = true, RedirectStandardError = true, RedirectStandardInput = true, UseShellExecute = false };
+        foreach (var a in command.Skip(1)) psi.ArgumentList.Add(a);
         using var tlsServer = Process.Start(psi)!;
         var serverErr = tlsServer.StandardError.ReadToEndAsync();
         try
@@ -134,7 +106,8 @@ public sealed class TlsTests(ITestOutputHelper output) : IDisposable
     [PcapFact]
     public void Kestrel_on_AntHost_serves_HTTPS_to_curl_on_the_peer()
     {
-        var (_, caPem, _, _, pfx) = MakeCertificates();
+        var certificates = SandboxCertificates.Create(_dir);
+        string caPem = certificates.CaPem, pfx = certificates.Pfx;
         using var running = new RunningStack(output);
         var psi = new ProcessStartInfo(SandboxNetwork.DotnetHost()) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
         foreach (var a in new[] { Repo.Dll("samples/WebServer", "WebServer.dll"), "--instance", running.Instance, "--cert", pfx, "--requests", "2" })
