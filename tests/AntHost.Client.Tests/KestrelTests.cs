@@ -64,6 +64,13 @@ public sealed class KestrelTests(ITestOutputHelper output)
             return _p.ExitCode;
         }
 
+        /// <summary>SIGKILL: the app dies in the middle of whatever it does.</summary>
+        public void Kill()
+        {
+            _p.Kill();
+            _p.WaitForExit(10_000);
+        }
+
         public void Dispose()
         {
             if (!_p.HasExited) _p.Kill();
@@ -175,5 +182,31 @@ public sealed class KestrelTests(ITestOutputHelper output)
         Assert.Contains("GET /after-reset", next.StandardOutput, StringComparison.Ordinal);
         Assert.Equal(0, server.Stop());
         running.WaitStats(x => x[(int)InetStat.SocketsOpen] == 0, "every socket of the app closed");
+    }
+
+    [PcapFact]
+    public void An_app_killed_in_the_middle_of_a_response_leaves_nothing_in_inet_or_the_pool()
+    {
+        using var running = new RunningStack(output);
+        using var server = new WebServer(running);
+        var psi = new ProcessStartInfo("ip") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        foreach (var a in new[] { "netns", "exec", running.Sandbox.PeerNamespace, "curl", "-sS", "--max-time", "60", "-o", "/dev/null", $"{Url}/bytes/500000000" })
+            psi.ArgumentList.Add(a);
+        using var curl = Process.Start(psi)!;
+        var curlErr = curl.StandardError.ReadToEndAsync();
+        // Once the response is flowing, the app dies without a word.
+        running.WaitStats(x => x[(int)InetStat.SocketsOpen] >= 2, "the download's connection accepted");
+        Thread.Sleep(500);
+        server.Kill();
+        Assert.True(curl.WaitForExit(TimeSpan.FromSeconds(60)), "curl did not see the end of the connection");
+        output.WriteLine($"curl: exit {curl.ExitCode}: {curlErr.Result}");
+        // 18: the transfer closed with data outstanding; 56: the connection was reset.
+        Assert.Contains(curl.ExitCode, new[] { 18, 56 });
+        var s = running.WaitStats(x => x[(int)InetStat.SocketsOpen] == 0 && x[(int)InetStat.TxInFlight] == 0, "the dead app's sockets aborted");
+        Assert.True(s[(int)InetStat.SocketsAbortedForDeadApps] >= 1);
+        running.DisconnectObserver();
+        Assert.Equal(0, running.Driver.Stop());
+        Assert.Equal(0, running.Inet.Stop());
+        running.AssertEveryPageFree();
     }
 }
