@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
 # Installs what building, testing and running AntHost needs on a Debian machine
 # with the .NET SDK: libpcap for the NIC driver, iproute2/ethtool/nftables for the
-# sandbox network, socat for the peer's echo servers. Idempotent and quiet when
+# sandbox network, socat for the peer's echo servers, dnsmasq for the peer's DNS server,
+# openssl for the TLS tests. Idempotent and quiet when
 # everything is already there.
 set -euo pipefail
 
 need=()
 have_pkg() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }
-for p in libpcap0.8 libpcap-dev iproute2 ethtool nftables socat procps curl; do
+# dnsmasq-base: the binary alone, without the Debian service that would start a system-wide
+# dnsmasq on install; the sandbox runs its own inside the peer namespace.
+for p in libpcap0.8 libpcap-dev iproute2 ethtool nftables socat procps curl dnsmasq-base openssl; do
   have_pkg "$p" || need+=("$p")
 done
 

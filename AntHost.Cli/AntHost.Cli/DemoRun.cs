@@ -212,11 +212,12 @@ internal static class DemoRun
 
     private static void Samples(InstanceState state, List<Check> checks, Action<string> status, CancellationToken ct)
     {
-        string peer = state.PeerAddress!.Split('/')[0], self = state.Address.Split('/')[0];
+        string peer = state.PeerAddress!.Split('/')[0];
         var list = new List<Sample>
         {
             new("EchoClient", $"EchoClient: TCP echo with {peer}:7 through AntHost", ["--to", peer, "--count", "3"]),
-            new("HttpGet", $"HttpGet: the standard HttpClient over AntHost (ConnectCallback, InetStream) GETs http://{peer}/", ["--to", peer]),
+            new("HttpGet", $"HttpGet: the standard HttpClient over AntHost (stack.CreateHttpHandler()) GETs http://{peer}/", ["--to", peer]),
+            new("HttpGet", $"HttpGet by name: http://{SandboxNetwork.PeerName}/ resolved by the peer's dnsmasq over AntHost's UDP", ["--url", $"http://{SandboxNetwork.PeerName}/"]),
             new("Ping", $"Ping: ICMP echo from AntHost to {peer}", ["--to", peer, "--count", "3"]),
             new("UdpEcho", $"UdpEcho: datagrams to {peer}:7 and back", ["--to", peer, "--count", "3"]),
         };
@@ -228,7 +229,50 @@ internal static class DemoRun
             checks.Add(new Check(sample.What, ok, text));
         }
 
-        // The web server on AntHost's address, reached by curl from the peer's namespace.
+        // TLS material of this run: the HTTPS GET and the web server's HTTPS are validated against its CA alone.
+        string tlsDir = Path.Combine(Path.GetTempPath(), $"anthost-demo-{state.Instance}-tls");
+        var certificates = SandboxCertificates.Create(tlsDir);
+        try
+        {
+            HttpsGet(state, certificates, checks, status, ct);
+            WebServer(state, certificates, checks, status, ct);
+        }
+        finally
+        {
+            Directory.Delete(tlsDir, recursive: true);
+        }
+    }
+
+    /// <summary>An HTTPS GET by name through AntHost to a TLS server the peer's kernel runs (openssl s_server), the certificate validated.</summary>
+    private static void HttpsGet(InstanceState state, SandboxCertificates certificates, List<Check> checks, Action<string> status, CancellationToken ct)
+    {
+        ct.ThrowIfCancellationRequested();
+        status("sample HttpGet over TLS");
+        const int Port = 4433;
+        string what = $"HttpGet over TLS: https://{SandboxNetwork.PeerName}:{Port}/ (openssl s_server on the peer), SslStream over AntHost, certificate validated";
+        var command = certificates.PeerTlsServerCommand(state.Namespaces[1], state.PeerAddress!.Split('/')[0], Port);
+        var psi = new ProcessStartInfo(command[0]) { RedirectStandardOutput = true, RedirectStandardError = true, RedirectStandardInput = true, UseShellExecute = false };
+        foreach (var a in command.Skip(1)) psi.ArgumentList.Add(a);
+        using var tls = Process.Start(psi)!;
+        var tlsErr = tls.StandardError.ReadToEndAsync();
+        try
+        {
+            for (int i = 0; i < 100 && !CommandRunner.RunIn(state.Namespaces[1], "ss", ["-ltn", $"sport = :{Port}"]).StandardOutput.Contains($":{Port}", StringComparison.Ordinal); i++)
+                Thread.Sleep(50);
+            var (ok, text) = RunSample("HttpGet", ["--url", $"https://{SandboxNetwork.PeerName}:{Port}/", "--ca", certificates.CaPem, "--instance", state.Instance], TimeSpan.FromSeconds(30));
+            checks.Add(new Check(what, ok, text));
+        }
+        finally
+        {
+            if (!tls.HasExited) tls.Kill();
+            tls.WaitForExit(5000);
+        }
+    }
+
+    /// <summary>The web server sample (ASP.NET Core, Kestrel on AntHost) on AntHost's address, reached by curl from the peer's namespace over HTTP and HTTPS.</summary>
+    private static void WebServer(InstanceState state, SandboxCertificates certificates, List<Check> checks, Action<string> status, CancellationToken ct)
+    {
+        string self = state.Address.Split('/')[0];
         ct.ThrowIfCancellationRequested();
         status("sample WebServer, reached by curl from the peer");
         string dll;
@@ -239,7 +283,7 @@ internal static class DemoRun
             return;
         }
         var psi = new ProcessStartInfo(SandboxNetwork.DotnetHost()) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-        foreach (var a in new[] { dll, "--instance", state.Instance, "--listen", self, "--port", "8080", "--requests", "1" }) psi.ArgumentList.Add(a);
+        foreach (var a in new[] { dll, "--instance", state.Instance, "--listen", self, "--port", "8080", "--requests", "2", "--cert", certificates.Pfx }) psi.ArgumentList.Add(a);
         using var server = Process.Start(psi)!;
         var output = new System.Text.StringBuilder();
         var listening = new ManualResetEventSlim();
@@ -254,11 +298,16 @@ internal static class DemoRun
                 checks.Add(new Check("WebServer on AntHost reached by curl from the peer", false, $"the server did not say it listens: {Last(output)}"));
                 return;
             }
-            var curl = CommandRunner.RunIn(state.Namespaces[1], "curl", ["-sS", "--max-time", "10", "-o", "/dev/null", "-w", "%{http_code} %{size_download} bytes in %{time_total} s", $"http://{self}:8080/"]);
+            string[] measure = ["-sS", "--max-time", "10", "-o", "/dev/null", "-w", "%{http_code} %{size_download} bytes in %{time_total} s"];
+            var curl = CommandRunner.RunIn(state.Namespaces[1], "curl", [.. measure, $"http://{self}:8080/"]);
+            var curlTls = CommandRunner.RunIn(state.Namespaces[1], "curl", [.. measure, "--cacert", certificates.CaPem,
+                "--resolve", $"{SandboxNetwork.HostName}:8443:{self}", $"https://{SandboxNetwork.HostName}:8443/"]);
             bool exited = server.WaitForExit(10_000);
-            bool ok = curl.Succeeded && curl.StandardOutput.StartsWith("200", StringComparison.Ordinal) && exited && server.ExitCode == 0;
-            checks.Add(new Check($"WebServer on AntHost ({self}:8080) reached by curl from the peer's kernel", ok,
-                $"curl: {(curl.Succeeded ? "HTTP " + curl.StandardOutput : curl.StandardError.Trim())}; server: {Last(output)}"));
+            static bool Ok(CommandResult r) => r.Succeeded && r.StandardOutput.StartsWith("200", StringComparison.Ordinal);
+            static string Said(CommandResult r) => r.Succeeded ? "HTTP " + r.StandardOutput : r.StandardError.Trim();
+            bool ok = Ok(curl) && Ok(curlTls) && exited && server.ExitCode == 0;
+            checks.Add(new Check($"WebServer: ASP.NET Core (Kestrel on AntHost, {self}:8080 and HTTPS :8443) reached by curl from the peer's kernel", ok,
+                $"curl: {Said(curl)}; curl https: {Said(curlTls)}; server: {Last(output)}"));
         }
         finally
         {

@@ -25,8 +25,10 @@ internal sealed record UpOptions
     public string? Address { get; init; }
     public string? Gateway { get; init; }
     public string? LogDirectory { get; init; }
-    /// <summary>The group whose members may use the instance besides root.</summary>
-    public string Group { get; init; } = "root";
+    /// <summary>The group whose members may use the instance besides root (<see cref="Instance.DefaultGroup"/>, made if missing).</summary>
+    public string Group { get; init; } = AntHost.Cli.Instance.DefaultGroup;
+    /// <summary>The name server apps of the instance ask (written to its resolv.conf), or null: the sandbox peer's dnsmasq, or the host's resolv.conf on an adapter.</summary>
+    public string? Dns { get; init; }
     /// <summary>The host namespace kernel's own address on the sandbox veth (the benchmarks' baseline), or null for none.</summary>
     public string? HostKernelAddress { get; init; }
     public TimeSpan Patience { get; init; } = TimeSpan.FromSeconds(60);
@@ -45,6 +47,20 @@ internal static partial class Instance
 {
     public static readonly TimeSpan Grace = TimeSpan.FromSeconds(10);
 
+    /// <summary>The group `up` gives the instance unless told another; made (a system group) when missing.</summary>
+    public const string DefaultGroup = "anthost";
+
+    /// <summary>Makes <see cref="DefaultGroup"/> when it does not exist yet (any other group must exist).</summary>
+    public static void EnsureGroup(string group, Action<string> progress)
+    {
+        if (AntHost.Kernel.Interop.UnixAccess.TryResolveGroup(group, out _)) return;
+        if (group != DefaultGroup) throw new CliException($"--group: there is no group '{group}' (see /etc/group)");
+        progress($"making the system group '{group}' (its members may run apps on the instance without root)");
+        var r = CommandRunner.Run("groupadd", ["--system", group]);
+        if (!r.Succeeded && !AntHost.Kernel.Interop.UnixAccess.TryResolveGroup(group, out _))
+            throw new CliException($"groupadd --system {group} failed: {r.StandardError.Trim()}");
+    }
+
     /// <summary>The peer's servers stop when their stdin closes, which ours never does; they hold no state, so after a short wait they are killed.</summary>
     public static readonly TimeSpan PeerGrace = TimeSpan.FromSeconds(2);
 
@@ -55,6 +71,21 @@ internal static partial class Instance
 
     [LibraryImport("libc", EntryPoint = "mkfifo", StringMarshalling = StringMarshalling.Utf8, SetLastError = true)]
     private static partial int MkFifo(string path, uint mode);
+
+    /// <summary>
+    /// The resolv.conf the instance's apps read (/run/anthost/INSTANCE/resolv.conf): --dns, else the
+    /// sandbox peer's dnsmasq searching anthost.test; on an adapter without --dns none is written
+    /// (apps then read the host's /etc/resolv.conf).
+    /// </summary>
+    private static void WriteResolvConf(UpOptions o, SandboxNetwork? net)
+    {
+        string? text = o.Dns is not null ? $"nameserver {o.Dns}\n" + (net is null ? "" : $"search {SandboxNetwork.DnsDomain}\n")
+            : net?.ResolvConf;
+        if (text is null) return;
+        string path = Path.Combine(InstanceState.DirectoryFor(o.Instance), "resolv.conf");
+        File.WriteAllText(path, text);
+        File.SetUnixFileMode(path, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.GroupRead | UnixFileMode.OtherRead);
+    }
 
     /// <summary>Checks a --cpus list (taskset's syntax: "0", "0-1", "0,1") against this machine's CPUs; throws <see cref="UsageException"/>.</summary>
     public static string CheckCpus(string cpus)
@@ -101,6 +132,7 @@ internal static partial class Instance
                     throw new CliException($"the sandbox prefix '{o.Prefix}' belongs to running instance '{other.Instance}': choose another --prefix");
         }
 
+        EnsureGroup(o.Group, progress);
         string logDir = o.LogDirectory ?? InstanceState.DefaultLogDirectory(o.Instance);
         Directory.CreateDirectory(logDir);
         var state = new InstanceState
@@ -177,7 +209,10 @@ internal static partial class Instance
                     "--source", ports.Source.ToString(System.Globalization.CultureInfo.InvariantCulture), "--http", ports.Http.ToString(System.Globalization.CultureInfo.InvariantCulture),
                     "--rtt", ports.Rtt.ToString(System.Globalization.CultureInfo.InvariantCulture)],
                     Binaries.Peer, net.PeerNamespace, "ready", "the peer's servers (echo, discard, source, HTTP)");
+                Launch("dns", net.DnsServerCommand(InstanceState.DirectoryFor(o.Instance)), "dnsmasq", net.PeerNamespace, SandboxNetwork.DnsReadyLine,
+                    $"the peer's DNS server (dnsmasq, {SandboxNetwork.DnsDomain})");
             }
+            WriteResolvConf(o, net);
             state = state with { Complete = true };
             state.Save();
             return state;

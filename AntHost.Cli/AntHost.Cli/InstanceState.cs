@@ -105,7 +105,7 @@ internal sealed record InstanceState
     {
         string dir = DirectoryFor(instance);
         if (!Directory.Exists(dir)) return;
-        foreach (var f in new[] { "state.json", "state.json.tmp", "peer.stdin", Supervisor.SocketName })
+        foreach (var f in new[] { "state.json", "state.json.tmp", "peer.stdin", "resolv.conf", "hosts", Supervisor.SocketName })
             File.Delete(Path.Combine(dir, f));
         try { Directory.Delete(dir); }
         catch (IOException) { } // someone put something else there: leave it

@@ -42,13 +42,24 @@ namespace AntHost.Cli
             var address = new Option<string?>("--address") { Description = "AntHost's IPv4 address on --adapter, A.B.C.D/N (one nobody else uses)" };
             var gateway = new Option<string?>("--gateway") { Description = "default gateway on --adapter's link" };
             var logDir = new Option<string?>("--log-dir") { Description = "where the servers' logs go (default /var/log/anthost/INSTANCE)" };
-            var group = new Option<string>("--group") { Description = "the group whose members may use the instance besides root (pool, socket, state; default: root's group)", DefaultValueFactory = _ => "root" };
-            group.Validators.Add(r => { if (!AntHost.Kernel.Interop.UnixAccess.TryResolveGroup(r.GetValueOrDefault<string>() ?? "", out _)) r.AddError($"--group: there is no group '{r.GetValueOrDefault<string>()}' (see /etc/group)"); });
+            var group = new Option<string>("--group") { Description = $"the group whose members may use the instance besides root (pool, socket, state; default: {Instance.DefaultGroup}, made if missing)", DefaultValueFactory = _ => Instance.DefaultGroup };
+            group.Validators.Add(r =>
+            {
+                string g = r.GetValueOrDefault<string>() ?? "";
+                if (g != Instance.DefaultGroup && !AntHost.Kernel.Interop.UnixAccess.TryResolveGroup(g, out _)) r.AddError($"--group: there is no group '{g}' (see /etc/group)");
+            });
+            var dns = new Option<string?>("--dns") { Description = "the name server apps resolve names with (A.B.C.D; default: the sandbox peer's dnsmasq, or /etc/resolv.conf on an adapter)" };
+            dns.Validators.Add(r =>
+            {
+                string? v = r.GetValueOrDefault<string?>();
+                if (v is not null && !(System.Net.IPAddress.TryParse(v, out var ip) && ip.AddressFamily == System.Net.Sockets.AddressFamily.InterNetwork))
+                    r.AddError($"--dns wants an IPv4 address, not '{v}'");
+            });
             var cpus = CpusOption();
             var restartBudget = new Option<int>("--restart-budget") { Description = "restarts of a dead inet server or NIC driver the supervisor allows per server within 60 s (0: none)", DefaultValueFactory = _ => 5 };
             restartBudget.Validators.Add(r => { if (r.GetValueOrDefault<int>() is < 0 or > 1000) r.AddError("--restart-budget takes 0..1000"); });
             var up = new Command("up", "start the broker, the inet server and a NIC driver (on the sandbox network unless --adapter)");
-            foreach (Option o in new Option[] { instance, transfer, spin, prefix, adapter, address, gateway, logDir, cpus, group, restartBudget }) up.Options.Add(o);
+            foreach (Option o in new Option[] { instance, transfer, spin, prefix, adapter, address, gateway, logDir, cpus, group, restartBudget, dns }) up.Options.Add(o);
             up.SetAction(r => Guard(() =>
             {
                 var o = new UpOptions
@@ -62,6 +73,7 @@ namespace AntHost.Cli
                     Gateway = r.GetValue(gateway),
                     LogDirectory = r.GetValue(logDir),
                     Group = r.GetValue(group)!,
+                    Dns = r.GetValue(dns),
                     Cpus = r.GetValue(cpus) is { } list ? Instance.CheckCpus(list) : null,
                     RestartBudget = r.GetValue(restartBudget),
                 };

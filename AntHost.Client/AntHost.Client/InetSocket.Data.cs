@@ -82,6 +82,7 @@ public sealed partial class InetSocket
     {
         if (_type == AbiSocketType.Datagram) return SendTo(buffer, RemoteEndPoint ?? throw NotConnectedDatagram());
         if (buffer.IsEmpty) return 0;
+        if (trace is null && SendIsTimed) return SendWithin(buffer);
         _sendGate.Wait();
         try
         {

@@ -117,8 +117,16 @@ public sealed partial class InetSocket : IDisposable
 
     public void Connect(IPAddress address, int port) => Connect(new IPEndPoint(address, port));
 
+    /// <summary>Connects to <paramref name="host"/> (a name resolved over AntHost, or an address) at <paramref name="port"/>: the first address.</summary>
+    public void Connect(string host, int port) => Connect(new DnsEndPoint(host, port));
+
     public void Connect(EndPoint remoteEP)
     {
+        if (remoteEP is DnsEndPoint named)
+        {
+            Connect(ResolveFirst(named, default).GetAwaiter().GetResult());
+            return;
+        }
         var ep = ToIPv4(remoteEP, nameof(remoteEP));
         var control = ConnectRequest(ep);
         using var reply = Run(control, InetOp.Connect);
@@ -128,8 +136,13 @@ public sealed partial class InetSocket : IDisposable
     public ValueTask ConnectAsync(IPAddress address, int port, CancellationToken cancellationToken = default) =>
         ConnectAsync(new IPEndPoint(address, port), cancellationToken);
 
+    /// <summary>Connects to <paramref name="host"/> (a name resolved over AntHost, or an address) at <paramref name="port"/>: the first address.</summary>
+    public ValueTask ConnectAsync(string host, int port, CancellationToken cancellationToken = default) =>
+        ConnectAsync(new DnsEndPoint(host, port), cancellationToken);
+
     public async ValueTask ConnectAsync(EndPoint remoteEP, CancellationToken cancellationToken = default)
     {
+        if (remoteEP is DnsEndPoint named) remoteEP = await ResolveFirst(named, cancellationToken).ConfigureAwait(false);
         var ep = ToIPv4(remoteEP, nameof(remoteEP));
         var control = ConnectRequest(ep);
         var call = BeginAsync(control, InetOp.Connect, default, cancellationToken);
@@ -144,6 +157,15 @@ public sealed partial class InetSocket : IDisposable
         }
         using var reply = FinishAsync(answer, InetOp.Connect, cancellationToken);
         OnConnected(reply, ep);
+    }
+
+    /// <summary>A DnsEndPoint's first IPv4 address, resolved by the stack's resolver.</summary>
+    private async Task<IPEndPoint> ResolveFirst(DnsEndPoint named, CancellationToken ct)
+    {
+        if (named.AddressFamily is not (AddressFamily.Unspecified or AddressFamily.InterNetwork))
+            throw InetErrors.Local(SocketError.AddressFamilyNotSupported, $"AntHost speaks IPv4, not {named.AddressFamily}");
+        var addresses = await Stack.ResolveAsync(named.Host, ct).ConfigureAwait(false);
+        return new IPEndPoint(addresses[0], named.Port);
     }
 
     private IcaLease ConnectRequest(IPEndPoint ep)
@@ -558,7 +580,7 @@ public sealed partial class InetSocket : IDisposable
         IPEndPoint { AddressFamily: AddressFamily.InterNetwork } ip => ip,
         IPEndPoint ip => throw InetErrors.Local(SocketError.AddressFamilyNotSupported, $"AntHost speaks IPv4, not {ip}"),
         null => throw new ArgumentNullException(name),
-        _ => throw new ArgumentException($"AntHost takes IPEndPoint addresses (no name resolution): {ep}", name),
+        _ => throw new ArgumentException($"AntHost takes IPEndPoint addresses here (a DnsEndPoint only in Connect): {ep}", name),
     };
 
     private static IPEndPoint? Local(SocketResult r) =>

@@ -129,7 +129,7 @@ public sealed partial class InetStack : IDisposable
         try
         {
             var inet = kernel.Open(options.Service);
-            return new InetStack(kernel, inet, instance, options.InlineCompletions, options.PostSmallSends);
+            return new InetStack(kernel, inet, instance, options.InlineCompletions, options.PostSmallSends) { DnsChoice = options.Dns };
         }
         catch (KernelException e)
         {

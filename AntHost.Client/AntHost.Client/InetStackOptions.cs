@@ -36,6 +36,12 @@ public sealed record InetStackOptions
     /// </summary>
     public bool PostSmallSends { get; init; } = true;
 
+    /// <summary>
+    /// The DNS stub resolver's servers and search list; null reads ANTHOST_RESOLV_CONF, else the
+    /// instance's resolv.conf (written by <c>anthost up</c>), else /etc/resolv.conf.
+    /// </summary>
+    public DnsOptions? Dns { get; init; }
+
     /// <summary>The environment variable that turns <see cref="InlineCompletions"/> on by default.</summary>
     public const string InlineCompletionsVariable = "ANTHOST_INLINE_COMPLETIONS";
 

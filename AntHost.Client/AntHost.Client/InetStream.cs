@@ -31,7 +31,21 @@ public sealed class InetStream : Stream
     public override bool CanRead => _disposed == 0;
     public override bool CanWrite => _disposed == 0;
     public override bool CanSeek => false;
-    public override bool CanTimeout => false;
+    public override bool CanTimeout => true;
+
+    /// <summary>Milliseconds a Read waits before it fails (IOException, TimedOut inside); <see cref="Timeout.Infinite"/> for ever (the socket's ReceiveTimeout).</summary>
+    public override int ReadTimeout
+    {
+        get => Socket.ReceiveTimeout is 0 ? Timeout.Infinite : Socket.ReceiveTimeout;
+        set => Socket.ReceiveTimeout = value is 0 or < -1 ? throw new ArgumentOutOfRangeException(nameof(value), "a positive number of milliseconds or Timeout.Infinite") : value;
+    }
+
+    /// <summary>Milliseconds a Write waits for room before it fails (IOException, TimedOut inside); <see cref="Timeout.Infinite"/> for ever (the socket's SendTimeout).</summary>
+    public override int WriteTimeout
+    {
+        get => Socket.SendTimeout is 0 ? Timeout.Infinite : Socket.SendTimeout;
+        set => Socket.SendTimeout = value is 0 or < -1 ? throw new ArgumentOutOfRangeException(nameof(value), "a positive number of milliseconds or Timeout.Infinite") : value;
+    }
     public override long Length => throw new NotSupportedException("a network stream has no length");
     public override long Position
     {
@@ -107,6 +121,12 @@ public sealed class InetStream : Stream
     {
         if (Interlocked.Exchange(ref _disposed, 1) == 0 && disposing && _ownsSocket) Socket.Dispose();
         base.Dispose(disposing);
+    }
+
+    public override ValueTask DisposeAsync()
+    {
+        Dispose();
+        return ValueTask.CompletedTask;
     }
 
     private void ThrowIfDisposed() => ObjectDisposedException.ThrowIf(_disposed != 0, this);

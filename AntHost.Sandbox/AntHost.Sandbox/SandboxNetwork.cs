@@ -148,7 +148,11 @@ public sealed class SandboxNetwork : IDisposable
 
         if (o.LossInPercent > 0 || o.LossOutPercent > 0) SetLoss(o.LossInPercent, o.LossOutPercent);
         if (o.RateLimit is not null) SetRateLimit(o.RateLimit);
-        if (o.StartServers) StartServers();
+        if (o.StartServers)
+        {
+            StartServers();
+            StartDns();
+        }
     }
 
     // ---- faults and limits -----------------------------------------------------------------
@@ -304,6 +308,123 @@ public sealed class SandboxNetwork : IDisposable
         p.Dispose();
     }
 
+    // ---- the peer's DNS server ---------------------------------------------------------------
+
+    /// <summary>The domain the peer's DNS server is authoritative for (RFC 6761 reserves .test).</summary>
+    public const string DnsDomain = "anthost.test";
+
+    /// <summary>The peer kernel's name.</summary>
+    public const string PeerName = "peer." + DnsDomain;
+
+    /// <summary>AntHost's own name (its address in the sandbox).</summary>
+    public const string HostName = "anthost." + DnsDomain;
+
+    /// <summary>An alias of the peer (a CNAME to <see cref="PeerName"/>).</summary>
+    public const string AliasName = "www." + DnsDomain;
+
+    /// <summary>A name with <see cref="ManyCount"/> addresses: its answer does not fit 512 bytes of UDP (a resolver's TCP fallback).</summary>
+    public const string ManyName = "many." + DnsDomain;
+
+    public const int ManyCount = 40;
+
+    /// <summary>Seconds the peer's DNS server gives its records.</summary>
+    public const int DnsTtl = 30;
+
+    private Process? _dns;
+
+    /// <summary>The PID of the peer's DNS server, when running.</summary>
+    public int? DnsPid => _dns is { HasExited: false } p ? p.Id : null;
+
+    /// <summary>
+    /// The command that runs the peer's DNS server (dnsmasq from Debian) inside the peer
+    /// namespace: in the foreground, logging to stderr, bound only to the peer's address
+    /// (port 53, UDP and TCP), no upstream servers (--no-resolv: it knows only its own
+    /// names and refuses the rest), no /etc/hosts, no DHCP; it keeps root (the sandbox's own
+    /// process, killed with the namespace). Its names go into <c>DIRECTORY/hosts</c>:
+    /// peer.anthost.test, anthost.anthost.test, www.anthost.test (a CNAME of the peer) and
+    /// many.anthost.test (40 addresses); any other name under anthost.test does not exist.
+    /// </summary>
+    public string[] DnsServerCommand(string directory)
+    {
+        Directory.CreateDirectory(directory);
+        string hosts = Path.Combine(directory, "hosts");
+        var sb = new System.Text.StringBuilder();
+        sb.Append(CultureInfo.InvariantCulture, $"{PeerAddress} {PeerName} peer\n");
+        sb.Append(CultureInfo.InvariantCulture, $"{HostAddress} {HostName} anthost\n");
+        for (int i = 1; i <= ManyCount; i++) sb.Append(CultureInfo.InvariantCulture, $"198.18.1.{i} {ManyName}\n");
+        File.WriteAllText(hosts, sb.ToString());
+        return ["ip", "netns", "exec", PeerNamespace, "dnsmasq", "--keep-in-foreground", "--conf-file=/dev/null", "--no-resolv", "--no-hosts", "--no-poll",
+            $"--listen-address={PeerAddress}", "--bind-dynamic", "--pid-file=", "--user=root", "--port=53",
+            $"--local=/{DnsDomain}/", $"--domain={DnsDomain}", $"--addn-hosts={hosts}", $"--cname={AliasName},{PeerName}",
+            $"--local-ttl={DnsTtl}", "--log-facility=-"];
+    }
+
+    /// <summary>What dnsmasq logs once it listens.</summary>
+    public const string DnsReadyLine = "started, version";
+
+    /// <summary>The resolv.conf an app of this sandbox uses: the peer's DNS server, searching anthost.test.</summary>
+    public string ResolvConf => $"nameserver {PeerAddress}\nsearch {DnsDomain}\noptions ndots:1 timeout:2 attempts:2\n";
+
+    /// <summary>Starts (or restarts) the peer's DNS server and waits until it listens; <see cref="Destroy"/> stops it.</summary>
+    public void StartDns()
+    {
+        StopDns();
+        string dir = Path.Combine(Path.GetTempPath(), $"anthost-{Options.Prefix}-dns");
+        var command = DnsServerCommand(dir);
+        var psi = new ProcessStartInfo(command[0]) { RedirectStandardError = true, RedirectStandardOutput = true, UseShellExecute = false };
+        foreach (var a in command.Skip(1)) psi.ArgumentList.Add(a);
+        Process process;
+        try
+        {
+            process = Process.Start(psi) ?? throw new SandboxCommandException("dnsmasq could not be started");
+        }
+        catch (System.ComponentModel.Win32Exception e)
+        {
+            throw new SandboxCommandException($"dnsmasq could not be started ({e.Message}); install dnsmasq-base (scripts/prereqs.sh)");
+        }
+        var log = new System.Text.StringBuilder();
+        var ready = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        process.ErrorDataReceived += (_, e) =>
+        {
+            if (e.Data is null) { ready.TrySetException(new SandboxCommandException($"dnsmasq in {PeerNamespace} exited: {log}")); return; }
+            lock (log) log.AppendLine(e.Data);
+            if (e.Data.Contains(DnsReadyLine, StringComparison.Ordinal)) ready.TrySetResult();
+        };
+        process.BeginErrorReadLine();
+        process.BeginOutputReadLine();
+        bool started;
+        try { started = ready.Task.Wait(TimeSpan.FromSeconds(10)); }
+        catch (AggregateException) { started = false; }
+        if (!started)
+        {
+            try { process.Kill(); } catch (InvalidOperationException) { }
+            process.WaitForExit(5000);
+            process.Dispose();
+            lock (log) throw new SandboxCommandException($"dnsmasq in {PeerNamespace} did not start: {log.ToString().Trim()}");
+        }
+        _dns = process;
+    }
+
+    /// <summary>Stops the peer's DNS server (nothing happens when it is not running).</summary>
+    public void StopDns()
+    {
+        var p = _dns;
+        _dns = null;
+        if (p is null) return;
+        try
+        {
+            if (!p.HasExited)
+            {
+                p.Kill();
+                p.WaitForExit(5000);
+            }
+        }
+        catch (InvalidOperationException) { }
+        p.Dispose();
+        try { Directory.Delete(Path.Combine(Path.GetTempPath(), $"anthost-{Options.Prefix}-dns"), recursive: true); }
+        catch (IOException) { }
+    }
+
     /// <summary>The <c>dotnet</c> host that runs framework-dependent AntHost programs inside a namespace.</summary>
     public static string DotnetHost()
     {
@@ -320,6 +441,7 @@ public sealed class SandboxNetwork : IDisposable
     public void Destroy()
     {
         if (_destroyed) return;
+        StopDns();
         StopServers();
         Sweep(Options.Prefix);
         _destroyed = true;

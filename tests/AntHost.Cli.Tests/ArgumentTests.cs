@@ -17,6 +17,7 @@ public sealed class ArgumentTests(ITestOutputHelper output)
     [InlineData("--spin-us takes 0..100000", "up", "--spin-us", "-5")]
     [InlineData("sandbox prefix", "up", "--prefix", "UPPER")]
     [InlineData("--group: there is no group 'no-such-group'", "up", "--group", "no-such-group")]
+    [InlineData("--dns wants an IPv4 address, not 'resolver.example'", "up", "--dns", "resolver.example")]
     [InlineData("--pings takes 1..100000", "demo", "--pings", "0")]
     [InlineData("Unrecognized command or argument 'sideways'", "sideways")]
     [InlineData("Unrecognized command or argument '--nope'", "ps", "--nope")]

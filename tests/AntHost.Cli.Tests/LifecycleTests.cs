@@ -34,7 +34,11 @@ public sealed partial class LifecycleTests(ITestOutputHelper output)
             File.GetUnixFileMode(Path.GetDirectoryName(t.StatePath)!));
         Assert.Contains("group nogroup", File.ReadAllText(Path.Combine(t.LogDirectory, "broker.log")), StringComparison.Ordinal);
         var recorded = t.RecordedProcesses();
-        Assert.Equal(["supervisor", "broker", "inet", "nic", "peer"], recorded.Select(p => p.Name).ToArray());
+        Assert.Equal(["supervisor", "broker", "inet", "nic", "peer", "dns"], recorded.Select(p => p.Name).ToArray());
+        // The apps' resolver configuration: the peer's dnsmasq, searching the sandbox's domain.
+        string resolv = File.ReadAllText($"/run/anthost/{t.Name}/resolv.conf");
+        Assert.Contains("nameserver 198.18.0.1", resolv, StringComparison.Ordinal);
+        Assert.Contains("search anthost.test", resolv, StringComparison.Ordinal);
         Assert.All(recorded, p => Assert.True(t.IsRunning(p.Pid), $"{p.Name} pid {p.Pid} is not running after up"));
         Assert.Equal(t.Namespaces.Order(), t.NamespacesLeft().Order());
         Assert.True(File.Exists(t.PoolPath));
@@ -124,6 +128,9 @@ public sealed partial class LifecycleTests(ITestOutputHelper output)
         using var t = new TestInstance(output);
         var up = t.Up();
         Assert.True(up.ExitCode == 0, up.ToString());
+        // Without --group the instance belongs to the group 'anthost', made by up when missing.
+        Assert.True(AntHost.Kernel.Interop.UnixAccess.TryResolveGroup("anthost", out _), "up did not make the group 'anthost'");
+        Assert.Contains("group anthost", File.ReadAllText(Path.Combine(t.LogDirectory, "broker.log")), StringComparison.Ordinal);
         var recorded = t.RecordedProcesses();
         foreach (var (_, pid) in recorded) Assert.Equal(0, Kill(pid, 9));
         var deadline = DateTime.UtcNow + Cli.Patience;

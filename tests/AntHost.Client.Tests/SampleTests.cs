@@ -12,7 +12,9 @@ public sealed class SampleTests(ITestOutputHelper output)
 {
     private sealed record Run(int ExitCode, string Output, string Errors);
 
-    private Run RunSample(string sample, params string[] args)
+    private Run RunSample(string sample, params string[] args) => RunSample(sample, null, args);
+
+    private Run RunSample(string sample, IDictionary<string, string>? environment, params string[] args)
     {
         var psi = new ProcessStartInfo(SandboxNetwork.DotnetHost())
         {
@@ -22,6 +24,7 @@ public sealed class SampleTests(ITestOutputHelper output)
         };
         psi.ArgumentList.Add(Repo.Dll($"samples/{sample}", $"{sample}.dll"));
         foreach (var a in args) psi.ArgumentList.Add(a);
+        foreach (var (k, v) in environment ?? new Dictionary<string, string>()) psi.Environment[k] = v;
         using var p = Process.Start(psi)!;
         var stdout = p.StandardOutput.ReadToEndAsync();
         var stderr = p.StandardError.ReadToEndAsync();
@@ -49,6 +52,25 @@ public sealed class SampleTests(ITestOutputHelper output)
         var http = RunSample("HttpGet", [.. instance]);
         Assert.Equal(0, http.ExitCode);
         Assert.Contains("GET http://198.18.0.1/ -> 200 OK", http.Output, StringComparison.Ordinal);
+        // By name: the instance's resolver configuration names the peer's dnsmasq.
+        running.Sandbox.StartDns();
+        string resolv = Path.Combine(Path.GetTempPath(), $"aht-samples-{running.Instance}.resolv.conf");
+        File.WriteAllText(resolv, running.Sandbox.ResolvConf);
+        try
+        {
+            var byName = RunSample("HttpGet", new Dictionary<string, string> { [DnsOptions.ResolvConfVariable] = resolv },
+                [.. instance, "--url", $"http://{SandboxNetwork.PeerName}/"]);
+            Assert.Equal(0, byName.ExitCode);
+            Assert.Contains($"GET http://{SandboxNetwork.PeerName}/ -> 200 OK", byName.Output, StringComparison.Ordinal);
+            var noSuch = RunSample("HttpGet", new Dictionary<string, string> { [DnsOptions.ResolvConfVariable] = resolv },
+                [.. instance, "--url", "http://nope.anthost.test/"]);
+            Assert.Equal(1, noSuch.ExitCode);
+            Assert.Contains("no such host is known: 'nope.anthost.test'", noSuch.Errors, StringComparison.Ordinal);
+        }
+        finally
+        {
+            File.Delete(resolv);
+        }
 
         var ping = RunSample("Ping", [.. instance, "--count", "3"]);
         Assert.Equal(0, ping.ExitCode);

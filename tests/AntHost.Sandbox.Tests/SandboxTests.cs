@@ -62,6 +62,14 @@ public sealed class SandboxTests
         Assert.True(discard.Succeeded, discard.StandardError);
         var source = CommandRunner.RunIn(sb.PeerNamespace, "sh", ["-c", "socat -u TCP:198.18.0.1:19 - 2>/dev/null | head -c 2000000 | wc -c"]);
         Assert.Equal("2000000", source.StandardOutput.Trim());
+
+        // The peer's DNS server (dnsmasq) listens on the peer's address only, UDP and TCP 53
+        // (what it answers is NamesTests', asked over AntHost).
+        Assert.NotNull(sb.DnsPid);
+        var udp = sb.RunInPeer("ss", "-Hlnu", "sport = :53").StandardOutput.Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        var tcp = sb.RunInPeer("ss", "-Hlnt", "sport = :53").StandardOutput.Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        Assert.Equal("198.18.0.1:53", Assert.Single(udp).Split(' ', StringSplitOptions.RemoveEmptyEntries)[3]);
+        Assert.Equal("198.18.0.1:53", Assert.Single(tcp).Split(' ', StringSplitOptions.RemoveEmptyEntries)[3]);
     }
 
     [NetnsFact]
@@ -69,9 +77,11 @@ public sealed class SandboxTests
     {
         var sb = SandboxNetwork.Create(new SandboxOptions { Prefix = NewPrefix() });
         int pid = sb.ServersPid ?? throw new InvalidOperationException("servers did not start");
+        int dns = sb.DnsPid ?? throw new InvalidOperationException("dnsmasq did not start");
         sb.Destroy();
         Assert.Empty(SandboxNetwork.Namespaces(sb.Options.Prefix));
         Assert.False(ProcessAlive(pid), "the peer's servers outlived the sandbox");
+        Assert.False(ProcessAlive(dns), "the peer's dnsmasq outlived the sandbox");
         sb.Destroy();
         sb.Dispose();
     }

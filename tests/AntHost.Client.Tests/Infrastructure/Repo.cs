@@ -21,4 +21,18 @@ internal static class Repo
         }
         throw new DirectoryNotFoundException("the repository root (AntHost.slnx) is not above " + AppContext.BaseDirectory);
     }
+
+    /// <summary>The repository's root folder (where AntHost.slnx is).</summary>
+    public static string Root
+    {
+        get
+        {
+            for (var d = new DirectoryInfo(AppContext.BaseDirectory); d is not null; d = d.Parent)
+                if (File.Exists(Path.Combine(d.FullName, "AntHost.slnx"))) return d.FullName;
+            throw new DirectoryNotFoundException("the repository root (AntHost.slnx) is not above " + AppContext.BaseDirectory);
+        }
+    }
+
+    /// <summary>The configuration this test project was built in (Release or Debug): the repository's other projects were built alike.</summary>
+    public static string Configuration => new DirectoryInfo(AppContext.BaseDirectory.TrimEnd('/')).Parent!.Name;
 }
