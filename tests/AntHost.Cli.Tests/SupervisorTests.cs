@@ -64,7 +64,7 @@ public sealed partial class SupervisorTests(ITestOutputHelper output)
         var up = t.Up();
         Assert.True(up.ExitCode == 0, up.ToString());
         var recorded = t.RecordedProcesses();
-        Assert.Equal(["supervisor", "broker", "inet", "nic", "peer"], recorded.Select(p => p.Name).ToArray());
+        Assert.Equal(["supervisor", "broker", "inet", "nic", "peer", "dns"], recorded.Select(p => p.Name).ToArray());
         string nicLog = Path.Combine(t.LogDirectory, "nic.log");
 
         // ---- the driver, twice, during a transfer from the peer's kernel to the app ----
