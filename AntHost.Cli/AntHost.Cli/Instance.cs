@@ -251,8 +251,10 @@ internal static partial class Instance
             File.Delete(f);
             steps.Add(new DownStep(f, "removed (left by a broker that did not stop cleanly)"));
         }
-        // Wake sockets of processes that were killed while they slept in poll (see Doorbell).
-        foreach (var f in Directory.Exists("/run/anthost") ? Directory.GetFiles("/run/anthost", instance + ".wake.*") : [])
+        // Wake sockets of processes that were killed while they slept in poll (see Doorbell),
+        // and panels of NIC drivers that were killed (see NicPanel).
+        foreach (var f in (Directory.Exists("/run/anthost") ? Directory.GetFiles("/run/anthost", instance + ".wake.*") : [])
+            .Concat(Directory.GetFiles("/dev/shm", $"anthost-{instance}.nic-*")))
         {
             File.Delete(f);
             steps.Add(new DownStep(f, "removed (left by a process that did not stop cleanly)"));

@@ -83,6 +83,33 @@ namespace AntHost.Cli
             ps.SetAction(r => Guard(() => Commands.Ps(Name(r.GetValue(psInstance)!), r.GetValue(json))));
             Root.Subcommands.Add(ps);
 
+            // ---- capture ----
+            var capInstance = InstanceOption();
+            var capWrite = new Option<string?>("--write", "-w") { Description = "write the frames to this pcapng file (direction and the driver's timestamp kept; Wireshark and tshark read it)" };
+            var capCount = new Option<long?>("--count", "-c") { Description = "stop after this many frames (that pass the filter)" };
+            capCount.Validators.Add(r => { if (r.GetValueOrDefault<long?>() is < 1) r.AddError("--count takes 1 or more"); });
+            var capFilter = new Option<string?>("--filter") { Description = "a libpcap filter, e.g. 'tcp port 80' (pcap-filter(7)), applied to every frame" };
+            var capPrint = new Option<bool>("--print") { Description = "print one line per frame, as tcpdump does (the default without -w)" };
+            var capSeconds = new Option<double?>("--seconds") { Description = "stop after this long (default: Ctrl-C or --count)" };
+            capSeconds.Validators.Add(r => { if (r.GetValueOrDefault<double?>() is <= 0) r.AddError("--seconds takes a positive number"); });
+            var capture = new Command("capture", "every frame the NIC driver receives and transmits, as pcapng (-w) or one line each (--print)");
+            foreach (Option o in new Option[] { capInstance, capWrite, capCount, capFilter, capPrint, capSeconds }) capture.Options.Add(o);
+            capture.SetAction(r => Guard(() =>
+            {
+                using var interruption = new Interruption();
+                CaptureRun.Run(new CaptureOptions
+                {
+                    Instance = Name(r.GetValue(capInstance)!),
+                    Write = r.GetValue(capWrite),
+                    Count = r.GetValue(capCount),
+                    Filter = r.GetValue(capFilter),
+                    Print = r.GetValue(capPrint),
+                    Seconds = r.GetValue(capSeconds),
+                }, interruption.Token);
+                return 0;
+            }));
+            Root.Subcommands.Add(capture);
+
             // ---- bench ipc ----
             var quick = new Option<bool>("--quick") { Description = "fewer iterations (about 20 s instead of 1-2 min)" };
             var jsonOut = new Option<string?>("--json") { Description = "also write the report as JSON to this file" };
