@@ -83,6 +83,15 @@ namespace AntHost.Cli
             ps.SetAction(r => Guard(() => Commands.Ps(Name(r.GetValue(psInstance)!), r.GetValue(json))));
             Root.Subcommands.Add(ps);
 
+            // ---- ss ----
+            var ssInstance = InstanceOption();
+            var ssJson = new Option<bool>("--json") { Description = "print JSON instead of a table" };
+            var ssArp = new Option<bool>("--arp") { Description = "the ARP cache instead of the sockets" };
+            var ss = new Command("ss", "inet's sockets: protocol, state, endpoints, owning process, queues, and TCP's RTT, RTO, windows, retransmissions and options (--arp: the ARP cache)");
+            foreach (Option o in new Option[] { ssInstance, ssJson, ssArp }) ss.Options.Add(o);
+            ss.SetAction(r => Guard(() => SsRun.Run(Name(r.GetValue(ssInstance)!), r.GetValue(ssJson), r.GetValue(ssArp))));
+            Root.Subcommands.Add(ss);
+
             // ---- capture ----
             var capInstance = InstanceOption();
             var capWrite = new Option<string?>("--write", "-w") { Description = "write the frames to this pcapng file (direction and the driver's timestamp kept; Wireshark and tshark read it)" };
