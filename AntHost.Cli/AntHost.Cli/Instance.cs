@@ -157,7 +157,7 @@ internal static partial class Instance
             string[] inetArgs = [dotnet, inet, "--instance", o.Instance, "--address", state.Address, "--spin-us", o.SpinUs.ToString(System.Globalization.CultureInfo.InvariantCulture),
                 .. o.Gateway is null ? Array.Empty<string>() : ["--gateway", o.Gateway]];
             Launch("inet", Pinned(inetArgs), Binaries.Inet, null, "anthost-inet ready", "the inet server");
-            string[] nicArgs = [dotnet, nic, "--adapter", state.Adapter!, "--kernel", o.Instance, "--ipc-spin-us", o.SpinUs.ToString(System.Globalization.CultureInfo.InvariantCulture)];
+            string[] nicArgs = [dotnet, nic, "--adapter", state.Adapter!, "--instance", o.Instance, "--ipc-spin-us", o.SpinUs.ToString(System.Globalization.CultureInfo.InvariantCulture)];
             Launch("nic", sandbox ? ["ip", "netns", "exec", net!.HostNamespace, .. Pinned(nicArgs)] : Pinned(nicArgs), Binaries.Nic, sandbox ? net!.HostNamespace : null,
                 "attached to inet", $"the NIC driver on {state.Adapter}");
             if (sandbox)

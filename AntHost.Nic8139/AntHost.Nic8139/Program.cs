@@ -22,8 +22,8 @@ namespace AntHost.Nic8139
     internal sealed class DriverCommandLine
     {
         public Option<string> Adapter { get; } = new("--adapter") { Description = "the interface to drive (e.g. anthost0 in the sandbox)", Required = true };
-        public Option<string?> Mac { get; } = new("--mac") { Description = "our MAC (default: locally administered, derived from the adapter name and --instance)" };
-        public Option<int> Instance { get; } = new("--instance") { Description = "driver instance number on this adapter", DefaultValueFactory = _ => 0 };
+        public Option<string?> Mac { get; } = new("--mac") { Description = "our MAC (default: locally administered, derived from the adapter name and --index)" };
+        public Option<int> Index { get; } = new("--index") { Description = "driver number on this adapter (changes the derived MAC)", DefaultValueFactory = _ => 0 };
         public Option<int?> Mtu { get; } = new("--mtu") { Description = "IP MTU (default: the adapter's)" };
         public Option<string?> Netns { get; } = new("--netns") { Description = "open the adapter inside this named network namespace" };
         public Option<int> SpinUs { get; } = new("--spin-us") { Description = "poll an empty receive ring this many microseconds before sleeping", DefaultValueFactory = _ => 0 };
@@ -44,7 +44,7 @@ namespace AntHost.Nic8139
         public Option<int> PingCount { get; } = new("--ping-count") { Description = "echo requests for --ping", DefaultValueFactory = _ => 2000 };
         public Option<int> InjectSeconds { get; } = new("--inject-seconds") { Description = "measure frames/s of raw injection for this long", DefaultValueFactory = _ => 0 };
         public Option<int> InjectLength { get; } = new("--inject-length") { Description = "frame length for --inject-seconds", DefaultValueFactory = _ => 1514 };
-        public Option<string> Kernel { get; } = new("--kernel") { Description = "the kernel instance to join (the broker's --instance)", DefaultValueFactory = _ => "default" };
+        public Option<string> Instance { get; } = new("--instance", "--kernel") { Description = "the AntHost instance to join (the broker's --instance; --kernel is its old name)", DefaultValueFactory = _ => "default" };
         public Option<string> Service { get; } = new("--service") { Description = "the inet server's service name", DefaultValueFactory = _ => "inet" };
         public Option<int> IpcSpinUs { get; } = new("--ipc-spin-us") { Description = "driver mode: how long the one loop spins over the pcap ring and the kernel rings before it sleeps, microseconds (0 = frugal)", DefaultValueFactory = _ => 20 };
         public Option<bool> NoCoalesce { get; } = new("--no-gro") { Description = "driver mode: hand every received segment to inet as it came (no receive coalescing)" };
@@ -55,9 +55,9 @@ namespace AntHost.Nic8139
         public DriverCommandLine()
         {
             Root = new RootCommand("AntHost NIC driver (Nic8139): one adapter through libpcap");
-            foreach (Option o in new Option[] { Adapter, Mac, Instance, Mtu, Netns, SpinUs, BufferMiB, Multicast, FaultDrop, FaultDuplicate, FaultCorrupt,
+            foreach (Option o in new Option[] { Adapter, Mac, Index, Mtu, Netns, SpinUs, BufferMiB, Multicast, FaultDrop, FaultDuplicate, FaultCorrupt,
                 FaultReorder, FaultDelay, FaultDelayMs, FaultSeed, FaultDirection, Probe, ProbeSeconds, Address, Ping, PingCount, InjectSeconds, InjectLength,
-                Kernel, Service, IpcSpinUs, NoCoalesce, Verbose })
+                Instance, Service, IpcSpinUs, NoCoalesce, Verbose })
                 Root.Options.Add(o);
             Root.SetAction(Run);
         }
@@ -87,7 +87,7 @@ namespace AntHost.Nic8139
             {
                 Adapter = r.GetValue(Adapter)!,
                 Mac = mac,
-                Instance = r.GetValue(Instance),
+                Instance = r.GetValue(Index),
                 Mtu = r.GetValue(Mtu),
                 NetworkNamespace = r.GetValue(Netns),
                 SpinMicroseconds = spin,
@@ -149,7 +149,7 @@ namespace AntHost.Nic8139
                 using var device = NicDevice.Open(options with { SpinMicroseconds = spin });
                 var driver = new InetDriver(device, new InetDriverOptions
                 {
-                    Instance = r.GetValue(Kernel) ?? "default",
+                    Instance = r.GetValue(Instance) ?? "default",
                     Service = r.GetValue(Service) ?? "inet",
                     SpinBudget = TimeSpan.FromMicroseconds(spin),
                     Coalesce = !r.GetValue(NoCoalesce),

@@ -232,7 +232,7 @@ public sealed class InetDriver : IDeviceLoopWork
                 _device.Adapter, _device.Mac, _device.Mtu, _device.Link, _options.Instance, _kernel.Id);
             _device.LinkChanged += OnLinkChanged;
             OpenPanel();
-            using var meter = new NicMeter(this);
+            using var meter = NicMeter.For(this);
             // Without a broker nothing is committed or reclaimed: the driver stops with it.
             using var both = CancellationTokenSource.CreateLinkedTokenSource(stop, _kernel.BrokerGone);
             _stop = both.Token;

@@ -13,9 +13,11 @@ internal sealed class NicMeter : IDisposable
     public const string Name = "anthost-nic";
     private readonly CounterMeter _meter;
 
-    public NicMeter(InetDriver driver)
-    {
-        _meter = new CounterMeter(Name, () =>
+    /// <param name="read">The counters: <see cref="NicStat"/> order, then frames captured and capture drops.</param>
+    public NicMeter(Func<long[]?> read) => _meter = new CounterMeter(Name, read, Specs);
+
+    /// <summary>The running driver's meter: its live counters, read on the collector's thread.</summary>
+    public static NicMeter For(InetDriver driver) => new(() =>
         {
             // Pages owned: as the loop last counted them (it scans the ownership table at most once a second).
             var v = new long[(int)NicStat.Count + 2];
@@ -29,8 +31,7 @@ internal sealed class NicMeter : IDisposable
                 }
             }
             return v;
-        }, Specs);
-    }
+        });
 
     public System.Diagnostics.Metrics.Meter Meter => _meter.Meter;
 
