@@ -45,8 +45,36 @@ namespace AntHost.Cli
             var group = new Option<string>("--group") { Description = "the group whose members may use the instance besides root (pool, socket, state; default: root's group)", DefaultValueFactory = _ => "root" };
             group.Validators.Add(r => { if (!AntHost.Kernel.Interop.UnixAccess.TryResolveGroup(r.GetValueOrDefault<string>() ?? "", out _)) r.AddError($"--group: there is no group '{r.GetValueOrDefault<string>()}' (see /etc/group)"); });
             var cpus = CpusOption();
-            var up = new Command("up", "start the broker, the inet server and a NIC driver (on the sandbox network unless --adapter)");
-            foreach (Option o in new Option[] { instance, transfer, spin, prefix, adapter, address, gateway, logDir, cpus, group }) up.Options.Add(o);
+            // The servers' own settings, passed to each (defaults: the servers').
+            var poolSize = new Option<string?>("--pool-size") { Description = "broker: the ICA pool's size, e.g. 64M or 1G (default 64M)" };
+            poolSize.Validators.Add(r => { if (r.GetValueOrDefault<string?>() is { } v && !System.Text.RegularExpressions.Regex.IsMatch(v, "^[1-9][0-9]*[KMG]?$")) r.AddError($"--pool-size takes a size like 64M or 1G, not '{v}'"); });
+            var tcpCc = new Option<string?>("--tcp-cc") { Description = "inet: TCP congestion control, cubic or newreno (default cubic)" };
+            tcpCc.AcceptOnlyFromAmong("cubic", "newreno");
+            var tcpSnd = new Option<int?>("--tcp-sndbuf") { Description = "inet: TCP send buffer per socket, bytes (default 262144)" };
+            tcpSnd.Validators.Add(r => { if (r.GetValueOrDefault<int?>() is < 4096) r.AddError("--tcp-sndbuf takes 4096 or more"); });
+            var tcpRcv = new Option<int?>("--tcp-rcvbuf") { Description = "inet: TCP receive buffer (largest window) per socket, bytes (default 262144)" };
+            tcpRcv.Validators.Add(r => { if (r.GetValueOrDefault<int?>() is < 1024) r.AddError("--tcp-rcvbuf takes 1024 or more"); });
+            var inetSpin = new Option<int?>("--inet-spin-us") { Description = "inet's spin budget, microseconds (default: --spin-us)" };
+            var nicSpin = new Option<int?>("--nic-spin-us") { Description = "the NIC driver's spin budget, microseconds (default: --spin-us)" };
+            foreach (var o in new[] { inetSpin, nicSpin })
+                o.Validators.Add(r => { if (r.GetValueOrDefault<int?>() is < 0 or > 100_000) r.AddError($"{r.Option.Name} takes 0..100000"); });
+            Option<double?> Probability(string name, string what) => new(name) { Description = $"NIC driver: probability that a frame is {what} (default 0)" };
+            var faultDrop = Probability("--fault-drop", "dropped");
+            var faultReorder = Probability("--fault-reorder", "held back behind the next (reordered)");
+            var faultDuplicate = Probability("--fault-duplicate", "duplicated");
+            var faultCorrupt = Probability("--fault-corrupt", "corrupted (one byte flipped)");
+            foreach (var o in new[] { faultDrop, faultReorder, faultDuplicate, faultCorrupt })
+                o.Validators.Add(r => { if (r.GetValueOrDefault<double?>() is < 0 or > 1) r.AddError($"{r.Option.Name} takes a probability 0..1"); });
+            var faultSeed = new Option<ulong?>("--fault-seed") { Description = "NIC driver: the fault injector's seed (default 1)" };
+            var faultDirection = new Option<string?>("--fault-direction") { Description = "NIC driver: faults on rx, tx or both (default both)" };
+            faultDirection.AcceptOnlyFromAmong("rx", "tx", "both");
+            var verbose = new Option<bool>("--verbose") { Description = "every server: debug logging" };
+            var logFormat = new Option<string>("--log-format") { Description = "every server: text, or json (one object per line: timestamp, level, category, message, the template's fields)", DefaultValueFactory = _ => "text" };
+            logFormat.AcceptOnlyFromAmong("text", "json");
+            var noCapture = new Option<bool>("--no-capture") { Description = "NIC driver: offer no capture (anthost capture is refused; the live counters stay)" };
+            var up = new Command("up", "start the broker, the inet server and a NIC driver (on the sandbox network unless --adapter); every setting of the servers is listed here with its default");
+            foreach (Option o in new Option[] { instance, transfer, spin, prefix, adapter, address, gateway, logDir, cpus, group,
+                poolSize, tcpCc, tcpSnd, tcpRcv, inetSpin, nicSpin, faultDrop, faultReorder, faultDuplicate, faultCorrupt, faultSeed, faultDirection, verbose, logFormat, noCapture }) up.Options.Add(o);
             up.SetAction(r => Guard(() =>
             {
                 var o = new UpOptions
@@ -61,6 +89,21 @@ namespace AntHost.Cli
                     LogDirectory = r.GetValue(logDir),
                     Group = r.GetValue(group)!,
                     Cpus = r.GetValue(cpus) is { } list ? Instance.CheckCpus(list) : null,
+                    PoolSize = r.GetValue(poolSize),
+                    TcpCc = r.GetValue(tcpCc),
+                    TcpSendBuffer = r.GetValue(tcpSnd),
+                    TcpReceiveBuffer = r.GetValue(tcpRcv),
+                    InetSpinUs = r.GetValue(inetSpin),
+                    NicSpinUs = r.GetValue(nicSpin),
+                    FaultDrop = r.GetValue(faultDrop),
+                    FaultReorder = r.GetValue(faultReorder),
+                    FaultDuplicate = r.GetValue(faultDuplicate),
+                    FaultCorrupt = r.GetValue(faultCorrupt),
+                    FaultSeed = r.GetValue(faultSeed),
+                    FaultDirection = r.GetValue(faultDirection),
+                    Verbose = r.GetValue(verbose),
+                    LogFormat = r.GetValue(logFormat)!,
+                    NoCapture = r.GetValue(noCapture),
                 };
                 CheckNetwork(o);
                 return Commands.Up(o);

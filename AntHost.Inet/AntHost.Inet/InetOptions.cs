@@ -26,6 +26,9 @@ public sealed record InetOptions
 
     public bool Verbose { get; init; }
 
+    /// <summary>Console log format: text or json (one object per line).</summary>
+    public string LogFormat { get; init; } = "text";
+
     /// <summary>TCP's settings: buffer sizes, congestion control and socket limit from the command line, the rest RFC defaults.</summary>
     public TcpConfig Tcp { get; init; } = new();
 
@@ -50,6 +53,7 @@ public sealed record InetOptions
           --max-sockets N     sockets open at once, TCP and UDP together (default 65536)
           --max-sockets-per-process N   sockets one app may hold open (default 4096)
           --verbose           debug logging
+          --log-format F      text (default) or json: one object per line (timestamp, level, category, message, the template's fields)
         """;
 
     /// <summary>Parses the command line; throws <see cref="ArgumentException"/> with a message for the user.</summary>
@@ -74,6 +78,7 @@ public sealed record InetOptions
                 "--max-sockets" => o with { MaxSockets = ParseInt(a, Next(), 1, 1 << 20) },
                 "--max-sockets-per-process" => o with { MaxSocketsPerProcess = ParseInt(a, Next(), 1, 1 << 20) },
                 "--verbose" => o with { Verbose = true },
+                "--log-format" => o with { LogFormat = AntHost.Kernel.Logging.ServerLogging.CheckFormat(Next()) },
                 _ => throw new ArgumentException($"unknown option '{a}'"),
             };
         }

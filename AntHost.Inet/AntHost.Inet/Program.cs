@@ -1,6 +1,7 @@
 // anthost-inet: the inet server process of one AntHost kernel instance.
 using AntHost.Inet;
 using AntHost.Kernel;
+using AntHost.Kernel.Logging;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
@@ -28,7 +29,7 @@ var settings = new HostApplicationBuilderSettings { Args = [], Configuration = n
 settings.Configuration["hostBuilder:reloadConfigOnChange"] = "false";
 var builder = Host.CreateApplicationBuilder(settings);
 builder.Logging.ClearProviders();
-builder.Logging.AddSimpleConsole(o => { o.SingleLine = true; o.TimestampFormat = "HH:mm:ss.fff "; });
+builder.Logging.AddServerConsole(options.LogFormat);
 builder.Logging.SetMinimumLevel(options.Verbose ? LogLevel.Debug : LogLevel.Information);
 builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = TimeSpan.FromSeconds(10));
 builder.Services.AddSingleton(options);

@@ -11,6 +11,12 @@ public sealed record BrokerOptions
     public TransferMode Transfer { get; init; } = TransferMode.Direct;
     /// <summary>Strict mode is the default of every process of the instance.</summary>
     public bool Strict { get; init; }
+
+    /// <summary>Debug logging.</summary>
+    public bool Verbose { get; init; }
+
+    /// <summary>Console log format: text or json (one object per line).</summary>
+    public string LogFormat { get; init; } = "text";
     /// <summary>
     /// How often the broker commits journals while they are not empty. Long on purpose: the
     /// broker is off the request path, a journal at least half full wakes it at once, an
@@ -71,6 +77,8 @@ public sealed record BrokerOptions
           --registrations-per-uid N   processes one uid other than root may register (default 16)
           --connections-per-uid N     connections one uid other than root may hold open (default 64)
           --server-reserve N     pages only the servers (inet, drivers) may take (default: an eighth of the pool)
+          --verbose              debug logging
+          --log-format F         text (default) or json: one object per line (timestamp, level, category, message, the template's fields)
         """;
 
     /// <summary>Parses the command line; throws <see cref="ArgumentException"/> with a message for the user.</summary>
@@ -95,6 +103,8 @@ public sealed record BrokerOptions
                     },
                 },
                 "--strict" => o with { Strict = true },
+                "--verbose" => o with { Verbose = true },
+                "--log-format" => o with { LogFormat = AntHost.Kernel.Logging.ServerLogging.CheckFormat(Next()) },
                 "--commit-ms" => o with { CommitIntervalMs = ParseInt(a, Next(), 1, 1000) },
                 "--spin-us" => o with { SpinBudget = TimeSpan.FromMicroseconds(ParseInt(a, Next(), 0, 100_000)) },
                 "--max-processes" => o with { MaxProcesses = ParseInt(a, Next(), 2, 1000) },

@@ -1,5 +1,6 @@
 // anthost-kernel: the broker process of one AntHost instance.
 using AntHost.Broker;
+using AntHost.Kernel.Logging;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
@@ -27,7 +28,8 @@ var settings = new HostApplicationBuilderSettings { Args = [], Configuration = n
 settings.Configuration["hostBuilder:reloadConfigOnChange"] = "false";
 var builder = Host.CreateApplicationBuilder(settings);
 builder.Logging.ClearProviders();
-builder.Logging.AddSimpleConsole(o => { o.SingleLine = true; o.TimestampFormat = "HH:mm:ss.fff "; });
+builder.Logging.AddServerConsole(options.LogFormat);
+builder.Logging.SetMinimumLevel(options.Verbose ? LogLevel.Debug : LogLevel.Information);
 builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = TimeSpan.FromSeconds(5));
 builder.Services.AddSingleton(options);
 builder.Services.AddHostedService<BrokerService>();

@@ -5,6 +5,7 @@ using System.CommandLine;
 using System.Net;
 using System.Runtime.InteropServices;
 using AntHost.Kernel;
+using AntHost.Kernel.Logging;
 using AntHost.Nic8139;
 using AntHost.Nic8139.Driver;
 using AntHost.Nic8139.Pcap;
@@ -49,6 +50,8 @@ namespace AntHost.Nic8139
         public Option<int> IpcSpinUs { get; } = new("--ipc-spin-us") { Description = "driver mode: how long the one loop spins over the pcap ring and the kernel rings before it sleeps, microseconds (0 = frugal)", DefaultValueFactory = _ => 20 };
         public Option<bool> NoCoalesce { get; } = new("--no-gro") { Description = "driver mode: hand every received segment to inet as it came (no receive coalescing)" };
         public Option<bool> Verbose { get; } = new("--verbose") { Description = "debug logging" };
+        public Option<string> LogFormat { get; } = new("--log-format") { Description = "text, or json: one object per line (timestamp, level, category, message, the template's fields)", DefaultValueFactory = _ => "text" };
+        public Option<bool> NoCapture { get; } = new("--no-capture") { Description = "driver mode: offer no capture (the panel carries the live counters only)" };
 
         public RootCommand Root { get; }
 
@@ -57,8 +60,9 @@ namespace AntHost.Nic8139
             Root = new RootCommand("AntHost NIC driver (Nic8139): one adapter through libpcap");
             foreach (Option o in new Option[] { Adapter, Mac, Index, Mtu, Netns, SpinUs, BufferMiB, Multicast, FaultDrop, FaultDuplicate, FaultCorrupt,
                 FaultReorder, FaultDelay, FaultDelayMs, FaultSeed, FaultDirection, Probe, ProbeSeconds, Address, Ping, PingCount, InjectSeconds, InjectLength,
-                Instance, Service, IpcSpinUs, NoCoalesce, Verbose })
+                Instance, Service, IpcSpinUs, NoCoalesce, Verbose, LogFormat, NoCapture })
                 Root.Options.Add(o);
+            LogFormat.AcceptOnlyFromAmong(AntHost.Kernel.Logging.ServerLogging.Formats);
             Root.SetAction(Run);
         }
 
@@ -137,7 +141,7 @@ namespace AntHost.Nic8139
                 return 2;
             }
             using var loggers = LoggerFactory.Create(b => b
-                .AddSimpleConsole(o => { o.SingleLine = true; o.TimestampFormat = "HH:mm:ss.fff "; })
+                .AddServerConsole(r.GetValue(LogFormat) ?? "text")
                 .SetMinimumLevel(r.GetValue(Verbose) ? LogLevel.Debug : LogLevel.Information));
             var log = loggers.CreateLogger("anthost-nic");
             using var stop = new CancellationTokenSource();
@@ -153,6 +157,7 @@ namespace AntHost.Nic8139
                     Service = r.GetValue(Service) ?? "inet",
                     SpinBudget = TimeSpan.FromMicroseconds(spin),
                     Coalesce = !r.GetValue(NoCoalesce),
+                    Capture = !r.GetValue(NoCapture),
                 }, log);
                 driver.Run(stop.Token);
                 return 0;

@@ -37,10 +37,32 @@ public sealed class OperatorTests(ITestOutputHelper output)
     public void Live_counters_capture_and_socket_table_of_a_running_instance()
     {
         using var t = new TestInstance(output, "ops");
-        var up = t.Up();
+        // The servers' own settings go through up (none that would disturb the checks below).
+        var up = t.Up("--log-format", "json", "--pool-size", "48M", "--tcp-cc", "newreno", "--tcp-sndbuf", "131072", "--tcp-rcvbuf", "196608",
+            "--inet-spin-us", "10", "--nic-spin-us", "5", "--fault-seed", "3", "--fault-direction", "rx");
         Assert.True(up.ExitCode == 0, up.ToString());
         var recorded = t.RecordedProcesses();
         int nicPid = recorded.Single(p => p.Name == "nic").Pid;
+        using (var state = JsonDocument.Parse(File.ReadAllText(t.StatePath)))
+        {
+            string Line(string name) => string.Join(' ', state.RootElement.GetProperty("processes").EnumerateArray()
+                .Single(p => p.GetProperty("name").GetString() == name).GetProperty("commandLine").EnumerateArray().Select(a => a.GetString()));
+            Assert.Contains("--pool-size 48M --log-format json", Line("broker"), StringComparison.Ordinal);
+            Assert.Contains("--spin-us 10 --tcp-cc newreno --tcp-sndbuf 131072 --tcp-rcvbuf 196608 --log-format json", Line("inet"), StringComparison.Ordinal);
+            Assert.Contains("--instance " + t.Name + " --ipc-spin-us 5 --fault-seed 3 --fault-direction rx --log-format json", Line("nic"), StringComparison.Ordinal);
+        }
+        // Every server logs one JSON object per line: timestamp, level, category, message, the template's fields.
+        foreach (var name in new[] { "broker", "inet", "nic" })
+        {
+            var logLines = File.ReadAllLines(Path.Combine(t.LogDirectory, name + ".log")).Where(l => l.Length > 0).ToList();
+            Assert.NotEmpty(logLines);
+            foreach (var line in logLines)
+            {
+                using var entry = JsonDocument.Parse(line);
+                foreach (var field in new[] { "Timestamp", "LogLevel", "Category", "Message" }) Assert.True(entry.RootElement.TryGetProperty(field, out _), $"{name}.log: no {field} in {line}");
+            }
+        }
+        Assert.Contains(File.ReadAllLines(Path.Combine(t.LogDirectory, "nic.log")), l => l.Contains("\"Adapter\":\"anthost0\"", StringComparison.Ordinal));
 
         // ---- live counters: read while the driver runs, and they move with traffic ----
         var before = NicCounters(output, t);

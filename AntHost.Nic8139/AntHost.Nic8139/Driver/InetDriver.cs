@@ -53,6 +53,9 @@ public sealed record InetDriverOptions
     /// <summary>Merge consecutive in-order TCP segments of a flow into one frame (receive coalescing, GRO).</summary>
     public bool Coalesce { get; init; } = true;
 
+    /// <summary>Offer the capture ring of the panel (off: the panel carries the live counters only, and no frame is ever offered to a tap).</summary>
+    public bool Capture { get; init; } = true;
+
     /// <summary>How long a completion owed to inet may wait for an ethinput to ride with.</summary>
     public TimeSpan DeferredCompletionDelay { get; init; } = TimeSpan.FromMilliseconds(20);
 
@@ -192,7 +195,7 @@ public sealed class InetDriver : IDeviceLoopWork
         try
         {
             _panel = NicPanel.Create(path);
-            _device.CaptureTap = _panel;
+            if (_options.Capture) _device.CaptureTap = _panel;
             Publish(Stopwatch.GetTimestamp());
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
