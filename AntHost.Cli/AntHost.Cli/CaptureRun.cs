@@ -47,6 +47,7 @@ internal static class CaptureRun
         PcapNgWriter? writer = null;
         try
         {
+            if (!panel.CaptureOffered) throw new CliException($"the NIC driver of '{o.Instance}' offers no capture (it runs with --no-capture; see anthost up --no-capture)");
             if (!panel.TryStartCapture(me, pid => ServerProcess.StartTicks(pid) is not null, out int holder))
                 throw new CliException($"another capture (pid {holder}) runs on '{o.Instance}'; one at a time");
             long dropsAtStart = panel.CaptureDrops;

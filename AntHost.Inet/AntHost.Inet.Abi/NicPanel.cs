@@ -19,7 +19,8 @@
 // Layout (little-endian):
 //   0    magic u64 "ANTHNIC1"   8 version i32   12 driver pid i32
 //   16   sequence u64 (odd while the counters are being written)   24 published at, Unix ns
-//   32   counter count i32      64..  counters i64 x count (NicStat order)
+//   32   counter count i32      36 capture offered i32 (0: the driver runs with --no-capture)
+//   64..  counters i64 x count (NicStat order)
 //   512  capture owner pid i32  516 active i32   520 ring bytes i64
 //   576  write position i64 (producer's line)   584 frames dropped i64   592 frames captured i64
 //   640  read position i64 (consumer's line)
@@ -140,6 +141,13 @@ public sealed unsafe class NicPanel : IDisposable
             throw new InvalidDataException($"{path} is not a NIC driver's panel");
         }
         return panel;
+    }
+
+    /// <summary>Whether the driver offers the capture (it copies frames into the ring while one runs); set by the driver.</summary>
+    public bool CaptureOffered
+    {
+        get => Volatile.Read(ref *(int*)(_base + 36)) != 0;
+        set => Volatile.Write(ref *(int*)(_base + 36), value ? 1 : 0);
     }
 
     /// <summary>The driver's pid as it wrote it.</summary>

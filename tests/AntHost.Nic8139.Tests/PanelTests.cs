@@ -41,7 +41,9 @@ public sealed class PanelTests : IDisposable
     public void Frames_come_back_in_order_across_the_ring_end_and_a_full_ring_drops_and_counts()
     {
         using var driver = NicPanel.Create(_path, ringBytes: 64 * 1024);
+        driver.CaptureOffered = true;
         using var reader = NicPanel.Open(_path, writable: true);
+        Assert.True(reader.CaptureOffered);
         Assert.True(reader.TryStartCapture(Environment.ProcessId, _ => true, out _));
         Assert.True(driver.Capturing);
         // A second reader is refused while the first lives, and takes over from a dead one.

@@ -196,6 +196,7 @@ public sealed class InetDriver : IDeviceLoopWork
         {
             _panel = NicPanel.Create(path);
             if (_options.Capture) _device.CaptureTap = _panel;
+            _panel.CaptureOffered = _options.Capture;
             Publish(Stopwatch.GetTimestamp());
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
