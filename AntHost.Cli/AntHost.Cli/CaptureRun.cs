@@ -4,6 +4,7 @@
 // the driver's timestamp, or printed one line per frame (FrameFormatter). A BPF filter is
 // compiled by libpcap (SharpPcap's BpfProgram) and applied here, on the reader's side.
 using AntHost.Inet.Abi;
+using SharpPcap;
 using SharpPcap.LibPcap;
 
 namespace AntHost.Cli;
@@ -94,5 +95,42 @@ internal static class CaptureRun
             panel.Dispose();
             filter?.Dispose();
         }
+    }
+}
+
+/// <summary>A capture file read back (SharpPcap's reader, libpcap's pcapng support) and summarized with PacketDotNet: what the demo shows.</summary>
+internal static class CaptureReadBack
+{
+    /// <summary>Frames, those from <paramref name="self"/> and to it, and the TCP handshake and FINs seen each way.</summary>
+    public static (bool Complete, string Text) Summarize(string file, System.Net.IPAddress self)
+    {
+        int frames = 0, fromUs = 0, toUs = 0, arp = 0;
+        bool synOut = false, synAckIn = false, finOut = false, finIn = false, synIn = false, synAckOut = false;
+        long payloadIn = 0, payloadOut = 0;
+        using (var reader = new CaptureFileReaderDevice(file))
+        {
+            reader.Open();
+            while (reader.GetNextPacket(out SharpPcap.PacketCapture e) == SharpPcap.GetPacketStatus.PacketRead)
+            {
+                frames++;
+                var raw = e.GetPacket();
+                var packet = PacketDotNet.Packet.ParsePacket(raw.LinkLayerType, raw.Data);
+                if (packet.Extract<PacketDotNet.ArpPacket>() is not null) { arp++; continue; }
+                if (packet.Extract<PacketDotNet.IPv4Packet>() is not { } ip) continue;
+                bool outbound = ip.SourceAddress.Equals(self);
+                if (outbound) fromUs++;
+                else toUs++;
+                if (ip.Extract<PacketDotNet.TcpPacket>() is not { } tcp) continue;
+                if (outbound) payloadOut += tcp.PayloadData?.Length ?? 0;
+                else payloadIn += tcp.PayloadData?.Length ?? 0;
+                if (tcp.Synchronize && !tcp.Acknowledgment) { if (outbound) synOut = true; else synIn = true; }
+                if (tcp.Synchronize && tcp.Acknowledgment) { if (outbound) synAckOut = true; else synAckIn = true; }
+                if (tcp.Finished) { if (outbound) finOut = true; else finIn = true; }
+            }
+        }
+        bool handshake = (synOut && synAckIn) || (synIn && synAckOut);
+        string text = $"{frames} frames read back ({fromUs} IPv4 from {self}, {toUs} to it, {arp} ARP); TCP payload {payloadOut} B out, {payloadIn} B in; "
+            + $"handshake {(handshake ? "seen" : "missing")} ({(synOut ? "SYN out, SYN-ACK in" : synIn ? "SYN in, SYN-ACK out" : "no SYN")}); FIN {(finOut ? "out" : "")}{(finOut && finIn ? " and " : "")}{(finIn ? "in" : "")}{(!finOut && !finIn ? "none" : "")}";
+        return (handshake && finOut && finIn && fromUs > 0 && toUs > 0, text);
     }
 }
