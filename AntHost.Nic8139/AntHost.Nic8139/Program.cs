@@ -13,7 +13,15 @@ using AntHost.Nic8139.Probe;
 using Microsoft.Extensions.Logging;
 
 var cli = new DriverCommandLine();
-return cli.Root.Parse(args).Invoke();
+var parsed = cli.Root.Parse(args);
+if (parsed.Errors.Count > 0)
+{
+    // A wrong command line is exit code 2, as in every AntHost program.
+    foreach (var e in parsed.Errors) Console.Error.WriteLine($"anthost-nic: {e.Message}");
+    Console.Error.WriteLine("see: anthost-nic --help");
+    return 2;
+}
+return parsed.Invoke();
 
 namespace AntHost.Nic8139
 {

@@ -58,7 +58,7 @@ public sealed class ArgumentTests(ITestOutputHelper output)
     }
 
     [Fact]
-    public void Every_server_takes_instance_and_log_format_and_answers_help()
+    public void Every_server_parses_its_command_line_with_System_CommandLine_takes_instance_and_log_format_and_answers_help()
     {
         string Dll(string project, string name)
         {
@@ -74,6 +74,9 @@ public sealed class ArgumentTests(ITestOutputHelper output)
             Assert.Contains("--instance", help.StandardOutput, StringComparison.Ordinal);
             Assert.Contains("--log-format", help.StandardOutput, StringComparison.Ordinal);
             Assert.DoesNotContain("  --kernel", help.StandardOutput, StringComparison.Ordinal); // an alias at most, never the name
+            var wrong = Cli.RunDllUnder(output, [], Dll(project, name), "--no-such-option");
+            Assert.Equal(2, wrong.ExitCode);
+            Assert.Contains("'--no-such-option'", wrong.StandardError, StringComparison.Ordinal);
         }
     }
 
