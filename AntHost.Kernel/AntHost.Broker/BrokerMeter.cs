@@ -5,17 +5,21 @@ using AntHost.Kernel.Pool;
 
 namespace AntHost.Broker;
 
-internal sealed class BrokerMeter : IDisposable
+internal sealed unsafe class BrokerMeter : IDisposable
 {
     public const string Name = "anthost-kernel";
     private readonly CounterMeter _meter;
     private readonly object _lock = new();
     private Func<BrokerCounter, long>? _read;
 
+    private IcaPool? _pool;
+
     /// <param name="read">One broker counter (the pool header's); called under this meter's lock until <see cref="Close"/>.</param>
-    public BrokerMeter(Func<BrokerCounter, long> read)
+    /// <param name="pool">The pool whose processes' ring depths the gauge anthost.kernel.ring.depth shows (tags process, ring uplink/downlink); null for none.</param>
+    public BrokerMeter(Func<BrokerCounter, long> read, IcaPool? pool = null)
     {
         _read = read;
+        _pool = pool;
         _meter = new CounterMeter(Name, () =>
         {
             lock (_lock)
@@ -26,6 +30,31 @@ internal sealed class BrokerMeter : IDisposable
                 return v;
             }
         }, Specs);
+        _meter.Meter.CreateObservableGauge("anthost.kernel.ring.depth", RingDepths, "{message}");
+    }
+
+    /// <summary>Messages waiting on each live process's uplink and downlink ring (tail - head, as `anthost ps` shows them).</summary>
+    private List<System.Diagnostics.Metrics.Measurement<long>> RingDepths()
+    {
+        var list = new List<System.Diagnostics.Metrics.Measurement<long>>();
+        lock (_lock)
+        {
+            if (_pool is not { } pool) return list;
+            var layout = pool.Layout;
+            for (int slot = 0; slot < layout.MaxProcesses; slot++)
+            {
+                if (Volatile.Read(ref pool.Process(slot).State) != 1) continue;
+                string name = pool.ProcessName(new ProcessId(pool.Process(slot).ProcessId));
+                foreach (var (ring, which) in new[] { (layout.UplinkRing(slot), "uplink"), (layout.DownlinkRing(slot), "downlink") })
+                {
+                    byte* r = pool.Ring(ring);
+                    long depth = Volatile.Read(ref *(long*)r) - Volatile.Read(ref *(long*)(r + 64));
+                    list.Add(new(Math.Clamp(depth, 0, layout.RingCapacity),
+                        new KeyValuePair<string, object?>("process", $"{name}:{slot}"), new KeyValuePair<string, object?>("ring", which)));
+                }
+            }
+        }
+        return list;
     }
 
     public System.Diagnostics.Metrics.Meter Meter => _meter.Meter;
@@ -60,7 +89,11 @@ internal sealed class BrokerMeter : IDisposable
     /// <summary>No read after this returns (the pool is about to be unmapped).</summary>
     public void Close()
     {
-        lock (_lock) _read = null;
+        lock (_lock)
+        {
+            _read = null;
+            _pool = null;
+        }
         _meter.Dispose();
     }
 

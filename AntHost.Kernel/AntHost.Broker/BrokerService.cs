@@ -33,7 +33,7 @@ internal sealed class BrokerService : IHostedService
         _broker.StartPump();
         _server.Start();
         var broker = _broker;
-        _meter = new BrokerMeter(broker.Counter);
+        _meter = new BrokerMeter(broker.Counter, broker.Pool);
         _log.LogInformation("anthost-kernel ready: instance {Instance}, {Pages} pages ({MiB} MiB), {Mode} transfer{Strict}, pool {Pool}, socket {Socket}, group {Group}",
             _options.Instance, _broker.Layout.DataPages, _broker.Layout.DataPages / 256, _options.Transfer.ToString().ToLowerInvariant(),
             _options.Strict ? ", strict" : "", _broker.PoolPath, _broker.SocketPath, _options.Group);

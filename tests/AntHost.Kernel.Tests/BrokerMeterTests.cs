@@ -1,6 +1,8 @@
 using System.Diagnostics.Metrics;
 using AntHost.Broker;
 using AntHost.Kernel.Pool;
+using AntHost.Kernel.Tests.Infrastructure;
+using AntHost.TestSupport;
 
 namespace AntHost.Kernel.Tests;
 
@@ -32,5 +34,33 @@ public sealed class BrokerMeterTests
         seen.Clear();
         listener.RecordObservableInstruments();
         Assert.Empty(seen);
+    }
+
+    [RootFact]
+    public void The_ring_depth_gauge_names_each_live_process_and_its_two_rings()
+    {
+        using var b = BrokerProcess.Start();
+        using var app = b.Connect("meter-app");
+        using var pool = IcaPool.Open(b.PoolPath);
+        var meter = new BrokerMeter(_ => 0, pool);
+        var seen = new List<(long Value, string Process, string Ring)>();
+        using var listener = new MeterListener();
+        listener.InstrumentPublished = (i, l) => { if (i.Name == "anthost.kernel.ring.depth") l.EnableMeasurementEvents(i); };
+        listener.SetMeasurementEventCallback<long>((i, v, tags, _) =>
+        {
+            string? process = null, ring = null;
+            foreach (var t in tags)
+            {
+                if (t.Key == "process") process = (string?)t.Value;
+                if (t.Key == "ring") ring = (string?)t.Value;
+            }
+            lock (seen) seen.Add((v, process!, ring!));
+        });
+        listener.Start();
+        listener.RecordObservableInstruments();
+        Assert.Contains(seen, m => m.Process.StartsWith("meter-app:", StringComparison.Ordinal) && m.Ring == "uplink" && m.Value >= 0);
+        Assert.Contains(seen, m => m.Process.StartsWith("meter-app:", StringComparison.Ordinal) && m.Ring == "downlink" && m.Value >= 0);
+        Assert.All(seen, m => Assert.InRange(m.Value, 0, pool.Layout.RingCapacity));
+        meter.Close();
     }
 }
