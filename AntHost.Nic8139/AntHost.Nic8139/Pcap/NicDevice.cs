@@ -297,14 +297,10 @@ public sealed unsafe class NicDevice : IDisposable
     /// </summary>
     public NicCounters ReadCounters(bool askKernel)
     {
+        long drops, ifDrops;
+        if (askKernel)
         {
-            long drops, ifDrops;
-            if (!askKernel)
-            {
-                drops = Volatile.Read(ref _lastDrops);
-                ifDrops = Volatile.Read(ref _lastIfDrops);
-            }
-            else lock (_handleLock)
+            lock (_handleLock)
             {
                 drops = _closedDrops;
                 ifDrops = _closedIfDrops;
@@ -317,18 +313,23 @@ public sealed unsafe class NicDevice : IDisposable
                         ifDrops += s.InterfaceDropped;
                     }
                 }
-                _lastDrops = drops;
-                _lastIfDrops = ifDrops;
+                Volatile.Write(ref _lastDrops, drops);
+                Volatile.Write(ref _lastIfDrops, ifDrops);
             }
-            return new NicCounters(
-                Volatile.Read(ref _rxFrames), Volatile.Read(ref _rxBytes), Volatile.Read(ref _rxDelivered),
-                Volatile.Read(ref _rxOversize), Volatile.Read(ref _rxTruncated), Volatile.Read(ref _rxRunt),
-                Volatile.Read(ref _rxNotForUs), Volatile.Read(ref _rxHandlerErrors),
-                drops, ifDrops,
-                Volatile.Read(ref _txFrames), Volatile.Read(ref _txBytes), Volatile.Read(ref _txErrors),
-                Volatile.Read(ref _txRejected), Volatile.Read(ref _txLinkDown),
-                Volatile.Read(ref _linkDownEvents), Volatile.Read(ref _reopens));
         }
+        else
+        {
+            drops = Volatile.Read(ref _lastDrops);
+            ifDrops = Volatile.Read(ref _lastIfDrops);
+        }
+        return new NicCounters(
+            Volatile.Read(ref _rxFrames), Volatile.Read(ref _rxBytes), Volatile.Read(ref _rxDelivered),
+            Volatile.Read(ref _rxOversize), Volatile.Read(ref _rxTruncated), Volatile.Read(ref _rxRunt),
+            Volatile.Read(ref _rxNotForUs), Volatile.Read(ref _rxHandlerErrors),
+            drops, ifDrops,
+            Volatile.Read(ref _txFrames), Volatile.Read(ref _txBytes), Volatile.Read(ref _txErrors),
+            Volatile.Read(ref _txRejected), Volatile.Read(ref _txLinkDown),
+            Volatile.Read(ref _linkDownEvents), Volatile.Read(ref _reopens));
     }
 
     // ---- the handle ------------------------------------------------------------------------
