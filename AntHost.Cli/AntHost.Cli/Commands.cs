@@ -100,6 +100,7 @@ internal static class Commands
             try { inet = InetProbe.Stats(instance, TimeSpan.FromSeconds(2)); }
             catch (CliException e) { inetError = e.Message; }
         }
+        var nic = NicPanelReader.Read(instance, state.Adapter);
         if (json)
         {
             var doc = new
@@ -128,6 +129,10 @@ internal static class Commands
                 PoolError = poolError,
                 Inet = inet is null ? null : Enum.GetValues<InetStat>().Where(v => v != InetStat.Count).ToDictionary(v => v.ToString(), v => inet[(int)v]),
                 InetError = inetError,
+                Nic = nic.Values is null ? null : Enum.GetValues<NicStat>().Where(v => v != NicStat.Count).ToDictionary(v => v.ToString(), v => nic.Values[(int)v]),
+                NicPublishedUtc = nic.Values is null ? (DateTime?)null : nic.Published,
+                NicCapture = nic.Values is null ? null : new { nic.CaptureOwner, nic.Captured, nic.CaptureDrops },
+                NicError = nic.Error,
             };
             Console.WriteLine(JsonSerializer.Serialize(doc, new JsonSerializerOptions { WriteIndented = true, PropertyNamingPolicy = JsonNamingPolicy.CamelCase }));
             return 0;
@@ -159,7 +164,12 @@ internal static class Commands
             AnsiConsole.MarkupLineInterpolated($"inet: attached {inet[(int)InetStat.Attached]} (MAC {InetProbe.FormatMac(inet[(int)InetStat.Mac])}), link {(AbiLinkState)inet[(int)InetStat.Link]}");
             AnsiConsole.MarkupLineInterpolated($"inet: {string.Join(", ", Enum.GetValues<InetStat>().Where(v => v is not (InetStat.Count or InetStat.Mac or InetStat.Address or InetStat.Link or InetStat.Attached)).Select(v => $"{v} {inet[(int)v]}"))}");
         }
-        AnsiConsole.MarkupLine("[grey]the NIC driver's device counters are logged when it stops (its log); they cannot be read while it runs[/]");
+        if (nic.Values is not { } n) AnsiConsole.MarkupLineInterpolated($"[yellow]nic: {nic.Error}[/]");
+        else
+        {
+            AnsiConsole.MarkupLineInterpolated($"nic {state.Adapter} (live, published {(DateTime.UtcNow - nic.Published).TotalMilliseconds:F0} ms ago): {string.Join(", ", Enum.GetValues<NicStat>().Where(v => v != NicStat.Count).Select(v => $"{v} {n[(int)v]}"))}");
+            AnsiConsole.MarkupLineInterpolated($"nic capture: {(nic.CaptureOwner == 0 ? "none running" : $"run by pid {nic.CaptureOwner}")}; {nic.Captured} frames captured, {nic.CaptureDrops} dropped since the driver started");
+        }
         return 0;
     }
 

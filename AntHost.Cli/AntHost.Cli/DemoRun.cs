@@ -225,6 +225,11 @@ internal static class DemoRun
         {
             ct.ThrowIfCancellationRequested();
             status($"sample {sample.Name}");
+            if (sample.Name == "HttpGet")
+            {
+                CapturedSample(state, sample, checks, ct);
+                continue;
+            }
             var (ok, text) = RunSample(sample.Name, [.. sample.Args, "--instance", state.Instance], TimeSpan.FromSeconds(30));
             checks.Add(new Check(sample.What, ok, text));
         }
@@ -298,6 +303,18 @@ internal static class DemoRun
                 checks.Add(new Check("WebServer on AntHost reached by curl from the peer", false, $"the server did not say it listens: {Last(output)}"));
                 return;
             }
+            // The socket table while the server listens: its listener, owned by its process.
+            try
+            {
+                var sockets = SsRun.Sockets(state.Instance);
+                var listener = sockets.FirstOrDefault(x => x.Protocol == "tcp" && x.State == "LISTEN" && x.Local.EndsWith(":8080", StringComparison.Ordinal));
+                checks.Add(new Check("anthost ss while WebServer runs: inet's socket table", listener is not null && listener.Pid == server.Id,
+                    $"{sockets.Count} sockets: " + string.Join("; ", sockets.Take(6).Select(x => $"{x.Protocol} {x.State} {x.Local} {x.Remote} {x.Process ?? "-"}{(x.Pid is { } pid ? $" (pid {pid})" : "")}"))));
+            }
+            catch (CliException e)
+            {
+                checks.Add(new Check("anthost ss while WebServer runs: inet's socket table", false, e.Message));
+            }
             string[] measure = ["-sS", "--max-time", "10", "-o", "/dev/null", "-w", "%{http_code} %{size_download} bytes in %{time_total} s"];
             var curl = CommandRunner.RunIn(state.Namespaces[1], "curl", [.. measure, $"http://{self}:8080/"]);
             var curlTls = CommandRunner.RunIn(state.Namespaces[1], "curl", [.. measure, "--cacert", certificates.CaPem,
@@ -316,6 +333,31 @@ internal static class DemoRun
                 server.Kill();
                 server.WaitForExit(5000);
             }
+        }
+    }
+
+    /// <summary>HttpGet run under `anthost capture` (pcapng in the log folder), the file read back and summarized.</summary>
+    private static void CapturedSample(InstanceState state, Sample sample, List<Check> checks, CancellationToken ct)
+    {
+        string file = Path.Combine(state.LogDirectory, "demo-httpget.pcapng");
+        using var stop = CancellationTokenSource.CreateLinkedTokenSource(ct);
+        using var started = new ManualResetEventSlim();
+        var output = new StringWriter();
+        var capture = Task.Run(() => CaptureRun.Run(new CaptureOptions { Instance = state.Instance, Write = file, Out = output, Seconds = 60 }, stop.Token, started.Set));
+        bool running = Task.WaitAny([capture, Task.Run(() => started.Wait(TimeSpan.FromSeconds(10), ct))]) == 1 && started.IsSet;
+        var (ok, text) = RunSample(sample.Name, [.. sample.Args, "--instance", state.Instance], TimeSpan.FromSeconds(30));
+        checks.Add(new Check(sample.What, ok, text));
+        stop.Cancel();
+        try
+        {
+            var summary = capture.GetAwaiter().GetResult();
+            var (complete, readBack) = CaptureReadBack.Summarize(file, System.Net.IPAddress.Parse(state.Address.Split('/')[0]));
+            checks.Add(new Check("anthost capture of HttpGet, read back from pcapng", running && complete,
+                $"{summary.Matched} frames captured ({summary.In} in, {summary.Out} out), {summary.DroppedByDriver} dropped; {readBack}; file {file} (tshark -r reads it)"));
+        }
+        catch (Exception e) when (e is CliException or IOException or SharpPcap.PcapException)
+        {
+            checks.Add(new Check("anthost capture of HttpGet, read back from pcapng", false, e.Message));
         }
     }
 

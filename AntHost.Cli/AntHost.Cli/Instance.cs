@@ -41,6 +41,57 @@ internal sealed record UpOptions
 
     /// <summary>Restarts of one server the supervisor allows within its window (60 s).</summary>
     public int RestartBudget { get; init; } = 5;
+    // ---- the servers' own settings, passed through (see `anthost up --help` and docs/cli.md)
+    /// <summary>The broker's pool size (its --pool-size, e.g. 64M), or null for its default.</summary>
+    public string? PoolSize { get; init; }
+    /// <summary>inet's TCP congestion control (cubic, newreno), send and receive buffers per socket.</summary>
+    public string? TcpCc { get; init; }
+    public int? TcpSendBuffer { get; init; }
+    public int? TcpReceiveBuffer { get; init; }
+    /// <summary>Spin budgets of inet and the driver apart (default: --spin-us for both).</summary>
+    public int? InetSpinUs { get; init; }
+    public int? NicSpinUs { get; init; }
+    /// <summary>The driver's fault injection: probabilities per frame, seed, direction.</summary>
+    public double? FaultDrop { get; init; }
+    public double? FaultReorder { get; init; }
+    public double? FaultDuplicate { get; init; }
+    public double? FaultCorrupt { get; init; }
+    public ulong? FaultSeed { get; init; }
+    public string? FaultDirection { get; init; }
+    /// <summary>Debug logging in every server.</summary>
+    public bool Verbose { get; init; }
+    /// <summary>text or json (one object per line), every server.</summary>
+    public string LogFormat { get; init; } = "text";
+    /// <summary>The driver offers no capture.</summary>
+    public bool NoCapture { get; init; }
+
+    private static string S(IFormattable v) => v.ToString(null, System.Globalization.CultureInfo.InvariantCulture);
+
+    /// <summary>The broker's arguments for these settings (after --instance, --transfer, --group).</summary>
+    public string[] BrokerSettings() =>
+        [.. PoolSize is { } p ? ["--pool-size", p] : Array.Empty<string>(), .. Common()];
+
+    /// <summary>The inet server's arguments for these settings (after --instance, --address, --gateway).</summary>
+    public string[] InetSettings() =>
+        ["--spin-us", S(InetSpinUs ?? SpinUs),
+         .. TcpCc is { } cc ? ["--tcp-cc", cc] : Array.Empty<string>(),
+         .. TcpSendBuffer is { } sb ? ["--tcp-sndbuf", S(sb)] : Array.Empty<string>(),
+         .. TcpReceiveBuffer is { } rb ? ["--tcp-rcvbuf", S(rb)] : Array.Empty<string>(),
+         .. Common()];
+
+    /// <summary>The NIC driver's arguments for these settings (after --adapter, --instance).</summary>
+    public string[] NicSettings() =>
+        ["--ipc-spin-us", S(NicSpinUs ?? SpinUs),
+         .. FaultDrop is { } d ? ["--fault-drop", S(d)] : Array.Empty<string>(),
+         .. FaultReorder is { } r ? ["--fault-reorder", S(r)] : Array.Empty<string>(),
+         .. FaultDuplicate is { } u ? ["--fault-duplicate", S(u)] : Array.Empty<string>(),
+         .. FaultCorrupt is { } c ? ["--fault-corrupt", S(c)] : Array.Empty<string>(),
+         .. FaultSeed is { } seed ? ["--fault-seed", S(seed)] : Array.Empty<string>(),
+         .. FaultDirection is { } dir ? ["--fault-direction", dir] : Array.Empty<string>(),
+         .. NoCapture ? ["--no-capture"] : Array.Empty<string>(),
+         .. Common()];
+
+    private string[] Common() => [.. Verbose ? ["--verbose"] : Array.Empty<string>(), .. LogFormat != "text" ? ["--log-format", LogFormat] : Array.Empty<string>()];
 }
 
 internal static partial class Instance
@@ -194,11 +245,11 @@ internal static partial class Instance
             }
 
             Launch("supervisor", Supervisor.Command(dotnet, o.Instance, o.RestartBudget), Supervisor.Marker, null, Supervisor.ReadyLine, "the supervisor");
-            Launch("broker", Pinned([dotnet, broker, "--instance", o.Instance, "--transfer", o.Transfer, "--group", o.Group]), Binaries.Broker, null, "anthost-kernel ready", "the broker");
-            string[] inetArgs = [dotnet, inet, "--instance", o.Instance, "--address", state.Address, "--spin-us", o.SpinUs.ToString(System.Globalization.CultureInfo.InvariantCulture),
-                .. o.Gateway is null ? Array.Empty<string>() : ["--gateway", o.Gateway]];
+            Launch("broker", Pinned([dotnet, broker, "--instance", o.Instance, "--transfer", o.Transfer, "--group", o.Group, .. o.BrokerSettings()]), Binaries.Broker, null, "anthost-kernel ready", "the broker");
+            string[] inetArgs = [dotnet, inet, "--instance", o.Instance, "--address", state.Address,
+                .. o.Gateway is null ? Array.Empty<string>() : ["--gateway", o.Gateway], .. o.InetSettings()];
             Launch("inet", Pinned(inetArgs), Binaries.Inet, null, "anthost-inet ready", "the inet server");
-            string[] nicArgs = [dotnet, nic, "--adapter", state.Adapter!, "--kernel", o.Instance, "--ipc-spin-us", o.SpinUs.ToString(System.Globalization.CultureInfo.InvariantCulture)];
+            string[] nicArgs = [dotnet, nic, "--adapter", state.Adapter!, "--instance", o.Instance, .. o.NicSettings()];
             Launch("nic", sandbox ? ["ip", "netns", "exec", net!.HostNamespace, .. Pinned(nicArgs)] : Pinned(nicArgs), Binaries.Nic, sandbox ? net!.HostNamespace : null,
                 "attached to inet", $"the NIC driver on {state.Adapter}");
             if (sandbox)
@@ -304,8 +355,10 @@ internal static partial class Instance
             File.Delete(f);
             steps.Add(new DownStep(f, "removed (left by a broker that did not stop cleanly)"));
         }
-        // Wake sockets of processes that were killed while they slept in poll (see Doorbell).
-        foreach (var f in Directory.Exists("/run/anthost") ? Directory.GetFiles("/run/anthost", instance + ".wake.*") : [])
+        // Wake sockets of processes that were killed while they slept in poll (see Doorbell),
+        // and panels of NIC drivers that were killed (see NicPanel).
+        foreach (var f in (Directory.Exists("/run/anthost") ? Directory.GetFiles("/run/anthost", instance + ".wake.*") : [])
+            .Concat(Directory.GetFiles("/dev/shm", $"anthost-{instance}.nic-*")))
         {
             File.Delete(f);
             steps.Add(new DownStep(f, "removed (left by a process that did not stop cleanly)"));

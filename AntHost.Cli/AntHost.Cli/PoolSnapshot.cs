@@ -10,7 +10,7 @@ using AntHost.Kernel.Pool;
 
 namespace AntHost.Cli;
 
-internal sealed record PoolProcess(int Slot, string State, int Pid, string Name, int Pages, int Icas, long Uplink, long Downlink, uint Uid, bool Server);
+internal sealed record PoolProcess(int Slot, string State, int Pid, string Name, int Pages, int Icas, long Uplink, long Downlink, uint Uid, bool Server, uint Id = 0);
 
 internal sealed record PoolChannel(int Index, string Service, string Client, string Server, long ToServer, long ToClient);
 
@@ -78,7 +78,7 @@ internal sealed record PoolSnapshot(
             processes.Add(new PoolProcess(s, state switch { 1 => "alive", 2 => "cut off", 3 => "dead", _ => $"state {state}" },
                 BinaryPrimitives.ReadInt32LittleEndian(e[8..]), name, pages[s + 1], icas[s + 1],
                 Depth(layout.UplinkRing(s)), Depth(layout.DownlinkRing(s)),
-                BinaryPrimitives.ReadUInt32LittleEndian(e[20..]), (BinaryPrimitives.ReadUInt32LittleEndian(e[12..]) & 2) != 0));
+                BinaryPrimitives.ReadUInt32LittleEndian(e[20..]), (BinaryPrimitives.ReadUInt32LittleEndian(e[12..]) & 2) != 0, id));
         }
 
         var services = new List<string>();

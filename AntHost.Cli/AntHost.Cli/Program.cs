@@ -58,8 +58,36 @@ namespace AntHost.Cli
             var cpus = CpusOption();
             var restartBudget = new Option<int>("--restart-budget") { Description = "restarts of a dead inet server or NIC driver the supervisor allows per server within 60 s (0: none)", DefaultValueFactory = _ => 5 };
             restartBudget.Validators.Add(r => { if (r.GetValueOrDefault<int>() is < 0 or > 1000) r.AddError("--restart-budget takes 0..1000"); });
-            var up = new Command("up", "start the broker, the inet server and a NIC driver (on the sandbox network unless --adapter)");
-            foreach (Option o in new Option[] { instance, transfer, spin, prefix, adapter, address, gateway, logDir, cpus, group, restartBudget, dns }) up.Options.Add(o);
+            // The servers' own settings, passed to each (defaults: the servers').
+            var poolSize = new Option<string?>("--pool-size") { Description = "broker: the ICA pool's size, e.g. 64M or 1G (default 64M)" };
+            poolSize.Validators.Add(r => { if (r.GetValueOrDefault<string?>() is { } v && !System.Text.RegularExpressions.Regex.IsMatch(v, "^[1-9][0-9]*[KMG]?$")) r.AddError($"--pool-size takes a size like 64M or 1G, not '{v}'"); });
+            var tcpCc = new Option<string?>("--tcp-cc") { Description = "inet: TCP congestion control, cubic or newreno (default cubic)" };
+            tcpCc.AcceptOnlyFromAmong("cubic", "newreno");
+            var tcpSnd = new Option<int?>("--tcp-sndbuf") { Description = "inet: TCP send buffer per socket, bytes (default 262144)" };
+            tcpSnd.Validators.Add(r => { if (r.GetValueOrDefault<int?>() is < 4096) r.AddError("--tcp-sndbuf takes 4096 or more"); });
+            var tcpRcv = new Option<int?>("--tcp-rcvbuf") { Description = "inet: TCP receive buffer (largest window) per socket, bytes (default 262144)" };
+            tcpRcv.Validators.Add(r => { if (r.GetValueOrDefault<int?>() is < 1024) r.AddError("--tcp-rcvbuf takes 1024 or more"); });
+            var inetSpin = new Option<int?>("--inet-spin-us") { Description = "inet's spin budget, microseconds (default: --spin-us)" };
+            var nicSpin = new Option<int?>("--nic-spin-us") { Description = "the NIC driver's spin budget, microseconds (default: --spin-us)" };
+            foreach (var o in new[] { inetSpin, nicSpin })
+                o.Validators.Add(r => { if (r.GetValueOrDefault<int?>() is < 0 or > 100_000) r.AddError($"{r.Option.Name} takes 0..100000"); });
+            Option<double?> Probability(string name, string what) => new(name) { Description = $"NIC driver: probability that a frame is {what} (default 0)" };
+            var faultDrop = Probability("--fault-drop", "dropped");
+            var faultReorder = Probability("--fault-reorder", "held back behind the next (reordered)");
+            var faultDuplicate = Probability("--fault-duplicate", "duplicated");
+            var faultCorrupt = Probability("--fault-corrupt", "corrupted (one byte flipped)");
+            foreach (var o in new[] { faultDrop, faultReorder, faultDuplicate, faultCorrupt })
+                o.Validators.Add(r => { if (r.GetValueOrDefault<double?>() is < 0 or > 1) r.AddError($"{r.Option.Name} takes a probability 0..1"); });
+            var faultSeed = new Option<ulong?>("--fault-seed") { Description = "NIC driver: the fault injector's seed (default 1)" };
+            var faultDirection = new Option<string?>("--fault-direction") { Description = "NIC driver: faults on rx, tx or both (default both)" };
+            faultDirection.AcceptOnlyFromAmong("rx", "tx", "both");
+            var verbose = new Option<bool>("--verbose") { Description = "every server: debug logging" };
+            var logFormat = new Option<string>("--log-format") { Description = "every server: text, or json (one object per line: timestamp, level, category, message, the template's fields)", DefaultValueFactory = _ => "text" };
+            logFormat.AcceptOnlyFromAmong("text", "json");
+            var noCapture = new Option<bool>("--no-capture") { Description = "NIC driver: offer no capture (anthost capture is refused; the live counters stay)" };
+            var up = new Command("up", "start the broker, the inet server and a NIC driver (on the sandbox network unless --adapter); every setting of the servers is listed here with its default");
+            foreach (Option o in new Option[] { instance, transfer, spin, prefix, adapter, address, gateway, logDir, cpus, group, restartBudget, dns,
+                poolSize, tcpCc, tcpSnd, tcpRcv, inetSpin, nicSpin, faultDrop, faultReorder, faultDuplicate, faultCorrupt, faultSeed, faultDirection, verbose, logFormat, noCapture }) up.Options.Add(o);
             up.SetAction(r => Guard(() =>
             {
                 var o = new UpOptions
@@ -76,6 +104,21 @@ namespace AntHost.Cli
                     Dns = r.GetValue(dns),
                     Cpus = r.GetValue(cpus) is { } list ? Instance.CheckCpus(list) : null,
                     RestartBudget = r.GetValue(restartBudget),
+                    PoolSize = r.GetValue(poolSize),
+                    TcpCc = r.GetValue(tcpCc),
+                    TcpSendBuffer = r.GetValue(tcpSnd),
+                    TcpReceiveBuffer = r.GetValue(tcpRcv),
+                    InetSpinUs = r.GetValue(inetSpin),
+                    NicSpinUs = r.GetValue(nicSpin),
+                    FaultDrop = r.GetValue(faultDrop),
+                    FaultReorder = r.GetValue(faultReorder),
+                    FaultDuplicate = r.GetValue(faultDuplicate),
+                    FaultCorrupt = r.GetValue(faultCorrupt),
+                    FaultSeed = r.GetValue(faultSeed),
+                    FaultDirection = r.GetValue(faultDirection),
+                    Verbose = r.GetValue(verbose),
+                    LogFormat = r.GetValue(logFormat)!,
+                    NoCapture = r.GetValue(noCapture),
                 };
                 CheckNetwork(o);
                 return Commands.Up(o);
@@ -111,6 +154,42 @@ namespace AntHost.Cli
             ps.Options.Add(json);
             ps.SetAction(r => Guard(() => Commands.Ps(Name(r.GetValue(psInstance)!), r.GetValue(json))));
             Root.Subcommands.Add(ps);
+
+            // ---- ss ----
+            var ssInstance = InstanceOption();
+            var ssJson = new Option<bool>("--json") { Description = "print JSON instead of a table" };
+            var ssArp = new Option<bool>("--arp") { Description = "the ARP cache instead of the sockets" };
+            var ss = new Command("ss", "inet's sockets: protocol, state, endpoints, owning process, queues, and TCP's RTT, RTO, windows, retransmissions and options (--arp: the ARP cache)");
+            foreach (Option o in new Option[] { ssInstance, ssJson, ssArp }) ss.Options.Add(o);
+            ss.SetAction(r => Guard(() => SsRun.Run(Name(r.GetValue(ssInstance)!), r.GetValue(ssJson), r.GetValue(ssArp))));
+            Root.Subcommands.Add(ss);
+
+            // ---- capture ----
+            var capInstance = InstanceOption();
+            var capWrite = new Option<string?>("--write", "-w") { Description = "write the frames to this pcapng file (direction and the driver's timestamp kept; Wireshark and tshark read it)" };
+            var capCount = new Option<long?>("--count", "-c") { Description = "stop after this many frames (that pass the filter)" };
+            capCount.Validators.Add(r => { if (r.GetValueOrDefault<long?>() is < 1) r.AddError("--count takes 1 or more"); });
+            var capFilter = new Option<string?>("--filter") { Description = "a libpcap filter, e.g. 'tcp port 80' (pcap-filter(7)), applied to every frame" };
+            var capPrint = new Option<bool>("--print") { Description = "print one line per frame, as tcpdump does (the default without -w)" };
+            var capSeconds = new Option<double?>("--seconds") { Description = "stop after this long (default: Ctrl-C or --count)" };
+            capSeconds.Validators.Add(r => { if (r.GetValueOrDefault<double?>() is <= 0) r.AddError("--seconds takes a positive number"); });
+            var capture = new Command("capture", "every frame the NIC driver receives and transmits, as pcapng (-w) or one line each (--print)");
+            foreach (Option o in new Option[] { capInstance, capWrite, capCount, capFilter, capPrint, capSeconds }) capture.Options.Add(o);
+            capture.SetAction(r => Guard(() =>
+            {
+                using var interruption = new Interruption();
+                CaptureRun.Run(new CaptureOptions
+                {
+                    Instance = Name(r.GetValue(capInstance)!),
+                    Write = r.GetValue(capWrite),
+                    Count = r.GetValue(capCount),
+                    Filter = r.GetValue(capFilter),
+                    Print = r.GetValue(capPrint),
+                    Seconds = r.GetValue(capSeconds),
+                }, interruption.Token);
+                return 0;
+            }));
+            Root.Subcommands.Add(capture);
 
             // ---- bench ipc ----
             var quick = new Option<bool>("--quick") { Description = "fewer iterations (about 20 s instead of 1-2 min)" };

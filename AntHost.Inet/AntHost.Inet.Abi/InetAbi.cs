@@ -16,6 +16,8 @@
 //   IfLink    async, control ICA, frame args = IfLinkArgs; no reply (inet frees it).
 // Anyone -> inet:
 //   Stats     sync, control ICA; the reply's inline area holds InetStats.
+//   SocketTable, ArpTable  sync, control ICA; frame args: cursor; rows in the reply's
+//             inline area (TableAbi.cs).
 // Inet -> driver:
 //   Transmit  async, control ICA whose top frame (pushed by inet) is TransmitArgs, 1..3
 //             data ICAs lent for transmission, frame i at [offset_i, offset_i + length_i).
@@ -78,6 +80,10 @@ public enum InetOp : ushort
     Ping = 32,
 
     Stats = 64,
+    /// <summary>The socket table, from a cursor (TableAbi.cs).</summary>
+    SocketTable = 65,
+    /// <summary>The ARP cache, from a cursor (TableAbi.cs).</summary>
+    ArpTable = 66,
 }
 
 /// <summary>Opcodes of requests to a NIC driver.</summary>

@@ -26,6 +26,9 @@ public sealed record InetOptions
 
     public bool Verbose { get; init; }
 
+    /// <summary>Console log format: text or json (one object per line).</summary>
+    public string LogFormat { get; init; } = "text";
+
     /// <summary>TCP's settings: buffer sizes, congestion control and socket limit from the command line, the rest RFC defaults.</summary>
     public TcpConfig Tcp { get; init; } = new() { SegmentationOffloadBytes = TcpConfig.MaximumSegmentationOffloadBytes };
 
@@ -35,24 +38,25 @@ public sealed record InetOptions
     /// <summary>Sockets one app may hold open, under <see cref="MaxSockets"/> for all: one app cannot lock the others out.</summary>
     public int MaxSocketsPerProcess { get; init; } = 4096;
 
-    public static string Usage => """
-        anthost-inet: the AntHost inet server (TCP/IP stack) of one kernel instance
-
-          --instance NAME     kernel instance to join (default: default; the broker must run)
-          --address A.B.C.D/N our IPv4 address and prefix (default 198.18.0.2/24)
-          --gateway A.B.C.D   default gateway, on the link (default: none)
-          --service NAME      service name to register (default: inet)
-          --spin-us N         spin before sleeping on the doorbell, microseconds (default 20; 0 = frugal)
-          --cache N           ICAs per size kept in this process's cache (default 128)
-          --tcp-sndbuf N      default TCP send buffer per socket, bytes (default 262144)
-          --tcp-rcvbuf N      default TCP receive buffer (largest window) per socket, bytes (default 262144)
-          --tcp-cc NAME       congestion control: cubic (default) or newreno
-          --tso-bytes N       segmentation offload: most payload per send the NIC driver cuts into frames (default 65415; 0 = off)
-          --ack-per-segment   answer each received segment at once (default: once per ethinput batch of in-order segments)
-          --max-sockets N     sockets open at once, TCP and UDP together (default 65536)
-          --max-sockets-per-process N   sockets one app may hold open (default 4096)
-          --verbose           debug logging
-        """;
+    /// <summary>Every option, for System.CommandLine (`anthost-inet --help`).</summary>
+    internal static readonly AntHost.Kernel.Logging.ServerOption[] Options =
+    [
+        new("--instance", true, "the AntHost instance to join (default: default; the broker must run)"),
+        new("--address", true, "our IPv4 address and prefix, A.B.C.D/N (default 198.18.0.2/24)"),
+        new("--gateway", true, "default gateway, on the link (default: none)"),
+        new("--service", true, "service name to register (default: inet)"),
+        new("--spin-us", true, "spin before sleeping on the doorbell, microseconds (default 20; 0 = frugal)"),
+        new("--cache", true, "ICAs per size kept in this process's cache (default 128)"),
+        new("--tcp-sndbuf", true, "default TCP send buffer per socket, bytes (default 262144)"),
+        new("--tcp-rcvbuf", true, "default TCP receive buffer (largest window) per socket, bytes (default 262144)"),
+        new("--tcp-cc", true, "congestion control: cubic (default) or newreno"),
+        new("--tso-bytes", true, "segmentation offload: most payload per send the NIC driver cuts into frames (default 65415; 0 = off)"),
+        new("--ack-per-segment", false, "answer each received segment at once (default: once per ethinput batch of in-order segments)"),
+        new("--max-sockets", true, "sockets open at once, TCP and UDP together (default 65536)"),
+        new("--max-sockets-per-process", true, "sockets one app may hold open (default 4096)"),
+        new("--verbose", false, "debug logging"),
+        new("--log-format", true, "text (default) or json: one object per line (timestamp, level, category, message, the template's fields)"),
+    ];
 
     /// <summary>Parses the command line; throws <see cref="ArgumentException"/> with a message for the user.</summary>
     public static InetOptions Parse(string[] args)
@@ -78,6 +82,7 @@ public sealed record InetOptions
                 "--max-sockets" => o with { MaxSockets = ParseInt(a, Next(), 1, 1 << 20) },
                 "--max-sockets-per-process" => o with { MaxSocketsPerProcess = ParseInt(a, Next(), 1, 1 << 20) },
                 "--verbose" => o with { Verbose = true },
+                "--log-format" => o with { LogFormat = AntHost.Kernel.Logging.ServerLogging.CheckFormat(Next()) },
                 _ => throw new ArgumentException($"unknown option '{a}'"),
             };
         }

@@ -18,6 +18,7 @@ public sealed class InetServer(InetOptions options, ILogger<InetServer> log, IHo
     private readonly CancellationTokenSource _stop = new();
     private Thread? _thread;
     private KernelConnection? _kernel;
+    private InetMeter? _meter;
 
     public Task StartAsync(CancellationToken cancellationToken)
     {
@@ -34,6 +35,7 @@ public sealed class InetServer(InetOptions options, ILogger<InetServer> log, IHo
         var protocol = new ProtocolManager(_kernel, options, serviceId, log);
         var sockets = new SocketManager(_kernel, protocol, options.MaxSockets, options.MaxSocketsPerProcess, log);
         var requests = new RequestManager(_kernel, protocol, sockets, log);
+        _meter = InetMeter.For(protocol, sockets);
         _thread = new Thread(() => Run(requests, protocol, sockets)) { Name = "inet request manager", IsBackground = true };
         _thread.Start();
         log.LogInformation("anthost-inet ready: instance {Instance}, service '{Service}' as {Process} ({Mode} transfers), address {Address}/{Prefix}",
@@ -83,6 +85,8 @@ public sealed class InetServer(InetOptions options, ILogger<InetServer> log, IHo
 
     public Task StopAsync(CancellationToken cancellationToken)
     {
+        // The meter reads the pool: it stops before the kernel connection unmaps it.
+        _meter?.Close();
         _stop.Cancel();
         _thread?.Join(TimeSpan.FromSeconds(5));
         _kernel?.Dispose();

@@ -494,6 +494,31 @@ public sealed class ProtocolManager
         return _stats;
     }
 
+    /// <summary>
+    /// For the meter, from another thread: the counters the request thread increments as it
+    /// goes (plain reads of its array), the interface's frame and drop counters, and the pages
+    /// the ownership table gives inet. Nothing is iterated that the request thread changes.
+    /// </summary>
+    internal void ReadLive(long[] v)
+    {
+        foreach (var s in new[] { InetStat.Attaches, InetStat.DriverDeaths, InetStat.EthInputMessages, InetStat.FramesFromDriver, InetStat.BadRequests,
+            InetStat.TransmitRequests, InetStat.FramesToDriver, InetStat.FramesSent, InetStat.FramesNotSent, InetStat.TxNoDriver, InetStat.TxLostWithDriver, InetStat.TxSendFailures })
+            v[(int)s] = Volatile.Read(ref _stats[(int)s]);
+        v[(int)InetStat.Attached] = _driver is not null ? 1 : 0;
+        v[(int)InetStat.PagesOwned] = new OwnershipTable(_kernel.Pool).PagesOwnedBy(_kernel.Id);
+        if (Interface is { } i)
+        {
+            var c = i.Counters;
+            v[(int)InetStat.IfaceFramesIn] = c[Counter.FramesIn];
+            v[(int)InetStat.IfaceFramesOut] = c[Counter.FramesOut];
+            v[(int)InetStat.ArpRepliesOut] = c[Counter.ArpRepliesOut];
+            v[(int)InetStat.UdpNoPort] = c[RxDrop.UdpNoPort];
+            var snap = c.Snapshot();
+            v[(int)InetStat.IfaceRxDrops] = snap.RxDropsTotal;
+            v[(int)InetStat.IfaceTxDrops] = snap.TxDropsTotal;
+        }
+    }
+
     /// <summary>The counters' array as <see cref="Stats"/> last filled it (the socket manager adds its own).</summary>
     internal long[] StatsBuffer => _stats;
 

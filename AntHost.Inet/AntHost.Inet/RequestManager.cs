@@ -168,6 +168,20 @@ public sealed class RequestManager
                     Answer(m, InetStatus.Ok);
                     return;
                 }
+            case InetOp.SocketTable:
+            case InetOp.ArpTable:
+                {
+                    if (m.Control.IsNone || !ControlIca.TryOpen(m.Control.Span, out var c) || c.FrameCount == 0)
+                    {
+                        Answer(m, InetStatus.NoControl);
+                        return;
+                    }
+                    int cursor = System.Buffers.Binary.BinaryPrimitives.ReadInt32LittleEndian(c.FrameArguments(c.FrameCount - 1));
+                    if (m.Opcode == (ushort)InetOp.SocketTable) _sockets.WriteSocketTable(c.Inline, cursor);
+                    else _sockets.WriteArpTable(c.Inline, cursor);
+                    Answer(m, InetStatus.Ok);
+                    return;
+                }
             default:
                 Answer(m, InetStatus.UnknownOpcode);
                 return;

@@ -11,6 +11,12 @@ public sealed record BrokerOptions
     public TransferMode Transfer { get; init; } = TransferMode.Direct;
     /// <summary>Strict mode is the default of every process of the instance.</summary>
     public bool Strict { get; init; }
+
+    /// <summary>Debug logging.</summary>
+    public bool Verbose { get; init; }
+
+    /// <summary>Console log format: text or json (one object per line).</summary>
+    public string LogFormat { get; init; } = "text";
     /// <summary>
     /// How often the broker commits journals while they are not empty. Long on purpose: the
     /// broker is off the request path, a journal at least half full wakes it at once, an
@@ -50,28 +56,30 @@ public sealed record BrokerOptions
     /// <summary>Pages only servers may take (the driver's receive ICAs, inet's control ICAs); -1: an eighth of the pool.</summary>
     public int ServerReserve { get; init; } = -1;
 
-    public static string Usage => """
-        anthost-kernel: the AntHost broker (ICA pool, ownership, names, death and reclaim)
-
-          --instance NAME        instance name (default: default); pool /dev/shm/anthost-NAME.pool,
-                                 socket /run/anthost/NAME.sock
-          --pool-size SIZE       data pages of the pool, e.g. 64M, 256M, 1G (default 64M)
-          --transfer MODE        direct (default) or mediated
-          --strict               every process keeps pages it does not own PROT_NONE (debug; slow)
-          --commit-ms N          journal commit interval while journals are non-empty (default 100)
-          --spin-us N            broker spin budget before sleeping (default 0)
-          --max-processes N      (default 64)   --max-channels N (default 128)   --ring-slots N (default 256)
-          --no-kill-on-fault     do not SIGKILL a process that is cut off (only unregister it)
-          --group NAME           the group that may use the instance besides root: it owns the pool
-                                 file and the socket (0660) (default: root's group)
-          --app-pages N          pages one app may hold (default: a quarter of the pool)
-          --app-icas N           ICAs one app may hold (default 4096)
-          --app-channels N       channels one app may have open (default 32)
-          --app-services N       services one app may register (default 4)
-          --registrations-per-uid N   processes one uid other than root may register (default 16)
-          --connections-per-uid N     connections one uid other than root may hold open (default 64)
-          --server-reserve N     pages only the servers (inet, drivers) may take (default: an eighth of the pool)
-        """;
+    /// <summary>Every option, for System.CommandLine (`anthost-kernel --help`).</summary>
+    internal static readonly AntHost.Kernel.Logging.ServerOption[] Options =
+    [
+        new("--instance", true, "instance name (default: default); pool /dev/shm/anthost-NAME.pool, socket /run/anthost/NAME.sock"),
+        new("--pool-size", true, "data pages of the pool, e.g. 64M, 256M, 1G (default 64M)"),
+        new("--transfer", true, "direct (default) or mediated"),
+        new("--strict", false, "every process keeps pages it does not own PROT_NONE (debug; slow)"),
+        new("--commit-ms", true, "journal commit interval while journals are non-empty (default 100)"),
+        new("--spin-us", true, "broker spin budget before sleeping (default 0)"),
+        new("--max-processes", true, "processes registered at once (default 64)"),
+        new("--max-channels", true, "channels open at once (default 128)"),
+        new("--ring-slots", true, "slots per ring (default 256)"),
+        new("--no-kill-on-fault", false, "do not SIGKILL a process that is cut off (only unregister it)"),
+        new("--group", true, "the group that may use the instance besides root: it owns the pool file and the socket (0660) (default: root's group)"),
+        new("--app-pages", true, "pages one app may hold (default: a quarter of the pool)"),
+        new("--app-icas", true, "ICAs one app may hold (default 4096)"),
+        new("--app-channels", true, "channels one app may have open (default 32)"),
+        new("--app-services", true, "services one app may register (default 4)"),
+        new("--registrations-per-uid", true, "processes one uid other than root may register (default 16)"),
+        new("--connections-per-uid", true, "connections one uid other than root may hold open (default 64)"),
+        new("--server-reserve", true, "pages only the servers (inet, drivers) may take (default: an eighth of the pool)"),
+        new("--verbose", false, "debug logging"),
+        new("--log-format", true, "text (default) or json: one object per line (timestamp, level, category, message, the template's fields)"),
+    ];
 
     /// <summary>Parses the command line; throws <see cref="ArgumentException"/> with a message for the user.</summary>
     public static BrokerOptions Parse(string[] args)
@@ -95,6 +103,8 @@ public sealed record BrokerOptions
                     },
                 },
                 "--strict" => o with { Strict = true },
+                "--verbose" => o with { Verbose = true },
+                "--log-format" => o with { LogFormat = AntHost.Kernel.Logging.ServerLogging.CheckFormat(Next()) },
                 "--commit-ms" => o with { CommitIntervalMs = ParseInt(a, Next(), 1, 1000) },
                 "--spin-us" => o with { SpinBudget = TimeSpan.FromMicroseconds(ParseInt(a, Next(), 0, 100_000)) },
                 "--max-processes" => o with { MaxProcesses = ParseInt(a, Next(), 2, 1000) },

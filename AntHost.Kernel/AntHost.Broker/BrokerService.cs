@@ -10,6 +10,7 @@ internal sealed class BrokerService : IHostedService
     private readonly ILogger<BrokerService> _log;
     private KernelBroker? _broker;
     private ControlServer? _server;
+    private BrokerMeter? _meter;
 
     public BrokerService(BrokerOptions options, ILogger<BrokerService> log)
     {
@@ -31,6 +32,8 @@ internal sealed class BrokerService : IHostedService
         }
         _broker.StartPump();
         _server.Start();
+        var broker = _broker;
+        _meter = new BrokerMeter(broker.Counter, broker.Pool);
         _log.LogInformation("anthost-kernel ready: instance {Instance}, {Pages} pages ({MiB} MiB), {Mode} transfer{Strict}, pool {Pool}, socket {Socket}, group {Group}",
             _options.Instance, _broker.Layout.DataPages, _broker.Layout.DataPages / 256, _options.Transfer.ToString().ToLowerInvariant(),
             _options.Strict ? ", strict" : "", _broker.PoolPath, _broker.SocketPath, _options.Group);
@@ -48,6 +51,8 @@ internal sealed class BrokerService : IHostedService
 
     private void Cleanup()
     {
+        _meter?.Close();
+        _meter = null;
         _server?.Dispose();
         _broker?.StopPump();
         if (_broker is null) return;

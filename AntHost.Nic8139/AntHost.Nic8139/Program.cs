@@ -5,6 +5,7 @@ using System.CommandLine;
 using System.Net;
 using System.Runtime.InteropServices;
 using AntHost.Kernel;
+using AntHost.Kernel.Logging;
 using AntHost.Nic8139;
 using AntHost.Nic8139.Driver;
 using AntHost.Nic8139.Pcap;
@@ -12,7 +13,15 @@ using AntHost.Nic8139.Probe;
 using Microsoft.Extensions.Logging;
 
 var cli = new DriverCommandLine();
-return cli.Root.Parse(args).Invoke();
+var parsed = cli.Root.Parse(args);
+if (parsed.Errors.Count > 0)
+{
+    // A wrong command line is exit code 2, as in every AntHost program.
+    foreach (var e in parsed.Errors) Console.Error.WriteLine($"anthost-nic: {e.Message}");
+    Console.Error.WriteLine("see: anthost-nic --help");
+    return 2;
+}
+return parsed.Invoke();
 
 namespace AntHost.Nic8139
 {
@@ -22,8 +31,8 @@ namespace AntHost.Nic8139
     internal sealed class DriverCommandLine
     {
         public Option<string> Adapter { get; } = new("--adapter") { Description = "the interface to drive (e.g. anthost0 in the sandbox)", Required = true };
-        public Option<string?> Mac { get; } = new("--mac") { Description = "our MAC (default: locally administered, derived from the adapter name and --instance)" };
-        public Option<int> Instance { get; } = new("--instance") { Description = "driver instance number on this adapter", DefaultValueFactory = _ => 0 };
+        public Option<string?> Mac { get; } = new("--mac") { Description = "our MAC (default: locally administered, derived from the adapter name and --index)" };
+        public Option<int> Index { get; } = new("--index") { Description = "driver number on this adapter (changes the derived MAC)", DefaultValueFactory = _ => 0 };
         public Option<int?> Mtu { get; } = new("--mtu") { Description = "IP MTU (default: the adapter's)" };
         public Option<string?> Netns { get; } = new("--netns") { Description = "open the adapter inside this named network namespace" };
         public Option<int> SpinUs { get; } = new("--spin-us") { Description = "poll an empty receive ring this many microseconds before sleeping", DefaultValueFactory = _ => 0 };
@@ -44,21 +53,24 @@ namespace AntHost.Nic8139
         public Option<int> PingCount { get; } = new("--ping-count") { Description = "echo requests for --ping", DefaultValueFactory = _ => 2000 };
         public Option<int> InjectSeconds { get; } = new("--inject-seconds") { Description = "measure frames/s of raw injection for this long", DefaultValueFactory = _ => 0 };
         public Option<int> InjectLength { get; } = new("--inject-length") { Description = "frame length for --inject-seconds", DefaultValueFactory = _ => 1514 };
-        public Option<string> Kernel { get; } = new("--kernel") { Description = "the kernel instance to join (the broker's --instance)", DefaultValueFactory = _ => "default" };
+        public Option<string> Instance { get; } = new("--instance", "--kernel") { Description = "the AntHost instance to join (the broker's --instance; --kernel is its old name)", DefaultValueFactory = _ => "default" };
         public Option<string> Service { get; } = new("--service") { Description = "the inet server's service name", DefaultValueFactory = _ => "inet" };
         public Option<int> IpcSpinUs { get; } = new("--ipc-spin-us") { Description = "driver mode: how long the one loop spins over the pcap ring and the kernel rings before it sleeps, microseconds (0 = frugal)", DefaultValueFactory = _ => 20 };
         public Option<bool> NoCoalesce { get; } = new("--no-gro") { Description = "driver mode: hand every received segment to inet as it came (no receive coalescing)" };
         public Option<bool> Verbose { get; } = new("--verbose") { Description = "debug logging" };
+        public Option<string> LogFormat { get; } = new("--log-format") { Description = "text, or json: one object per line (timestamp, level, category, message, the template's fields)", DefaultValueFactory = _ => "text" };
+        public Option<bool> NoCapture { get; } = new("--no-capture") { Description = "driver mode: offer no capture (the panel carries the live counters only)" };
 
         public RootCommand Root { get; }
 
         public DriverCommandLine()
         {
             Root = new RootCommand("AntHost NIC driver (Nic8139): one adapter through libpcap");
-            foreach (Option o in new Option[] { Adapter, Mac, Instance, Mtu, Netns, SpinUs, BufferMiB, Multicast, FaultDrop, FaultDuplicate, FaultCorrupt,
+            foreach (Option o in new Option[] { Adapter, Mac, Index, Mtu, Netns, SpinUs, BufferMiB, Multicast, FaultDrop, FaultDuplicate, FaultCorrupt,
                 FaultReorder, FaultDelay, FaultDelayMs, FaultSeed, FaultDirection, Probe, ProbeSeconds, Address, Ping, PingCount, InjectSeconds, InjectLength,
-                Kernel, Service, IpcSpinUs, NoCoalesce, Verbose })
+                Instance, Service, IpcSpinUs, NoCoalesce, Verbose, LogFormat, NoCapture })
                 Root.Options.Add(o);
+            LogFormat.AcceptOnlyFromAmong(AntHost.Kernel.Logging.ServerLogging.Formats);
             Root.SetAction(Run);
         }
 
@@ -87,7 +99,7 @@ namespace AntHost.Nic8139
             {
                 Adapter = r.GetValue(Adapter)!,
                 Mac = mac,
-                Instance = r.GetValue(Instance),
+                Instance = r.GetValue(Index),
                 Mtu = r.GetValue(Mtu),
                 NetworkNamespace = r.GetValue(Netns),
                 SpinMicroseconds = spin,
@@ -137,7 +149,7 @@ namespace AntHost.Nic8139
                 return 2;
             }
             using var loggers = LoggerFactory.Create(b => b
-                .AddSimpleConsole(o => { o.SingleLine = true; o.TimestampFormat = "HH:mm:ss.fff "; })
+                .AddServerConsole(r.GetValue(LogFormat) ?? "text")
                 .SetMinimumLevel(r.GetValue(Verbose) ? LogLevel.Debug : LogLevel.Information));
             var log = loggers.CreateLogger("anthost-nic");
             using var stop = new CancellationTokenSource();
@@ -149,10 +161,11 @@ namespace AntHost.Nic8139
                 using var device = NicDevice.Open(options with { SpinMicroseconds = spin });
                 var driver = new InetDriver(device, new InetDriverOptions
                 {
-                    Instance = r.GetValue(Kernel) ?? "default",
+                    Instance = r.GetValue(Instance) ?? "default",
                     Service = r.GetValue(Service) ?? "inet",
                     SpinBudget = TimeSpan.FromMicroseconds(spin),
                     Coalesce = !r.GetValue(NoCoalesce),
+                    Capture = !r.GetValue(NoCapture),
                 }, log);
                 driver.Run(stop.Token);
                 return 0;

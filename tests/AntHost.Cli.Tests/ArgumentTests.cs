@@ -21,6 +21,13 @@ public sealed class ArgumentTests(ITestOutputHelper output)
     [InlineData("--pings takes 1..100000", "demo", "--pings", "0")]
     [InlineData("Unrecognized command or argument 'sideways'", "sideways")]
     [InlineData("Unrecognized command or argument '--nope'", "ps", "--nope")]
+    [InlineData("Argument 'reno' not recognized", "up", "--tcp-cc", "reno")]
+    [InlineData("--fault-drop takes a probability 0..1", "up", "--fault-drop", "1.5")]
+    [InlineData("--pool-size takes a size like 64M", "up", "--pool-size", "lots")]
+    [InlineData("Argument 'xml' not recognized", "up", "--log-format", "xml")]
+    [InlineData("--nic-spin-us takes 0..100000", "up", "--nic-spin-us", "-1")]
+    [InlineData("--count takes 1 or more", "capture", "--count", "0")]
+    [InlineData("Unrecognized command or argument '--nope'", "ss", "--nope")]
     public void A_wrong_command_line_exits_2_saying_what_is_wrong(string expected, params string[] args)
     {
         var r = Cli.Run(output, args);
@@ -34,9 +41,44 @@ public sealed class ArgumentTests(ITestOutputHelper output)
     {
         var r = Cli.Run(output, "--help");
         Assert.Equal(0, r.ExitCode);
-        foreach (var c in new[] { "up", "down", "ps", "bench", "demo" }) Assert.Contains($"  {c} ", r.StandardOutput, StringComparison.Ordinal);
+        foreach (var c in new[] { "up", "down", "ps", "ss", "capture", "bench", "demo" }) Assert.Contains($"  {c} ", r.StandardOutput, StringComparison.Ordinal);
         r = Cli.Run(output, "bench", "--help");
         Assert.Contains("ipc", r.StandardOutput, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Up_help_lists_every_setting_of_the_servers_with_its_default()
+    {
+        var r = Cli.Run(output, "up", "--help");
+        Assert.Equal(0, r.ExitCode);
+        foreach (var o in new[] { "--pool-size", "--tcp-cc", "--tcp-sndbuf", "--tcp-rcvbuf", "--spin-us", "--inet-spin-us", "--nic-spin-us", "--fault-drop", "--fault-reorder",
+            "--fault-duplicate", "--fault-corrupt", "--fault-seed", "--fault-direction", "--verbose", "--log-format", "--no-capture", "--transfer", "--group" })
+            Assert.Contains(o, r.StandardOutput, StringComparison.Ordinal);
+        foreach (var d in new[] { "default 64M", "default cubic", "default 262144", "[default: text]", "default 1)", "default both" })
+            Assert.Contains(d, r.StandardOutput, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Every_server_parses_its_command_line_with_System_CommandLine_takes_instance_and_log_format_and_answers_help()
+    {
+        string Dll(string project, string name)
+        {
+            var dir = new DirectoryInfo(Path.GetDirectoryName(Cli.Dll)!);
+            string tfm = dir.Name, config = dir.Parent!.Name;
+            var root = dir.Parent!.Parent!.Parent!.Parent!.Parent!.FullName;
+            return Path.Combine(root, project, "bin", config, tfm, name);
+        }
+        foreach (var (project, name) in new[] { ("AntHost.Kernel/AntHost.Broker", "anthost-kernel.dll"), ("AntHost.Inet/AntHost.Inet", "anthost-inet.dll"), ("AntHost.Nic8139/AntHost.Nic8139", "anthost-nic.dll") })
+        {
+            var help = Cli.RunDllUnder(output, [], Dll(project, name), "--help");
+            Assert.Equal(0, help.ExitCode);
+            Assert.Contains("--instance", help.StandardOutput, StringComparison.Ordinal);
+            Assert.Contains("--log-format", help.StandardOutput, StringComparison.Ordinal);
+            Assert.DoesNotContain("  --kernel", help.StandardOutput, StringComparison.Ordinal); // an alias at most, never the name
+            var wrong = Cli.RunDllUnder(output, [], Dll(project, name), "--no-such-option");
+            Assert.Equal(2, wrong.ExitCode);
+            Assert.Contains("'--no-such-option'", wrong.StandardError, StringComparison.Ordinal);
+        }
     }
 
     [RootFact]

@@ -15,7 +15,7 @@ public sealed class TestInstance : IDisposable
     private readonly ITestOutputHelper _output;
     private readonly List<(int Pid, long Start)> _seen = [];
 
-    /// <param name="kind">"cli" (test-cli-N, aht-cN) or "eval" (test-eval-N, aht-eN: the benchmarks' tests).</param>
+    /// <param name="kind">"cli" (test-cli-N, aht-cN), "eval" (test-eval-N, aht-eN: the benchmarks' tests) or "ops" (test-ops-N, aht-oN: capture, ss, live counters).</param>
     public TestInstance(ITestOutputHelper output, string kind = "cli")
     {
         _output = output;
@@ -32,6 +32,8 @@ public sealed class TestInstance : IDisposable
     public string PoolPath => $"/dev/shm/anthost-{Name}.pool";
     public string TablesPath => $"/dev/shm/anthost-{Name}.tables";
     public string SocketPath => $"/run/anthost/{Name}.sock";
+    /// <summary>The NIC driver's panel (live counters, capture ring) on the sandbox's adapter.</summary>
+    public string PanelPath => $"/dev/shm/anthost-{Name}.nic-anthost0";
     public string[] Namespaces => [Prefix + "-host", Prefix + "-peer"];
 
     public CliResult Up(params string[] extra) =>
@@ -90,6 +92,7 @@ public sealed class TestInstance : IDisposable
         Assert.False(File.Exists(PoolPath), $"{PoolPath} is left");
         Assert.False(File.Exists(TablesPath), $"{TablesPath} is left");
         Assert.False(File.Exists(SocketPath), $"{SocketPath} is left");
+        Assert.False(File.Exists(PanelPath), $"{PanelPath} is left");
         Assert.False(File.Exists(StatePath), $"{StatePath} is left");
         Assert.False(Directory.Exists($"/run/anthost/{Name}"), $"/run/anthost/{Name} is left");
         List<(int Pid, long Start)> seen;
@@ -124,7 +127,7 @@ public sealed class TestInstance : IDisposable
                 using var p = Process.Start("ip", ["netns", "del", ns]);
                 p.WaitForExit();
             }
-            foreach (var f in new[] { PoolPath, TablesPath, SocketPath, StatePath }) if (File.Exists(f)) File.Delete(f);
+            foreach (var f in new[] { PoolPath, TablesPath, SocketPath, StatePath, PanelPath }) if (File.Exists(f)) File.Delete(f);
             if (Directory.Exists($"/run/anthost/{Name}")) Directory.Delete($"/run/anthost/{Name}", recursive: true);
             if (Directory.Exists(LogDirectory))
             {

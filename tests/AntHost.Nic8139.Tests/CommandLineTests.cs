@@ -22,7 +22,7 @@ public class CommandLineTests
     public void Faults_are_off_unless_asked_and_the_mac_is_parsed()
     {
         var cli = new DriverCommandLine();
-        var o = cli.ToDeviceOptions(cli.Root.Parse(["--adapter", "eth9", "--mac", "02:11:22:33:44:55", "--instance", "3"]));
+        var o = cli.ToDeviceOptions(cli.Root.Parse(["--adapter", "eth9", "--mac", "02:11:22:33:44:55", "--index", "3"]));
         Assert.False(o.ReceiveFaults.Enabled);
         Assert.False(o.TransmitFaults.Enabled);
         Assert.Equal("02:11:22:33:44:55", o.Mac.ToString());

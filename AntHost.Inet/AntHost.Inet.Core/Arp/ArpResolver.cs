@@ -121,6 +121,26 @@ public sealed class ArpResolver
     /// <summary>Entries in use.</summary>
     public int Count => _used;
 
+    /// <summary>Entries the cache can hold (slots of <see cref="TryGetSlot"/>).</summary>
+    public int Capacity => _entries.Length;
+
+    /// <summary>The entry in slot <paramref name="slot"/> if it is in use (for the ARP table of <c>anthost ss --arp</c>).</summary>
+    public bool TryGetSlot(int slot, out Ipv4Address address, out MacAddress mac, out NeighborState state)
+    {
+        if ((uint)slot < (uint)_entries.Length && _entries[slot].State != NeighborState.Free
+            && _index.TryGetValue(_entries[slot].Ip, out int i) && i == slot)
+        {
+            address = _entries[slot].Ip;
+            mac = _entries[slot].Mac;
+            state = _entries[slot].State;
+            return true;
+        }
+        address = default;
+        mac = default;
+        state = NeighborState.Free;
+        return false;
+    }
+
     internal int HeldBuffers => _held;
 
     /// <summary>The cached MAC and state of <paramref name="address"/>, for display and tests.</summary>

@@ -194,7 +194,7 @@ internal sealed partial class TcpConnection
         State, _sndUna.Value, _sndNxt.Value, (uint)Math.Min(_sndWnd, uint.MaxValue), _rcvNxt.Value, (uint)Math.Max(0, _rcvAdvRight - _rcvNxt),
         _mss, _recovery?.Congestion.Cwnd ?? 0, _recovery?.Congestion.Ssthresh ?? 0, _rto.Rto, _rto.SmoothedRtt,
         _sndWndShift, _rcvWndShift, _tsEnabled, _sackEnabled, _recv.OutOfOrderCount, _retransmits,
-        _rtxTimeout, _rtxDupThresh, _rtxRack, _rtxTlp, _undos, _recovery?.InRecovery ?? false);
+        _rtxTimeout, _rtxDupThresh, _rtxRack, _rtxTlp, _undos, _recovery?.InRecovery ?? false, _rto.RttVariance);
 
     /// <summary>The largest payload a data segment carries (the MSS less the timestamp option).</summary>
     private int SegmentPayload => Math.Max(1, _mss - (_tsEnabled ? 12 : 0));

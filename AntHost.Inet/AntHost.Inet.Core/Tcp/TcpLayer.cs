@@ -75,6 +75,36 @@ public sealed partial class TcpLayer : ITransportLayer
     /// <summary>Sockets with a live handle.</summary>
     public int SocketCount => _openSockets;
 
+    /// <summary>
+    /// Walks every connection for the socket table from <paramref name="cursor"/>: those with a
+    /// handle by slot, then those without one (orphans closing, children not yet accepted).
+    /// Fills at most <paramref name="into"/>'s length; returns the cursor to go on from, or -1
+    /// at the end. The work is bounded by the slots walked and the handleless connections
+    /// skipped; nothing is allocated. A table taken in several calls is not one instant's.
+    /// </summary>
+    public int Walk(int cursor, Span<TcpConnectionView> into, out int written)
+    {
+        written = 0;
+        if (cursor < 0) return -1;
+        while (cursor < _slots.Count)
+        {
+            if (written == into.Length) return cursor;
+            if (_slots[cursor] is { } c) into[written++] = View(c);
+            cursor++;
+        }
+        int skip = cursor - _slots.Count, seen = 0;
+        foreach (var c in _connections.Values)
+        {
+            if (c.Socket != default) continue;
+            if (seen++ < skip) continue;
+            if (written == into.Length) return _slots.Count + seen - 1;
+            into[written++] = View(c);
+        }
+        return -1;
+    }
+
+    private static TcpConnectionView View(TcpConnection c) => new(c.Socket, c.Local, c.Remote, c.SendQueuedBytes, c.ReceiveQueuedBytes, c.Info);
+
     // ---------------------------------------------------------------- socket API
 
     /// <summary>Creates a socket (CLOSED, unbound). Fails only with <see cref="TcpError.TooManySockets"/>.</summary>
@@ -790,4 +820,8 @@ public readonly record struct TcpConnectionInfo(
     int RetransmitsRack = 0,
     int RetransmitsTlp = 0,
     int Undos = 0,
-    bool InRecovery = false);
+    bool InRecovery = false,
+    TimeSpan RttVariance = default);
+
+/// <summary>A connection as the socket table (<c>anthost ss</c>) shows it.</summary>
+public readonly record struct TcpConnectionView(TcpSocket Socket, TcpEndPoint Local, TcpEndPoint Remote, int SendQueued, int ReceiveQueued, TcpConnectionInfo Info);

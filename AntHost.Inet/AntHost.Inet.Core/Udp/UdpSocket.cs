@@ -99,6 +99,17 @@ public sealed class UdpSocket : IDisposable
 
     public int ReceiveQueueCapacity => _queue.Length;
 
+    /// <summary>Payload bytes of the datagrams waiting (a walk of the bounded queue; for the socket table).</summary>
+    public long QueuedBytes
+    {
+        get
+        {
+            long n = 0;
+            for (int i = 0; i < _count; i++) n += _queue[(_head + i) % _queue.Length].Payload.Length;
+            return n;
+        }
+    }
+
     /// <summary>The connected peer (see <see cref="Connect"/>); unspecified when not connected.</summary>
     public Ipv4Address RemoteAddress { get; private set; }
 

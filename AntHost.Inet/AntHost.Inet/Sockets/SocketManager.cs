@@ -543,6 +543,31 @@ public sealed partial class SocketManager
     }
 
     /// <summary>Writes the socket manager's counters into <paramref name="stats"/> (InetStat order).</summary>
+    /// <summary>For the meter, from another thread: the counters this manager increments as it goes, the open sockets, and TCP's counters (plain reads).</summary>
+    internal void ReadLive(long[] v)
+    {
+        foreach (var s in new[] { InetStat.SocketCalls, InetStat.InvalidSocketHandles, InetStat.AppDeaths, InetStat.SocketsAbortedForDeadApps, InetStat.BadSocketRequests,
+            InetStat.DirectReturns, InetStat.SendsAnsweredByInet, InetStat.ReceiveIcasToApps, InetStat.Canceled, InetStat.PingsSent, InetStat.SocketLimitRefusals })
+            v[(int)s] = Volatile.Read(ref _stats[(int)s]);
+        v[(int)InetStat.SocketsOpen] = Volatile.Read(ref _open);
+        if (_tcp is { } t)
+        {
+            var tc = t.Counters;
+            v[(int)InetStat.TcpSegmentsIn] = tc.SegmentsIn;
+            v[(int)InetStat.TcpSegmentsOut] = tc.SegmentsOut;
+            v[(int)InetStat.TcpRetransmits] = tc.Retransmits;
+            v[(int)InetStat.TcpResetsIn] = tc.ResetsIn;
+            v[(int)InetStat.TcpResetsOut] = tc.ResetsOut;
+            v[(int)InetStat.TcpConnections] = t.ConnectionCount;
+            v[(int)InetStat.TcpRetransmitsTimeout] = tc.RetransmitsTimeout;
+            v[(int)InetStat.TcpRetransmitsFast] = tc.RetransmitsFast;
+            v[(int)InetStat.TcpRetransmitsSack] = tc.RetransmitsSack;
+            v[(int)InetStat.TcpRetransmitsRack] = tc.RetransmitsRack;
+            v[(int)InetStat.TcpRetransmitsTlp] = tc.RetransmitsTlp;
+            v[(int)InetStat.TcpDropsIn] = tc.DropsTotal;
+        }
+    }
+
     public void WriteStats(long[] stats)
     {
         _stats[(int)InetStat.SocketsOpen] = _open;

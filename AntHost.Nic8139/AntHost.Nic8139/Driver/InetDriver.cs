@@ -53,6 +53,9 @@ public sealed record InetDriverOptions
     /// <summary>Merge consecutive in-order TCP segments of a flow into one frame (receive coalescing, GRO).</summary>
     public bool Coalesce { get; init; } = true;
 
+    /// <summary>Offer the capture ring of the panel (off: the panel carries the live counters only, and no frame is ever offered to a tap).</summary>
+    public bool Capture { get; init; } = true;
+
     /// <summary>How long a completion owed to inet may wait for an ethinput to ride with.</summary>
     public TimeSpan DeferredCompletionDelay { get; init; } = TimeSpan.FromMilliseconds(20);
 
@@ -138,6 +141,83 @@ public sealed class InetDriver : IDeviceLoopWork
 
     public InetDriverCounters Counters { get; } = new();
 
+    // ---- live counters: the panel (shared memory, read by `anthost ps`) and the meter ----
+    private NicPanel? _panel;
+    private readonly long[] _panelValues = new long[(int)NicStat.Count];
+    private long _nextPublish, _nextKernelAsk;
+    private long _pagesOwned;
+    private static readonly long PublishTicks = Stopwatch.Frequency / 10, KernelAskTicks = Stopwatch.Frequency;
+
+    /// <summary>The driver's panel while it runs (null when it could not be made); read it under <see cref="PanelLock"/> from another thread.</summary>
+    public NicPanel? Panel => _panel;
+
+    /// <summary>Held while the panel is unmapped at stop.</summary>
+    internal object PanelLock { get; } = new();
+
+    /// <summary>
+    /// Fills <paramref name="v"/> (<see cref="NicStat"/> order) from the live counters; with
+    /// <paramref name="refresh"/> also asks libpcap for the kernel's drops and counts the
+    /// pages the driver owns (a scan of the ownership table: at most once a second).
+    /// </summary>
+    public void ReadCounters(Span<long> v, bool refresh)
+    {
+        var d = _device.ReadCounters(askKernel: refresh);
+        if (refresh && _kernel is not null) Volatile.Write(ref _pagesOwned, new OwnershipTable(_kernel.Pool).PagesOwnedBy(_kernel.Id));
+        var rf = _device.ReceiveFaultStatistics;
+        var tf = _device.TransmitFaultStatistics;
+        var c = Counters;
+        ReadOnlySpan<long> all =
+        [
+            d.RxFrames, d.RxBytes, d.RxDelivered, d.RxOversize, d.RxTruncated, d.RxRunt, d.RxNotForUs, d.RxHandlerErrors,
+            d.KernelDrops, d.InterfaceDrops, d.TxFrames, d.TxBytes, d.TxErrors, d.TxRejected, d.TxLinkDown, d.LinkDownEvents, d.Reopens,
+            c.FramesPosted, c.EthInputs, c.SegmentsCoalesced, c.CoalescedFrames, c.RxNoInet, c.RxNoIca, c.RxPostFailed,
+            c.TransmitRequests, c.FramesTransmitted, c.FramesNotSent, c.BadRequests, c.Attaches, c.InetDeaths, c.CompletionsRiding, c.CompletionsAlone,
+            rf.Dropped + tf.Dropped, rf.Duplicated + tf.Duplicated, rf.Corrupted + tf.Corrupted, rf.Reordered + tf.Reordered, rf.Delayed + tf.Delayed,
+            _device.Link == LinkState.Up ? 1 : 0, Volatile.Read(ref _pagesOwned),
+        ];
+        all.CopyTo(v);
+    }
+
+    /// <summary>Copies the counters into the panel (plain stores, no system call unless a refresh is due).</summary>
+    private void Publish(long now)
+    {
+        if (_panel is null) return;
+        bool refresh = now >= _nextKernelAsk;
+        if (refresh) _nextKernelAsk = now + KernelAskTicks;
+        _nextPublish = now + PublishTicks;
+        ReadCounters(_panelValues, refresh);
+        _panel.Publish(_panelValues);
+    }
+
+    private void OpenPanel()
+    {
+        string path = NicPanel.PathFor(_options.Instance, _device.Adapter);
+        try
+        {
+            _panel = NicPanel.Create(path);
+            if (_options.Capture) _device.CaptureTap = _panel;
+            _panel.CaptureOffered = _options.Capture;
+            Publish(Stopwatch.GetTimestamp());
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            _log.LogWarning("no live counters or capture: cannot make {Path}: {Message}", path, e.Message);
+        }
+    }
+
+    private void ClosePanel()
+    {
+        if (_panel is not { } panel) return;
+        _device.CaptureTap = null;
+        lock (PanelLock)
+        {
+            _panel = null;
+            panel.Dispose();
+        }
+        try { File.Delete(panel.Path); }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException) { _log.LogDebug("removing {Path}: {Message}", panel.Path, e.Message); }
+    }
+
     /// <summary>Joins the kernel, attaches to inet and serves until <paramref name="stop"/> is cancelled.</summary>
     public void Run(CancellationToken stop)
     {
@@ -155,6 +235,8 @@ public sealed class InetDriver : IDeviceLoopWork
             _log.LogInformation("anthost-nic: adapter {Adapter} MAC {Mac} MTU {Mtu} link {Link}; kernel instance {Instance} as {Process}",
                 _device.Adapter, _device.Mac, _device.Mtu, _device.Link, _options.Instance, _kernel.Id);
             _device.LinkChanged += OnLinkChanged;
+            OpenPanel();
+            using var meter = NicMeter.For(this);
             // Without a broker nothing is committed or reclaimed: the driver stops with it.
             using var both = CancellationTokenSource.CreateLinkedTokenSource(stop, _kernel.BrokerGone);
             _stop = both.Token;
@@ -192,8 +274,10 @@ public sealed class InetDriver : IDeviceLoopWork
                 _log.LogWarning("{Kind} from {Process}: {Message}", m.Kind, m.Source, e.Message);
             }
         }
-        if (_deferredCount > 0 && (_deferredCount >= MaxDeferred || Stopwatch.GetTimestamp() - _deferredSince >= _deferredDelayTicks))
+        long now = Stopwatch.GetTimestamp();
+        if (_deferredCount > 0 && (_deferredCount >= MaxDeferred || now - _deferredSince >= _deferredDelayTicks))
             FlushDeferred(alone: true);
+        if (now >= _nextPublish) Publish(now);
         return done;
     }
 
@@ -211,7 +295,12 @@ public sealed class InetDriver : IDeviceLoopWork
         }
     }
 
-    bool IDeviceLoopWork.PrepareToSleep() => _kernel.PrepareToPoll(_stop);
+    bool IDeviceLoopWork.PrepareToSleep()
+    {
+        // The panel is current while the loop sleeps (ps reads it then without waking it).
+        Publish(Stopwatch.GetTimestamp());
+        return _kernel.PrepareToPoll(_stop);
+    }
 
     void IDeviceLoopWork.AfterSleep() => _kernel.AwakeFromPoll();
 
@@ -558,6 +647,9 @@ public sealed class InetDriver : IDeviceLoopWork
             _log.LogInformation("ipc counters: {Counters}", Counters);
             _log.LogInformation("device counters: {Counters}", _device.Counters);
             _log.LogInformation("segmentation offload: {Sends} sends cut into {Frames} frames", _device.TxOffloads, _device.TxOffloadFrames);
+            if (_panel is { } panel && panel.CapturedFrames + panel.CaptureDrops > 0)
+                _log.LogInformation("capture: {Frames} frames captured, {Drops} dropped (reader too slow)", panel.CapturedFrames, panel.CaptureDrops);
+            ClosePanel();
             if (_rxFrames > WarmUp)
                 _log.LogInformation("receive thread allocated {Bytes} bytes over frames {From}..{To}", _rxAllocLast - _rxAllocStart, WarmUp, _rxFrames);
             if (_txRequests > WarmUp)

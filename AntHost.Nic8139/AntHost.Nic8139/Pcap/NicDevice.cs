@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Runtime.InteropServices;
+using AntHost.Inet.Abi;
 using AntHost.Nic8139.Faults;
 using SharpPcap;
 using SharpPcap.LibPcap;
@@ -68,8 +69,10 @@ public sealed unsafe partial class NicDevice : IDisposable
     private long _linkDownEvents, _reopens;
     // Transmit-side counters: any thread.
     private long _txFrames, _txBytes, _txErrors, _txRejected, _txLinkDown;
-    // Kernel drop counts of handles already closed.
-    private long _closedDrops, _closedIfDrops;
+    // Kernel drop counts of handles already closed; the last counts asked of libpcap.
+    private long _closedDrops, _closedIfDrops, _lastDrops, _lastIfDrops;
+    // The capture tap: every frame in and out is offered to it while a capture runs.
+    private NicPanel? _tap;
 
     private NicDevice(NicDeviceOptions options, LinkProbe probe, MacAddress mac, int mtu, bool promiscuous)
     {
@@ -122,6 +125,13 @@ public sealed unsafe partial class NicDevice : IDisposable
 
     /// <summary>True while the receive loop runs.</summary>
     public bool IsRunning => _rxThread is not null;
+
+    /// <summary>
+    /// The capture tap (the driver's panel): while it says a capture runs, every frame
+    /// received (before the fault injector) and transmitted (as it went to libpcap) is copied
+    /// into its ring; otherwise each frame costs one load of its flag. Null: no capture.
+    /// </summary>
+    public NicPanel? CaptureTap { get => _tap; set => _tap = value; }
 
     /// <summary>Raised on the receive thread when the link goes down or comes back.</summary>
     public event Action<LinkState>? LinkChanged;
@@ -273,15 +283,23 @@ public sealed unsafe partial class NicDevice : IDisposable
         }
         Interlocked.Increment(ref _txFrames);
         Interlocked.Add(ref _txBytes, frame.Length);
+        var tap = _tap;
+        if (tap is not null && tap.Capturing) tap.Capture(frame, CaptureDirection.Out, Stopwatch.GetTimestamp());
         return TransmitResult.Sent;
     }
 
     /// <summary>A snapshot of every counter (asks libpcap for the kernel's drop count).</summary>
-    public NicCounters Counters
+    public NicCounters Counters => ReadCounters(askKernel: true);
+
+    /// <summary>
+    /// A snapshot of every counter; without <paramref name="askKernel"/> the kernel's drop
+    /// counts are those libpcap gave the last time it was asked (no system call).
+    /// </summary>
+    public NicCounters ReadCounters(bool askKernel)
     {
-        get
+        long drops, ifDrops;
+        if (askKernel)
         {
-            long drops, ifDrops;
             lock (_handleLock)
             {
                 drops = _closedDrops;
@@ -295,16 +313,23 @@ public sealed unsafe partial class NicDevice : IDisposable
                         ifDrops += s.InterfaceDropped;
                     }
                 }
+                Volatile.Write(ref _lastDrops, drops);
+                Volatile.Write(ref _lastIfDrops, ifDrops);
             }
-            return new NicCounters(
-                Volatile.Read(ref _rxFrames), Volatile.Read(ref _rxBytes), Volatile.Read(ref _rxDelivered),
-                Volatile.Read(ref _rxOversize), Volatile.Read(ref _rxTruncated), Volatile.Read(ref _rxRunt),
-                Volatile.Read(ref _rxNotForUs), Volatile.Read(ref _rxHandlerErrors),
-                drops, ifDrops,
-                Volatile.Read(ref _txFrames), Volatile.Read(ref _txBytes), Volatile.Read(ref _txErrors),
-                Volatile.Read(ref _txRejected), Volatile.Read(ref _txLinkDown),
-                Volatile.Read(ref _linkDownEvents), Volatile.Read(ref _reopens));
         }
+        else
+        {
+            drops = Volatile.Read(ref _lastDrops);
+            ifDrops = Volatile.Read(ref _lastIfDrops);
+        }
+        return new NicCounters(
+            Volatile.Read(ref _rxFrames), Volatile.Read(ref _rxBytes), Volatile.Read(ref _rxDelivered),
+            Volatile.Read(ref _rxOversize), Volatile.Read(ref _rxTruncated), Volatile.Read(ref _rxRunt),
+            Volatile.Read(ref _rxNotForUs), Volatile.Read(ref _rxHandlerErrors),
+            drops, ifDrops,
+            Volatile.Read(ref _txFrames), Volatile.Read(ref _txBytes), Volatile.Read(ref _txErrors),
+            Volatile.Read(ref _txRejected), Volatile.Read(ref _txLinkDown),
+            Volatile.Read(ref _linkDownEvents), Volatile.Read(ref _reopens));
     }
 
     // ---- the handle ------------------------------------------------------------------------
@@ -607,6 +632,8 @@ public sealed unsafe partial class NicDevice : IDisposable
             _rxNotForUs++;
             return;
         }
+        var tap = _tap;
+        if (tap is not null && tap.Capturing) tap.Capture(frame, CaptureDirection.In, Stopwatch.GetTimestamp());
         if (_rxFaults.Enabled)
         {
             lock (_rxFaults) _rxFaults.Process(frame, Stopwatch.GetTimestamp(), _deliverSink);

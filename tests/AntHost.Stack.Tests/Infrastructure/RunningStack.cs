@@ -119,7 +119,7 @@ public sealed class RunningStack : IDisposable
         int number = _all.Count(p => p.Name.StartsWith("nic", StringComparison.Ordinal));
         var p = StackProcess.Start($"nic#{number}", "ip",
             ["netns", "exec", Sandbox.HostNamespace, SandboxNetwork.DotnetHost(), Dll("anthost-nic.dll"),
-             "--adapter", Sandbox.HostInterface, "--kernel", Instance, .. _driverArgs]);
+             "--adapter", Sandbox.HostInterface, "--instance", Instance, .. _driverArgs]);
         lock (_all) _all.Add(p);
         Driver = p;
         p.WaitFor("attached to inet");
