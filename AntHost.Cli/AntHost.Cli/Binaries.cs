@@ -44,6 +44,22 @@ internal static class Binaries
         throw new CliException($"cannot find the sample {name}: this command is not inside an AntHost build tree; set ANTHOST_BIN_DIR");
     }
 
+    /// <summary>
+    /// The command that runs a server's dll: its native launcher, which the build puts beside
+    /// the dll under the program's name, when there is one and the runtime's folder is known
+    /// (<paramref name="dotnet"/> is a full path); else <c>dotnet DLL</c>. Started by its
+    /// launcher, a server carries its program's name (ps, pgrep, and .NET's ProcessName, by
+    /// which <c>dotnet-counters monitor -n anthost-inet</c> finds it) instead of "dotnet".
+    /// </summary>
+    public static string[] Command(string dotnet, string dllPath)
+    {
+        string launcher = Path.ChangeExtension(dllPath, null);
+        return File.Exists(launcher) && Path.IsPathRooted(dotnet) ? [launcher] : [dotnet, dllPath];
+    }
+
+    /// <summary>What a server's command line holds whichever way it was started: its program's name.</summary>
+    public static string Marker(string dll) => Path.GetFileNameWithoutExtension(dll);
+
     /// <summary>The full path of a server's dll; throws <see cref="CliException"/> naming what to build when it is missing.</summary>
     public static string Find(string dll)
     {

@@ -206,6 +206,10 @@ internal static partial class Instance
         try
         {
             string dotnet = SandboxNetwork.DotnetHost();
+            // The servers' launchers find the runtime through DOTNET_ROOT (inherited through the
+            // supervisor, which starts them) where it is not in a default place.
+            if (Path.IsPathRooted(dotnet) && Environment.GetEnvironmentVariable("DOTNET_ROOT") is null or "")
+                Environment.SetEnvironmentVariable("DOTNET_ROOT", Path.GetDirectoryName(dotnet));
             string broker = Binaries.Find(Binaries.Broker), inet = Binaries.Find(Binaries.Inet), nic = Binaries.Find(Binaries.Nic);
             string? peer = sandbox ? Binaries.Find(Binaries.Peer) : null;
             SandboxNetwork? net = null;
@@ -245,12 +249,12 @@ internal static partial class Instance
             }
 
             Launch("supervisor", Supervisor.Command(dotnet, o.Instance, o.RestartBudget), Supervisor.Marker, null, Supervisor.ReadyLine, "the supervisor");
-            Launch("broker", Pinned([dotnet, broker, "--instance", o.Instance, "--transfer", o.Transfer, "--group", o.Group, .. o.BrokerSettings()]), Binaries.Broker, null, "anthost-kernel ready", "the broker");
-            string[] inetArgs = [dotnet, inet, "--instance", o.Instance, "--address", state.Address,
+            Launch("broker", Pinned([.. Binaries.Command(dotnet, broker), "--instance", o.Instance, "--transfer", o.Transfer, "--group", o.Group, .. o.BrokerSettings()]), Binaries.Marker(Binaries.Broker), null, "anthost-kernel ready", "the broker");
+            string[] inetArgs = [.. Binaries.Command(dotnet, inet), "--instance", o.Instance, "--address", state.Address,
                 .. o.Gateway is null ? Array.Empty<string>() : ["--gateway", o.Gateway], .. o.InetSettings()];
-            Launch("inet", Pinned(inetArgs), Binaries.Inet, null, "anthost-inet ready", "the inet server");
-            string[] nicArgs = [dotnet, nic, "--adapter", state.Adapter!, "--instance", o.Instance, .. o.NicSettings()];
-            Launch("nic", sandbox ? ["ip", "netns", "exec", net!.HostNamespace, .. Pinned(nicArgs)] : Pinned(nicArgs), Binaries.Nic, sandbox ? net!.HostNamespace : null,
+            Launch("inet", Pinned(inetArgs), Binaries.Marker(Binaries.Inet), null, "anthost-inet ready", "the inet server");
+            string[] nicArgs = [.. Binaries.Command(dotnet, nic), "--adapter", state.Adapter!, "--instance", o.Instance, .. o.NicSettings()];
+            Launch("nic", sandbox ? ["ip", "netns", "exec", net!.HostNamespace, .. Pinned(nicArgs)] : Pinned(nicArgs), Binaries.Marker(Binaries.Nic), sandbox ? net!.HostNamespace : null,
                 "attached to inet", $"the NIC driver on {state.Adapter}");
             if (sandbox)
             {

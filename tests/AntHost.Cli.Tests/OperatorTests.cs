@@ -43,6 +43,14 @@ public sealed class OperatorTests(ITestOutputHelper output)
         Assert.True(up.ExitCode == 0, up.ToString());
         var recorded = t.RecordedProcesses();
         int nicPid = recorded.Single(p => p.Name == "nic").Pid;
+        // up starts each server by its launcher, so it goes by its own name, not "dotnet": tools
+        // that find a process by name (dotnet-counters monitor -n anthost-inet, pgrep) look it up as .NET does here.
+        foreach (var (name, program) in new[] { ("broker", "anthost-kernel"), ("inet", "anthost-inet"), ("nic", "anthost-nic") })
+        {
+            int pid = recorded.Single(p => p.Name == name).Pid;
+            Assert.Equal(program, File.ReadAllText($"/proc/{pid}/comm").TrimEnd('\n'));
+            Assert.Contains(Process.GetProcessesByName(program), x => x.Id == pid);
+        }
         using (var state = JsonDocument.Parse(File.ReadAllText(t.StatePath)))
         {
             string Line(string name) => string.Join(' ', state.RootElement.GetProperty("processes").EnumerateArray()
