@@ -62,6 +62,8 @@ internal sealed class AntHostStack : IBenchStack, IDisposable
         return new Connection(s);
     }
 
+    public HttpMessageHandler CreateHttpHandler() => _stack.CreateHttpHandler();
+
     public void Dispose() => _stack.Dispose();
 
     private sealed class Connection(InetSocket s) : IBenchConnection

@@ -59,6 +59,9 @@ internal static class BenchRun
     public const string HostKernelAddress = "198.18.0.3/24";
     public static readonly int[] Sizes = [256, 512, 768, 1024, 4096, 16384, 65536];
 
+    /// <summary>The HttpClient row's GET: 64 MiB from the sandbox peer's HTTP server.</summary>
+    private const long HttpGetBytes = 64L << 20;
+
     public static int Run(BenchOptions o)
     {
         Instance.RequireRoot("anthost bench");
@@ -116,7 +119,8 @@ internal static class BenchRun
                             {
                                 if (broken.Contains(stack)) return;
                                 try { measure(); }
-                                catch (Exception e) when (e is System.Net.Sockets.SocketException or IOException or TimeoutException or AntHost.Kernel.KernelException or InvalidOperationException)
+                                catch (Exception e) when (e is System.Net.Sockets.SocketException or IOException or TimeoutException or AntHost.Kernel.KernelException or InvalidOperationException
+                                    or HttpRequestException or TaskCanceledException)
                                 {
                                     broken.Add(stack);
                                     string note = $"{stack.Name} side not measured from {what} on ({tuning.Name} tuning): {e.GetType().Name}: {e.Message}";
@@ -208,6 +212,19 @@ internal static class BenchRun
                                         var tin = Costed(stack, () => Measure.Inbound(stack, new IPEndPoint(peer, new PeerPorts().Source), seconds));
                                         report.Throughput.Add(tin);
                                         step($"  {tin.Gbps:F2} Gbit/s, {tin.CpuMsPerMb:F1} ms CPU per MB{(tin.MessagesPerMb is { } mi ? $", {mi:F0} IPC messages per MB" : "")}");
+                                    });
+                                }
+                                // What an app sees: HttpClient's GET of 64 MiB from the peer's HTTP server.
+                                if (o.Peer is not null) report.Notes.Add("HttpClient GET not measured: a remote peer (anthost-rpeer) serves no HTTP");
+                                else foreach (var stack in ends)
+                                {
+                                    interruption.Token.ThrowIfCancellationRequested();
+                                    Guard(stack, "HttpClient GET", () =>
+                                    {
+                                        step($"{Measure.HttpDirection(HttpGetBytes)} {stack.Name}");
+                                        var t = Costed(stack, () => Measure.HttpGet(stack, new IPEndPoint(peer, new PeerPorts().Http), HttpGetBytes));
+                                        report.Throughput.Add(t);
+                                        step($"  {t.Gbps:F2} Gbit/s, {t.CpuMsPerMb:F1} ms CPU per MB{(t.MessagesPerMb is { } m ? $", {m:F0} IPC messages per MB" : "")}");
                                     });
                                 }
                                 // Several apps at once: four processes, two connections each, each way.

@@ -221,6 +221,34 @@ public static class Measure
         return new ThroughputResult("", "in (from the peer)", got, sw.Elapsed.TotalSeconds);
     }
 
+    /// <summary>The direction of the HttpClient row: a GET of <paramref name="bytes"/> from the peer's HTTP server.</summary>
+    public static string HttpDirection(long bytes) => $"HttpClient GET of {bytes >> 20} MiB";
+
+    /// <summary>
+    /// An HttpClient GET of <paramref name="bytes"/> from the peer's HTTP server (its
+    /// /bytes/N), read to the end through the stack's own handler; timed from the request to
+    /// the last byte, on a keep-alive connection a small GET opened first.
+    /// </summary>
+    public static ThroughputResult HttpGet(IBenchStack stack, IPEndPoint http, long bytes)
+    {
+        using var client = new HttpClient(stack.CreateHttpHandler()) { Timeout = TimeSpan.FromMinutes(2) };
+        string Url(long n) => $"http://{http.Address}:{http.Port}/bytes/{n}";
+        client.GetByteArrayAsync(Url(1024)).GetAwaiter().GetResult();
+        var buffer = new byte[256 * 1024];
+        long got = 0;
+        var sw = Stopwatch.StartNew();
+        using (var response = client.GetAsync(Url(bytes), HttpCompletionOption.ResponseHeadersRead).GetAwaiter().GetResult())
+        {
+            response.EnsureSuccessStatusCode();
+            using var body = response.Content.ReadAsStream();
+            int n;
+            while ((n = body.Read(buffer)) > 0) got += n;
+        }
+        sw.Stop();
+        if (got != bytes) throw new IOException($"the GET of {bytes} bytes brought {got}");
+        return new ThroughputResult(stack.Name, HttpDirection(bytes), got, sw.Elapsed.TotalSeconds);
+    }
+
     /// <summary>What one stamp of the trace costs the stage that makes it (clock read and 16-byte write), in nanoseconds: median of batches.</summary>
     public static double StampCostNanoseconds()
     {

@@ -75,7 +75,7 @@ public static class Targets
 
     public static List<TargetVerdict> Judge(NetBenchReport r)
     {
-        var v = new List<TargetVerdict> { P1(r), P2(r), P3(r, "latency", 1.0), P3(r, "frugal", 1.3), P3c(r, "latency"), P3c(r, "frugal"), P4(r), P4Apps(r), P5Idle(r) };
+        var v = new List<TargetVerdict> { P1(r), P2(r), P3(r, "latency", 1.0), P3(r, "frugal", 1.3), P3c(r, "latency"), P3c(r, "frugal"), P4(r), P4Apps(r), P4Http(r), P5Idle(r) };
         return v;
     }
 
@@ -174,9 +174,9 @@ public static class Targets
     {
         const string target = "each way on one connection: the kernel's rate (>= 1.0x) at <= 1.5x the kernel's CPU per MB, with <= 16 IPC messages per MB";
         string inj = r.Injection is null ? "injection not measured" : string.Create(Ci, $"injection {r.Injection.FramesPerSecond:N0} frames/s = {r.Injection.Gbps:F2} Gbit/s");
-        var k = r.Throughput.Where(t => t.Stack == "host kernel" && !IsAggregate(t)).ToList();
+        var k = r.Throughput.Where(t => t.Stack == "host kernel" && IsOneConnection(t)).ToList();
         string baseline = string.Join(", ", k.Select(t => string.Create(Ci, $"kernel {t.Direction} {t.Gbps:F2} Gbit/s{(t.CpuMsPerMb is { } c ? $" at {c:F1} ms CPU per MB" : "")}")).Append(inj));
-        var a = r.Throughput.Where(t => t.Stack == "AntHost" && !IsAggregate(t)).ToList();
+        var a = r.Throughput.Where(t => t.Stack == "AntHost" && IsOneConnection(t)).ToList();
         if (a.Count == 0) return new("P4", "bulk TCP", target, baseline, "not measured", "-", "not measured", NotMeasuredWhy(r));
         var why = new List<string>();
         var ratios = new List<string>();
@@ -199,6 +199,27 @@ public static class Targets
 
     /// <summary>A row of several apps' connections together (`AggregateBench`), not one connection's.</summary>
     private static bool IsAggregate(ThroughputResult t) => t.Direction.Contains("connections from", StringComparison.Ordinal);
+
+    /// <summary>A row of HttpClient's GET (`Measure.HttpGet`).</summary>
+    private static bool IsHttp(ThroughputResult t) => t.Direction.StartsWith("HttpClient", StringComparison.Ordinal);
+
+    /// <summary>A row of one connection's bulk transfer, each way (P4's rows).</summary>
+    private static bool IsOneConnection(ThroughputResult t) => !IsAggregate(t) && !IsHttp(t);
+
+    private static TargetVerdict P4Http(NetBenchReport r)
+    {
+        const string target = "an HttpClient GET of 64 MiB from the peer's HTTP server: the kernel's HttpClient rate (>= 1.0x; bar of round 2: >= 0.5x)";
+        var k = r.Throughput.FirstOrDefault(t => t.Stack == "host kernel" && IsHttp(t));
+        var a = r.Throughput.FirstOrDefault(t => t.Stack == "AntHost" && IsHttp(t));
+        string baseline = k is null ? "not measured" : string.Create(Ci, $"kernel {k.Gbps:F2} Gbit/s ({k.Seconds:F2} s) at {k.CpuMsPerMb:F1} ms CPU per MB");
+        if (a is null || k is null) return new("P4h", "HttpClient GET", target, baseline, "not measured", "-", "not measured", NotMeasuredWhy(r));
+        double rate = a.Gbps / Math.Max(1e-9, k.Gbps);
+        string verdict = rate >= 1.0 ? "met" : rate >= 0.5 ? "bar met" : "not met";
+        return new("P4h", "HttpClient GET", target, baseline,
+            string.Create(Ci, $"{a.Gbps:F2} Gbit/s ({a.Seconds:F2} s) at {a.CpuMsPerMb:F1} ms CPU per MB{(a.MessagesPerMb is { } m ? $", {m:F0} messages per MB" : "")}"),
+            string.Create(Ci, $"{rate:F2}x rate{(k.CpuMsPerMb is { } kc && a.CpuMsPerMb is { } ac ? $", {ac / Math.Max(1e-9, kc):F1}x CPU per MB" : "")}"),
+            verdict, rate >= 1.0 ? "" : string.Create(Ci, $"{a.Gbps:F2} Gbit/s against the kernel's {k.Gbps:F2}"));
+    }
 
     private static TargetVerdict P4Apps(NetBenchReport r)
     {

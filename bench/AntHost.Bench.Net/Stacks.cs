@@ -16,6 +16,9 @@ public interface IBenchStack
 
     /// <summary>Opens a TCP connection (no-delay on) to <paramref name="remote"/>.</summary>
     IBenchConnection Connect(IPEndPoint remote);
+
+    /// <summary>An HttpClient handler whose connections are this stack's (SocketsHttpHandler, no proxy).</summary>
+    HttpMessageHandler CreateHttpHandler();
 }
 
 /// <summary>One connected TCP socket of a stack under test.</summary>
@@ -50,7 +53,7 @@ public sealed class KernelStack(string? netns, IPAddress? bindTo, Func<string, F
     public string[] WorkerArguments =>
         ["--stack", "kernel", .. netns is null ? Array.Empty<string>() : ["--netns", netns], .. bindTo is null ? Array.Empty<string>() : ["--bind", bindTo.ToString()]];
 
-    public IBenchConnection Connect(IPEndPoint remote)
+    private Socket MakeSocket()
     {
         Socket Make()
         {
@@ -58,7 +61,31 @@ public sealed class KernelStack(string? netns, IPAddress? bindTo, Func<string, F
             if (bindTo is not null) s.Bind(new IPEndPoint(bindTo, 0));
             return s;
         }
-        var socket = netns is null ? Make() : inNamespace(netns, Make);
+        return netns is null ? Make() : inNamespace(netns, Make);
+    }
+
+    public HttpMessageHandler CreateHttpHandler() => new SocketsHttpHandler
+    {
+        UseProxy = false,
+        ConnectCallback = async (context, ct) =>
+        {
+            var socket = MakeSocket();
+            try
+            {
+                await socket.ConnectAsync(context.DnsEndPoint, ct).ConfigureAwait(false);
+                return new NetworkStream(socket, ownsSocket: true);
+            }
+            catch
+            {
+                socket.Dispose();
+                throw;
+            }
+        },
+    };
+
+    public IBenchConnection Connect(IPEndPoint remote)
+    {
+        var socket = MakeSocket();
         try
         {
             socket.Connect(remote);
