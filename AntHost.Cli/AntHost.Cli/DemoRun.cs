@@ -178,9 +178,15 @@ internal static class DemoRun
             $"frames from the driver {D(InetStat.FramesFromDriver)}, frames sent {D(InetStat.FramesSent)}, ARP replies {D(InetStat.ArpRepliesOut)}, " +
             $"echo replies {D(InetStat.IcmpEchoRepliesOut)}, port unreachables {D(InetStat.IcmpUnreachableOut)}, UDP no-port {D(InetStat.UdpNoPort)}, " +
             $"bad requests {D(InetStat.BadRequests)}, rx drops {D(InetStat.IfaceRxDrops)}, frames not sent {after[(int)InetStat.FramesNotSent]}"));
+        // Every sample has exited: each allocated page belongs to a live server, none to an app
+        // or a dead process, none to nobody.
         var pool = PoolSnapshot.Read(state.PoolPath);
-        checks.Add(new Check("pool pages per process (ownership table)", true,
-            $"{pool.AllocatedPages} of {pool.DataPages} allocated: " + string.Join(", ", pool.Processes.Where(p => p.State == "alive").Select(p => $"{p.Name} {p.Pages} pages / {p.Icas} ICAs"))));
+        int owned = pool.Processes.Sum(p => p.Pages);
+        int apps = pool.Processes.Where(p => p.State == "alive" && !p.Server).Sum(p => p.Pages);
+        int dead = pool.Processes.Where(p => p.State != "alive").Sum(p => p.Pages);
+        checks.Add(new Check("pool pages after the samples: all with live servers (ownership table)", owned == pool.AllocatedPages && apps == 0 && dead == 0,
+            $"{pool.AllocatedPages} of {pool.DataPages} allocated: " + string.Join(", ", pool.Processes.Where(p => p.Pages > 0 || p.State == "alive").Select(p => $"{p.Name} ({p.State}) {p.Pages} pages / {p.Icas} ICAs"))
+            + $"; held by apps {apps}, by dead processes {dead}, by no process {pool.AllocatedPages - owned}"));
     }
 
     private const int RttRounds = 300, RttWarmUp = 100;

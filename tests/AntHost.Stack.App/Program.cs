@@ -4,7 +4,8 @@
 //   echo-clients INSTANCE PEER PORT COUNT BYTES   COUNT connections at once; each sends BYTES
 //                                                 of its own pattern and reads them echoed
 //                                                 back; prints "echo ok COUNT" or exits 1
-//   stream INSTANCE PEER PORT                     connects, prints "connected", sends until killed
+//   stream INSTANCE PEER PORT [CHUNK]             connects, prints "connected", sends CHUNK bytes
+//                                                 (default 16384) per call until killed
 //   sink INSTANCE PEER PORT                       connects, prints "connected", reads until killed
 //                                                 or the peer closes, printing each MiB
 //   hold INSTANCE PEER PORT                       connects, prints "connected", blocks in a
@@ -65,7 +66,7 @@ switch (mode)
             var s = new InetSocket(stack, SocketType.Stream, ProtocolType.Tcp);
             s.Connect(peer);
             Console.WriteLine("connected");
-            var chunk = new byte[16384];
+            var chunk = new byte[args.Length > 4 ? int.Parse(args[4]) : 16384];
             new Random(1).NextBytes(chunk);
             long sent = 0;
             while (true)
