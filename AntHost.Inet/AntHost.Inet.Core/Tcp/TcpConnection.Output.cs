@@ -276,12 +276,21 @@ internal sealed partial class TcpConnection
     /// that was more, a driver's coalesced frame of many segments costing little more than
     /// its payload).
     /// </summary>
-    private long ComputeWindowBytes()
+    /// <remarks>
+    /// Under the layer's memory pressure (<see cref="TcpMemory"/>) the memory bound is the
+    /// connection's share instead, so the window offered shrinks as the pool empties; the
+    /// right edge already advertised stays (<see cref="WindowField"/>), and data arriving
+    /// within it is taken (only the connection's own bound drops data).
+    /// </remarks>
+    private long ComputeWindowBytes() => ComputeWindowBytes(out _);
+
+    private long ComputeWindowBytes(out bool pressed)
     {
         long free = (long)_receiveLimit - _recv.ReadyBytes;
-        long memFree = (long)_receiveLimit * _cfg.ReceiveMemoryFactor - _recv.Capacity;
+        long memFree = ReceiveMemoryNow(out bool shared) - _recv.Capacity;
         long carried = Math.Max(_lastRxLength, Math.Max(1, _rcvMss));
         long memWindow = _lastRxCapacity > carried ? memFree * carried / _lastRxCapacity : memFree;
+        pressed = shared && memWindow < free;
         return Math.Max(0, Math.Min(free, memWindow));
     }
 
@@ -294,7 +303,8 @@ internal sealed partial class TcpConnection
     private ushort WindowField(bool syn)
     {
         if (syn) return (ushort)Math.Min(ComputeWindowBytes(), 65535);
-        long win = ComputeWindowBytes();
+        long win = ComputeWindowBytes(out bool pressed);
+        if (pressed) Counters.PressureWindowClamps++;
         SeqNumber right = _rcvNxt + (uint)Math.Min(win, int.MaxValue);
         long threshold = Math.Min(_receiveLimit / 2, Math.Max(1, _rcvMss));
         bool keepOld = _rcvAdvRight.IsAfterOrEqual(_rcvNxt) && (right - _rcvAdvRight) < threshold;
