@@ -35,6 +35,13 @@ public sealed class TcpMemory
     public bool UnderPressure(TcpConfig config) =>
         Limit != long.MaxValue && Limit / Math.Max(1, Holders) / 2 < Math.Max(config.SendBufferSize, (long)config.ReceiveBufferSize * config.ReceiveMemoryFactor);
 
+    /// <summary>
+    /// True when TCP holds all the limit allows: listeners drop new SYNs (counted,
+    /// <see cref="TcpDropReason.MemoryPressure"/>), so that what is left goes to the connections
+    /// that have data on the way (the peer retransmits its SYN).
+    /// </summary>
+    public bool Exhausted => Limit != long.MaxValue && Used >= Limit;
+
     /// <summary>Sets the limit (the shell, from what its pool can give); a negative value means none left.</summary>
     public void SetLimit(long bytes) => Limit = Math.Max(0, bytes);
 

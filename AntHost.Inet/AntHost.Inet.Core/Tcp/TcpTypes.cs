@@ -151,6 +151,8 @@ public enum TcpDropReason
     RateLimited,
     /// <summary>An ACK to a listener with SYN cookies outstanding that carries no valid cookie (forged, or older than two key lifetimes).</summary>
     BadCookie,
+    /// <summary>A SYN to a listener while TCP's memory was at its limit (<see cref="TcpMemory.Exhausted"/>): a new connection does not take from established ones; the peer sends its SYN again.</summary>
+    MemoryPressure,
     Count,
 }
 
