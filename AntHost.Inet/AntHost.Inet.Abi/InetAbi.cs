@@ -455,6 +455,8 @@ public enum InetStat
     TcpPressureSendRefusals,
     /// <summary>The fewest free pages of the pool inet saw (once per round).</summary>
     PoolFreePagesLow,
+    /// <summary>Times inet gave its ICA cache back to the pool because fewer pages than the receive reserve were free.</summary>
+    PoolCacheTrims,
     Count,
 }
 

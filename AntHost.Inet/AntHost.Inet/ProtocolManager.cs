@@ -67,7 +67,7 @@ public sealed class ProtocolManager
         _serviceId = serviceId;
         _log = log;
         Pool = new IcaPacketBufferPool(kernel);
-        Pressure = new PoolPressure(kernel.Pool, options.TcpMemoryPages, options.ReceiveReservePages);
+        Pressure = new PoolPressure(kernel, options.TcpMemoryPages, options.ReceiveReservePages);
         Timeline = new SendTimeline(kernel.Id.Value);
     }
 
@@ -463,7 +463,7 @@ public sealed class ProtocolManager
 
     public void Poll(Instant now)
     {
-        if (Interface?.Tcp is TcpLayer tcp) Pressure.Update(tcp.Memory);
+        if (Interface?.Tcp is TcpLayer tcp) Pressure.Update(tcp.Memory, now);
         if (Interface is { } i && i.PollAt is { } at && at <= now) i.Poll(now);
     }
 
@@ -529,6 +529,7 @@ public sealed class ProtocolManager
     internal void WritePressure(long[] v)
     {
         v[(int)InetStat.PoolFreePagesLow] = Pressure.FreePagesLow == long.MaxValue ? 0 : Pressure.FreePagesLow;
+        v[(int)InetStat.PoolCacheTrims] = Pressure.CacheTrims;
         if (Interface?.Tcp is not TcpLayer tcp) return;
         var m = tcp.Memory;
         v[(int)InetStat.TcpMemoryLimit] = m.Limit == long.MaxValue ? 0 : m.Limit;

@@ -61,7 +61,9 @@ public sealed class PoolPressureTests(ITestOutputHelper output)
             if (!app.HasExited)
             {
                 var (free, total) = stack.PoolPages();
-                output.WriteLine($"stalled after {sw.Elapsed.TotalSeconds:F1} s; pool {free} of {total} pages free; inet: " + RunningStack.Format(stack.InetStats()));
+                output.WriteLine($"stalled after {sw.Elapsed.TotalSeconds:F1} s; pool {free} of {total} pages free; broker: {BrokerRefusals(stack)}; inet: " + RunningStack.Format(stack.InetStats()));
+                foreach (var a in apps) output.WriteLine($"{a.Name} exited: {a.HasExited}");
+                output.WriteLine("the peer kernel's view (ss -tino):\n" + PeerSs(stack));
                 Assert.Fail($"{app.Name} did not finish within {Bound.TotalSeconds} s (stalled)");
             }
             Assert.Equal(0, app.WaitForExit());
@@ -71,6 +73,32 @@ public sealed class PoolPressureTests(ITestOutputHelper output)
         stop.Cancel();
         var s = stack.WaitStats(x => x[(int)InetStat.SocketsOpen] == 0, "every app's sockets closed");
         output.WriteLine("inet: " + RunningStack.Format(s));
+        output.WriteLine("broker: " + BrokerRefusals(stack));
         Assert.True(echo.Wait(PeerTimeout));
+        // The pool's pressure reached TCP and was counted: a limit from the pool (half its
+        // 4096 pages), windows made smaller, sends held back; TCP's buffers all given back.
+        Assert.Equal(2048L * 4096, s[(int)InetStat.TcpMemoryLimit]);
+        Assert.True(s[(int)InetStat.TcpPressureWindowClamps] > 0, "no window was clamped");
+        Assert.True(s[(int)InetStat.TcpMemoryUsedPeak] > 0);
+        Assert.Equal(0, s[(int)InetStat.TcpMemoryUsed]);
+        Assert.Equal(0, s[(int)InetStat.TcpMemoryHolders]);
+        Assert.True(s[(int)InetStat.PoolFreePagesLow] > 0, "the pool ran dry");
+    }
+
+    private static string PeerSs(RunningStack stack)
+    {
+        var psi = new System.Diagnostics.ProcessStartInfo("ip", ["netns", "exec", stack.Sandbox.PeerNamespace, "ss", "-tino", "state", "established"])
+        { RedirectStandardOutput = true };
+        using var p = System.Diagnostics.Process.Start(psi)!;
+        string text = p.StandardOutput.ReadToEnd();
+        p.WaitForExit();
+        return text;
+    }
+
+    private static string BrokerRefusals(RunningStack stack)
+    {
+        using var pool = AntHost.Kernel.Pool.IcaPool.Open(AntHost.Kernel.Pool.IcaPool.PathFor(stack.Instance));
+        return string.Join(", ", new[] { AntHost.Kernel.Pool.BrokerCounter.Refused, AntHost.Kernel.Pool.BrokerCounter.QuotaPages,
+            AntHost.Kernel.Pool.BrokerCounter.QuotaIcas, AntHost.Kernel.Pool.BrokerCounter.QuotaReserve }.Select(c => $"{c}={pool.Counter(c)}"));
     }
 }

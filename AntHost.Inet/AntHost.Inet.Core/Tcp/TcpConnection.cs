@@ -363,8 +363,8 @@ internal sealed partial class TcpConnection
         if (!IsSynchronized || _finReceived) return;
         long current = _rcvAdvRight - _rcvNxt;
         long possible = ComputeWindowBytes();
-        long threshold = Math.Min(_receiveLimit / 2, Math.Max(1, _rcvMss));
-        if (possible - current >= threshold && current < _receiveLimit / 2) _ackNow = true;
+        long threshold = WindowUpdateThreshold();
+        if (possible - current >= threshold && current < ReceiveBufferNow() / 2) _ackNow = true;
     }
 
     public TcpError ShutdownSend(Instant now)

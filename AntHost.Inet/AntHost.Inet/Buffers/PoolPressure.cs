@@ -13,8 +13,11 @@
 // receive reserve (--rx-reserve-pages, default: an eighth of the pool) is what TCP's windows
 // never promise away, so the driver always finds ICAs for frames arriving, the ACKs among
 // them. The second term makes the limit follow the pool as others (apps, their caches) take
-// and give back pages.
+// and give back pages. And when the free pages fall below the reserve, inet gives back its own
+// cache of ICAs (at most every 100 ms; the driver and the apps keep theirs).
 using AntHost.Inet.Core.Tcp;
+using AntHost.Inet.Core.Time;
+using AntHost.Kernel;
 using AntHost.Kernel.Pool;
 
 namespace AntHost.Inet.Buffers;
@@ -23,13 +26,18 @@ namespace AntHost.Inet.Buffers;
 internal sealed class PoolPressure
 {
     private const int PageSize = PoolLayout.PageSize;
+    private static readonly TimeSpan TrimInterval = TimeSpan.FromMilliseconds(100);
+    private readonly KernelConnection _kernel;
     private readonly IcaPool _pool;
+    private Instant _lastTrim;
+    private bool _trimmed;
 
     /// <param name="tcpPages">TCP's part of the pool in pages (negative: half the pool; 0: no limit).</param>
     /// <param name="reservePages">The receive reserve in pages (negative: an eighth of the pool).</param>
-    public PoolPressure(IcaPool pool, int tcpPages, int reservePages)
+    public PoolPressure(KernelConnection kernel, int tcpPages, int reservePages)
     {
-        _pool = pool;
+        _kernel = kernel;
+        var pool = _pool = kernel.Pool;
         int data = pool.DataPages;
         TcpPages = tcpPages < 0 ? data / 2 : Math.Min(tcpPages, data);
         ReservePages = reservePages < 0 ? data / 8 : Math.Min(reservePages, data);
@@ -44,8 +52,11 @@ internal sealed class PoolPressure
     /// <summary>The lowest count of free pages seen.</summary>
     public long FreePagesLow { get; private set; } = long.MaxValue;
 
+    /// <summary>Times inet gave its ICA cache back because the free pages were below the reserve.</summary>
+    public long CacheTrims { get; private set; }
+
     /// <summary>Sets <paramref name="memory"/>'s limit from the pool now.</summary>
-    public void Update(TcpMemory memory)
+    public void Update(TcpMemory memory, Instant now)
     {
         if (TcpPages == 0)
         {
@@ -54,6 +65,13 @@ internal sealed class PoolPressure
         }
         long free = _pool.Counter(BrokerCounter.FreePages);
         if (free < FreePagesLow) FreePagesLow = free;
+        if (free < ReservePages && (!_trimmed || now - _lastTrim >= TrimInterval) && _kernel.CachedIcas > 0)
+        {
+            _kernel.TrimCache();
+            CacheTrims++;
+            _lastTrim = now;
+            _trimmed = true;
+        }
         long fromPool = memory.Used + (free - ReservePages) * PageSize;
         memory.SetLimit(Math.Min((long)TcpPages * PageSize, fromPool));
     }

@@ -115,6 +115,32 @@ public sealed class MemoryPressureTests
     }
 
     [Fact]
+    public void A_window_smaller_than_an_MSS_still_reopens_when_the_app_reads()
+    {
+        // Receiver SWS avoidance moves the edge by min(RCV.BUFF / 2, MSS). Under pressure the
+        // share is the buffer: measured against the socket's own 64 KiB the threshold (one MSS)
+        // was more than the share could ever offer, the window stayed at zero and the peer
+        // backed off its probes for good (seen with 100 connections in a 16 MiB pool).
+        var h = new TcpHarness(Config(floor: 4096), bufferSize: 8192);
+        h.Tcp.Memory.SetLimit(1);
+        var c = h.Established();
+        // The SYN-ACK offered the floor's 4096 bytes; the peer sends them (each segment in 8 KiB).
+        h.Feed(c.In with { Payload = TcpHarness.Bytes(1460) });
+        h.Feed(c.In with { Seq = c.In.Seq + 1460, Payload = TcpHarness.Bytes(1460) });
+        h.Feed(c.In with { Seq = c.In.Seq + 2920, Payload = TcpHarness.Bytes(1176) });
+        h.RunNextTimer();
+        Seg? last = null;
+        for (var s = h.Next(); s is not null; s = h.Next()) last = s;
+        Assert.Equal(c.RcvNxt + 4096, last!.Ack);
+        Assert.Equal(0, (int)last.Window!);
+        Assert.Equal(4096, h.ReadAll(c.Socket).Length);
+        // 4096 bytes of memory hold 4096 * 1460 / 8192 = 730 bytes of window: less than an MSS,
+        // more than half the buffer the share allows, so the update goes out.
+        var update = h.Expect(c.Out with { Ack = c.RcvNxt + 4096 });
+        Assert.Equal(730, (int)update.Window!);
+    }
+
+    [Fact]
     public void A_listener_drops_new_SYNs_while_memory_is_exhausted_and_takes_the_retransmitted_one()
     {
         var h = new TcpHarness(Config());
