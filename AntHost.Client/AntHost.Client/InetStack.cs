@@ -129,7 +129,7 @@ public sealed partial class InetStack : IDisposable
         try
         {
             var inet = kernel.Open(options.Service);
-            return new InetStack(kernel, inet, instance, options.InlineCompletions, options.PostSmallSends) { DnsChoice = options.Dns };
+            return new InetStack(kernel, inet, instance, options.InlineCompletions, options.PostSmallSends) { DnsChoice = options.Dns, PoolWait = options.PoolWait };
         }
         catch (KernelException e)
         {
@@ -236,9 +236,50 @@ public sealed partial class InetStack : IDisposable
         {
             return bytes == 0 ? _kernel.AllocateControl() : _kernel.AllocateBytes(bytes);
         }
+        catch (KernelException e) when (IsShortOfPages(e))
+        {
+            return AllocateWaiting(bytes, what);
+        }
         catch (KernelException e)
         {
             throw Translate(e, what);
+        }
+    }
+
+    /// <summary>See <see cref="InetStackOptions.PoolWait"/>.</summary>
+    internal TimeSpan PoolWait { get; init; }
+
+    /// <summary>Allocations that found the pool short and were tried again (<see cref="PoolWait"/>).</summary>
+    public long PoolWaits => Interlocked.Read(ref _poolWaits);
+    private long _poolWaits;
+
+    private static bool IsShortOfPages(KernelException e) => e.Error is KernelError.OutOfPages or KernelError.QuotaExceeded;
+
+    /// <summary>
+    /// The pool refused: give this process's cached ICAs back (other sizes may be what the pool
+    /// lacks), then try again with a growing pause until <see cref="PoolWait"/> has passed.
+    /// </summary>
+    private IcaLease AllocateWaiting(int bytes, string what)
+    {
+        Interlocked.Increment(ref _poolWaits);
+        _kernel.TrimCache();
+        var deadline = Environment.TickCount64 + (long)PoolWait.TotalMilliseconds;
+        int pause = 1;
+        while (true)
+        {
+            try
+            {
+                return bytes == 0 ? _kernel.AllocateControl() : _kernel.AllocateBytes(bytes);
+            }
+            catch (KernelException e) when (IsShortOfPages(e) && Environment.TickCount64 < deadline)
+            {
+                Thread.Sleep(pause);
+                pause = Math.Min(pause * 2, 32);
+            }
+            catch (KernelException e)
+            {
+                throw Translate(e, what);
+            }
         }
     }
 
@@ -248,6 +289,10 @@ public sealed partial class InetStack : IDisposable
         try
         {
             return _kernel.AllocateControl();
+        }
+        catch (KernelException e) when (IsShortOfPages(e))
+        {
+            return AllocateWaiting(0, op.ToString());
         }
         catch (KernelException e)
         {

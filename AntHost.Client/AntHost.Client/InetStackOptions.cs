@@ -42,6 +42,15 @@ public sealed record InetStackOptions
     /// </summary>
     public DnsOptions? Dns { get; init; }
 
+    /// <summary>
+    /// How long an allocation the pool refuses for want of pages (every page taken, or only the
+    /// servers' reserve left, or this app at its page limit) is tried again before the call fails
+    /// with <see cref="System.Net.Sockets.SocketError.NoBufferSpaceAvailable"/>: the pages come
+    /// back as inet frees acknowledged data, so a send waits for memory as a kernel socket's does.
+    /// The process's own cache of other sizes is given back first. Zero fails at once.
+    /// </summary>
+    public TimeSpan PoolWait { get; init; } = TimeSpan.FromSeconds(2);
+
     /// <summary>The environment variable that turns <see cref="InlineCompletions"/> on by default.</summary>
     public const string InlineCompletionsVariable = "ANTHOST_INLINE_COMPLETIONS";
 

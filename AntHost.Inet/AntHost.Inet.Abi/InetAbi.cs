@@ -442,6 +442,21 @@ public enum InetStat
     /// <summary>TCP segments that went in offload frames, and times a chunk still lent from an earlier send kept a send to one segment.</summary>
     TcpOffloadSegments,
     TcpOffloadChunkLent,
+    /// <summary>
+    /// TCP's memory under the pool's pressure: the limit set from the pool (bytes of buffer
+    /// capacity; 0 = none), what TCP's buffers hold now and at most, and the connections holding some.
+    /// </summary>
+    TcpMemoryLimit,
+    TcpMemoryUsed,
+    TcpMemoryUsedPeak,
+    TcpMemoryHolders,
+    /// <summary>Segments whose window the pool's pressure made smaller, and sends it held back (would block).</summary>
+    TcpPressureWindowClamps,
+    TcpPressureSendRefusals,
+    /// <summary>The fewest free pages of the pool inet saw (once per round).</summary>
+    PoolFreePagesLow,
+    /// <summary>Times inet gave its ICA cache back to the pool because fewer pages than the receive reserve were free.</summary>
+    PoolCacheTrims,
     Count,
 }
 

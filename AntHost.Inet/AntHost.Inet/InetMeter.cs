@@ -81,6 +81,12 @@ public sealed class InetMeter : IDisposable
         new("anthost.inet.tcp.connections", (int)InetStat.TcpConnections, Unit: "{connection}", Gauge: true),
         new("anthost.inet.driver.attached", (int)InetStat.Attached, Gauge: true),
         new("anthost.inet.pages_owned", (int)InetStat.PagesOwned, Unit: "{page}", Gauge: true),
+        new("anthost.inet.tcp.memory", (int)InetStat.TcpMemoryLimit, "kind", "limit", "By", Gauge: true),
+        new("anthost.inet.tcp.memory", (int)InetStat.TcpMemoryUsed, "kind", "used", "By", Gauge: true),
+        new("anthost.inet.tcp.memory_holders", (int)InetStat.TcpMemoryHolders, Unit: "{connection}", Gauge: true),
+        new("anthost.inet.tcp.pressure", (int)InetStat.TcpPressureWindowClamps, "kind", "window_clamped", "{segment}"),
+        new("anthost.inet.tcp.pressure", (int)InetStat.TcpPressureSendRefusals, "kind", "send_held", "{send}"),
+        new("anthost.inet.pool.free_pages_low", (int)InetStat.PoolFreePagesLow, Unit: "{page}", Gauge: true),
     ];
 
     public void Dispose() => _meter.Dispose();

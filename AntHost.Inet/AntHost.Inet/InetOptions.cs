@@ -38,6 +38,12 @@ public sealed record InetOptions
     /// <summary>Sockets one app may hold open, under <see cref="MaxSockets"/> for all: one app cannot lock the others out.</summary>
     public int MaxSocketsPerProcess { get; init; } = 4096;
 
+    /// <summary>TCP's part of the pool in pages: its buffers, all connections together (negative: half the pool; 0: no limit).</summary>
+    public int TcpMemoryPages { get; init; } = -1;
+
+    /// <summary>Pool pages TCP's windows leave for the NIC driver's receive ICAs (negative: an eighth of the pool).</summary>
+    public int ReceiveReservePages { get; init; } = -1;
+
     /// <summary>Every option, for System.CommandLine (`anthost-inet --help`).</summary>
     internal static readonly AntHost.Kernel.Logging.ServerOption[] Options =
     [
@@ -52,6 +58,8 @@ public sealed record InetOptions
         new("--tcp-cc", true, "congestion control: cubic (default) or newreno"),
         new("--tso-bytes", true, "segmentation offload: most payload per send the NIC driver cuts into frames (default 65415; 0 = off)"),
         new("--ack-per-segment", false, "answer each received segment at once (default: once per ethinput batch of in-order segments)"),
+        new("--tcp-mem-pages", true, "pool pages TCP's buffers may hold, all connections together; windows and send buffers shrink to a share of them (default: half the pool; 0 = no limit)"),
+        new("--rx-reserve-pages", true, "pool pages TCP's windows leave for the NIC driver's receive ICAs (default: an eighth of the pool)"),
         new("--max-sockets", true, "sockets open at once, TCP and UDP together (default 65536)"),
         new("--max-sockets-per-process", true, "sockets one app may hold open (default 4096)"),
         new("--verbose", false, "debug logging"),
@@ -79,6 +87,8 @@ public sealed record InetOptions
                 "--tcp-cc" => o with { Tcp = o.Tcp with { CongestionControl = ParseCongestionControl(Next()) } },
                 "--ack-per-segment" => o with { Tcp = o.Tcp with { OutputPerReceiveBatch = false } },
                 "--tso-bytes" => o with { Tcp = o.Tcp with { SegmentationOffloadBytes = ParseInt(a, Next(), 0, TcpConfig.MaximumSegmentationOffloadBytes) } },
+                "--tcp-mem-pages" => o with { TcpMemoryPages = ParseInt(a, Next(), 0, int.MaxValue) },
+                "--rx-reserve-pages" => o with { ReceiveReservePages = ParseInt(a, Next(), 0, int.MaxValue) },
                 "--max-sockets" => o with { MaxSockets = ParseInt(a, Next(), 1, 1 << 20) },
                 "--max-sockets-per-process" => o with { MaxSocketsPerProcess = ParseInt(a, Next(), 1, 1 << 20) },
                 "--verbose" => o with { Verbose = true },

@@ -67,10 +67,14 @@ public sealed class ProtocolManager
         _serviceId = serviceId;
         _log = log;
         Pool = new IcaPacketBufferPool(kernel);
+        Pressure = new PoolPressure(kernel, options.TcpMemoryPages, options.ReceiveReservePages);
         Timeline = new SendTimeline(kernel.Id.Value);
     }
 
     public IcaPacketBufferPool Pool { get; }
+
+    /// <summary>Sets TCP's memory limit from the pool each round (Buffers/PoolPressure.cs).</summary>
+    internal PoolPressure Pressure { get; }
 
     /// <summary>Stamps an app's send timeline with the core's layer boundaries (the interface's transmit trace hook).</summary>
     public SendTimeline Timeline { get; }
@@ -459,6 +463,7 @@ public sealed class ProtocolManager
 
     public void Poll(Instant now)
     {
+        if (Interface?.Tcp is TcpLayer tcp) Pressure.Update(tcp.Memory, now);
         if (Interface is { } i && i.PollAt is { } at && at <= now) i.Poll(now);
     }
 
@@ -517,6 +522,22 @@ public sealed class ProtocolManager
             v[(int)InetStat.IfaceRxDrops] = snap.RxDropsTotal;
             v[(int)InetStat.IfaceTxDrops] = snap.TxDropsTotal;
         }
+        WritePressure(v);
+    }
+
+    /// <summary>TCP's memory and the pool's pressure on it (after the socket manager wrote its counters).</summary>
+    internal void WritePressure(long[] v)
+    {
+        v[(int)InetStat.PoolFreePagesLow] = Pressure.FreePagesLow == long.MaxValue ? 0 : Pressure.FreePagesLow;
+        v[(int)InetStat.PoolCacheTrims] = Pressure.CacheTrims;
+        if (Interface?.Tcp is not TcpLayer tcp) return;
+        var m = tcp.Memory;
+        v[(int)InetStat.TcpMemoryLimit] = m.Limit == long.MaxValue ? 0 : m.Limit;
+        v[(int)InetStat.TcpMemoryUsed] = m.Used;
+        v[(int)InetStat.TcpMemoryUsedPeak] = m.UsedPeak;
+        v[(int)InetStat.TcpMemoryHolders] = m.Holders;
+        v[(int)InetStat.TcpPressureWindowClamps] = tcp.Counters.PressureWindowClamps;
+        v[(int)InetStat.TcpPressureSendRefusals] = tcp.Counters.PressureSendRefusals;
     }
 
     /// <summary>The counters' array as <see cref="Stats"/> last filled it (the socket manager adds its own).</summary>

@@ -164,6 +164,7 @@ public sealed class RequestManager
                     }
                     _protocol.Stats();
                     _sockets.WriteStats(_protocol.StatsBuffer);
+                    _protocol.WritePressure(_protocol.StatsBuffer);
                     InetStats.Write(c.Inline, _protocol.StatsBuffer);
                     Answer(m, InetStatus.Ok);
                     return;

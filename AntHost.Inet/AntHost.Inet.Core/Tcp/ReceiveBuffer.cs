@@ -35,8 +35,22 @@ internal sealed class ReceiveBuffer
     /// <summary>In-order payload bytes waiting for the app.</summary>
     public int ReadyBytes { get; private set; }
 
+    private readonly MemoryAccount? _account;
+    private int _capacity;
+
+    /// <param name="account">Where the buffers' capacity is counted (the layer's <see cref="TcpMemory"/>).</param>
+    public ReceiveBuffer(MemoryAccount? account = null) => _account = account;
+
     /// <summary>Capacity of the buffers in both queues.</summary>
-    public int Capacity { get; private set; }
+    public int Capacity
+    {
+        get => _capacity;
+        private set
+        {
+            _account?.Add(value - _capacity);
+            _capacity = value;
+        }
+    }
 
     public int OutOfOrderCount => _ooo.Count;
 

@@ -41,8 +41,22 @@ internal sealed class SendBuffer
     /// <summary>Payload bytes held.</summary>
     public int Bytes { get; private set; }
 
+    private readonly MemoryAccount? _account;
+    private int _capacity;
+
+    /// <param name="account">Where the buffers' capacity is counted (the layer's <see cref="TcpMemory"/>).</param>
+    public SendBuffer(MemoryAccount? account = null) => _account = account;
+
     /// <summary>Capacity of the buffers held.</summary>
-    public int Capacity { get; private set; }
+    public int Capacity
+    {
+        get => _capacity;
+        private set
+        {
+            _account?.Add(value - _capacity);
+            _capacity = value;
+        }
+    }
 
     public int ChunkCount => _count;
 

@@ -28,6 +28,13 @@ public sealed record TcpConfig
     /// </summary>
     public int ReceiveMemoryFactor { get; init; } = 3;
 
+    /// <summary>
+    /// Under memory pressure (<see cref="TcpMemory"/>), the least buffer capacity a connection
+    /// may hold each way, whatever its share: enough for a few segments, so every connection
+    /// keeps moving (Linux keeps a few segments' worth, tcp_rmem[0] / tcp_wmem[0]).
+    /// </summary>
+    public int PressureFloorBytes { get; init; } = 32 * 1024;
+
     /// <summary>MSS assumed when the peer sends no MSS option (RFC 9293 3.7.1: 536).</summary>
     public int DefaultMss { get; init; } = 536;
 
@@ -175,6 +182,7 @@ public sealed record TcpConfig
         Check(EphemeralPortFirst > 0 && EphemeralPortFirst <= EphemeralPortLast, "the ephemeral port range is empty");
         Check(MaximumBacklog >= 1, "MaximumBacklog must be at least 1");
         Check(MaximumSockets >= 1, "MaximumSockets must be at least 1");
+        Check(PressureFloorBytes >= 4096, "PressureFloorBytes must be at least one page (4096)");
         Check(InitialWindowSegments >= 1, "InitialWindowSegments must be at least 1");
         Check(MaximumOutOfOrderSegments >= 0, "MaximumOutOfOrderSegments must not be negative");
         Check(OutOfWindowAckInterval >= TimeSpan.Zero, "OutOfWindowAckInterval must not be negative (0 turns the throttle off)");

@@ -74,6 +74,11 @@ internal sealed partial class TcpConnection
             _layer.Counters.Drops[(int)TcpDropReason.BacklogFull]++;
             return;
         }
+        if (_layer.Memory.Exhausted)
+        {
+            _layer.Counters.Drops[(int)TcpDropReason.MemoryPressure]++;
+            return;
+        }
         // "Third, check for a SYN: ... Set RCV.NXT to SEG.SEQ+1, IRS is set to SEG.SEQ, and any
         // other control or text should be queued for processing later. ISS should be selected
         // and a SYN segment sent of the form: <SEQ=ISS><ACK=RCV.NXT><CTL=SYN,ACK>. SND.NXT is set

@@ -276,14 +276,39 @@ internal sealed partial class TcpConnection
     /// that was more, a driver's coalesced frame of many segments costing little more than
     /// its payload).
     /// </summary>
-    private long ComputeWindowBytes()
+    /// <remarks>
+    /// Under the layer's memory pressure (<see cref="TcpMemory"/>) the memory bound is the
+    /// connection's share instead, so the window offered shrinks as the pool empties; the
+    /// right edge already advertised stays (<see cref="WindowField"/>), and data arriving
+    /// within it is taken (only the connection's own bound drops data).
+    /// </remarks>
+    private long ComputeWindowBytes() => ComputeWindowBytes(out _);
+
+    private long ComputeWindowBytes(out bool pressed)
     {
         long free = (long)_receiveLimit - _recv.ReadyBytes;
-        long memFree = (long)_receiveLimit * _cfg.ReceiveMemoryFactor - _recv.Capacity;
-        long carried = Math.Max(_lastRxLength, Math.Max(1, _rcvMss));
-        long memWindow = _lastRxCapacity > carried ? memFree * carried / _lastRxCapacity : memFree;
+        long memWindow = MemoryToWindow(ReceiveMemoryNow(out bool shared) - _recv.Capacity);
+        pressed = shared && memWindow < free;
         return Math.Max(0, Math.Min(free, memWindow));
     }
+
+    /// <summary>Payload bytes that <paramref name="memory"/> bytes of buffer capacity hold, as the last segment's buffer carried them.</summary>
+    private long MemoryToWindow(long memory)
+    {
+        long carried = Math.Max(_lastRxLength, Math.Max(1, _rcvMss));
+        return _lastRxCapacity > carried ? memory * carried / _lastRxCapacity : memory;
+    }
+
+    /// <summary>
+    /// RCV.BUFF for receiver-side silly window avoidance (RFC 9293 3.8.6.2.2): the window an
+    /// empty queue would offer now. Under memory pressure this is the share, not the socket's
+    /// buffer size: a threshold of min(RCV.BUFF / 2, MSS) from the full buffer could exceed
+    /// every window the share allows, and the window would stay closed for good.
+    /// </summary>
+    private long ReceiveBufferNow() => Math.Max(1, Math.Min(_receiveLimit, MemoryToWindow(ReceiveMemoryNow(out _))));
+
+    /// <summary>How far the right edge must be able to move before it does (RFC 9293 3.8.6.2.2).</summary>
+    private long WindowUpdateThreshold() => Math.Max(1, Math.Min(ReceiveBufferNow() / 2, Math.Max(1, _rcvMss)));
 
     /// <summary>
     /// The window field to send, and the right edge it advertises. RFC 9293 3.8.6.2.2: the
@@ -294,9 +319,10 @@ internal sealed partial class TcpConnection
     private ushort WindowField(bool syn)
     {
         if (syn) return (ushort)Math.Min(ComputeWindowBytes(), 65535);
-        long win = ComputeWindowBytes();
+        long win = ComputeWindowBytes(out bool pressed);
+        if (pressed) Counters.PressureWindowClamps++;
         SeqNumber right = _rcvNxt + (uint)Math.Min(win, int.MaxValue);
-        long threshold = Math.Min(_receiveLimit / 2, Math.Max(1, _rcvMss));
+        long threshold = WindowUpdateThreshold();
         bool keepOld = _rcvAdvRight.IsAfterOrEqual(_rcvNxt) && (right - _rcvAdvRight) < threshold;
         long field;
         if (keepOld)

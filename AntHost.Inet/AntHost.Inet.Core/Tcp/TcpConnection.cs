@@ -74,7 +74,7 @@ internal sealed partial class TcpConnection
     private long _sndWnd;
     private long _maxSndWnd;
     private byte _sndWndShift;
-    private readonly SendBuffer _send = new();
+    private readonly SendBuffer _send;
     private bool _finQueued;
     private bool _finSent;
     private bool _finAcked;
@@ -86,7 +86,8 @@ internal sealed partial class TcpConnection
     private SeqNumber _rcvNxt;
     private SeqNumber _rcvAdvRight; // RCV.NXT + RCV.WND as last advertised
     private byte _rcvWndShift;
-    private readonly ReceiveBuffer _recv = new();
+    private readonly ReceiveBuffer _recv;
+    private readonly MemoryAccount _memory; // what _send and _recv hold, in the layer's TcpMemory
     private bool _finReceived;
     private int _rcvMss;            // the MSS we advertised
     private int _lastRxCapacity;
@@ -145,6 +146,9 @@ internal sealed partial class TcpConnection
         _cfg = layer.Config;
         _sendLimit = _cfg.SendBufferSize;
         _receiveLimit = _cfg.ReceiveBufferSize;
+        _memory = new MemoryAccount(layer.Memory);
+        _send = new SendBuffer(_memory);
+        _recv = new ReceiveBuffer(_memory);
         _keepAliveIdleUs = Us(_cfg.KeepAliveIdle);
         _keepAliveIntervalUs = Us(_cfg.KeepAliveInterval);
         _keepAliveCount = _cfg.KeepAliveCount;
@@ -161,9 +165,41 @@ internal sealed partial class TcpConnection
 
     public int SendQueuedBytes => _send.Bytes;
 
+    /// <summary>True while the memory pressure keeps the send space below the connection's own send buffer.</summary>
+    public bool SendPressed => SendLimitNow < _sendLimit;
+
     public int SendSpace => State is TcpState.Established or TcpState.CloseWait or TcpState.SynSent or TcpState.SynReceived && !_finQueued
-        ? Math.Max(0, _sendLimit - _send.Capacity)
+        ? Math.Max(0, SendLimitNow - _send.Capacity)
         : 0;
+
+    /// <summary>
+    /// The send buffer this connection may fill now: its own size, or less while its share of
+    /// the layer's memory limit (<see cref="TcpMemory"/>) is smaller, but not below
+    /// <see cref="TcpConfig.PressureFloorBytes"/>.
+    /// </summary>
+    private int SendLimitNow
+    {
+        get
+        {
+            long share = _layer.Memory.ShareFor(_memory);
+            if (share == long.MaxValue) return _sendLimit;
+            return (int)Math.Min(_sendLimit, Math.Max(_cfg.PressureFloorBytes, share / 2));
+        }
+    }
+
+    /// <summary>
+    /// The receive memory this connection may hold now: its own bound (the receive buffer times
+    /// <see cref="TcpConfig.ReceiveMemoryFactor"/>), or less while its share of the layer's
+    /// memory limit is smaller, but not below <see cref="TcpConfig.PressureFloorBytes"/>.
+    /// </summary>
+    private long ReceiveMemoryNow(out bool pressed)
+    {
+        long own = (long)_receiveLimit * _cfg.ReceiveMemoryFactor;
+        long share = _layer.Memory.ShareFor(_memory);
+        long now = share == long.MaxValue ? own : Math.Min(own, Math.Max(_cfg.PressureFloorBytes, share / 2));
+        pressed = now < own;
+        return now;
+    }
 
     private bool IsSynchronized => State is TcpState.Established or TcpState.FinWait1 or TcpState.FinWait2
         or TcpState.CloseWait or TcpState.Closing or TcpState.LastAck or TcpState.TimeWait;
@@ -181,7 +217,7 @@ internal sealed partial class TcpConnection
             if (_recv.ReadyBytes > 0 || _finReceived || Error != TcpError.None) r |= TcpReadiness.Readable;
             // Writable with a low-water mark of a quarter of the buffer (as Linux wakes writers
             // when a third is free): an app is not woken for a sliver it cannot use.
-            if (State is TcpState.Established or TcpState.CloseWait && !_finQueued && SendSpace >= Math.Max(1, _sendLimit / 4)) r |= TcpReadiness.Writable;
+            if (State is TcpState.Established or TcpState.CloseWait && !_finQueued && SendSpace >= Math.Max(1, SendLimitNow / 4)) r |= TcpReadiness.Writable;
             if (_finReceived) r |= TcpReadiness.PeerClosed;
             if (_established && IsSynchronized) r |= TcpReadiness.Connected;
             if (State == TcpState.TimeWait || (State == TcpState.Closed && (_established || HasConnected || Error != TcpError.None))) r |= TcpReadiness.Closed;
@@ -223,6 +259,9 @@ internal sealed partial class TcpConnection
             payload.Release();
             return TcpError.None;
         }
+        // Bounded by the connection's own send buffer: the caller admits a send of buffers only
+        // when it fits the send space, which the memory pressure bounds (SendLimitNow), or when
+        // nothing is buffered, so that a send of several buffers is taken whole.
         if (_send.Capacity + payload.Capacity > _sendLimit && _send.ChunkCount > 0) return TcpError.WouldBlock;
         _send.Append(payload);
         return TcpError.None;
@@ -241,8 +280,9 @@ internal sealed partial class TcpConnection
             {
                 var b = _layer.Pool.Rent(TcpLayer.SendHeadroom, chunk);
                 if (b is null) return written > 0 ? TcpError.None : TcpError.NoBufferSpace;
-                if (_send.Capacity + b.Capacity > _sendLimit && _send.ChunkCount > 0)
+                if (_send.Capacity + b.Capacity > SendLimitNow && _send.ChunkCount > 0)
                 {
+                    if (_send.Capacity + b.Capacity <= _sendLimit) Counters.PressureSendRefusals++;
                     b.Release();
                     break;
                 }
@@ -323,8 +363,8 @@ internal sealed partial class TcpConnection
         if (!IsSynchronized || _finReceived) return;
         long current = _rcvAdvRight - _rcvNxt;
         long possible = ComputeWindowBytes();
-        long threshold = Math.Min(_receiveLimit / 2, Math.Max(1, _rcvMss));
-        if (possible - current >= threshold && current < _receiveLimit / 2) _ackNow = true;
+        long threshold = WindowUpdateThreshold();
+        if (possible - current >= threshold && current < ReceiveBufferNow() / 2) _ackNow = true;
     }
 
     public TcpError ShutdownSend(Instant now)

@@ -69,6 +69,9 @@ public sealed partial class TcpLayer : ITransportLayer
     /// <summary>The layer's counters.</summary>
     public TcpCounters Counters { get; } = new();
 
+    /// <summary>What TCP's buffers may hold and hold now: the shell sets the limit from what its memory can give.</summary>
+    public TcpMemory Memory { get; } = new();
+
     /// <summary>Connections known to the demultiplexer (all states but LISTEN and CLOSED), orphans included.</summary>
     public int ConnectionCount => _connections.Count;
 
@@ -333,6 +336,17 @@ public sealed partial class TcpLayer : ITransportLayer
 
     /// <summary>Bytes the send buffer would take now (buffer capacity counted).</summary>
     public int GetSendSpace(TcpSocket socket) => TryGet(socket, out var c) ? c.SendSpace : 0;
+
+    /// <summary>
+    /// True while the layer's memory pressure (<see cref="Memory"/>) keeps the socket's send space
+    /// below its own send buffer; a send held for that is counted (<see cref="TcpCounters.PressureSendRefusals"/>).
+    /// </summary>
+    public bool NoteSendHeld(TcpSocket socket)
+    {
+        if (!TryGet(socket, out var c) || !c.SendPressed) return false;
+        Counters.PressureSendRefusals++;
+        return true;
+    }
 
     /// <summary>Payload bytes queued and not yet acknowledged.</summary>
     public int GetUnacknowledged(TcpSocket socket) => TryGet(socket, out var c) ? c.SendQueuedBytes : 0;

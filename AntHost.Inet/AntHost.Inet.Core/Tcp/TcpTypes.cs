@@ -151,6 +151,8 @@ public enum TcpDropReason
     RateLimited,
     /// <summary>An ACK to a listener with SYN cookies outstanding that carries no valid cookie (forged, or older than two key lifetimes).</summary>
     BadCookie,
+    /// <summary>A SYN to a listener while TCP's memory was at its limit (<see cref="TcpMemory.Exhausted"/>): a new connection does not take from established ones; the peer sends its SYN again.</summary>
+    MemoryPressure,
     Count,
 }
 
@@ -216,6 +218,10 @@ public sealed class TcpCounters
     public long OffloadSegments;
     /// <summary>Times offload could not be used because the send-buffer chunk was still lent to the transmitter (the segment went alone).</summary>
     public long OffloadChunkLent;
+    /// <summary>Segments whose window the layer's memory pressure made smaller than the connection's own buffer would (<see cref="TcpMemory"/>).</summary>
+    public long PressureWindowClamps;
+    /// <summary>Sends refused (would block) that the connection's own send buffer would have taken: the pressure held them back.</summary>
+    public long PressureSendRefusals;
     public readonly long[] Drops = new long[(int)TcpDropReason.Count];
 
     public long DropsTotal

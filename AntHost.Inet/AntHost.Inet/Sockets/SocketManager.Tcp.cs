@@ -216,6 +216,8 @@ public sealed partial class SocketManager
         for (int i = 0; i < m.DataCount; i++) capacity += m.GetData(i).Ica.Length;
         int space = tcp.GetSendSpace(s);
         bool empty = tcp.GetUnacknowledged(s) == 0;
+        // A send that does not fit waits, unless nothing is buffered: then it is taken whole
+        // (under the pool's pressure the space can be less than one call's ICAs).
         if (space < capacity && !(empty && m.DataCount == 1))
         {
             tcp.GetOption(s, TcpOption.SendBufferSize, out long limit);
@@ -226,8 +228,12 @@ public sealed partial class SocketManager
                 status = SocketStatus.NoBufferSpace;
                 return true;
             }
-            status = InetStatus.Ok;
-            return false;
+            if (!empty)
+            {
+                tcp.NoteSendHeld(s);
+                status = InetStatus.Ok;
+                return false;
+            }
         }
         long total = 0;
         IcaPacketBuffer? single = null;
