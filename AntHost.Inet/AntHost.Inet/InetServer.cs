@@ -32,8 +32,9 @@ public sealed class InetServer(InetOptions options, ILogger<InetServer> log, IHo
             AllocationBatch = Math.Min(32, options.CachePerSize),
         });
         uint serviceId = _kernel.RegisterService(options.Service);
-        var protocol = new ProtocolManager(_kernel, options, serviceId, log);
-        var sockets = new SocketManager(_kernel, protocol, options.MaxSockets, options.MaxSocketsPerProcess, log);
+        var seam = new KernelSeam(_kernel);
+        var protocol = new ProtocolManager(seam, options, serviceId, log);
+        var sockets = new SocketManager(seam, protocol, options.MaxSockets, options.MaxSocketsPerProcess, log);
         var requests = new RequestManager(_kernel, protocol, sockets, log);
         _meter = InetMeter.For(protocol, sockets);
         _thread = new Thread(() => Run(requests, protocol, sockets)) { Name = "inet request manager", IsBackground = true };
@@ -68,7 +69,6 @@ public sealed class InetServer(InetOptions options, ILogger<InetServer> log, IHo
         {
             sockets.Shutdown(requests.Now);
             protocol.Flush();
-            sockets.AfterFlush();
             protocol.Shutdown(requests.Now);
             log.LogInformation("counters: {Counters}", protocol.InterfaceCounters());
             log.LogInformation("tcp drops by reason: {Drops}", sockets.TcpDrops());

@@ -31,7 +31,6 @@ public sealed class RequestManager
         _protocol = protocol;
         _sockets = sockets;
         _log = log;
-        sockets.Clock = () => Now;
     }
 
     /// <summary>Monotonic microseconds since the server started: the core's clock.</summary>
@@ -53,7 +52,6 @@ public sealed class RequestManager
                 _log.LogError(e, "the socket manager's round failed; the server goes on");
             }
             _protocol.Flush();
-            _sockets.AfterFlush();
             // No deadline: sleep until a message comes (a stop wakes the doorbell too).
             TimeSpan wait = Timeout.InfiniteTimeSpan;
             if (Instant.Earliest(_protocol.PollAt, _sockets.PollAt) is { } at)
@@ -82,16 +80,12 @@ public sealed class RequestManager
                     else Unknown(m);
                     break;
                 case MessageKind.Notify:
-                    if (m.Opcode == (ushort)NicNotify.TxDataBack)
-                    {
-                        if (m.Endpoint is not null && m.Endpoint == _protocol.Driver) _sockets.DirectDataBack(m.RequestId);
-                        _protocol.DataBack(m);
-                    }
+                    if (m.Opcode == (ushort)NicNotify.TxDataBack) _protocol.DataBack(m);
                     else Unknown(m);
                     break;
                 case MessageKind.PeerDied:
                     _protocol.PeerDied(m);
-                    _sockets.PeerDied(m);
+                    _sockets.PeerDied(m, Now);
                     break;
                 case MessageKind.ChannelOpened:
                     _log.LogDebug("channel opened by {Process} ({Name})", m.Source, _kernel.Pool.ProcessName(m.Source));
