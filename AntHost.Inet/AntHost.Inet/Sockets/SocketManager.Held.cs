@@ -7,6 +7,7 @@ using AntHost.Inet.Abi;
 using AntHost.Inet.Buffers;
 using AntHost.Inet.Core.Icmp;
 using AntHost.Inet.Core.Ip;
+using AntHost.Inet.Core.Sockets;
 using AntHost.Inet.Core.Tcp;
 using AntHost.Inet.Core.Time;
 using AntHost.Inet.Core.Udp;
@@ -37,6 +38,7 @@ public sealed partial class SocketManager
     private readonly List<HeldPoll> _polls = new(16);
     private readonly List<HeldPing> _pings = new(16);
     private IcmpEchoSocket? _echo;
+    private SocketHandle _echoSocket;
     private ushort _pingSequence;
     private bool _pollDirty;
 
@@ -47,14 +49,10 @@ public sealed partial class SocketManager
     public void Process(Instant now)
     {
         if (!SyncInterface()) return;
-        var tcp = _tcp!;
-        while (tcp.TryGetChanged(out var ts))
+        var set = _set!;
+        while (set.TryGetChanged(out var h))
         {
-            if (_byTcpIndex.TryGetValue(ts.Index, out var e) && e.Tcp == ts) Service(e, now);
-        }
-        while (_iface!.Udp.TryDequeueChanged(out var us))
-        {
-            if (_byUdp.TryGetValue(us, out var e)) Service(e, now);
+            if (h.Slot < _entries.Count && _entries[h.Slot] is { InUse: true } e && e.Socket == h) Service(e, now);
         }
         for (int i = _sendWaiters.Count - 1; i >= 0 && i < _sendWaiters.Count; i--)
         {
@@ -292,7 +290,11 @@ public sealed partial class SocketManager
         var to = new Ipv4Address(a.Address);
         if (to.IsUnspecified || m.DataCount > 1 || (m.DataCount == 1 && !DataFits(m, a, 1))) return Malformed(m);
         if (a.Value == 0 || a.Value > 3_600_000) return Malformed(m);
-        _echo ??= _iface!.Icmp.OpenEchoSocket();
+        if (_echo is null)
+        {
+            _echoSocket = _set!.OpenIcmpEcho();
+            _echo = _set.IcmpEcho(_echoSocket);
+        }
         ushort sequence = ++_pingSequence;
         IpSendStatus sent;
         if (m.DataCount == 1)

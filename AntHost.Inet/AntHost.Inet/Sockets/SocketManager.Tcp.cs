@@ -159,9 +159,7 @@ public sealed partial class SocketManager
             status = SocketStatus.TooManySockets;
             return true;
         }
-        var e = NewEntry(l.Owner, AbiSocketType.Stream);
-        e.Tcp = child;
-        _byTcpIndex[child.Index] = e;
+        var e = NewEntry(l.Owner, _set!.AddTcp(child));
         r.Socket = e.Handle;
         FillEndpoints(r, tcp, child);
         status = InetStatus.Ok;

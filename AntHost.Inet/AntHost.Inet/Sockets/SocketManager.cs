@@ -31,6 +31,7 @@
 using AntHost.Inet.Abi;
 using AntHost.Inet.Buffers;
 using AntHost.Inet.Core.Iface;
+using AntHost.Inet.Core.Sockets;
 using AntHost.Inet.Core.Tcp;
 using AntHost.Inet.Core.Time;
 using AntHost.Kernel;
@@ -53,10 +54,10 @@ public sealed partial class SocketManager
     private readonly ILogger _log;
     private readonly int _maxSockets;
     private readonly uint _self;
+    // The one socket table: entry i holds what inet keeps for the core's socket in slot i of the
+    // interface's SocketSet (TCP, UDP and the ping socket alike).
     private readonly List<SocketEntry> _entries = new(1024);
-    private readonly Stack<int> _free = new(1024);
-    private readonly Dictionary<int, SocketEntry> _byTcpIndex = new(1024);
-    private readonly Dictionary<Core.Udp.UdpSocket, SocketEntry> _byUdp = new(64, ReferenceEqualityComparer.Instance);
+    private SocketSet? _set;
     private readonly Dictionary<uint, AppState> _apps = new();
     private readonly List<SocketEntry> _sendWaiters = new(64);
     private readonly DataIca[] _replyData = new DataIca[InetService.MaxFramesPerMessage];
@@ -179,20 +180,14 @@ public sealed partial class SocketManager
         {
             case AbiSocketType.Stream:
                 {
-                    var err = _tcp!.Open(out var ts);
+                    var err = _set!.OpenTcp(out var h);
                     if (err != TcpError.None) return Map(err);
-                    e = NewEntry(m.Source, AbiSocketType.Stream);
-                    e.Tcp = ts;
-                    _byTcpIndex[ts.Index] = e;
+                    e = NewEntry(m.Source, h);
                     break;
                 }
             case AbiSocketType.Datagram:
-                {
-                    e = NewEntry(m.Source, AbiSocketType.Datagram);
-                    e.Udp = _iface!.Udp.Open();
-                    _byUdp[e.Udp] = e;
-                    break;
-                }
+                e = NewEntry(m.Source, _set!.OpenUdp());
+                break;
             default:
                 Count(InetStat.BadSocketRequests);
                 return InetStatus.BadArguments;
@@ -202,18 +197,26 @@ public sealed partial class SocketManager
         return InetStatus.Ok;
     }
 
-    private SocketEntry NewEntry(ProcessId owner, AbiSocketType type)
+    /// <summary>The entry of a socket just added to the set: the one at its slot.</summary>
+    private SocketEntry NewEntry(ProcessId owner, SocketHandle h)
     {
-        SocketEntry e;
-        if (_free.TryPop(out int i)) e = _entries[i];
-        else
-        {
-            e = new SocketEntry(_entries.Count);
-            _entries.Add(e);
-        }
+        var set = _set!;
+        while (_entries.Count <= h.Slot) _entries.Add(new SocketEntry(_entries.Count));
+        var e = _entries[h.Slot];
+        if (e.InUse) throw new InvalidOperationException($"the socket table's slot {h.Slot} is in use (set and table disagree)");
         e.InUse = true;
         e.Owner = owner;
-        e.Type = type;
+        e.Socket = h;
+        if (set.KindOf(h) == SocketKind.Tcp)
+        {
+            e.Type = AbiSocketType.Stream;
+            e.Tcp = set.Tcp(h);
+        }
+        else
+        {
+            e.Type = AbiSocketType.Datagram;
+            e.Udp = set.Udp(h);
+        }
         _open++;
         _openBy[owner.Value] = _openBy.GetValueOrDefault(owner.Value) + 1;
         return e;
@@ -242,20 +245,15 @@ public sealed partial class SocketManager
     private void FreeEntry(SocketEntry e)
     {
         if (!e.InUse) return;
-        if (e.Type == AbiSocketType.Stream) _byTcpIndex.Remove(e.Tcp.Index);
-        else if (e.Udp is { } u)
-        {
-            if (e.HasPeeked) e.Peeked.Payload.Release();
-            _byUdp.Remove(u);
-            u.Dispose();
-        }
+        if (e.HasPeeked) e.Peeked.Payload.Release();
+        // A UDP socket closes with it; TCP's was closed or aborted by the caller.
+        _set?.Remove(e.Socket);
         if (e.InSendWaiters) _sendWaiters.Remove(e);
         if (e.Closing) _lingering.Remove(e);
         // A held poll naming this socket must see it gone (its entry now reads Error | Hangup).
         if (e.PollWaiters > 0) _pollDirty = true;
         Forget(e);
         e.Reset();
-        _free.Push(e.Index);
     }
 
     /// <summary>
@@ -273,23 +271,23 @@ public sealed partial class SocketManager
             {
                 if (!e.InUse) continue;
                 AnswerAllHeld(e, SocketStatus.NetworkDown);
-                if (e.Type == AbiSocketType.Stream) _byTcpIndex.Remove(e.Tcp.Index);
-                else if (e.Udp is { } u) _byUdp.Remove(u);
                 if (e.InSendWaiters) _sendWaiters.Remove(e);
                 if (e.Closing) Reply(e.Close, SocketStatus.NetworkDown);
                 e.Udp = null;
                 e.HasPeeked = false;
                 Forget(e);
                 e.Reset();
-                _free.Push(e.Index);
             }
             _lingering.Clear();
             EndPings(SocketStatus.NetworkDown);
             EndPolls();
             _echo = null;
+            _echoSocket = default;
         }
         _iface = iface;
-        _tcp = iface?.Tcp as TcpLayer;
+        // The old interface's sockets went with it: the new one starts an empty set.
+        _set = iface is null ? null : new SocketSet(iface);
+        _tcp = _set?.TcpLayer;
         return iface is not null && _tcp is not null;
     }
 
@@ -531,8 +529,9 @@ public sealed partial class SocketManager
         }
         EndPings(SocketStatus.ConnectionAborted);
         EndPolls();
-        _echo?.Dispose();
+        if (_echo is not null) _set?.Remove(_echoSocket);
         _echo = null;
+        _echoSocket = default;
     }
 
     // ---- status mapping --------------------------------------------------------------------
