@@ -91,6 +91,12 @@ public sealed partial class SocketManager
     /// <summary>Sockets open now.</summary>
     public int OpenSockets => _open;
 
+    /// <summary>Sockets <paramref name="owner"/> holds now.</summary>
+    public int SocketsOwnedBy(ProcessId owner) => _openBy.GetValueOrDefault(owner.Value);
+
+    /// <summary>Requests held now (blocking calls, polls, pings, lingering closes).</summary>
+    public long HeldRequests => CountHeld();
+
     private void Count(InetStat s, long n = 1) => _stats[(int)s] += n;
 
     // ---- the request entry ---------------------------------------------------------------
