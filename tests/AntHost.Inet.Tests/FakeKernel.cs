@@ -130,8 +130,12 @@ internal sealed class FakeKernel : IInetKernel, IDisposable
     }
 
     /// <summary>Moves an ICA to <paramref name="to"/>: a new transfer count, so the old handle is stale.</summary>
+    public static readonly List<string> Trace = new();
+    public static uint TraceGeneration = uint.TryParse(Environment.GetEnvironmentVariable("ANTHOST_SIM_TRACE"), out var g) ? g : 0;
+
     public IcaLease Transfer(IcaLease lease, ProcessId from, ProcessId to, string what, bool lent = false)
     {
+        if (lease.Handle.Generation == TraceGeneration && TraceGeneration != 0) Trace.Add($"{what}: {from} -> {to} lent={lent}\n{Environment.StackTrace}");
         var ica = Check(lease, from, what);
         if (ica is null) return default;
         if (ica.Owner == Id.Value) PagesOwnedCached -= ica.Pages;
@@ -177,6 +181,7 @@ internal sealed class FakeKernel : IInetKernel, IDisposable
 
     public void Free(IcaLease lease)
     {
+        if (lease.Handle.Generation == TraceGeneration && TraceGeneration != 0) Trace.Add($"inet frees\n{Environment.StackTrace}");
         if (lease.IsNone) return;
         FreeOf(lease, Id, "free");
     }

@@ -2,6 +2,7 @@ using AntHost.Inet.Abi;
 using AntHost.Inet.Core.Buffers;
 using AntHost.Inet.Core.Iface;
 using AntHost.Inet.Core.Randomness;
+using AntHost.Inet.Core.Tcp;
 using AntHost.Inet.Core.Time;
 using AntHost.Inet.Core.Udp;
 using AntHost.Inet.Core.Wire;
@@ -60,19 +61,31 @@ internal sealed class ServerSimulation : IDisposable
         Seed = seed;
         _k = kernel;
         _r = new SeededRandom(seed);
-        _core = new InetCore(kernel, new InetOptions { Address = InetIp, PrefixLength = 24 }, ServiceId, NullLogger.Instance);
+        // No segmentation offload: every frame the driver gets is one the peer can take as it is.
+        _core = new InetCore(kernel, new InetOptions { Address = InetIp, PrefixLength = 24, Tcp = new TcpConfig() }, ServiceId, NullLogger.Instance);
+        var peerPool = new HeapBufferPool(4096);
         _peer = new Interface(new InterfaceConfig
         {
+            Tcp = ip => new TcpLayer(ip, peerPool, new SeededRandom(seed + 2), new TcpConfig()),
             Mac = PeerMac,
             Address = PeerIp,
             PrefixLength = 24,
-            Pool = new HeapBufferPool(4096),
+            Pool = peerPool,
             Random = new SeededRandom(seed + 1),
         });
         _peer.Up(_now);
         _echo = _peer.Udp.Open();
         _echo.Bind(7);
+        _peerTcp = (TcpLayer)_peer.Tcp!;
+        _peerTcp.Open(out _listener);
+        _peerTcp.Bind(_listener, new TcpEndPoint(PeerIp, 80));
+        _peerTcp.Listen(_listener, 64);
     }
+
+    private readonly TcpLayer _peerTcp;
+    private readonly TcpSocket _listener;
+    private readonly List<TcpSocket> _peerConnections = new();
+    private readonly byte[] _echoBuffer = new byte[8192];
 
     public ulong Seed { get; }
 
@@ -80,6 +93,8 @@ internal sealed class ServerSimulation : IDisposable
 
     public long Replies { get; private set; }
     public long DataReplies { get; private set; }
+    public long Forwarded { get; private set; }
+    public long DirectReturns { get; private set; }
     public long HeldAtMost { get; private set; }
     public long DriverDeaths { get; private set; }
     public long AppDeaths { get; private set; }
@@ -95,15 +110,36 @@ internal sealed class ServerSimulation : IDisposable
             Step();
             Check($"step {step}");
         }
-        // The end: the driver dies (its frames come back), the core stops; every call of a live
-        // app is answered and inet owns nothing.
+        // The end: every app leaves (its sockets are aborted or, closed before, finish on their
+        // own), the network runs until TCP has nothing left to send (Interface.Down does not
+        // take TCP's orphans: a connection closed with data queued keeps it until acknowledged),
+        // then the driver dies (its frames come back) and the core stops: every call of a live
+        // app was answered and inet owns nothing.
+        var left = _apps.Where(a => a.Alive).ToList();
+        for (int i = 0; i < left.Count; i += 2) Quiesce(left[i]);
+        if (_driverEp is null) NewDriver();
+        _k.InetPageLimit = int.MaxValue;
+        for (int i = 0; i < 400; i++)
+        {
+            var at = _core.PollAt ?? _now + TimeSpan.FromMilliseconds(100);
+            _now = at > _now ? (at - _now > TimeSpan.FromSeconds(1) ? _now + TimeSpan.FromSeconds(1) : at) : _now + TimeSpan.FromMilliseconds(1);
+            _core.Round(_now);
+            Deliver();
+            while (_driverHeld.Count > 0) DriverWork();
+            PeerWork();
+            DriverWork();
+        }
         if (_driverEp is not null) DriverDies();
         _core.Shutdown(_now);
         Deliver();
         Check("shutdown");
         foreach (var a in _apps.Where(a => a.Alive))
             Assert.True(a.Waiting.Count == 0, $"{Where}: app {a.Pid} still waits for {string.Join(", ", a.Waiting.Values)} after shutdown");
-        Assert.True(_k.PagesOwned() == 0, $"{Where}: inet owns {_k.PagesOwned()} pages after shutdown ({_core.Protocol.Pool.Outstanding} buffers outstanding)");
+        // ANTHOST_SIM_TRACE=G (an ICA's generation, from this message) replays with that ICA's path.
+        if (_k.PagesOwned() != 0) foreach (var t in FakeKernel.Trace) Console.WriteLine(t);
+        Assert.True(_k.PagesOwned() == 0, $"{Where}: inet owns {_k.PagesOwned()} pages after shutdown ({_core.Protocol.Pool.Outstanding} buffers outstanding, "
+            + $"the interface holds {_core.Protocol.Interface?.HeldBuffers}, {_core.Protocol.Transmits.InFlight} with the driver, {_core.Protocol.Transmits.Deferred} deferred; "
+            + $"ICAs: {string.Join(", ", _k.Icas.Values.Where(i => i.Owner == Inet.Value).Select(i => $"{i.Handle} x{i.Pages}"))})");
     }
 
     private void Step()
@@ -111,16 +147,19 @@ internal sealed class ServerSimulation : IDisposable
         _now += TimeSpan.FromMicroseconds(_r.Next(2000));
         // Spells of pool exhaustion: inet may hold little more than it holds now.
         if (_r.Next(40) == 0) _k.InetPageLimit = _r.Next(3) == 0 ? int.MaxValue : (int)_k.PagesOwned() + _r.Next(4);
-        int what = _r.Next(100);
+        int what = _r.Next(200);
         var live = _apps.Where(a => a.Alive).ToList();
-        if (what < 55 && live.Count > 0) AppCall(live[_r.Next(live.Count)]);
-        else if (what < 75) DriverWork();
-        else if (what < 85) PeerWork();
-        else if (what < 88 && live.Count > 0) AppDies(live[_r.Next(live.Count)]);
-        else if (what < 90 && live.Count < 6 && _channels < 100) NewApp();
-        else if (what < 92 && _driverEp is not null) DriverDies();
-        else if (what < 95 && _driverEp is null && _channels < 100) NewDriver();
-        else _now += TimeSpan.FromMilliseconds(_r.Next(50));
+        if (what < 120 && live.Count > 0) AppCall(live[_r.Next(live.Count)]);
+        else if (what < 122 && live.Count > 0) AppDies(live[_r.Next(live.Count)]);
+        else if (what < 130 && live.Count < 6 && _channels < 100) NewApp();
+        else if (what < 131 && _driverEp is not null) DriverDies();
+        else if (what < 140 && _driverEp is null && _channels < 100) NewDriver();
+        else if (what < 150) _now += TimeSpan.FromMilliseconds(_r.Next(50));
+        // The driver and the peer run most steps, in either order.
+        bool driverFirst = _r.Next(2) == 0;
+        if (driverFirst && _r.Next(10) < 7) DriverWork();
+        if (_r.Next(10) < 7) PeerWork();
+        if (!driverFirst && _r.Next(10) < 7) DriverWork();
         _core.Round(_now);
         Deliver();
     }
@@ -129,7 +168,10 @@ internal sealed class ServerSimulation : IDisposable
     {
         Assert.True(_k.Violations.Count == 0, $"{Where} {when}: {string.Join("; ", _k.Violations)}");
         long waiting = _apps.Where(a => a.Alive).Sum(a => a.Waiting.Count);
-        long held = _core.Sockets.HeldRequests;
+        // A send forwarded to the driver (direct return) is waited for but held by the driver.
+        long forwarded = _core.Protocol.Transmits.WithDriver.Count(t => t.Stage == TransmitStage.Forwarded && t.HasApp);
+        Forwarded = Math.Max(Forwarded, forwarded);
+        long held = _core.Sockets.HeldRequests + forwarded;
         HeldAtMost = Math.Max(HeldAtMost, held);
         Assert.True(waiting == held, $"{Where} {when}: live apps wait for {waiting} calls, inet holds {held}");
         foreach (var a in _apps.Where(a => !a.Alive))
@@ -205,9 +247,11 @@ internal sealed class ServerSimulation : IDisposable
         int what = _r.Next(100);
         ulong socket = app.Sockets.Count > 0 ? app.Sockets[_r.Next(app.Sockets.Count)] : 0;
         if (what < 3) socket = (ulong)_r.Next(1 << 20) << 32 | (uint)_r.Next(8); // a guessed handle
-        if (what < 15 || app.Sockets.Count == 0) Call(app, InetOp.Socket, a => a.Small = (byte)AbiSocketType.Datagram);
-        else if (what < 25) Call(app, InetOp.Bind, a => { a.Socket = socket; a.Port = (ushort)(1000 + _r.Next(50)); });
-        else if (what < 55) SendTo(app, socket);
+        if (what < 15 || app.Sockets.Count == 0)
+            Call(app, InetOp.Socket, a => a.Small = (byte)(_r.Next(2) == 0 ? AbiSocketType.Datagram : AbiSocketType.Stream));
+        else if (what < 20) Call(app, InetOp.Bind, a => { a.Socket = socket; a.Port = (ushort)(1000 + _r.Next(50)); });
+        else if (what < 28) Call(app, InetOp.Connect, a => { a.Socket = socket; a.Address = PeerIp.Value; a.Port = 80; });
+        else if (what < 55) SendTo(app, socket, _r.Next(2) == 0 ? InetOp.Send : InetOp.SendTo);
         else if (what < 80) Call(app, InetOp.Receive, a => { a.Socket = socket; a.Flags = _r.Next(5) == 0 ? SocketFlags.NonBlocking : SocketFlags.None; });
         else if (what < 88)
         {
@@ -218,13 +262,13 @@ internal sealed class ServerSimulation : IDisposable
         else Call(app, InetOp.GetInfo, a => a.Socket = socket);
     }
 
-    private void SendTo(App app, ulong socket)
+    private void SendTo(App app, ulong socket, InetOp op)
     {
         int length = 1 + _r.Next(1200);
         int offset = _r.Next(4) == 0 ? 0 : InetService.SendHeadroom; // no room for headers: the copy path
         var d = _k.AllocateFor(app.Pid, 1);
         d.Span.Slice(offset, length).Fill((byte)length);
-        Call(app, InetOp.SendTo, a =>
+        Call(app, op, a =>
         {
             a.Socket = socket;
             a.Address = PeerIp.Value;
@@ -243,9 +287,20 @@ internal sealed class ServerSimulation : IDisposable
         fill(new SocketArgsSetter(args.ToArray(), out var bytes));
         bytes.CopyTo(args);
         app.Waiting[id] = op;
+        if (data is not null && data.Any(x => x.Ica.Handle.Generation == FakeKernel.TraceGeneration)) FakeKernel.Trace.Add($"app {app.Pid} call {id}: {op}");
         var given = (data ?? []).Select(x => new DataIca(_k.Transfer(x.Ica, app.Pid, Inet, "app sends"), x.Length)).ToArray();
         var m = Msg(MessageKind.Request, MessageFlags.Sync, id, (int)op, app.Pid, app.Ep, _k.Transfer(control, app.Pid, Inet, "app sends"), given);
         Handle(m);
+    }
+
+    /// <summary>An app at the end: it cancels what it waits for, then leaves.</summary>
+    private void Quiesce(App app)
+    {
+        Call(app, InetOp.Cancel, a => { a.Socket = 0; a.Value = 0; });
+        // What Cancel does not end: a send with the driver (direct return) and a lingering close.
+        Assert.True(app.Waiting.Values.All(op => op is InetOp.Send or InetOp.Close),
+            $"{Where}: after Cancel app {app.Pid} still waits for {string.Join(", ", app.Waiting.Values)}");
+        AppDies(app);
     }
 
     private void AppDies(App app)
@@ -311,8 +366,16 @@ internal sealed class ServerSimulation : IDisposable
                 uint requester = c.OriginalRequester;
                 uint requestId = c.RequestId;
                 var app = _apps.Single(a => a.Pid.Value == requester);
+                if (!app.Alive)
+                {
+                    // The app died meanwhile: the kernel drops the answer with its control ICA.
+                    _k.FreeOf(call.Control, _driver, "the answer to a dead app is dropped");
+                    Handle(Msg(MessageKind.Notify, MessageFlags.None, call.Id, (int)NicNotify.TxDataBack, _driver, _driverEp, default, back));
+                    continue;
+                }
                 var control = _k.Transfer(call.Control, _driver, app.Pid, "driver answers the app");
-                Assert.True(app.Waiting.Remove(requestId), $"{Where}: a direct return to a call the app does not wait for");
+                DirectReturns++;
+                Assert.True(app.Waiting.Remove(requestId), $"{Where}: a direct return to call {requestId} of app {app.Pid} (alive: {app.Alive}), which waits for {string.Join(", ", app.Waiting.Select(w => $"{w.Key}:{w.Value}"))}");
                 _k.FreeOf(control, app.Pid, "app frees its control ICA");
                 Handle(Msg(MessageKind.Notify, MessageFlags.None, call.Id, (int)NicNotify.TxDataBack, _driver, _driverEp, default, back));
             }
@@ -337,6 +400,12 @@ internal sealed class ServerSimulation : IDisposable
         {
             _echo.SendTo(d.Payload.Data, d.RemoteAddress, d.RemotePort, _now);
             d.Payload.Release();
+        }
+        while (_peerTcp.Accept(_listener, out var conn) == TcpError.None) _peerConnections.Add(conn);
+        foreach (var conn in _peerConnections)
+        {
+            if (_peerTcp.Receive(conn, _echoBuffer, out int read, _now) != TcpError.None || read == 0) continue;
+            _peerTcp.Send(conn, _echoBuffer.AsSpan(0, read), out _, _now);
         }
         var batch = new List<DataIca>();
         while (_peer.TryDequeueTransmit(out var f))
