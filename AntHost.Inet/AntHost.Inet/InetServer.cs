@@ -32,18 +32,17 @@ public sealed class InetServer(InetOptions options, ILogger<InetServer> log, IHo
             AllocationBatch = Math.Min(32, options.CachePerSize),
         });
         uint serviceId = _kernel.RegisterService(options.Service);
-        var protocol = new ProtocolManager(_kernel, options, serviceId, log);
-        var sockets = new SocketManager(_kernel, protocol, options.MaxSockets, options.MaxSocketsPerProcess, log);
-        var requests = new RequestManager(_kernel, protocol, sockets, log);
-        _meter = InetMeter.For(protocol, sockets);
-        _thread = new Thread(() => Run(requests, protocol, sockets)) { Name = "inet request manager", IsBackground = true };
+        var core = new InetCore(new KernelSeam(_kernel), options, serviceId, log);
+        var requests = new RequestManager(_kernel, core);
+        _meter = InetMeter.For(core.Protocol, core.Sockets);
+        _thread = new Thread(() => Run(requests, core)) { Name = "inet request manager", IsBackground = true };
         _thread.Start();
         log.LogInformation("anthost-inet ready: instance {Instance}, service '{Service}' as {Process} ({Mode} transfers), address {Address}/{Prefix}",
             options.Instance, options.Service, _kernel.Id, _kernel.Mode, options.Address, options.PrefixLength);
         return Task.CompletedTask;
     }
 
-    private void Run(RequestManager requests, ProtocolManager protocol, SocketManager sockets)
+    private void Run(RequestManager requests, InetCore core)
     {
         var k = _kernel!;
         ServerThread.WaitForWakerToSleep();
@@ -66,12 +65,10 @@ public sealed class InetServer(InetOptions options, ILogger<InetServer> log, IHo
         }
         try
         {
-            sockets.Shutdown(requests.Now);
-            protocol.Flush();
-            sockets.AfterFlush();
-            protocol.Shutdown(requests.Now);
+            var protocol = core.Protocol;
+            core.Shutdown(requests.Now);
             log.LogInformation("counters: {Counters}", protocol.InterfaceCounters());
-            log.LogInformation("tcp drops by reason: {Drops}", sockets.TcpDrops());
+            log.LogInformation("tcp drops by reason: {Drops}", core.Sockets.TcpDrops());
             log.LogInformation("buffers outstanding at stop: {N}", protocol.Pool.Outstanding);
             k.TrimCache();
             k.Commit();

@@ -35,8 +35,6 @@ namespace AntHost.Inet;
 /// <summary>The inet server's protocol manager (see the file comment).</summary>
 public sealed class ProtocolManager
 {
-    private const int MaxInFlight = 4096;
-
     /// <summary>
     /// Frames lent to the driver at once. Below the ring's 256 slots, so a transmit never
     /// waits for room: inet blocked in a post to a driver whose ring is full, while the
@@ -46,21 +44,18 @@ public sealed class ProtocolManager
     /// </summary>
     private const int MaxFramesLent = 192;
 
-    private readonly KernelConnection _kernel;
+    private readonly IInetKernel _kernel;
     private readonly InetOptions _options;
     private readonly ILogger _log;
     private readonly uint _serviceId;
     private readonly DataIca[] _batchData = new DataIca[InetService.MaxFramesPerMessage];
     private readonly IcaPacketBuffer[] _batch = new IcaPacketBuffer[InetService.MaxFramesPerMessage];
-    private readonly Dictionary<uint, IcaPacketBuffer> _inFlight = new(MaxInFlight);
-    /// <summary>The control ICAs of inet's own transmits with the driver, by first page.</summary>
-    private readonly Dictionary<uint, IcaHandle> _controlsInFlight = new(MaxInFlight);
     private readonly long[] _stats = new long[(int)InetStat.Count];
     private Endpoint? _driver;
     private ProcessId _driverProcess;
     private uint _attachments;
 
-    public ProtocolManager(KernelConnection kernel, InetOptions options, uint serviceId, ILogger log)
+    public ProtocolManager(IInetKernel kernel, InetOptions options, uint serviceId, ILogger log)
     {
         _kernel = kernel;
         _options = options;
@@ -69,12 +64,23 @@ public sealed class ProtocolManager
         Pool = new IcaPacketBufferPool(kernel);
         Pressure = new PoolPressure(kernel, options.TcpMemoryPages, options.ReceiveReservePages);
         Timeline = new SendTimeline(kernel.Id.Value);
+        Replies = new AppReplies(kernel, log);
+        Transmits = new Transmits(kernel, Replies, _stats, serviceId, log);
     }
 
     public IcaPacketBufferPool Pool { get; }
 
     /// <summary>Sets TCP's memory limit from the pool each round (Buffers/PoolPressure.cs).</summary>
     internal PoolPressure Pressure { get; }
+
+    /// <summary>Replies to apps (the socket manager's too).</summary>
+    public AppReplies Replies { get; }
+
+    /// <summary>Every frame's life with the driver, and the app sends waiting for the flush.</summary>
+    public Transmits Transmits { get; }
+
+    /// <summary>The counters, shared with the socket manager (each writes its own range of <see cref="InetStat"/>).</summary>
+    internal long[] Counters => _stats;
 
     /// <summary>Stamps an app's send timeline with the core's layer boundaries (the interface's transmit trace hook).</summary>
     public SendTimeline Timeline { get; }
@@ -156,8 +162,9 @@ public sealed class ProtocolManager
     /// <summary>A channel's peer died; when it is the driver, its frames in flight are lost with it.</summary>
     public void PeerDied(in Message m)
     {
-        if (_driver is null || m.Endpoint != _driver) return;
-        DriverGone();
+        if (m.Endpoint is not { } ep) return;
+        if (ep == _driver) DriverGone();
+        else Transmits.AppGone(ep);
     }
 
     /// <summary>
@@ -169,28 +176,7 @@ public sealed class ProtocolManager
     {
         _driver = null;
         Count(InetStat.DriverDeaths);
-        int back = 0, lost = 0;
-        foreach (var b in _inFlight.Values)
-        {
-            var ica = LentIca(b);
-            if (_kernel.TryTakeBack(ica.Lease.Handle, out var lease))
-            {
-                ica.Rebind(lease);
-                back++;
-            }
-            else
-            {
-                ica.MarkLost();
-                lost++;
-            }
-            b.FinishTransmit();
-        }
-        _inFlight.Clear();
-        foreach (var h in _controlsInFlight.Values)
-            if (_kernel.TryTakeBack(h, out var control)) _kernel.Free(control);
-        _controlsInFlight.Clear();
-        Count(InetStat.FramesNotSent, back);
-        Count(InetStat.TxLostWithDriver, lost);
+        var (back, lost) = Transmits.DriverGone();
         _log.LogWarning("driver {Process} is gone: {Back} frames it held came back unsent, {Lost} lost; waiting for a new ifattach", _driverProcess, back, lost);
     }
 
@@ -224,17 +210,22 @@ public sealed class ProtocolManager
     public void Flush()
     {
         var iface = Interface;
-        if (iface is null) return;
+        if (iface is not null) FlushFrames(iface);
+        Transmits.EndFlush();
+    }
+
+    private void FlushFrames(Interface iface)
+    {
         int n = 0;
-        while (_inFlight.Count + n < MaxFramesLent && iface.TryDequeueTransmit(out var f))
+        while (Transmits.InFlight + n < MaxFramesLent && iface.TryDequeueTransmit(out var f))
         {
-            if (_driver is null || f is not IcaPacketBuffer b || (f.Fragment is not null and not IcaPacketBuffer) || _inFlight.Count >= MaxInFlight)
+            if (_driver is null || f is not IcaPacketBuffer b || (f.Fragment is not null and not IcaPacketBuffer) || Transmits.InFlight >= Transmits.MaxInFlight)
             {
                 Count(InetStat.TxNoDriver);
                 f.FinishTransmit();
                 continue;
             }
-            if (b.DirectSend != 0 && DirectSend is { } direct)
+            if (Transmits.Deferred > 0 && Transmits.TryGetDeferred(b, out var send))
             {
                 // An app's own data ICA going out in place: its control ICA travels with it
                 // (direct return). Frames queued before it leave first, in order.
@@ -243,7 +234,7 @@ public sealed class ProtocolManager
                     SendBatch(n);
                     n = 0;
                 }
-                if (direct(b)) continue;
+                if (Transmits.Forward(send, _driver)) continue;
             }
             _batch[n++] = b;
             if (n == InetService.MaxFramesPerMessage)
@@ -307,15 +298,12 @@ public sealed class ProtocolManager
             Count(InetStat.TxSendFailures);
             _log.LogDebug("transmit of {N} frames failed: {Error}", n, e.Message);
         }
-        _controlsInFlight[control.Handle.FirstPage] = control.Handle;
         Count(InetStat.TransmitRequests);
         Count(InetStat.FramesToDriver, n);
         for (int i = 0; i < n; i++)
         {
-            var b = _batch[i];
-            var ica = LentIca(b);
-            ica.MarkInFlight();
-            _inFlight[ica.Lease.Handle.FirstPage] = b;
+            // The request's control ICA comes back with the completion, recorded on its first frame.
+            Transmits.Lend(_batch[i], control.Handle, hasControl: i == 0);
             _batch[i] = null!;
             _batchData[i] = default;
         }
@@ -323,9 +311,6 @@ public sealed class ProtocolManager
 
     /// <summary>The most payload one offloaded TCP send carries (0: offload off).</summary>
     public int OffloadBytes => _options.Tcp.SegmentationOffloadBytes;
-
-    /// <summary>The buffer whose ICA a frame lends the driver: the payload's for an offload frame, else the frame's own.</summary>
-    private static IcaPacketBuffer LentIca(IcaPacketBuffer frame) => frame.Fragment as IcaPacketBuffer ?? frame;
 
     private void FailBatch(int n, KernelException e)
     {
@@ -340,71 +325,6 @@ public sealed class ProtocolManager
         }
     }
 
-    /// <summary>
-    /// The socket manager's hook for a frame that is an app's send in place: returns true when
-    /// it forwarded the frame with the app's control ICA (<see cref="TryForwardDirect"/>).
-    /// </summary>
-    public Func<IcaPacketBuffer, bool>? DirectSend { get; set; }
-
-    private readonly DataIca[] _directData = new DataIca[1];
-
-    /// <summary>What became of a direct-return transmit.</summary>
-    public enum DirectOutcome
-    {
-        /// <summary>The frame and the app's control ICA are with the driver; its result goes to the app.</summary>
-        Forwarded,
-        /// <summary>Nothing was handed over (no driver, ring full): the caller still owns the control ICA.</summary>
-        NotSent,
-    }
-
-    /// <summary>
-    /// Direct return of an app's send: the app's frame is popped (inet has read it), the
-    /// Transmit frame pushed with DirectReturn, and the app's control ICA forwarded to the driver
-    /// with the one data ICA, which the driver gives back with TxDataBack and TCP keeps until
-    /// acknowledged. The send's result must already be in the control ICA's result area. Both
-    /// ICAs are lent: a driver that dies holding them gives them back (DriverGone takes the
-    /// frame back; the socket manager takes the control ICA back and answers the app).
-    /// </summary>
-    public DirectOutcome TryForwardDirect(IcaPacketBuffer b, IcaLease control, out uint transmitId)
-    {
-        transmitId = 0;
-        var driver = _driver;
-        if (driver is null || _inFlight.Count >= MaxInFlight || !ControlIca.TryOpen(control.Span, out var c)) return DirectOutcome.NotSent;
-        // A requester that does not wait for the result (a posted send) gets it quietly from the driver too.
-        var quiet = c.TryGetFrame(c.FrameCount - 1, out var app) ? app.Flags & RequestFrameFlags.QuietReturn : RequestFrameFlags.None;
-        c.TryPopFrame();
-        if (!c.TryPushFrame(new RequestFrame(_serviceId, (ushort)NicOp.Transmit, RequestFrameFlags.DirectReturn | RequestFrameFlags.WantsDataBack | quiet, _kernel.Id.Value, 0), out var args))
-            return DirectOutcome.NotSent;
-        TransmitArgs.Begin(args, 1);
-        TransmitArgs.SetFrame(args, 0, b.Start, b.Length);
-        _directData[0] = new DataIca(b.Lease, b.Start + b.Length);
-        try
-        {
-            transmitId = _kernel.Forward(driver, control, (ushort)NicOp.Transmit, _directData, InetTraceStage.InetTransmit, lend: true);
-        }
-        catch (KernelException e) when (e.Error == KernelError.RingFull)
-        {
-            // Nothing was handed over: the caller answers the app itself.
-            _directData[0] = default;
-            Count(InetStat.TxSendFailures);
-            return DirectOutcome.NotSent;
-        }
-        catch (KernelException e)
-        {
-            // The driver died: as for a batch, the frame and the control ICA were lent either
-            // way, so they count as in flight and the death notice settles them.
-            Count(InetStat.TxSendFailures);
-            _log.LogDebug("direct transmit failed: {Error}", e.Message);
-        }
-        _directData[0] = default;
-        Count(InetStat.TransmitRequests);
-        Count(InetStat.FramesToDriver);
-        b.DirectSend = 0;
-        b.MarkInFlight();
-        _inFlight[b.Lease.Handle.FirstPage] = b;
-        return DirectOutcome.Forwarded;
-    }
-
     /// <summary>The TX completion of a Transmit: the control ICA and the frames' data ICAs are back.</summary>
     public void TransmitCompleted(in Message m)
     {
@@ -417,10 +337,10 @@ public sealed class ProtocolManager
         Span<byte> args = default;
         if (!m.Control.IsNone && ControlIca.TryOpen(m.Control.Span, out var c) && c.FrameCount > 0)
             args = c.FrameArguments(c.FrameCount - 1);
-        ReturnData(m, args);
+        bool settled = ReturnData(m, args);
         if (!m.Control.IsNone)
         {
-            _controlsInFlight.Remove(m.Control.Handle.FirstPage);
+            if (!settled) Transmits.ControlBack(m.Control.Handle);
             _kernel.Free(m.Control);
         }
     }
@@ -438,23 +358,23 @@ public sealed class ProtocolManager
         ReturnData(m, default);
     }
 
-    private void ReturnData(in Message m, ReadOnlySpan<byte> args)
+    /// <summary>Ends the life of each frame the message gives back; true when the record of its control ICA was among them.</summary>
+    private bool ReturnData(in Message m, ReadOnlySpan<byte> args)
     {
+        bool settled = false;
+        var control = m.Control.IsNone ? default : m.Control.Handle;
         for (int i = 0; i < m.DataCount; i++)
         {
             var d = m.GetData(i).Ica;
-            if (!_inFlight.Remove(d.Handle.FirstPage, out var b))
+            var r = args.IsEmpty ? AbiTransmitResult.Sent : TransmitArgs.GetResult(args, i);
+            if (!Transmits.Back(d, r, control, ref settled))
             {
                 // Not a frame we lent: it is ours now all the same; give it back to the pool.
                 Count(InetStat.BadRequests);
                 _kernel.Free(d);
-                continue;
             }
-            LentIca(b).Rebind(d);
-            var r = args.IsEmpty ? AbiTransmitResult.Sent : TransmitArgs.GetResult(args, i);
-            Count(r == AbiTransmitResult.Sent ? InetStat.FramesSent : InetStat.FramesNotSent);
-            b.FinishTransmit();
         }
+        return settled;
     }
 
     // ---- timers ----------------------------------------------------------------------------
@@ -473,13 +393,13 @@ public sealed class ProtocolManager
     public ReadOnlySpan<long> Stats()
     {
         _stats[(int)InetStat.RequestThreadAllocatedBytes] = GC.GetAllocatedBytesForCurrentThread();
-        _stats[(int)InetStat.KernelGarbage] = _kernel.Counters.Garbage;
-        _stats[(int)InetStat.KernelRefusedHandles] = _kernel.Counters.RefusedHandles;
+        _stats[(int)InetStat.KernelGarbage] = _kernel.Garbage;
+        _stats[(int)InetStat.KernelRefusedHandles] = _kernel.RefusedHandles;
         _stats[(int)InetStat.Attached] = _driver is not null ? 1 : 0;
-        _stats[(int)InetStat.TxInFlight] = _inFlight.Count;
+        _stats[(int)InetStat.TxInFlight] = Transmits.InFlight;
         _stats[(int)InetStat.BuffersOutstanding] = Pool.Outstanding;
         _stats[(int)InetStat.Link] = (long)Link;
-        _stats[(int)InetStat.PagesOwned] = new OwnershipTable(_kernel.Pool).PagesOwnedBy(_kernel.Id);
+        _stats[(int)InetStat.PagesOwned] = _kernel.PagesOwned();
         if (Interface is { } i)
         {
             var s = i.Counters;
@@ -510,7 +430,7 @@ public sealed class ProtocolManager
             InetStat.TransmitRequests, InetStat.FramesToDriver, InetStat.FramesSent, InetStat.FramesNotSent, InetStat.TxNoDriver, InetStat.TxLostWithDriver, InetStat.TxSendFailures })
             v[(int)s] = Volatile.Read(ref _stats[(int)s]);
         v[(int)InetStat.Attached] = _driver is not null ? 1 : 0;
-        v[(int)InetStat.PagesOwned] = new OwnershipTable(_kernel.Pool).PagesOwnedBy(_kernel.Id);
+        v[(int)InetStat.PagesOwned] = _kernel.PagesOwned();
         if (Interface is { } i)
         {
             var c = i.Counters;
@@ -550,11 +470,6 @@ public sealed class ProtocolManager
     public void Shutdown(Instant now)
     {
         Interface?.Down(now);
-        foreach (var b in _inFlight.Values)
-        {
-            LentIca(b).MarkLost();
-            b.FinishTransmit();
-        }
-        _inFlight.Clear();
+        Transmits.Shutdown();
     }
 }

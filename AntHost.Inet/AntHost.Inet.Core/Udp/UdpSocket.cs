@@ -272,6 +272,9 @@ public sealed class UdpSocket : IDisposable
         PendingErrorRemote = (remote, port);
     }
 
+    /// <summary>The slot of the <see cref="Sockets.SocketSet"/> that holds this socket (-1: none).</summary>
+    internal int SetSlot { get; set; } = -1;
+
     /// <summary>Closes the socket: it is unbound and every queued datagram released.</summary>
     public void Dispose()
     {

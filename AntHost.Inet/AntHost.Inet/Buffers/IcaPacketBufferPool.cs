@@ -32,11 +32,8 @@ public sealed class IcaPacketBuffer : PacketBuffer
     /// <summary>True when the ICA went with a dead driver (the broker reclaimed it).</summary>
     public bool Lost { get; private set; }
 
-    /// <summary>
-    /// Set by the socket manager while an app's send waits to learn whether this buffer (the
-    /// app's own data ICA) goes to the driver in place: the 1-based slot of that send, 0 for none.
-    /// </summary>
-    internal int DirectSend { get; set; }
+    /// <summary>The app's send waiting to learn whether this buffer (its own data ICA) goes to the driver in place (see Transmits).</summary>
+    internal Transmit? Transmit { get; set; }
 
     protected override Span<byte> Backing => Lost ? Span<byte>.Empty : _lease.Span;
 
@@ -47,7 +44,7 @@ public sealed class IcaPacketBuffer : PacketBuffer
         _lease = lease;
         InFlight = false;
         Lost = false;
-        DirectSend = 0;
+        Transmit = null;
         Revive();
         Reset(headroom);
     }
@@ -85,10 +82,10 @@ public sealed class IcaPacketBufferPool : IPacketBufferPool
     /// <summary>The largest ICA a buffer may have (the kernel connection caches up to this size).</summary>
     public const int MaxPages = KernelConnection.MaxCachedPages;
 
-    private readonly KernelConnection _kernel;
+    private readonly IInetKernel _kernel;
     private readonly Stack<IcaPacketBuffer> _free;
 
-    public IcaPacketBufferPool(KernelConnection kernel, int prewarm = 256)
+    public IcaPacketBufferPool(IInetKernel kernel, int prewarm = 256)
     {
         _kernel = kernel;
         _free = new Stack<IcaPacketBuffer>(prewarm);

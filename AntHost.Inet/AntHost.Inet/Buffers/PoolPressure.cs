@@ -27,18 +27,16 @@ internal sealed class PoolPressure
 {
     private const int PageSize = PoolLayout.PageSize;
     private static readonly TimeSpan TrimInterval = TimeSpan.FromMilliseconds(100);
-    private readonly KernelConnection _kernel;
-    private readonly IcaPool _pool;
+    private readonly IInetKernel _kernel;
     private Instant _lastTrim;
     private bool _trimmed;
 
     /// <param name="tcpPages">TCP's part of the pool in pages (negative: half the pool; 0: no limit).</param>
     /// <param name="reservePages">The receive reserve in pages (negative: an eighth of the pool).</param>
-    public PoolPressure(KernelConnection kernel, int tcpPages, int reservePages)
+    public PoolPressure(IInetKernel kernel, int tcpPages, int reservePages)
     {
         _kernel = kernel;
-        var pool = _pool = kernel.Pool;
-        int data = pool.DataPages;
+        int data = kernel.PoolPages;
         TcpPages = tcpPages < 0 ? data / 2 : Math.Min(tcpPages, data);
         ReservePages = reservePages < 0 ? data / 8 : Math.Min(reservePages, data);
     }
@@ -63,7 +61,7 @@ internal sealed class PoolPressure
             memory.ClearLimit();
             return;
         }
-        long free = _pool.Counter(BrokerCounter.FreePages);
+        long free = _kernel.FreePages;
         if (free < FreePagesLow) FreePagesLow = free;
         if (free < ReservePages && (!_trimmed || now - _lastTrim >= TrimInterval) && _kernel.CachedIcas > 0)
         {

@@ -31,6 +31,10 @@ internal sealed class SocketEntry
 
     public AbiSocketType Type { get; set; }
 
+    /// <summary>The core's socket under the entry: its handle in the interface's <see cref="Core.Sockets.SocketSet"/>, whose slot is this entry's index.</summary>
+    public Core.Sockets.SocketHandle Socket { get; set; }
+
+    /// <summary>The TCP layer's handle (a stream socket), as the set gave it.</summary>
     public TcpSocket Tcp { get; set; }
 
     public UdpSocket? Udp { get; set; }
@@ -75,6 +79,7 @@ internal sealed class SocketEntry
         InUse = false;
         Closing = false;
         Owner = default;
+        Socket = default;
         Tcp = default;
         Udp = null;
         HasConnect = false;

@@ -7,6 +7,7 @@ using AntHost.Inet.Abi;
 using AntHost.Inet.Buffers;
 using AntHost.Inet.Core.Icmp;
 using AntHost.Inet.Core.Ip;
+using AntHost.Inet.Core.Sockets;
 using AntHost.Inet.Core.Tcp;
 using AntHost.Inet.Core.Time;
 using AntHost.Inet.Core.Udp;
@@ -34,29 +35,10 @@ public sealed partial class SocketManager
         public Instant Deadline;
     }
 
-    private struct DirectSend
-    {
-        public Message M;
-        public IcaPacketBuffer B;
-        public long Bytes;
-        public bool Pending;
-    }
-
     private readonly List<HeldPoll> _polls = new(16);
     private readonly List<HeldPing> _pings = new(16);
-    private readonly DirectSend[] _direct = new DirectSend[256];
-    private int _directCount;
-    private struct Forwarded
-    {
-        public Message M;
-        public long Bytes;
-        public IcaHandle Control;
-        public Endpoint Driver;
-    }
-
-    private readonly Dictionary<uint, Forwarded> _forwarded = new(1024);
-    private uint _unknownTransmitIds;
     private IcmpEchoSocket? _echo;
+    private SocketHandle _echoSocket;
     private ushort _pingSequence;
     private bool _pollDirty;
 
@@ -67,14 +49,10 @@ public sealed partial class SocketManager
     public void Process(Instant now)
     {
         if (!SyncInterface()) return;
-        var tcp = _tcp!;
-        while (tcp.TryGetChanged(out var ts))
+        var set = _set!;
+        while (set.TryGetChanged(out var h))
         {
-            if (_byTcpIndex.TryGetValue(ts.Index, out var e) && e.Tcp == ts) Service(e, now);
-        }
-        while (_iface!.Udp.TryDequeueChanged(out var us))
-        {
-            if (_byUdp.TryGetValue(us, out var e)) Service(e, now);
+            if (h.Slot < _entries.Count && _entries[h.Slot] is { InUse: true } e && e.Socket == h) Service(e, now);
         }
         for (int i = _sendWaiters.Count - 1; i >= 0 && i < _sendWaiters.Count; i--)
         {
@@ -104,7 +82,7 @@ public sealed partial class SocketManager
         if (e.Type == AbiSocketType.Stream)
         {
             ServiceConnect(e);
-            ServiceAccepts(e);
+            ServiceAccepts(e, now);
             ServiceSends(e, now);
         }
         ServiceReceives(e, now);
@@ -312,7 +290,11 @@ public sealed partial class SocketManager
         var to = new Ipv4Address(a.Address);
         if (to.IsUnspecified || m.DataCount > 1 || (m.DataCount == 1 && !DataFits(m, a, 1))) return Malformed(m);
         if (a.Value == 0 || a.Value > 3_600_000) return Malformed(m);
-        _echo ??= _iface!.Icmp.OpenEchoSocket();
+        if (_echo is null)
+        {
+            _echoSocket = _set!.OpenIcmpEcho();
+            _echo = _set.IcmpEcho(_echoSocket);
+        }
         ushort sequence = ++_pingSequence;
         IpSendStatus sent;
         if (m.DataCount == 1)
@@ -395,117 +377,11 @@ public sealed partial class SocketManager
 
     // ---- direct return ---------------------------------------------------------------------
 
-    /// <summary>A send that went out in place: its reply waits for the flush to decide who sends it.</summary>
+    /// <summary>A send that went out in place: its reply waits for the flush to decide who sends it (Transmits).</summary>
     private void DeferDirect(in Message m, IcaPacketBuffer b, long bytes)
     {
-        if (_directCount == _direct.Length)
-        {
-            Count(InetStat.SendsAnsweredByInet);
-            Reply(m, InetStatus.Ok);
-            return;
-        }
-        _direct[_directCount] = new DirectSend { M = m, B = b, Bytes = bytes, Pending = true };
-        b.DirectSend = ++_directCount;
-    }
-
-    /// <summary>The protocol manager's flush hook: forwards the app's control ICA with its frame.</summary>
-    private bool ForwardDirect(IcaPacketBuffer b)
-    {
-        int slot = b.DirectSend - 1;
-        if ((uint)slot >= (uint)_directCount || !_direct[slot].Pending || _direct[slot].B != b)
-        {
-            b.DirectSend = 0;
-            return false;
-        }
-        ref var d = ref _direct[slot];
-        var driver = _protocol.Driver;
-        if (driver is null || _protocol.TryForwardDirect(b, d.M.Control, out uint transmitId) != ProtocolManager.DirectOutcome.Forwarded)
-        {
-            b.DirectSend = 0;
-            return false;
-        }
-        // A failed forward has no transmit id; it is settled by the driver's death notice.
-        if (transmitId == 0) transmitId = ++_unknownTransmitIds & 0x7FFF_FFFF;
-        _forwarded[transmitId] = new Forwarded { M = d.M, Bytes = d.Bytes, Control = d.M.Control.Handle, Driver = driver };
-        Count(InetStat.DirectReturns);
-        d.Pending = false;
-        return true;
-    }
-
-    /// <summary>After the flush: sends that did not travel with their frame (ARP pending, no driver) are answered by inet.</summary>
-    public void AfterFlush()
-    {
-        for (int i = 0; i < _directCount; i++)
-        {
-            ref var d = ref _direct[i];
-            if (d.Pending)
-            {
-                if (d.B.DirectSend == i + 1) d.B.DirectSend = 0;
-                Count(InetStat.SendsAnsweredByInet);
-                Reply(d.M, InetStatus.Ok);
-            }
-            d = default;
-        }
-        _directCount = 0;
-    }
-
-    /// <summary>The driver gave back the data of a direct-return transmit: its result reached the app.</summary>
-    public void DirectDataBack(uint transmitId) => _forwarded.Remove(transmitId);
-
-    /// <summary>
-    /// A driver died: sends whose control ICA it held never got their result. The control ICA
-    /// was lent, so the broker gave it back: inet takes it back and answers the app itself
-    /// (the bytes were accepted; TCP retransmits them). One it cannot take back (the driver
-    /// had returned it already, or it was lost) is answered with a fresh control ICA.
-    /// </summary>
-    private void DriverGone(Endpoint driver)
-    {
-        List<uint>? done = null;
-        foreach (var (id, f) in _forwarded)
-        {
-            if (f.Driver != driver) continue;
-            (done ??= new()).Add(id);
-            if (_kernel.TryTakeBack(f.Control, out var control) && ControlIca.TryOpen(control.Span, out var c))
-            {
-                var r = SocketResult.Begin(c.ResultArea);
-                r.Value = f.Bytes;
-                c.SetResultLength(SocketResult.Length);
-                if (f.M.Endpoint is { IsOpen: true } ep)
-                {
-                    try
-                    {
-                        _kernel.Reply(f.M, control, (int)InetStatus.Ok, default);
-                        continue;
-                    }
-                    catch (KernelException e) when (!e.HandlesKept)
-                    {
-                        continue; // it left with the failed transfer: not ours to free
-                    }
-                    catch (KernelException) { }
-                }
-                _kernel.Free(control);
-                continue;
-            }
-            ReplyFresh(f.M, InetStatus.Ok, f.Bytes);
-        }
-        if (done is not null) foreach (var id in done) _forwarded.Remove(id);
-    }
-
-    private void DropDirectOn(Endpoint ep)
-    {
-        for (int i = 0; i < _directCount; i++)
-        {
-            ref var d = ref _direct[i];
-            if (d.Pending && d.M.Endpoint == ep)
-            {
-                d.Pending = false;
-                if (d.B.DirectSend == i + 1) d.B.DirectSend = 0;
-                _kernel.Free(d.M.Control);
-            }
-        }
-        List<uint>? gone = null;
-        foreach (var (id, f) in _forwarded)
-            if (f.M.Endpoint == ep) (gone ??= new()).Add(id);
-        if (gone is not null) foreach (var id in gone) _forwarded.Remove(id);
+        if (_protocol.Transmits.Defer(m, b, bytes)) return;
+        Count(InetStat.SendsAnsweredByInet);
+        Reply(m, InetStatus.Ok);
     }
 }

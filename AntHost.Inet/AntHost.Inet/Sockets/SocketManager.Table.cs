@@ -64,7 +64,7 @@ public sealed partial class SocketManager
     private SocketRow TcpRow(in TcpConnectionView v)
     {
         var info = v.Info;
-        SocketEntry? e = v.Socket != default && _byTcpIndex.TryGetValue(v.Socket.Index, out var found) && found.Tcp == v.Socket ? found : null;
+        SocketEntry? e = _set is { } set && set.TryFind(v.Socket, out var h) && h.Slot < _entries.Count && _entries[h.Slot] is { InUse: true } found && found.Socket == h ? found : null;
         static int Us(TimeSpan t) => (int)Math.Clamp(t.Ticks / TimeSpan.TicksPerMicrosecond, 0, int.MaxValue);
         var flags = SocketRowFlags.None;
         if (info.Sack) flags |= SocketRowFlags.Sack;

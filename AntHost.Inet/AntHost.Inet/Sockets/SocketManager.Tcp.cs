@@ -42,7 +42,7 @@ public sealed partial class SocketManager
             case InetOp.Accept:
                 {
                     if (tcp.GetState(s) != TcpState.Listen) return SocketStatus.InvalidArgument;
-                    if (TryAccept(m, e, r, out var status)) return status;
+                    if (TryAccept(m, e, r, now, out var status)) return status;
                     if ((a.Flags & SocketFlags.NonBlocking) != 0) return SocketStatus.WouldBlock;
                     Enqueue(ref e.Accepts, m);
                     return Held;
@@ -139,7 +139,7 @@ public sealed partial class SocketManager
     // ---- accept ----------------------------------------------------------------------------
 
     /// <summary>Takes a connection off the listener's queue; false when none waits (nothing written).</summary>
-    private bool TryAccept(in Message m, SocketEntry l, SocketResult r, out InetStatus status)
+    private bool TryAccept(in Message m, SocketEntry l, SocketResult r, Instant now, out InetStatus status)
     {
         var tcp = _tcp!;
         var err = tcp.Accept(l.Tcp, out var child);
@@ -155,13 +155,11 @@ public sealed partial class SocketManager
         }
         if (!RoomFor(l.Owner))
         {
-            tcp.Abort(child, Now());
+            tcp.Abort(child, now);
             status = SocketStatus.TooManySockets;
             return true;
         }
-        var e = NewEntry(l.Owner, AbiSocketType.Stream);
-        e.Tcp = child;
-        _byTcpIndex[child.Index] = e;
+        var e = NewEntry(l.Owner, _set!.AddTcp(child));
         r.Socket = e.Handle;
         FillEndpoints(r, tcp, child);
         status = InetStatus.Ok;
@@ -348,7 +346,7 @@ public sealed partial class SocketManager
         IcaLease lease;
         try
         {
-            lease = _kernel.AllocateBytes(bytes);
+            lease = _kernel.Allocate((bytes + AntHost.Kernel.Pool.PoolLayout.PageSize - 1) / AntHost.Kernel.Pool.PoolLayout.PageSize);
         }
         catch (KernelException)
         {
@@ -405,13 +403,13 @@ public sealed partial class SocketManager
         Reply(m, status);
     }
 
-    private void ServiceAccepts(SocketEntry e)
+    private void ServiceAccepts(SocketEntry e, Instant now)
     {
         var q = e.Accepts;
         while (q is { Count: > 0 })
         {
             var m = q.Peek();
-            if (!TryAccept(m, e, ResultOf(m), out var status)) return;
+            if (!TryAccept(m, e, ResultOf(m), now, out var status)) return;
             q.Dequeue();
             Reply(m, status);
         }

@@ -31,6 +31,7 @@
 using AntHost.Inet.Abi;
 using AntHost.Inet.Buffers;
 using AntHost.Inet.Core.Iface;
+using AntHost.Inet.Core.Sockets;
 using AntHost.Inet.Core.Tcp;
 using AntHost.Inet.Core.Time;
 using AntHost.Kernel;
@@ -46,20 +47,21 @@ public sealed partial class SocketManager
     /// <summary>A handler's answer meaning "held (or handed on): no reply now".</summary>
     private const InetStatus Held = (InetStatus)(-1);
 
-    private readonly KernelConnection _kernel;
+    private readonly IInetKernel _kernel;
+    private readonly AppReplies _replies;
     private readonly ProtocolManager _protocol;
     private readonly IcaPacketBufferPool _pool;
     private readonly ILogger _log;
     private readonly int _maxSockets;
     private readonly uint _self;
+    // The one socket table: entry i holds what inet keeps for the core's socket in slot i of the
+    // interface's SocketSet (TCP, UDP and the ping socket alike).
     private readonly List<SocketEntry> _entries = new(1024);
-    private readonly Stack<int> _free = new(1024);
-    private readonly Dictionary<int, SocketEntry> _byTcpIndex = new(1024);
-    private readonly Dictionary<Core.Udp.UdpSocket, SocketEntry> _byUdp = new(64, ReferenceEqualityComparer.Instance);
+    private SocketSet? _set;
     private readonly Dictionary<uint, AppState> _apps = new();
     private readonly List<SocketEntry> _sendWaiters = new(64);
     private readonly DataIca[] _replyData = new DataIca[InetService.MaxFramesPerMessage];
-    private readonly long[] _stats = new long[(int)InetStat.Count];
+    private readonly long[] _stats;
     private Interface? _iface;
     private TcpLayer? _tcp;
     private int _open;
@@ -72,7 +74,7 @@ public sealed partial class SocketManager
         public readonly List<Endpoint> Channels = new(2);
     }
 
-    public SocketManager(KernelConnection kernel, ProtocolManager protocol, int maxSockets, int maxPerProcess, ILogger log)
+    public SocketManager(IInetKernel kernel, ProtocolManager protocol, int maxSockets, int maxPerProcess, ILogger log)
     {
         _maxPerProcess = maxPerProcess;
         _kernel = kernel;
@@ -81,11 +83,19 @@ public sealed partial class SocketManager
         _log = log;
         _maxSockets = maxSockets;
         _self = kernel.Id.Value;
-        protocol.DirectSend = ForwardDirect;
+        _replies = protocol.Replies;
+        // One counters array: the socket manager writes its range of InetStat, the protocol manager the rest.
+        _stats = protocol.Counters;
     }
 
     /// <summary>Sockets open now.</summary>
     public int OpenSockets => _open;
+
+    /// <summary>Sockets <paramref name="owner"/> holds now.</summary>
+    public int SocketsOwnedBy(ProcessId owner) => _openBy.GetValueOrDefault(owner.Value);
+
+    /// <summary>Requests held now (blocking calls, polls, pings, lingering closes).</summary>
+    public long HeldRequests => CountHeld();
 
     private void Count(InetStat s, long n = 1) => _stats[(int)s] += n;
 
@@ -176,20 +186,14 @@ public sealed partial class SocketManager
         {
             case AbiSocketType.Stream:
                 {
-                    var err = _tcp!.Open(out var ts);
+                    var err = _set!.OpenTcp(out var h);
                     if (err != TcpError.None) return Map(err);
-                    e = NewEntry(m.Source, AbiSocketType.Stream);
-                    e.Tcp = ts;
-                    _byTcpIndex[ts.Index] = e;
+                    e = NewEntry(m.Source, h);
                     break;
                 }
             case AbiSocketType.Datagram:
-                {
-                    e = NewEntry(m.Source, AbiSocketType.Datagram);
-                    e.Udp = _iface!.Udp.Open();
-                    _byUdp[e.Udp] = e;
-                    break;
-                }
+                e = NewEntry(m.Source, _set!.OpenUdp());
+                break;
             default:
                 Count(InetStat.BadSocketRequests);
                 return InetStatus.BadArguments;
@@ -199,18 +203,26 @@ public sealed partial class SocketManager
         return InetStatus.Ok;
     }
 
-    private SocketEntry NewEntry(ProcessId owner, AbiSocketType type)
+    /// <summary>The entry of a socket just added to the set: the one at its slot.</summary>
+    private SocketEntry NewEntry(ProcessId owner, SocketHandle h)
     {
-        SocketEntry e;
-        if (_free.TryPop(out int i)) e = _entries[i];
-        else
-        {
-            e = new SocketEntry(_entries.Count);
-            _entries.Add(e);
-        }
+        var set = _set!;
+        while (_entries.Count <= h.Slot) _entries.Add(new SocketEntry(_entries.Count));
+        var e = _entries[h.Slot];
+        if (e.InUse) throw new InvalidOperationException($"the socket table's slot {h.Slot} is in use (set and table disagree)");
         e.InUse = true;
         e.Owner = owner;
-        e.Type = type;
+        e.Socket = h;
+        if (set.KindOf(h) == SocketKind.Tcp)
+        {
+            e.Type = AbiSocketType.Stream;
+            e.Tcp = set.Tcp(h);
+        }
+        else
+        {
+            e.Type = AbiSocketType.Datagram;
+            e.Udp = set.Udp(h);
+        }
         _open++;
         _openBy[owner.Value] = _openBy.GetValueOrDefault(owner.Value) + 1;
         return e;
@@ -239,20 +251,15 @@ public sealed partial class SocketManager
     private void FreeEntry(SocketEntry e)
     {
         if (!e.InUse) return;
-        if (e.Type == AbiSocketType.Stream) _byTcpIndex.Remove(e.Tcp.Index);
-        else if (e.Udp is { } u)
-        {
-            if (e.HasPeeked) e.Peeked.Payload.Release();
-            _byUdp.Remove(u);
-            u.Dispose();
-        }
+        if (e.HasPeeked) e.Peeked.Payload.Release();
+        // A UDP socket closes with it; TCP's was closed or aborted by the caller.
+        _set?.Remove(e.Socket);
         if (e.InSendWaiters) _sendWaiters.Remove(e);
         if (e.Closing) _lingering.Remove(e);
         // A held poll naming this socket must see it gone (its entry now reads Error | Hangup).
         if (e.PollWaiters > 0) _pollDirty = true;
         Forget(e);
         e.Reset();
-        _free.Push(e.Index);
     }
 
     /// <summary>
@@ -270,23 +277,23 @@ public sealed partial class SocketManager
             {
                 if (!e.InUse) continue;
                 AnswerAllHeld(e, SocketStatus.NetworkDown);
-                if (e.Type == AbiSocketType.Stream) _byTcpIndex.Remove(e.Tcp.Index);
-                else if (e.Udp is { } u) _byUdp.Remove(u);
                 if (e.InSendWaiters) _sendWaiters.Remove(e);
                 if (e.Closing) Reply(e.Close, SocketStatus.NetworkDown);
                 e.Udp = null;
                 e.HasPeeked = false;
                 Forget(e);
                 e.Reset();
-                _free.Push(e.Index);
             }
             _lingering.Clear();
             EndPings(SocketStatus.NetworkDown);
             EndPolls();
             _echo = null;
+            _echoSocket = default;
         }
         _iface = iface;
-        _tcp = iface?.Tcp as TcpLayer;
+        // The old interface's sockets went with it: the new one starts an empty set.
+        _set = iface is null ? null : new SocketSet(iface);
+        _tcp = _set?.TcpLayer;
         return iface is not null && _tcp is not null;
     }
 
@@ -295,89 +302,10 @@ public sealed partial class SocketManager
     /// <summary>Replies with the control ICA (its result area already written) and no data.</summary>
     private void Reply(in Message m, InetStatus status) => Reply(m, status, default);
 
-    private void Reply(in Message m, InetStatus status, ReadOnlySpan<DataIca> data)
-    {
-        if (m.Endpoint is not { IsOpen: true })
-        {
-            _kernel.Free(m.Control);
-            foreach (var d in data) _kernel.Free(d.Ica);
-            return;
-        }
-        try
-        {
-            _kernel.Reply(m, m.Control, (int)status, data, quiet: IsQuiet(m));
-        }
-        catch (KernelException e)
-        {
-            ReplyFailed(m, e, m.Control, data);
-        }
-    }
-
-    /// <summary>
-    /// A reply that could not be sent (the app died, or its ring stayed full): its ICAs are
-    /// freed when they never left (else inet would keep them until it stops), and it is said.
-    /// </summary>
-    private void ReplyFailed(in Message m, KernelException e, IcaLease control, ReadOnlySpan<DataIca> data)
-    {
-        _log.LogWarning("reply to {Process} failed ({Error}): {Message}; {What}", m.Source, e.Error, e.Message,
-            e.HandlesKept ? "its ICAs are freed" : "its ICAs went with it");
-        if (!e.HandlesKept) return;
-        if (!control.IsNone) _kernel.Free(control);
-        foreach (var d in data) _kernel.Free(d.Ica);
-    }
-
-    /// <summary>True when the app does not wait for this answer (a posted send): it goes quietly.</summary>
-    private static bool IsQuiet(in Message m) =>
-        !m.Control.IsNone && ControlIca.TryOpen(m.Control.Span, out var c) && c.FrameCount > 0
-        && c.TryGetFrame(c.FrameCount - 1, out var f) && (f.Flags & RequestFrameFlags.QuietReturn) != 0;
+    private void Reply(in Message m, InetStatus status, ReadOnlySpan<DataIca> data) => _replies.Reply(m, status, data);
 
     /// <summary>A reply for a request that came without a usable control ICA.</summary>
-    private void ReplyBare(in Message m, InetStatus status)
-    {
-        if (m.Endpoint is not { IsOpen: true })
-        {
-            if (!m.Control.IsNone) _kernel.Free(m.Control);
-            return;
-        }
-        try
-        {
-            _kernel.Reply(m, m.Control, (int)status, default);
-        }
-        catch (KernelException e)
-        {
-            ReplyFailed(m, e, m.Control, default);
-        }
-    }
-
-    /// <summary>A reply made with a fresh control ICA, for a request whose own control ICA is gone (lost with a driver).</summary>
-    private void ReplyFresh(in Message m, InetStatus status, long value)
-    {
-        if (m.Endpoint is not { IsOpen: true }) return;
-        IcaLease control;
-        try
-        {
-            control = _kernel.AllocateControl();
-        }
-        catch (KernelException e)
-        {
-            _log.LogWarning("reply to {Process} not sent: no control ICA ({Error})", m.Source, e.Message);
-            return;
-        }
-        if (ControlIca.TryOpen(control.Span, out var c))
-        {
-            c.RequestId = m.RequestId;
-            SocketResult.Begin(c.ResultArea).Value = value;
-            c.SetResultLength(SocketResult.Length);
-        }
-        try
-        {
-            _kernel.Reply(m, control, (int)status, default);
-        }
-        catch (KernelException e)
-        {
-            ReplyFailed(m, e, control, default);
-        }
-    }
+    private void ReplyBare(in Message m, InetStatus status) => _replies.ReplyBare(m, status);
 
     private void FreeData(in Message m)
     {
@@ -427,17 +355,15 @@ public sealed partial class SocketManager
     /// A channel's peer died or closed it (not the driver's). Held requests that came on it
     /// are freed; when it was the app's last channel, every socket it owned is aborted.
     /// </summary>
-    public void PeerDied(in Message m)
+    public void PeerDied(in Message m, Instant now)
     {
         if (m.Endpoint is not { } ep) return;
-        if (_forwarded.Count > 0) DriverGone(ep);
         if (!_apps.TryGetValue(m.Source.Value, out var app)) return;
         app.Channels.Remove(ep);
-        DropHeldOn(ep);
+        DropHeldOn(ep, now);
         if (app.Channels.Count > 0) return;
         _apps.Remove(m.Source.Value);
         Count(InetStat.AppDeaths);
-        var now = Now();
         int aborted = 0;
         foreach (var e in _entries)
         {
@@ -453,7 +379,7 @@ public sealed partial class SocketManager
         _log.LogInformation("app {Process} is gone ({How}): {Aborted} TCP sockets aborted", m.Source, m.Word == 1 ? "closed its channel" : "died", aborted);
     }
 
-    private void DropHeldOn(Endpoint ep)
+    private void DropHeldOn(Endpoint ep, Instant now)
     {
         foreach (var e in _entries)
         {
@@ -471,13 +397,12 @@ public sealed partial class SocketManager
             {
                 // The lingering close goes on in the background; nobody waits for it now.
                 Drop(e.Close);
-                if (_tcp is not null) _tcp.Close(e.Tcp, Now());
+                if (_tcp is not null) _tcp.Close(e.Tcp, now);
                 FreeEntry(e);
             }
         }
         DropPollsOn(ep);
         DropPingsOn(ep);
-        DropDirectOn(ep);
     }
 
     private void DropQueued(Queue<Message>? q, Endpoint ep)
@@ -524,13 +449,6 @@ public sealed partial class SocketManager
         q ??= new Queue<Message>(4);
         q.Enqueue(m);
     }
-
-    // ---- time ------------------------------------------------------------------------------
-
-    /// <summary>The request manager's clock (set by it every round).</summary>
-    public Func<Instant> Clock { get; set; } = () => default;
-
-    private Instant Now() => Clock();
 
     // ---- stats and stop --------------------------------------------------------------------
 
@@ -590,7 +508,7 @@ public sealed partial class SocketManager
             _stats[(int)InetStat.TcpOffloadSegments] = tc.OffloadSegments;
             _stats[(int)InetStat.TcpOffloadChunkLent] = tc.OffloadChunkLent;
         }
-        for (int i = (int)InetStat.SocketsOpen; i < (int)InetStat.Count; i++) stats[i] = _stats[i];
+        if (stats != _stats) for (int i = (int)InetStat.SocketsOpen; i < (int)InetStat.Count; i++) stats[i] = _stats[i];
     }
 
     private long CountHeld()
@@ -617,8 +535,9 @@ public sealed partial class SocketManager
         }
         EndPings(SocketStatus.ConnectionAborted);
         EndPolls();
-        _echo?.Dispose();
+        if (_echo is not null) _set?.Remove(_echoSocket);
         _echo = null;
+        _echoSocket = default;
     }
 
     // ---- status mapping --------------------------------------------------------------------

@@ -79,6 +79,25 @@ public sealed unsafe partial class KernelConnection : IDisposable
     }
 
     /// <summary>
+    /// A connection that only maps <paramref name="pool"/>: leases made on it read and write
+    /// the pool's pages, and nothing else works (no broker, no rings). For tests that drive code
+    /// handling ICAs with a kernel of their own (the inet server core's simulation).
+    /// </summary>
+    internal KernelConnection(IcaPool pool, ProcessId id)
+    {
+        _options = new KernelOptions { ProcessName = "test" };
+        Pool = pool;
+        Id = id;
+        _socket = null!;
+        _uplink = null!;
+        _path = null!;
+        _strict = null!;
+        _endpoints = [];
+        _cache = [];
+        _brokerWatch = null!;
+    }
+
+    /// <summary>
     /// Cancelled once the broker is gone: its control socket hung up or its process ended,
     /// seen at once by a thread that sleeps in poll(2) on both (no periodic check). Nothing is
     /// committed or reclaimed without a broker, so a server passes this to its waits and

@@ -1,0 +1,2 @@
+// The kernel these tests fake is Linux-only (/dev/shm).
+[assembly: System.Runtime.Versioning.SupportedOSPlatform("linux")]

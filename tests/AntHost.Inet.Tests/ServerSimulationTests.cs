@@ -1,0 +1,51 @@
+using Xunit.Abstractions;
+
+namespace AntHost.Inet.Tests;
+
+/// <summary>
+/// The server core in its seeded simulation (<see cref="ServerSimulation"/>): 200 seeds of
+/// 300 steps by default, in seconds; ANTHOST_SIM_SEEDS=N for a soak, ANTHOST_SIM_SEED=S to
+/// replay one.
+/// </summary>
+public class ServerSimulationTests(ITestOutputHelper output)
+{
+    [Fact]
+    public void Apps_a_driver_and_a_peer_in_any_order_leave_every_ica_owned_once_and_every_call_answered()
+    {
+        string path = $"/dev/shm/anthost-test-srv-sim-{Environment.ProcessId}.pool";
+        using var kernel = new FakeKernel(path, 4096, AntHost.Kernel.Pool.ProcessId.Create(0, 1));
+        long replies = 0, dataReplies = 0, direct = 0, forwardedAtMost = 0, driverDeaths = 0, appDeaths = 0, heldAtMost = 0;
+        int seeds = 0;
+        foreach (var seed in Seeds(200))
+        {
+            kernel.Reset();
+            var sim = new ServerSimulation(seed, kernel);
+            sim.Run(300);
+            replies += sim.Replies;
+            dataReplies += sim.DataReplies;
+            direct += sim.DirectReturns;
+            forwardedAtMost = Math.Max(forwardedAtMost, sim.Forwarded);
+            driverDeaths += sim.DriverDeaths;
+            appDeaths += sim.AppDeaths;
+            heldAtMost = Math.Max(heldAtMost, sim.HeldAtMost);
+            seeds++;
+        }
+        output.WriteLine($"{seeds} seeds: {replies} replies ({dataReplies} with a received datagram), {direct} sends answered by the driver (direct return; up to {forwardedAtMost} with it at once), {appDeaths} app deaths, {driverDeaths} driver deaths, up to {heldAtMost} calls held at once");
+        // The simulation must have exercised what it claims to.
+        Assert.True(replies > seeds * 50, $"only {replies} replies");
+        Assert.True(dataReplies > seeds, $"only {dataReplies} datagrams received");
+        Assert.True(direct > seeds / 4, $"only {direct} direct returns");
+        Assert.True(driverDeaths > 0 && appDeaths > 0 && heldAtMost > 2);
+    }
+
+    private static IEnumerable<ulong> Seeds(int defaultCount)
+    {
+        if (ulong.TryParse(Environment.GetEnvironmentVariable("ANTHOST_SIM_SEED"), out var one))
+        {
+            yield return one;
+            yield break;
+        }
+        int n = int.TryParse(Environment.GetEnvironmentVariable("ANTHOST_SIM_SEEDS"), out var m) ? m : defaultCount;
+        for (int i = 0; i < n; i++) yield return (ulong)i;
+    }
+}
