@@ -120,18 +120,7 @@ public sealed partial class InetSocket : IDisposable
     /// <summary>Connects to <paramref name="host"/> (a name resolved over AntHost, or an address) at <paramref name="port"/>: the first address.</summary>
     public void Connect(string host, int port) => Connect(new DnsEndPoint(host, port));
 
-    public void Connect(EndPoint remoteEP)
-    {
-        if (remoteEP is DnsEndPoint named)
-        {
-            Connect(ResolveFirst(named, default).GetAwaiter().GetResult());
-            return;
-        }
-        var ep = ToIPv4(remoteEP, nameof(remoteEP));
-        var control = ConnectRequest(ep);
-        using var reply = Run(control, InetOp.Connect);
-        OnConnected(reply, ep);
-    }
+    public void Connect(EndPoint remoteEP) => ConnectCore(remoteEP, default, sync: true).Sync();
 
     public ValueTask ConnectAsync(IPAddress address, int port, CancellationToken cancellationToken = default) =>
         ConnectAsync(new IPEndPoint(address, port), cancellationToken);
@@ -140,22 +129,20 @@ public sealed partial class InetSocket : IDisposable
     public ValueTask ConnectAsync(string host, int port, CancellationToken cancellationToken = default) =>
         ConnectAsync(new DnsEndPoint(host, port), cancellationToken);
 
-    public async ValueTask ConnectAsync(EndPoint remoteEP, CancellationToken cancellationToken = default)
+    public ValueTask ConnectAsync(EndPoint remoteEP, CancellationToken cancellationToken = default) =>
+        ConnectCore(remoteEP, cancellationToken, sync: false);
+
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder))]
+    private async ValueTask ConnectCore(EndPoint remoteEP, CancellationToken ct, bool sync)
     {
-        if (remoteEP is DnsEndPoint named) remoteEP = await ResolveFirst(named, cancellationToken).ConfigureAwait(false);
+        if (remoteEP is DnsEndPoint named)
+        {
+            // The resolver is async (its queries are UDP calls of its own): a sync connect waits for it here.
+            var resolving = ResolveFirst(named, ct);
+            remoteEP = sync ? resolving.GetAwaiter().GetResult() : await resolving.ConfigureAwait(false);
+        }
         var ep = ToIPv4(remoteEP, nameof(remoteEP));
-        var control = ConnectRequest(ep);
-        var call = BeginAsync(control, InetOp.Connect, default, cancellationToken);
-        Message answer;
-        try
-        {
-            answer = await call.Task.ConfigureAwait(false);
-        }
-        finally
-        {
-            EndAsync(call);
-        }
-        using var reply = FinishAsync(answer, InetOp.Connect, cancellationToken);
+        using var reply = await Call(ConnectRequest(ep), InetOp.Connect, default, ct, sync).ConfigureAwait(false);
         OnConnected(reply, ep);
     }
 
@@ -193,27 +180,14 @@ public sealed partial class InetSocket : IDisposable
         Connected = _type == AbiSocketType.Stream || RemoteEndPoint is not null;
     }
 
-    public InetSocket Accept()
-    {
-        var control = Request(InetOp.Accept, CallFlags);
-        using var reply = Run(control, InetOp.Accept);
-        return Accepted(reply);
-    }
+    public InetSocket Accept() => AcceptCore(default, sync: true).Sync();
 
-    public async ValueTask<InetSocket> AcceptAsync(CancellationToken cancellationToken = default)
+    public ValueTask<InetSocket> AcceptAsync(CancellationToken cancellationToken = default) => AcceptCore(cancellationToken, sync: false);
+
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
+    private async ValueTask<InetSocket> AcceptCore(CancellationToken ct, bool sync)
     {
-        var control = Request(InetOp.Accept, CallFlags);
-        var call = BeginAsync(control, InetOp.Accept, default, cancellationToken);
-        Message answer;
-        try
-        {
-            answer = await call.Task.ConfigureAwait(false);
-        }
-        finally
-        {
-            EndAsync(call);
-        }
-        using var reply = FinishAsync(answer, InetOp.Accept, cancellationToken);
+        using var reply = await Call(Request(InetOp.Accept, CallFlags), InetOp.Accept, default, ct, sync).ConfigureAwait(false);
         return Accepted(reply);
     }
 
@@ -509,51 +483,6 @@ public sealed partial class InetSocket : IDisposable
     {
         ObjectDisposedException.ThrowIf(Volatile.Read(ref _closed) != 0, this);
         return Stack.NewRequest(op, Handle, flags, frameFlags);
-    }
-
-    /// <summary>A sync call of this socket; connection errors mark it not connected.</summary>
-    private InetReply Run(IcaLease control, InetOp op, ReadOnlySpan<DataIca> data = default, ushort traceStage = 0)
-    {
-        Interlocked.Increment(ref _inFlight);
-        try
-        {
-            var reply = Stack.Call(control, op, data, traceStage);
-            Observe(reply.Status);
-            return reply;
-        }
-        finally
-        {
-            Interlocked.Decrement(ref _inFlight);
-        }
-    }
-
-    /// <summary>Starts an async call of this socket (the caller awaits its task, then EndAsync, then FinishAsync).</summary>
-    private InetStack.AsyncCall BeginAsync(IcaLease control, InetOp op, ReadOnlySpan<DataIca> data, CancellationToken ct, ushort traceStage = 0,
-        bool syncWait = false)
-    {
-        Interlocked.Increment(ref _inFlight);
-        try
-        {
-            return Stack.StartCall(control, op, data, Handle, ct, traceStage, syncWait);
-        }
-        catch
-        {
-            Interlocked.Decrement(ref _inFlight);
-            throw;
-        }
-    }
-
-    private void EndAsync(in InetStack.AsyncCall call)
-    {
-        Stack.EndCall(call);
-        Interlocked.Decrement(ref _inFlight);
-    }
-
-    private InetReply FinishAsync(in Message m, InetOp op, CancellationToken ct)
-    {
-        var reply = Stack.FinishCall(m, op, ct);
-        Observe(reply.Status);
-        return reply;
     }
 
     private void Observe(InetStatus status)

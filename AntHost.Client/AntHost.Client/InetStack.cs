@@ -22,6 +22,7 @@
 // broker notices a death when the process's control socket closes (also for kill -9),
 // so an app learns of it within milliseconds, never by a timeout.
 using System.Diagnostics;
+using System.Runtime.CompilerServices;
 using System.Net;
 using System.Net.Sockets;
 using AntHost.Inet.Abi;
@@ -467,9 +468,19 @@ internal readonly struct InetReply : IDisposable
         }
     }
 
+    /// <summary>Throws the SocketException for a failed reply; <paramref name="what"/> names the call in its message.</summary>
     public void ThrowIfFailed(string what)
     {
         if (Status != InetStatus.Ok) throw InetErrors.For(Status, what);
+    }
+
+    /// <summary>
+    /// As <see cref="ThrowIfFailed(string)"/>, with an interpolated <paramref name="what"/> that is
+    /// formatted only when the reply failed: a call that succeeds builds no string.
+    /// </summary>
+    public void ThrowIfFailed([InterpolatedStringHandlerArgument("")] ref FailureMessage what)
+    {
+        if (Status != InetStatus.Ok) throw InetErrors.For(Status, what.ToStringAndClear());
     }
 
     /// <summary>Frees the control ICA and every data ICA.</summary>
@@ -477,4 +488,27 @@ internal readonly struct InetReply : IDisposable
 
     /// <summary>Frees the control ICA only: the caller took the data ICAs over.</summary>
     public void FreeControl() => _stack.Free(Message.Control);
+}
+
+/// <summary>
+/// The "what" of <see cref="InetReply.ThrowIfFailed(ref FailureMessage)"/>: formats its interpolated string only
+/// when the reply failed (the handler pattern of Debug.Assert), so success allocates nothing.
+/// </summary>
+[InterpolatedStringHandler]
+internal ref struct FailureMessage
+{
+    private DefaultInterpolatedStringHandler _text;
+    private readonly bool _failed;
+
+    public FailureMessage(int literalLength, int formattedCount, InetReply reply, out bool failed)
+    {
+        _failed = failed = reply.Status != InetStatus.Ok;
+        _text = failed ? new DefaultInterpolatedStringHandler(literalLength, formattedCount) : default;
+    }
+
+    public void AppendLiteral(string value) => _text.AppendLiteral(value);
+
+    public void AppendFormatted<T>(T value) => _text.AppendFormatted(value);
+
+    public string ToStringAndClear() => _failed ? _text.ToStringAndClear() : "";
 }
