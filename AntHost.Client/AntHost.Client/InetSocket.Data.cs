@@ -236,7 +236,7 @@ public sealed partial class InetSocket
             _window[h] = default;
             try
             {
-                int accepted = SendAnswered(await AwaitCall(call, InetOp.Send, ct, sync).ConfigureAwait(false), _windowBytes[h], _windowIcas[h], sent, trace);
+                int accepted = SendAnswered(await Stack.AwaitCall(call, InetOp.Send, ct, sync, this).ConfigureAwait(false), _windowBytes[h], _windowIcas[h], sent, trace);
                 if (accepted <= 0)
                     throw InetErrors.Local(SocketError.SocketError, "the inet server refused a pipelined send for buffer space; this should not happen with the send buffer it reported");
                 sent += accepted;
@@ -257,7 +257,7 @@ public sealed partial class InetSocket
             _window[h] = default;
             try
             {
-                (await AwaitCall(call, InetOp.Send, ct, sync).ConfigureAwait(false)).Dispose();
+                (await Stack.AwaitCall(call, InetOp.Send, ct, sync, this).ConfigureAwait(false)).Dispose();
             }
             catch (Exception e) when (e is SocketException or OperationCanceledException)
             {

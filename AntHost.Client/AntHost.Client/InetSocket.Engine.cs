@@ -30,25 +30,7 @@ public sealed partial class InetSocket
     private ValueTask<InetReply> Call(IcaLease control, InetOp op, ReadOnlySpan<DataIca> data, CancellationToken ct, bool sync, ushort traceStage = 0)
     {
         if (sync && !ct.CanBeCanceled) return new(Run(control, op, data, traceStage));
-        return AwaitCall(BeginAsync(control, op, data, ct, traceStage, syncWait: sync), op, ct, sync);
-    }
-
-    /// <summary>The answer of a posted call (see <see cref="Call"/>); ends the call whatever happens.</summary>
-    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
-    private async ValueTask<InetReply> AwaitCall(InetStack.AsyncCall call, InetOp op, CancellationToken ct, bool sync)
-    {
-        Message answer;
-        try
-        {
-            answer = sync ? call.Op.WaitSync() : await call.Task.ConfigureAwait(false);
-        }
-        finally
-        {
-            EndAsync(call);
-        }
-        var reply = Stack.FinishCall(answer, op, ct);
-        Observe(reply.Status);
-        return reply;
+        return Stack.AwaitCall(BeginAsync(control, op, data, ct, traceStage, syncWait: sync), op, ct, sync, this);
     }
 
     /// <summary>Waits for a socket's send or receive gate.</summary>
@@ -75,7 +57,7 @@ public sealed partial class InetSocket
         }
     }
 
-    /// <summary>Posts a call of this socket (the caller then waits for it with <see cref="AwaitCall"/>).</summary>
+    /// <summary>Posts a call of this socket (the caller then waits for it with InetStack.AwaitCall, naming this socket).</summary>
     private InetStack.AsyncCall BeginAsync(IcaLease control, InetOp op, ReadOnlySpan<DataIca> data, CancellationToken ct, ushort traceStage,
         bool syncWait)
     {
@@ -91,11 +73,8 @@ public sealed partial class InetSocket
         }
     }
 
-    private void EndAsync(in InetStack.AsyncCall call)
-    {
-        Stack.EndCall(call);
-        Interlocked.Decrement(ref _inFlight);
-    }
+    /// <summary>A call of this socket started by <see cref="BeginAsync"/> has ended.</summary>
+    internal void CallEnded() => Interlocked.Decrement(ref _inFlight);
 }
 
 /// <summary>

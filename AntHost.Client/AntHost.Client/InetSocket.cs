@@ -485,7 +485,7 @@ public sealed partial class InetSocket : IDisposable
         return Stack.NewRequest(op, Handle, flags, frameFlags);
     }
 
-    private void Observe(InetStatus status)
+    internal void Observe(InetStatus status)
     {
         if (status is SocketStatus.ConnectionReset or SocketStatus.ConnectionAborted or SocketStatus.NotConnected or SocketStatus.TimedOut)
             Connected = false;

@@ -326,19 +326,20 @@ public sealed partial class InetStack : IDisposable
     // ---- Ping and poll --------------------------------------------------------------
 
     /// <summary>Sends an ICMP echo request to <paramref name="address"/> and waits for the reply; returns the round-trip time.</summary>
-    public TimeSpan Ping(IPAddress address, TimeSpan timeout, int payloadBytes = 56)
-    {
-        var (control, data) = BuildPing(address, timeout, payloadBytes);
-        using var reply = Call(control, InetOp.Ping, [data]);
-        return PingResult(reply, address);
-    }
+    public TimeSpan Ping(IPAddress address, TimeSpan timeout, int payloadBytes = 56) =>
+        PingCore(address, timeout, payloadBytes, default, sync: true).Sync();
 
     /// <summary>As <see cref="Ping"/>, asynchronously (cancellation sends Cancel and throws OperationCanceledException).</summary>
-    public async Task<TimeSpan> PingAsync(IPAddress address, TimeSpan timeout, CancellationToken cancellationToken = default, int payloadBytes = 56)
+    public Task<TimeSpan> PingAsync(IPAddress address, TimeSpan timeout, CancellationToken cancellationToken = default, int payloadBytes = 56) =>
+        PingCore(address, timeout, payloadBytes, cancellationToken, sync: false).AsTask();
+
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
+    private async ValueTask<TimeSpan> PingCore(IPAddress address, TimeSpan timeout, int payloadBytes, CancellationToken ct, bool sync)
     {
         var (control, data) = BuildPing(address, timeout, payloadBytes);
-        using var reply = await CallAsync(control, InetOp.Ping, [data], 0, cancellationToken).ConfigureAwait(false);
-        return PingResult(reply, address);
+        using var reply = await Call(control, InetOp.Ping, [data], ct, sync).ConfigureAwait(false);
+        reply.ThrowIfFailed($"ping {address}");
+        return TimeSpan.FromMicroseconds(reply.Result.Value);
     }
 
     private (IcaLease, DataIca) BuildPing(IPAddress address, TimeSpan timeout, int payloadBytes)
@@ -354,12 +355,6 @@ public sealed partial class InetStack : IDisposable
         args.Value = (long)Math.Clamp(timeout.TotalMilliseconds, 1, int.MaxValue);
         args.SetData(0, InetService.SendHeadroom, payloadBytes);
         return (control, new DataIca(data, InetService.SendHeadroom + payloadBytes));
-    }
-
-    private static TimeSpan PingResult(in InetReply reply, IPAddress address)
-    {
-        reply.ThrowIfFailed($"ping {address}");
-        return TimeSpan.FromMicroseconds(reply.Result.Value);
     }
 
     /// <summary>
@@ -379,7 +374,7 @@ public sealed partial class InetStack : IDisposable
     {
         ArgumentNullException.ThrowIfNull(entries);
         var control = BuildPoll(entries, timeout);
-        using var reply = await CallAsync(control, InetOp.Poll, default, 0, cancellationToken).ConfigureAwait(false);
+        using var reply = await Call(control, InetOp.Poll, default, cancellationToken, sync: false).ConfigureAwait(false);
         return PollResult(reply, entries);
     }
 
