@@ -26,7 +26,6 @@ using System.Runtime.CompilerServices;
 using AntHost.Inet.Abi;
 using AntHost.Kernel;
 using AntHost.Kernel.Ipc;
-using AbiFlags = AntHost.Inet.Abi.SocketFlags;
 
 namespace AntHost.Client;
 

@@ -10,7 +10,6 @@ using System.Net.Sockets;
 using System.Runtime.CompilerServices;
 using AntHost.Inet.Abi;
 using AntHost.Kernel;
-using AbiFlags = AntHost.Inet.Abi.SocketFlags;
 
 namespace AntHost.Client;
 
@@ -48,7 +47,7 @@ public sealed partial class InetSocket : IDisposable
                 $"AntHost has TCP (Stream) and UDP (Dgram) sockets, not {socketType}/{protocolType}"),
         };
         Stack = stack;
-        var control = stack.NewRequest(InetOp.Socket, 0, AbiFlags.None);
+        var control = stack.NewRequest(InetOp.Socket, 0, InetSocketFlags.None);
         InetStack.Args(control).Small = (byte)_type;
         using var reply = stack.Call(control, InetOp.Socket, default);
         reply.ThrowIfFailed($"socket({socketType})");
@@ -91,14 +90,14 @@ public sealed partial class InetSocket : IDisposable
     /// <summary>False: calls answer at once with WouldBlock instead of waiting.</summary>
     public bool Blocking { get => _blocking; set => _blocking = value; }
 
-    private AbiFlags CallFlags => _blocking ? AbiFlags.None : AbiFlags.NonBlocking;
+    private InetSocketFlags CallFlags => _blocking ? InetSocketFlags.None : InetSocketFlags.NonBlocking;
 
     // ---- Connection ------------------------------------------------------------------
 
     public void Bind(EndPoint localEP)
     {
         var ep = ToIPv4(localEP, nameof(localEP));
-        var control = Request(InetOp.Bind, AbiFlags.None);
+        var control = Request(InetOp.Bind, InetSocketFlags.None);
         var a = InetStack.Args(control);
         a.Address = ToAbiAddress(ep.Address);
         a.Port = (ushort)ep.Port;
@@ -109,7 +108,7 @@ public sealed partial class InetSocket : IDisposable
 
     public void Listen(int backlog = 128)
     {
-        var control = Request(InetOp.Listen, AbiFlags.None);
+        var control = Request(InetOp.Listen, InetSocketFlags.None);
         InetStack.Args(control).Value = Math.Max(1, backlog);
         using var reply = Run(control, InetOp.Listen);
         reply.ThrowIfFailed("listen");
@@ -200,7 +199,7 @@ public sealed partial class InetSocket : IDisposable
 
     public void Shutdown(SocketShutdown how)
     {
-        var control = Request(InetOp.Shutdown, AbiFlags.None);
+        var control = Request(InetOp.Shutdown, InetSocketFlags.None);
         InetStack.Args(control).Small = (byte)(how switch
         {
             SocketShutdown.Receive => AbiShutdown.Receive,
@@ -225,7 +224,7 @@ public sealed partial class InetSocket : IDisposable
         {
             // Calls another thread still waits in end with OperationAborted, as .NET's do.
             if (Volatile.Read(ref _inFlight) > 0) CancelHeld();
-            var control = Stack.NewRequest(InetOp.Close, Handle, _linger is { Enabled: true, LingerTime: 0 } ? AbiFlags.Abort : AbiFlags.None);
+            var control = Stack.NewRequest(InetOp.Close, Handle, _linger is { Enabled: true, LingerTime: 0 } ? InetSocketFlags.Abort : InetSocketFlags.None);
             using var reply = Stack.Call(control, InetOp.Close, default);
         }
         catch (SocketException)
@@ -251,7 +250,7 @@ public sealed partial class InetSocket : IDisposable
     /// <summary>Ends every call of this socket that inet holds (they complete with OperationAborted).</summary>
     private void CancelHeld()
     {
-        var control = Stack.NewRequest(InetOp.Cancel, Handle, AbiFlags.None);
+        var control = Stack.NewRequest(InetOp.Cancel, Handle, InetSocketFlags.None);
         InetStack.Args(control).Value = 0;
         using var reply = Stack.Call(control, InetOp.Cancel, default);
     }
@@ -358,7 +357,7 @@ public sealed partial class InetSocket : IDisposable
 
     private void SetOption(AbiSocketOption option, long value)
     {
-        var control = Request(InetOp.SetOption, AbiFlags.None);
+        var control = Request(InetOp.SetOption, InetSocketFlags.None);
         var a = InetStack.Args(control);
         a.Option = option;
         a.Value = value;
@@ -369,7 +368,7 @@ public sealed partial class InetSocket : IDisposable
 
     private long GetOption(AbiSocketOption option)
     {
-        var control = Request(InetOp.GetOption, AbiFlags.None);
+        var control = Request(InetOp.GetOption, InetSocketFlags.None);
         InetStack.Args(control).Option = option;
         using var reply = Run(control, InetOp.GetOption);
         reply.ThrowIfFailed($"get option {option}");
@@ -379,7 +378,7 @@ public sealed partial class InetSocket : IDisposable
     /// <summary>The connection's state as inet sees it (queues, RTT, window, MSS).</summary>
     public InetSocketInfo GetInfo()
     {
-        var control = Request(InetOp.GetInfo, AbiFlags.None);
+        var control = Request(InetOp.GetInfo, InetSocketFlags.None);
         using var reply = Run(control, InetOp.GetInfo);
         reply.ThrowIfFailed("get info");
         var r = reply.Result;
@@ -479,7 +478,7 @@ public sealed partial class InetSocket : IDisposable
 
     // ---- Plumbing --------------------------------------------------------------------
 
-    private IcaLease Request(InetOp op, AbiFlags flags, Kernel.Ipc.RequestFrameFlags frameFlags = Kernel.Ipc.RequestFrameFlags.None)
+    private IcaLease Request(InetOp op, InetSocketFlags flags, Kernel.Ipc.RequestFrameFlags frameFlags = Kernel.Ipc.RequestFrameFlags.None)
     {
         ObjectDisposedException.ThrowIf(Volatile.Read(ref _closed) != 0, this);
         return Stack.NewRequest(op, Handle, flags, frameFlags);

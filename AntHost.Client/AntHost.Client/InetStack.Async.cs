@@ -20,7 +20,6 @@ using System.Threading.Tasks.Sources;
 using AntHost.Inet.Abi;
 using AntHost.Kernel;
 using AntHost.Kernel.Ipc;
-using SocketFlags = AntHost.Inet.Abi.SocketFlags;
 
 namespace AntHost.Client;
 
@@ -216,7 +215,7 @@ public sealed partial class InetStack
         if (Volatile.Read(ref _gone) != 0 || _disposed != 0 || !_inet.IsOpen) return;
         try
         {
-            var control = NewRequest(InetOp.Cancel, socket, SocketFlags.None);
+            var control = NewRequest(InetOp.Cancel, socket, InetSocketFlags.None);
             Args(control).Value = requestId;
             var pending = RentOp();
             pending.Discard = true;

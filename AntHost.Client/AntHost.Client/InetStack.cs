@@ -29,7 +29,6 @@ using AntHost.Inet.Abi;
 using AntHost.Kernel;
 using AntHost.Kernel.Ipc;
 using AntHost.Kernel.Pool;
-using SocketFlags = AntHost.Inet.Abi.SocketFlags;
 
 namespace AntHost.Client;
 
@@ -157,7 +156,7 @@ public sealed partial class InetStack : IDisposable
     // ---- Requests ----------------------------------------------------------------
 
     /// <summary>A fresh control ICA with one frame for <paramref name="op"/>; its args cleared, socket and flags set.</summary>
-    internal IcaLease NewRequest(InetOp op, ulong socket, SocketFlags flags, RequestFrameFlags frameFlags = RequestFrameFlags.None)
+    internal IcaLease NewRequest(InetOp op, ulong socket, InetSocketFlags flags, RequestFrameFlags frameFlags = RequestFrameFlags.None)
     {
         ThrowIfUnusable();
         var control = AllocateControl(op);
@@ -346,7 +345,7 @@ public sealed partial class InetStack : IDisposable
     {
         uint ip = InetSocket.ToAbiAddress(address);
         if (payloadBytes is < 0 or > 1472) throw new ArgumentOutOfRangeException(nameof(payloadBytes), "an echo payload has 0..1472 bytes");
-        var control = NewRequest(InetOp.Ping, 0, SocketFlags.None);
+        var control = NewRequest(InetOp.Ping, 0, InetSocketFlags.None);
         var data = Allocate(InetService.SendHeadroom + Math.Max(payloadBytes, 1), "ping");
         var payload = data.Span.Slice(InetService.SendHeadroom, payloadBytes);
         for (int i = 0; i < payload.Length; i++) payload[i] = (byte)('a' + i % 26);
@@ -386,7 +385,7 @@ public sealed partial class InetStack : IDisposable
             ArgumentNullException.ThrowIfNull(e.Socket, nameof(entries));
             if (e.Socket.Stack != this) throw new ArgumentException("every socket of a poll belongs to this stack", nameof(entries));
         }
-        var control = NewRequest(InetOp.Poll, 0, SocketFlags.None);
+        var control = NewRequest(InetOp.Poll, 0, InetSocketFlags.None);
         ControlIca.TryOpen(control.Span, out var c);
         var set = PollSet.Begin(c.Inline, entries.Length);
         for (int i = 0; i < entries.Length; i++) set.Set(i, entries[i].Socket.Handle, entries[i].Wanted);

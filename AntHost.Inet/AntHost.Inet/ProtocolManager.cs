@@ -28,7 +28,6 @@ using AntHost.Kernel;
 using AntHost.Kernel.Ipc;
 using AntHost.Kernel.Pool;
 using Microsoft.Extensions.Logging;
-using AbiTransmitResult = AntHost.Inet.Abi.TransmitResult;
 
 namespace AntHost.Inet;
 
@@ -447,8 +446,8 @@ public sealed class ProtocolManager
                 continue;
             }
             LentIca(b).Rebind(d);
-            var r = args.IsEmpty ? AbiTransmitResult.Sent : TransmitArgs.GetResult(args, i);
-            Count(r == AbiTransmitResult.Sent ? InetStat.FramesSent : InetStat.FramesNotSent);
+            var r = args.IsEmpty ? TransmitResult.Sent : TransmitArgs.GetResult(args, i);
+            Count(r == TransmitResult.Sent ? InetStat.FramesSent : InetStat.FramesNotSent);
             b.FinishTransmit();
         }
     }

@@ -514,7 +514,7 @@ public sealed class FakeInetTests : IDisposable
 
         conn.Blocking = false;
         conn.Send(new byte[1]);
-        Assert.Equal(Inet.Abi.SocketFlags.NonBlocking, fake.Calls.Last(c => c.Op == InetOp.Send).CallFlags);
+        Assert.Equal(InetSocketFlags.NonBlocking, fake.Calls.Last(c => c.Op == InetOp.Send).CallFlags);
     }
 
     [RootFact]
