@@ -26,7 +26,6 @@ using System.Runtime.CompilerServices;
 using AntHost.Inet.Abi;
 using AntHost.Kernel;
 using AntHost.Kernel.Ipc;
-using AbiFlags = AntHost.Inet.Abi.SocketFlags;
 
 namespace AntHost.Client;
 
@@ -78,38 +77,52 @@ public sealed partial class InetSocket
     /// unless non-blocking); returns the bytes sent. <paramref name="trace"/>, when given, gets
     /// the timeline of the last call this send made.
     /// </summary>
-    public int Send(ReadOnlySpan<byte> buffer, SendTrace? trace)
+    public unsafe int Send(ReadOnlySpan<byte> buffer, SendTrace? trace)
     {
-        if (_type == AbiSocketType.Datagram) return SendTo(buffer, RemoteEndPoint ?? throw NotConnectedDatagram());
-        if (buffer.IsEmpty) return 0;
-        if (trace is null && SendIsTimed) return SendWithin(buffer);
-        _sendGate.Wait();
+        fixed (byte* bytes = buffer)
+        {
+            var pinned = CallerBuffer.Pinned(bytes, buffer.Length);
+            if (!SendIsTimed) return SendCore(pinned, trace, default, sync: true).Sync();
+            // SendTimeout: the same send with a token that cancels its held call when the time is up.
+            int timeout = _sendTimeout;
+            using var timer = new CancellationTokenSource(timeout);
+            try
+            {
+                return SendCore(pinned, trace, timer.Token, sync: true).Sync();
+            }
+            catch (OperationCanceledException) when (timer.IsCancellationRequested)
+            {
+                throw InetErrors.Local(SocketError.TimedOut, $"send to {RemoteEndPoint}: the bytes were not taken within {timeout} ms (SendTimeout)");
+            }
+        }
+    }
+
+    public ValueTask<int> SendAsync(ReadOnlyMemory<byte> buffer, CancellationToken cancellationToken = default) =>
+        SendCore(new CallerBuffer(buffer), null, cancellationToken, sync: false);
+
+    // The state kept across a wait is the buffer, the count and the call: the request and the
+    // answer are built and read in the synchronous helpers, so the pooled state machine stays small.
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
+    private async ValueTask<int> SendCore(CallerBuffer buffer, SendTrace? trace, CancellationToken ct, bool sync)
+    {
+        if (_type == AbiSocketType.Datagram)
+            return await SendToCore(buffer, RemoteEndPoint ?? throw NotConnectedDatagram(), ct, sync).ConfigureAwait(false);
+        if (buffer.Length == 0) return 0;
+        await Enter(_sendGate, ct, sync).ConfigureAwait(false);
         try
         {
             ThrowIfPostedFailed();
-            if (buffer.Length > SendSegmentSize * _icasPerSend && CanPipeline()) return SendPipelined(buffer, trace);
-            if (trace is null && _blocking && Stack.PostsSmallSends && buffer.Length <= SendSegmentSize) return SendPosted(buffer);
+            if (buffer.Length > SendSegmentSize * _icasPerSend && CanPipeline())
+                return await SendPipelined(buffer, trace, ct, sync).ConfigureAwait(false);
+            if (sync && !ct.CanBeCanceled && trace is null && _blocking && Stack.PostsSmallSends && buffer.Length <= SendSegmentSize)
+                return SendPosted(buffer.Span);
             int sent = 0;
             while (sent < buffer.Length)
             {
-                var control = Request(InetOp.Send, CallFlags, RequestFrameFlags.DirectReturn);
-                StampStart(control);
-                var data = default(ReadOnlySpanHolder);
-                int n = FillSend(control, buffer[sent..], ref data);
-                using var reply = Run(control, InetOp.Send, data.AsSpan(), InetTraceStage.AppRequest);
-                StampReturned(reply, trace);
-                if (reply.Status != InetStatus.Ok)
-                {
-                    if (reply.Status == SocketStatus.NoBufferSpace && data.Count > 1)
-                    {
-                        // The send buffer is smaller than three segments' ICAs: one ICA per call from now on.
-                        _icasPerSend = 1;
-                        continue;
-                    }
-                    if (sent > 0 && reply.Status == SocketStatus.WouldBlock) return sent;
-                    throw InetErrors.For(reply.Status, $"send to {RemoteEndPoint}");
-                }
-                sent += Accepted(reply, n);
+                var call = SendCall(buffer.Span[sent..], ct, sync, out int n, out int icas);
+                int accepted = SendAnswered(await call.ConfigureAwait(false), n, icas, sent, trace);
+                if (accepted < 0) return sent;
+                sent += accepted;
             }
             return sent;
         }
@@ -153,48 +166,6 @@ public sealed partial class InetSocket
         throw InetErrors.For(failure, $"an earlier send to {RemoteEndPoint}");
     }
 
-    public ValueTask<int> SendAsync(ReadOnlyMemory<byte> buffer, CancellationToken cancellationToken = default)
-    {
-        if (_type == AbiSocketType.Datagram) return SendToAsync(buffer, RemoteEndPoint ?? throw NotConnectedDatagram(), cancellationToken);
-        return buffer.IsEmpty ? ValueTask.FromResult(0) : SendStreamAsync(buffer, cancellationToken);
-    }
-
-    // The state kept across the await is the buffer, the count and the call: the request and
-    // the answer are built and read in the synchronous helpers, so the pooled state machine
-    // stays small.
-    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
-    private async ValueTask<int> SendStreamAsync(ReadOnlyMemory<byte> buffer, CancellationToken cancellationToken)
-    {
-        await _sendGate.WaitAsync(cancellationToken).ConfigureAwait(false);
-        try
-        {
-            if (buffer.Length > SendSegmentSize * _icasPerSend && CanPipeline())
-                return await SendPipelinedAsync(buffer, cancellationToken).ConfigureAwait(false);
-            int sent = 0;
-            while (sent < buffer.Length)
-            {
-                var call = BeginSend(buffer.Span[sent..], cancellationToken, out int n, out int icas);
-                Message answer;
-                try
-                {
-                    answer = await call.Task.ConfigureAwait(false);
-                }
-                finally
-                {
-                    EndAsync(call);
-                }
-                int accepted = EndSend(answer, n, icas, sent, cancellationToken, null);
-                if (accepted < 0) return sent;
-                sent += accepted;
-            }
-            return sent;
-        }
-        finally
-        {
-            _sendGate.Release();
-        }
-    }
-
     // ---- Pipelined sends ---------------------------------------------------------------
     //
     // A send larger than one call's worth keeps up to SendWindow calls in flight instead of
@@ -231,83 +202,9 @@ public sealed partial class InetSocket
         }
     }
 
-    private int SendPipelined(ReadOnlySpan<byte> buffer, SendTrace? trace)
-    {
-        int posted = 0, sent = 0, head = 0, count = 0;
-        Exception? failure = null;
-        while (sent < buffer.Length && failure is null)
-        {
-            while (count < SendWindow && posted < buffer.Length)
-            {
-                int slot = (head + count) % SendWindow;
-                try
-                {
-                    _window[slot] = BeginSend(buffer[posted..], default, out _windowBytes[slot], out _windowIcas[slot], syncWait: true);
-                }
-                catch (Exception e) when (e is SocketException or ObjectDisposedException or KernelException)
-                {
-                    failure = e;
-                    break;
-                }
-                posted += _windowBytes[slot];
-                count++;
-            }
-            if (count == 0) break;
-            int h = head;
-            head = (head + 1) % SendWindow;
-            count--;
-            var call = _window[h];
-            _window[h] = default;
-            try
-            {
-                Message answer;
-                try
-                {
-                    answer = call.Op.WaitSync();
-                }
-                finally
-                {
-                    EndAsync(call);
-                }
-                int accepted = EndSend(answer, _windowBytes[h], _windowIcas[h], sent, default, trace);
-                if (accepted <= 0)
-                    throw InetErrors.Local(SocketError.SocketError, "the inet server refused a pipelined send for buffer space; this should not happen with the send buffer it reported");
-                sent += accepted;
-            }
-            catch (SocketException e)
-            {
-                failure = e;
-            }
-        }
-        // After a failure, what is still in flight is waited for and dropped (it fails too, or
-        // its bytes went; either way the call reports the failure).
-        while (count > 0)
-        {
-            int h = head;
-            head = (head + 1) % SendWindow;
-            count--;
-            var call = _window[h];
-            _window[h] = default;
-            try
-            {
-                var m = call.Op.WaitSync();
-                Stack.FreeMessage(m);
-            }
-            catch (SocketException)
-            {
-            }
-            finally
-            {
-                EndAsync(call);
-            }
-        }
-        if (failure is not null) System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(failure);
-        return sent;
-    }
-
-    /// <summary>As <see cref="SendPipelined"/>, awaiting the answers (the caller holds the send gate).</summary>
+    /// <summary>A send of many calls, up to <see cref="SendWindow"/> of them in flight (the caller holds the send gate).</summary>
     [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
-    private async ValueTask<int> SendPipelinedAsync(ReadOnlyMemory<byte> buffer, CancellationToken ct)
+    private async ValueTask<int> SendPipelined(CallerBuffer buffer, SendTrace? trace, CancellationToken ct, bool sync)
     {
         int posted = 0, sent = 0, head = 0, count = 0;
         Exception? failure = null;
@@ -318,7 +215,9 @@ public sealed partial class InetSocket
                 int slot = (head + count) % SendWindow;
                 try
                 {
-                    _window[slot] = BeginSend(buffer.Span[posted..], ct, out _windowBytes[slot], out _windowIcas[slot]);
+                    var control = SendRequest(buffer.Span[posted..], out _windowBytes[slot], out var data);
+                    _windowIcas[slot] = data.Count;
+                    _window[slot] = BeginAsync(control, InetOp.Send, data.AsSpan(), ct, InetTraceStage.AppRequest, syncWait: sync);
                 }
                 catch (Exception e) when (e is SocketException or ObjectDisposedException or KernelException or OperationCanceledException)
                 {
@@ -336,16 +235,7 @@ public sealed partial class InetSocket
             _window[h] = default;
             try
             {
-                Message answer;
-                try
-                {
-                    answer = await call.Task.ConfigureAwait(false);
-                }
-                finally
-                {
-                    EndAsync(call);
-                }
-                int accepted = EndSend(answer, _windowBytes[h], _windowIcas[h], sent, ct, null);
+                int accepted = SendAnswered(await Stack.AwaitCall(call, InetOp.Send, ct, sync, this).ConfigureAwait(false), _windowBytes[h], _windowIcas[h], sent, trace);
                 if (accepted <= 0)
                     throw InetErrors.Local(SocketError.SocketError, "the inet server refused a pipelined send for buffer space; this should not happen with the send buffer it reported");
                 sent += accepted;
@@ -355,6 +245,8 @@ public sealed partial class InetSocket
                 failure = e;
             }
         }
+        // After a failure, what is still in flight is waited for and dropped (it fails too, or
+        // its bytes went; either way the call reports the failure).
         while (count > 0)
         {
             int h = head;
@@ -364,35 +256,37 @@ public sealed partial class InetSocket
             _window[h] = default;
             try
             {
-                var m = await call.Task.ConfigureAwait(false);
-                Stack.FreeMessage(m);
+                (await Stack.AwaitCall(call, InetOp.Send, ct, sync, this).ConfigureAwait(false)).Dispose();
             }
-            catch (SocketException)
+            catch (Exception e) when (e is SocketException or OperationCanceledException)
             {
-            }
-            finally
-            {
-                EndAsync(call);
             }
         }
         if (failure is not null) System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(failure);
         return sent;
     }
 
-    private InetStack.AsyncCall BeginSend(ReadOnlySpan<byte> src, CancellationToken ct, out int bytes, out int icas, bool syncWait = false)
+    /// <summary>A Send request with up to three segments of <paramref name="src"/> (<paramref name="bytes"/> of them) in fresh data ICAs.</summary>
+    private IcaLease SendRequest(ReadOnlySpan<byte> src, out int bytes, out ReadOnlySpanHolder data)
     {
         var control = Request(InetOp.Send, CallFlags, RequestFrameFlags.DirectReturn);
         StampStart(control);
-        var data = default(ReadOnlySpanHolder);
+        data = default;
         bytes = FillSend(control, src, ref data);
-        icas = data.Count;
-        return BeginAsync(control, InetOp.Send, data.AsSpan(), ct, InetTraceStage.AppRequest, syncWait);
+        return control;
     }
 
-    /// <summary>Reads a Send answer: the bytes accepted, 0 to send them again (one ICA per call), -1 for WouldBlock after some bytes went.</summary>
-    private int EndSend(in Message answer, int bytes, int icas, int sentBefore, CancellationToken ct, SendTrace? trace)
+    private ValueTask<InetReply> SendCall(ReadOnlySpan<byte> src, CancellationToken ct, bool sync, out int bytes, out int icas)
     {
-        using var reply = FinishAsync(answer, InetOp.Send, ct);
+        var control = SendRequest(src, out bytes, out var data);
+        icas = data.Count;
+        return Call(control, InetOp.Send, data.AsSpan(), ct, sync, InetTraceStage.AppRequest);
+    }
+
+    /// <summary>Reads (and frees) a Send answer: the bytes accepted, 0 to send them again (one ICA per call), -1 for WouldBlock after some bytes went.</summary>
+    private int SendAnswered(in InetReply answer, int bytes, int icas, int sentBefore, SendTrace? trace)
+    {
+        using var reply = answer;
         StampReturned(reply, trace);
         if (reply.Status == InetStatus.Ok) return Accepted(reply, bytes);
         if (reply.Status == SocketStatus.NoBufferSpace && icas > 1)
@@ -460,7 +354,7 @@ public sealed partial class InetSocket
         {
             using var reply = Run(control, datagram ? InetOp.SendTo : InetOp.Send, [new DataIca(buffer.Ica, InetService.SendHeadroom + length)], InetTraceStage.AppRequest);
             StampReturned(reply, trace);
-            reply.ThrowIfFailed(datagram ? $"send to {to}" : $"send to {RemoteEndPoint}");
+            reply.ThrowIfFailed($"send to {(datagram ? to : RemoteEndPoint)}");
             return Accepted(reply, length);
         }
         finally
@@ -573,55 +467,25 @@ public sealed partial class InetSocket
     /// Receives into <paramref name="buffer"/>: what this socket already holds, else waits (unless
     /// non-blocking) for data from inet. Returns 0 at the end of the stream.
     /// </summary>
-    public int Receive(Span<byte> buffer)
+    public unsafe int Receive(Span<byte> buffer)
     {
-        if (_type == AbiSocketType.Datagram)
-        {
-            EndPoint any = new IPEndPoint(IPAddress.Any, 0);
-            return ReceiveFrom(buffer, ref any);
-        }
-        _receiveGate.Wait();
-        try
-        {
-            int n = TakeBuffered(buffer);
-            // A zero-byte read waits until data (or the end) is there, as NetworkStream's does: HttpClient uses one on idle connections.
-            if (n > 0 || IsEof || (buffer.IsEmpty && BufferedBytes > 0)) return n;
-            var reply = RunReceive(InetOp.Receive);
-            Keep(reply);
-            return TakeBuffered(buffer);
-        }
-        finally
-        {
-            _receiveGate.Release();
-        }
+        fixed (byte* bytes = buffer) return ReceiveCore(CallerBuffer.Pinned(bytes, buffer.Length), default, sync: true).Sync();
     }
 
     public ValueTask<int> ReceiveAsync(Memory<byte> buffer, CancellationToken cancellationToken = default) =>
-        _type == AbiSocketType.Datagram ? ReceiveDatagramAsync(buffer, cancellationToken) : ReceiveStreamAsync(buffer, cancellationToken);
-
-    private async ValueTask<int> ReceiveDatagramAsync(Memory<byte> buffer, CancellationToken cancellationToken) =>
-        (await ReceiveFromAsync(buffer, new IPEndPoint(IPAddress.Any, 0), cancellationToken).ConfigureAwait(false)).ReceivedBytes;
+        ReceiveCore(new CallerBuffer(buffer), cancellationToken, sync: false);
 
     [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
-    private async ValueTask<int> ReceiveStreamAsync(Memory<byte> buffer, CancellationToken cancellationToken)
+    private async ValueTask<int> ReceiveCore(CallerBuffer buffer, CancellationToken ct, bool sync)
     {
-        await _receiveGate.WaitAsync(cancellationToken).ConfigureAwait(false);
+        if (_type == AbiSocketType.Datagram) return (await ReceiveFromCore(buffer, ct, sync).ConfigureAwait(false)).ReceivedBytes;
+        await Enter(_receiveGate, ct, sync).ConfigureAwait(false);
         try
         {
             int n = TakeBuffered(buffer.Span);
             // A zero-byte read waits until data (or the end) is there, as NetworkStream's does: HttpClient uses one on idle connections.
-            if (n > 0 || IsEof || (buffer.IsEmpty && BufferedBytes > 0)) return n;
-            var call = BeginAsync(ReceiveRequest(), InetOp.Receive, default, cancellationToken);
-            Message answer;
-            try
-            {
-                answer = await call.Task.ConfigureAwait(false);
-            }
-            finally
-            {
-                EndAsync(call);
-            }
-            Keep(answer, cancellationToken);
+            if (n > 0 || IsEof || (buffer.Length == 0 && BufferedBytes > 0)) return n;
+            Keep(await ReceiveCall(InetOp.Receive, ct, sync).ConfigureAwait(false));
             return TakeBuffered(buffer.Span);
         }
         finally
@@ -630,54 +494,23 @@ public sealed partial class InetSocket
         }
     }
 
-    private void Keep(in Message answer, CancellationToken ct)
-    {
-        var reply = FinishAsync(answer, InetOp.Receive, ct);
-        Keep(reply);
-    }
-
     /// <summary>
     /// Receives without copying: the next payload in the ICA it arrived in (dispose the lease to
     /// give it back). A lease with <see cref="ReceiveLease.IsEndOfStream"/> marks the end of the stream.
     /// </summary>
-    public ReceiveLease ReceiveLease()
-    {
-        if (_type == AbiSocketType.Datagram) throw InetErrors.Local(SocketError.OperationNotSupported, "a UDP socket receives with ReceiveFrom");
-        _receiveGate.Wait();
-        try
-        {
-            if (TakeLease(out var lease) || IsEof) return lease;
-            var reply = RunReceive(InetOp.Receive);
-            Keep(reply);
-            TakeLease(out lease);
-            return lease;
-        }
-        finally
-        {
-            _receiveGate.Release();
-        }
-    }
+    public ReceiveLease ReceiveLease() => ReceiveLeaseCore(default, sync: true).Sync();
+
+    public ValueTask<ReceiveLease> ReceiveLeaseAsync(CancellationToken cancellationToken = default) => ReceiveLeaseCore(cancellationToken, sync: false);
 
     [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
-    public async ValueTask<ReceiveLease> ReceiveLeaseAsync(CancellationToken cancellationToken = default)
+    private async ValueTask<ReceiveLease> ReceiveLeaseCore(CancellationToken ct, bool sync)
     {
         if (_type == AbiSocketType.Datagram) throw InetErrors.Local(SocketError.OperationNotSupported, "a UDP socket receives with ReceiveFrom");
-        await _receiveGate.WaitAsync(cancellationToken).ConfigureAwait(false);
+        await Enter(_receiveGate, ct, sync).ConfigureAwait(false);
         try
         {
             if (TakeLease(out var lease) || IsEof) return lease;
-            var call = BeginAsync(ReceiveRequest(), InetOp.Receive, default, cancellationToken);
-            Message answer;
-            try
-            {
-                answer = await call.Task.ConfigureAwait(false);
-            }
-            finally
-            {
-                EndAsync(call);
-            }
-            var reply = FinishAsync(answer, InetOp.Receive, cancellationToken);
-            Keep(reply);
+            Keep(await ReceiveCall(InetOp.Receive, ct, sync).ConfigureAwait(false));
             TakeLease(out lease);
             return lease;
         }
@@ -717,37 +550,24 @@ public sealed partial class InetSocket
     private int _receiveTimeout;
 
     /// <summary>
-    /// A blocking receive call: a plain sync call, or, with a receive timeout, an async one
-    /// waited for here whose token sends the Cancel when the time is up.
+    /// A receive call (Receive or ReceiveFrom). A blocking sync one with a receive timeout waits
+    /// with a token that cancels its held call when the time is up.
     /// </summary>
-    private InetReply RunReceive(InetOp op)
+    private ValueTask<InetReply> ReceiveCall(InetOp op, CancellationToken ct, bool sync) =>
+        sync && _receiveTimeout > 0 && _blocking ? ReceiveWithin(op, _receiveTimeout) : Call(ReceiveRequest(op), op, default, ct, sync);
+
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
+    private async ValueTask<InetReply> ReceiveWithin(InetOp op, int timeout)
     {
-        int timeout = _receiveTimeout;
-        if (timeout <= 0 || !_blocking) return Run(ReceiveRequest(op), op);
-        using var cts = new CancellationTokenSource(timeout);
+        using var timer = new CancellationTokenSource(timeout);
         try
         {
-            return ReceiveWithin(op, cts.Token).AsTask().GetAwaiter().GetResult();
+            return await Call(ReceiveRequest(op), op, default, timer.Token, sync: true).ConfigureAwait(false);
         }
-        catch (OperationCanceledException) when (cts.IsCancellationRequested)
+        catch (OperationCanceledException) when (timer.IsCancellationRequested)
         {
             throw InetErrors.Local(SocketError.TimedOut, $"receive on {LocalEndPoint}: nothing came within {timeout} ms (ReceiveTimeout)");
         }
-    }
-
-    private async ValueTask<InetReply> ReceiveWithin(InetOp op, CancellationToken ct)
-    {
-        var call = BeginAsync(ReceiveRequest(op), op, default, ct);
-        Message answer;
-        try
-        {
-            answer = await call.Task.ConfigureAwait(false);
-        }
-        finally
-        {
-            EndAsync(call);
-        }
-        return FinishAsync(answer, op, ct);
     }
 
     /// <summary>Takes a Receive reply's data ICAs into this socket's queue (or notes the end of the stream).</summary>
@@ -858,38 +678,25 @@ public sealed partial class InetSocket
     public int SendTo(byte[] buffer, EndPoint remoteEP) => SendTo(buffer.AsSpan(), remoteEP);
 
     /// <summary>Sends one datagram to <paramref name="remoteEP"/>.</summary>
-    public int SendTo(ReadOnlySpan<byte> buffer, EndPoint remoteEP)
+    public unsafe int SendTo(ReadOnlySpan<byte> buffer, EndPoint remoteEP)
     {
-        var control = SendToRequest(buffer, ToIPv4(remoteEP, nameof(remoteEP)), out var data);
-        using var reply = Run(control, InetOp.SendTo, [data], InetTraceStage.AppRequest);
-        StampReturned(reply, null);
-        reply.ThrowIfFailed($"send to {remoteEP}");
-        return Accepted(reply, buffer.Length);
+        fixed (byte* bytes = buffer) return SendToCore(CallerBuffer.Pinned(bytes, buffer.Length), remoteEP, default, sync: true).Sync();
     }
+
+    public ValueTask<int> SendToAsync(ReadOnlyMemory<byte> buffer, EndPoint remoteEP, CancellationToken cancellationToken = default) =>
+        SendToCore(new CallerBuffer(buffer), remoteEP, cancellationToken, sync: false);
 
     [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
-    public async ValueTask<int> SendToAsync(ReadOnlyMemory<byte> buffer, EndPoint remoteEP, CancellationToken cancellationToken = default)
+    private async ValueTask<int> SendToCore(CallerBuffer buffer, EndPoint remoteEP, CancellationToken ct, bool sync)
     {
-        var control = SendToRequest(buffer.Span, ToIPv4(remoteEP, nameof(remoteEP)), out var d);
-        var data = default(ReadOnlySpanHolder);
-        data.Add(d);
-        var call = BeginAsync(control, InetOp.SendTo, data.AsSpan(), cancellationToken, InetTraceStage.AppRequest);
-        Message answer;
-        try
-        {
-            answer = await call.Task.ConfigureAwait(false);
-        }
-        finally
-        {
-            EndAsync(call);
-        }
-        using var reply = FinishAsync(answer, InetOp.SendTo, cancellationToken);
+        var control = SendToRequest(buffer.Span, ToIPv4(remoteEP, nameof(remoteEP)), out var data);
+        using var reply = await Call(control, InetOp.SendTo, data.AsSpan(), ct, sync, InetTraceStage.AppRequest).ConfigureAwait(false);
         StampReturned(reply, null);
         reply.ThrowIfFailed($"send to {remoteEP}");
         return Accepted(reply, buffer.Length);
     }
 
-    private IcaLease SendToRequest(ReadOnlySpan<byte> payload, IPEndPoint to, out DataIca data)
+    private IcaLease SendToRequest(ReadOnlySpan<byte> payload, IPEndPoint to, out ReadOnlySpanHolder data)
     {
         if (_type != AbiSocketType.Datagram) throw InetErrors.Local(SocketError.OperationNotSupported, "SendTo is for UDP sockets; a TCP socket sends with Send");
         if (payload.Length > MaxDatagram) throw InetErrors.Local(SocketError.MessageSize, $"a UDP datagram holds at most {MaxDatagram} bytes, not {payload.Length}");
@@ -911,49 +718,36 @@ public sealed partial class InetSocket
         a.Port = (ushort)to.Port;
         a.SetData(0, InetService.SendHeadroom, payload.Length);
         a.Small = 1;
-        data = new DataIca(ica, InetService.SendHeadroom + payload.Length);
+        data = default;
+        data.Add(new DataIca(ica, InetService.SendHeadroom + payload.Length));
         return control;
     }
 
     /// <summary>Receives one datagram (truncated to the buffer, as on Linux) and who sent it.</summary>
-    public int ReceiveFrom(Span<byte> buffer, ref EndPoint remoteEP)
+    public unsafe int ReceiveFrom(Span<byte> buffer, ref EndPoint remoteEP)
     {
-        if (_type != AbiSocketType.Datagram) throw InetErrors.Local(SocketError.OperationNotSupported, "ReceiveFrom is for UDP sockets; a TCP socket receives with Receive");
-        _receiveGate.Wait();
-        try
-        {
-            using var reply = RunReceive(InetOp.ReceiveFrom);
-            int n = Datagram(reply, buffer, out var from);
-            remoteEP = from;
-            return n;
-        }
-        finally
-        {
-            _receiveGate.Release();
-        }
+        SocketReceiveFromResult result;
+        fixed (byte* bytes = buffer) result = ReceiveFromCore(CallerBuffer.Pinned(bytes, buffer.Length), default, sync: true).Sync();
+        remoteEP = result.RemoteEndPoint;
+        return result.ReceivedBytes;
     }
 
     public int ReceiveFrom(byte[] buffer, ref EndPoint remoteEP) => ReceiveFrom(buffer.AsSpan(), ref remoteEP);
 
-    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
-    public async ValueTask<SocketReceiveFromResult> ReceiveFromAsync(Memory<byte> buffer, EndPoint remoteEndPoint, CancellationToken cancellationToken = default)
+    public ValueTask<SocketReceiveFromResult> ReceiveFromAsync(Memory<byte> buffer, EndPoint remoteEndPoint, CancellationToken cancellationToken = default)
     {
         _ = remoteEndPoint;
+        return ReceiveFromCore(new CallerBuffer(buffer), cancellationToken, sync: false);
+    }
+
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
+    private async ValueTask<SocketReceiveFromResult> ReceiveFromCore(CallerBuffer buffer, CancellationToken ct, bool sync)
+    {
         if (_type != AbiSocketType.Datagram) throw InetErrors.Local(SocketError.OperationNotSupported, "ReceiveFrom is for UDP sockets; a TCP socket receives with Receive");
-        await _receiveGate.WaitAsync(cancellationToken).ConfigureAwait(false);
+        await Enter(_receiveGate, ct, sync).ConfigureAwait(false);
         try
         {
-            var call = BeginAsync(ReceiveRequest(InetOp.ReceiveFrom), InetOp.ReceiveFrom, default, cancellationToken);
-            Message answer;
-            try
-            {
-                answer = await call.Task.ConfigureAwait(false);
-            }
-            finally
-            {
-                EndAsync(call);
-            }
-            using var reply = FinishAsync(answer, InetOp.ReceiveFrom, cancellationToken);
+            using var reply = await ReceiveCall(InetOp.ReceiveFrom, ct, sync).ConfigureAwait(false);
             int n = Datagram(reply, buffer.Span, out var from);
             return new SocketReceiveFromResult { ReceivedBytes = n, RemoteEndPoint = from };
         }

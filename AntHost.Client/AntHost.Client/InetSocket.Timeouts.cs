@@ -2,7 +2,6 @@
 // send that cannot finish within SendTimeout fails with SocketError.TimedOut, as .NET's does;
 // its held call is canceled in inet. As on .NET, the connection's state after a timed-out
 // send is undefined (some of the bytes may have been taken): close it.
-using System.Buffers;
 using System.Net.Sockets;
 
 namespace AntHost.Client;
@@ -23,27 +22,6 @@ public sealed partial class InetSocket : IAsyncDisposable
 
     /// <summary>Whether a sync Send goes the timed way (a blocking stream send with a SendTimeout).</summary>
     private bool SendIsTimed => _sendTimeout > 0 && _blocking && _type == Inet.Abi.AbiSocketType.Stream;
-
-    /// <summary>A blocking send bounded by SendTimeout: the async send, waited for here, whose token cancels the held call.</summary>
-    private int SendWithin(ReadOnlySpan<byte> buffer)
-    {
-        int timeout = _sendTimeout;
-        var copy = ArrayPool<byte>.Shared.Rent(buffer.Length);
-        buffer.CopyTo(copy);
-        using var cts = new CancellationTokenSource(timeout);
-        try
-        {
-            return SendStreamAsync(copy.AsMemory(0, buffer.Length), cts.Token).AsTask().GetAwaiter().GetResult();
-        }
-        catch (OperationCanceledException) when (cts.IsCancellationRequested)
-        {
-            throw InetErrors.Local(SocketError.TimedOut, $"send to {RemoteEndPoint}: the bytes were not taken within {timeout} ms (SendTimeout)");
-        }
-        finally
-        {
-            ArrayPool<byte>.Shared.Return(copy);
-        }
-    }
 
     /// <summary>Closes the socket (as <see cref="Close()"/>).</summary>
     public ValueTask DisposeAsync()

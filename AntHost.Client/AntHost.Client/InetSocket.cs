@@ -10,7 +10,6 @@ using System.Net.Sockets;
 using System.Runtime.CompilerServices;
 using AntHost.Inet.Abi;
 using AntHost.Kernel;
-using AbiFlags = AntHost.Inet.Abi.SocketFlags;
 
 namespace AntHost.Client;
 
@@ -48,7 +47,7 @@ public sealed partial class InetSocket : IDisposable
                 $"AntHost has TCP (Stream) and UDP (Dgram) sockets, not {socketType}/{protocolType}"),
         };
         Stack = stack;
-        var control = stack.NewRequest(InetOp.Socket, 0, AbiFlags.None);
+        var control = stack.NewRequest(InetOp.Socket, 0, InetSocketFlags.None);
         InetStack.Args(control).Small = (byte)_type;
         using var reply = stack.Call(control, InetOp.Socket, default);
         reply.ThrowIfFailed($"socket({socketType})");
@@ -91,14 +90,14 @@ public sealed partial class InetSocket : IDisposable
     /// <summary>False: calls answer at once with WouldBlock instead of waiting.</summary>
     public bool Blocking { get => _blocking; set => _blocking = value; }
 
-    private AbiFlags CallFlags => _blocking ? AbiFlags.None : AbiFlags.NonBlocking;
+    private InetSocketFlags CallFlags => _blocking ? InetSocketFlags.None : InetSocketFlags.NonBlocking;
 
     // ---- Connection ------------------------------------------------------------------
 
     public void Bind(EndPoint localEP)
     {
         var ep = ToIPv4(localEP, nameof(localEP));
-        var control = Request(InetOp.Bind, AbiFlags.None);
+        var control = Request(InetOp.Bind, InetSocketFlags.None);
         var a = InetStack.Args(control);
         a.Address = ToAbiAddress(ep.Address);
         a.Port = (ushort)ep.Port;
@@ -109,7 +108,7 @@ public sealed partial class InetSocket : IDisposable
 
     public void Listen(int backlog = 128)
     {
-        var control = Request(InetOp.Listen, AbiFlags.None);
+        var control = Request(InetOp.Listen, InetSocketFlags.None);
         InetStack.Args(control).Value = Math.Max(1, backlog);
         using var reply = Run(control, InetOp.Listen);
         reply.ThrowIfFailed("listen");
@@ -120,18 +119,7 @@ public sealed partial class InetSocket : IDisposable
     /// <summary>Connects to <paramref name="host"/> (a name resolved over AntHost, or an address) at <paramref name="port"/>: the first address.</summary>
     public void Connect(string host, int port) => Connect(new DnsEndPoint(host, port));
 
-    public void Connect(EndPoint remoteEP)
-    {
-        if (remoteEP is DnsEndPoint named)
-        {
-            Connect(ResolveFirst(named, default).GetAwaiter().GetResult());
-            return;
-        }
-        var ep = ToIPv4(remoteEP, nameof(remoteEP));
-        var control = ConnectRequest(ep);
-        using var reply = Run(control, InetOp.Connect);
-        OnConnected(reply, ep);
-    }
+    public void Connect(EndPoint remoteEP) => ConnectCore(remoteEP, default, sync: true).Sync();
 
     public ValueTask ConnectAsync(IPAddress address, int port, CancellationToken cancellationToken = default) =>
         ConnectAsync(new IPEndPoint(address, port), cancellationToken);
@@ -140,22 +128,20 @@ public sealed partial class InetSocket : IDisposable
     public ValueTask ConnectAsync(string host, int port, CancellationToken cancellationToken = default) =>
         ConnectAsync(new DnsEndPoint(host, port), cancellationToken);
 
-    public async ValueTask ConnectAsync(EndPoint remoteEP, CancellationToken cancellationToken = default)
+    public ValueTask ConnectAsync(EndPoint remoteEP, CancellationToken cancellationToken = default) =>
+        ConnectCore(remoteEP, cancellationToken, sync: false);
+
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder))]
+    private async ValueTask ConnectCore(EndPoint remoteEP, CancellationToken ct, bool sync)
     {
-        if (remoteEP is DnsEndPoint named) remoteEP = await ResolveFirst(named, cancellationToken).ConfigureAwait(false);
+        if (remoteEP is DnsEndPoint named)
+        {
+            // The resolver is async (its queries are UDP calls of its own): a sync connect waits for it here.
+            var resolving = ResolveFirst(named, ct);
+            remoteEP = sync ? resolving.GetAwaiter().GetResult() : await resolving.ConfigureAwait(false);
+        }
         var ep = ToIPv4(remoteEP, nameof(remoteEP));
-        var control = ConnectRequest(ep);
-        var call = BeginAsync(control, InetOp.Connect, default, cancellationToken);
-        Message answer;
-        try
-        {
-            answer = await call.Task.ConfigureAwait(false);
-        }
-        finally
-        {
-            EndAsync(call);
-        }
-        using var reply = FinishAsync(answer, InetOp.Connect, cancellationToken);
+        using var reply = await Call(ConnectRequest(ep), InetOp.Connect, default, ct, sync).ConfigureAwait(false);
         OnConnected(reply, ep);
     }
 
@@ -193,27 +179,14 @@ public sealed partial class InetSocket : IDisposable
         Connected = _type == AbiSocketType.Stream || RemoteEndPoint is not null;
     }
 
-    public InetSocket Accept()
-    {
-        var control = Request(InetOp.Accept, CallFlags);
-        using var reply = Run(control, InetOp.Accept);
-        return Accepted(reply);
-    }
+    public InetSocket Accept() => AcceptCore(default, sync: true).Sync();
 
-    public async ValueTask<InetSocket> AcceptAsync(CancellationToken cancellationToken = default)
+    public ValueTask<InetSocket> AcceptAsync(CancellationToken cancellationToken = default) => AcceptCore(cancellationToken, sync: false);
+
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
+    private async ValueTask<InetSocket> AcceptCore(CancellationToken ct, bool sync)
     {
-        var control = Request(InetOp.Accept, CallFlags);
-        var call = BeginAsync(control, InetOp.Accept, default, cancellationToken);
-        Message answer;
-        try
-        {
-            answer = await call.Task.ConfigureAwait(false);
-        }
-        finally
-        {
-            EndAsync(call);
-        }
-        using var reply = FinishAsync(answer, InetOp.Accept, cancellationToken);
+        using var reply = await Call(Request(InetOp.Accept, CallFlags), InetOp.Accept, default, ct, sync).ConfigureAwait(false);
         return Accepted(reply);
     }
 
@@ -226,7 +199,7 @@ public sealed partial class InetSocket : IDisposable
 
     public void Shutdown(SocketShutdown how)
     {
-        var control = Request(InetOp.Shutdown, AbiFlags.None);
+        var control = Request(InetOp.Shutdown, InetSocketFlags.None);
         InetStack.Args(control).Small = (byte)(how switch
         {
             SocketShutdown.Receive => AbiShutdown.Receive,
@@ -251,7 +224,7 @@ public sealed partial class InetSocket : IDisposable
         {
             // Calls another thread still waits in end with OperationAborted, as .NET's do.
             if (Volatile.Read(ref _inFlight) > 0) CancelHeld();
-            var control = Stack.NewRequest(InetOp.Close, Handle, _linger is { Enabled: true, LingerTime: 0 } ? AbiFlags.Abort : AbiFlags.None);
+            var control = Stack.NewRequest(InetOp.Close, Handle, _linger is { Enabled: true, LingerTime: 0 } ? InetSocketFlags.Abort : InetSocketFlags.None);
             using var reply = Stack.Call(control, InetOp.Close, default);
         }
         catch (SocketException)
@@ -277,7 +250,7 @@ public sealed partial class InetSocket : IDisposable
     /// <summary>Ends every call of this socket that inet holds (they complete with OperationAborted).</summary>
     private void CancelHeld()
     {
-        var control = Stack.NewRequest(InetOp.Cancel, Handle, AbiFlags.None);
+        var control = Stack.NewRequest(InetOp.Cancel, Handle, InetSocketFlags.None);
         InetStack.Args(control).Value = 0;
         using var reply = Stack.Call(control, InetOp.Cancel, default);
     }
@@ -384,7 +357,7 @@ public sealed partial class InetSocket : IDisposable
 
     private void SetOption(AbiSocketOption option, long value)
     {
-        var control = Request(InetOp.SetOption, AbiFlags.None);
+        var control = Request(InetOp.SetOption, InetSocketFlags.None);
         var a = InetStack.Args(control);
         a.Option = option;
         a.Value = value;
@@ -395,7 +368,7 @@ public sealed partial class InetSocket : IDisposable
 
     private long GetOption(AbiSocketOption option)
     {
-        var control = Request(InetOp.GetOption, AbiFlags.None);
+        var control = Request(InetOp.GetOption, InetSocketFlags.None);
         InetStack.Args(control).Option = option;
         using var reply = Run(control, InetOp.GetOption);
         reply.ThrowIfFailed($"get option {option}");
@@ -405,7 +378,7 @@ public sealed partial class InetSocket : IDisposable
     /// <summary>The connection's state as inet sees it (queues, RTT, window, MSS).</summary>
     public InetSocketInfo GetInfo()
     {
-        var control = Request(InetOp.GetInfo, AbiFlags.None);
+        var control = Request(InetOp.GetInfo, InetSocketFlags.None);
         using var reply = Run(control, InetOp.GetInfo);
         reply.ThrowIfFailed("get info");
         var r = reply.Result;
@@ -505,58 +478,13 @@ public sealed partial class InetSocket : IDisposable
 
     // ---- Plumbing --------------------------------------------------------------------
 
-    private IcaLease Request(InetOp op, AbiFlags flags, Kernel.Ipc.RequestFrameFlags frameFlags = Kernel.Ipc.RequestFrameFlags.None)
+    private IcaLease Request(InetOp op, InetSocketFlags flags, Kernel.Ipc.RequestFrameFlags frameFlags = Kernel.Ipc.RequestFrameFlags.None)
     {
         ObjectDisposedException.ThrowIf(Volatile.Read(ref _closed) != 0, this);
         return Stack.NewRequest(op, Handle, flags, frameFlags);
     }
 
-    /// <summary>A sync call of this socket; connection errors mark it not connected.</summary>
-    private InetReply Run(IcaLease control, InetOp op, ReadOnlySpan<DataIca> data = default, ushort traceStage = 0)
-    {
-        Interlocked.Increment(ref _inFlight);
-        try
-        {
-            var reply = Stack.Call(control, op, data, traceStage);
-            Observe(reply.Status);
-            return reply;
-        }
-        finally
-        {
-            Interlocked.Decrement(ref _inFlight);
-        }
-    }
-
-    /// <summary>Starts an async call of this socket (the caller awaits its task, then EndAsync, then FinishAsync).</summary>
-    private InetStack.AsyncCall BeginAsync(IcaLease control, InetOp op, ReadOnlySpan<DataIca> data, CancellationToken ct, ushort traceStage = 0,
-        bool syncWait = false)
-    {
-        Interlocked.Increment(ref _inFlight);
-        try
-        {
-            return Stack.StartCall(control, op, data, Handle, ct, traceStage, syncWait);
-        }
-        catch
-        {
-            Interlocked.Decrement(ref _inFlight);
-            throw;
-        }
-    }
-
-    private void EndAsync(in InetStack.AsyncCall call)
-    {
-        Stack.EndCall(call);
-        Interlocked.Decrement(ref _inFlight);
-    }
-
-    private InetReply FinishAsync(in Message m, InetOp op, CancellationToken ct)
-    {
-        var reply = Stack.FinishCall(m, op, ct);
-        Observe(reply.Status);
-        return reply;
-    }
-
-    private void Observe(InetStatus status)
+    internal void Observe(InetStatus status)
     {
         if (status is SocketStatus.ConnectionReset or SocketStatus.ConnectionAborted or SocketStatus.NotConnected or SocketStatus.TimedOut)
             Connected = false;

@@ -20,7 +20,6 @@ using System.Threading.Tasks.Sources;
 using AntHost.Inet.Abi;
 using AntHost.Kernel;
 using AntHost.Kernel.Ipc;
-using SocketFlags = AntHost.Inet.Abi.SocketFlags;
 
 namespace AntHost.Client;
 
@@ -59,11 +58,10 @@ public sealed partial class InetStack
     }
 
     /// <summary>
-    /// An async call in flight: its pooled operation and its cancellation registration. The
-    /// caller awaits <see cref="Task"/>, then always calls <see cref="EndCall"/>, then turns
-    /// the message into a reply with <see cref="FinishCall"/>. Splitting the call this way
-    /// keeps one async state machine per app-level call (the socket method's) instead of a
-    /// chain of them.
+    /// A posted call in flight: its pooled operation and its cancellation registration.
+    /// <see cref="AwaitCall"/> waits for it (awaiting <see cref="Task"/>, or on the operation's
+    /// event for a sync caller), ends it (<see cref="EndCall"/>) and turns the message into a
+    /// reply (<see cref="FinishCall"/>); a pipelined send starts several before it waits.
     /// </summary>
     internal readonly struct AsyncCall
     {
@@ -113,23 +111,40 @@ public sealed partial class InetStack
         return reply;
     }
 
-    internal ValueTask<InetReply> CallAsync(IcaLease control, InetOp op, ReadOnlySpan<DataIca> data, ulong socket,
-        CancellationToken cancellationToken, ushort traceStage = 0) =>
-        AwaitCall(StartCall(control, op, data, socket, cancellationToken, traceStage), op, cancellationToken);
+    /// <summary>
+    /// A call and its answer: the one place a call of the client waits (InetSocket's engine
+    /// and the stack's own calls). Sync without a token: a plain <see cref="Call(IcaLease, InetOp, ReadOnlySpan{DataIca}, ushort)"/>,
+    /// finished when this returns. Otherwise posted, then waited for on the call's event (sync)
+    /// or awaited. The control ICA and the data ICAs pass to inet.
+    /// </summary>
+    internal ValueTask<InetReply> Call(IcaLease control, InetOp op, ReadOnlySpan<DataIca> data, CancellationToken cancellationToken, bool sync,
+        ushort traceStage = 0)
+    {
+        if (sync && !cancellationToken.CanBeCanceled) return new(Call(control, op, data, traceStage));
+        return AwaitCall(StartCall(control, op, data, 0, cancellationToken, traceStage, syncWait: sync), op, cancellationToken, sync);
+    }
 
+    /// <summary>
+    /// The answer of a started call; ends the call whatever happens. <paramref name="owner"/>,
+    /// when given, is the socket whose call it is: it counts the call in flight until here and
+    /// sees the answer's status.
+    /// </summary>
     [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
-    private async ValueTask<InetReply> AwaitCall(AsyncCall call, InetOp op, CancellationToken cancellationToken)
+    internal async ValueTask<InetReply> AwaitCall(AsyncCall call, InetOp op, CancellationToken cancellationToken, bool sync, InetSocket? owner = null)
     {
         Message m;
         try
         {
-            m = await call.Task.ConfigureAwait(false);
+            m = sync ? call.Op.WaitSync() : await call.Task.ConfigureAwait(false);
         }
         finally
         {
             EndCall(call);
+            owner?.CallEnded();
         }
-        return FinishCall(m, op, cancellationToken);
+        var reply = FinishCall(m, op, cancellationToken);
+        owner?.Observe(reply.Status);
+        return reply;
     }
 
     private PendingOp Start(IcaLease control, InetOp op, ReadOnlySpan<DataIca> data, ulong socket, CancellationToken ct, ushort traceStage,
@@ -200,7 +215,7 @@ public sealed partial class InetStack
         if (Volatile.Read(ref _gone) != 0 || _disposed != 0 || !_inet.IsOpen) return;
         try
         {
-            var control = NewRequest(InetOp.Cancel, socket, SocketFlags.None);
+            var control = NewRequest(InetOp.Cancel, socket, InetSocketFlags.None);
             Args(control).Value = requestId;
             var pending = RentOp();
             pending.Discard = true;

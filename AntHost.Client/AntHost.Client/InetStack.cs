@@ -22,13 +22,13 @@
 // broker notices a death when the process's control socket closes (also for kill -9),
 // so an app learns of it within milliseconds, never by a timeout.
 using System.Diagnostics;
+using System.Runtime.CompilerServices;
 using System.Net;
 using System.Net.Sockets;
 using AntHost.Inet.Abi;
 using AntHost.Kernel;
 using AntHost.Kernel.Ipc;
 using AntHost.Kernel.Pool;
-using SocketFlags = AntHost.Inet.Abi.SocketFlags;
 
 namespace AntHost.Client;
 
@@ -156,7 +156,7 @@ public sealed partial class InetStack : IDisposable
     // ---- Requests ----------------------------------------------------------------
 
     /// <summary>A fresh control ICA with one frame for <paramref name="op"/>; its args cleared, socket and flags set.</summary>
-    internal IcaLease NewRequest(InetOp op, ulong socket, SocketFlags flags, RequestFrameFlags frameFlags = RequestFrameFlags.None)
+    internal IcaLease NewRequest(InetOp op, ulong socket, InetSocketFlags flags, RequestFrameFlags frameFlags = RequestFrameFlags.None)
     {
         ThrowIfUnusable();
         var control = AllocateControl(op);
@@ -370,26 +370,27 @@ public sealed partial class InetStack : IDisposable
     // ---- Ping and poll --------------------------------------------------------------
 
     /// <summary>Sends an ICMP echo request to <paramref name="address"/> and waits for the reply; returns the round-trip time.</summary>
-    public TimeSpan Ping(IPAddress address, TimeSpan timeout, int payloadBytes = 56)
-    {
-        var (control, data) = BuildPing(address, timeout, payloadBytes);
-        using var reply = Call(control, InetOp.Ping, [data]);
-        return PingResult(reply, address);
-    }
+    public TimeSpan Ping(IPAddress address, TimeSpan timeout, int payloadBytes = 56) =>
+        PingCore(address, timeout, payloadBytes, default, sync: true).Sync();
 
     /// <summary>As <see cref="Ping"/>, asynchronously (cancellation sends Cancel and throws OperationCanceledException).</summary>
-    public async Task<TimeSpan> PingAsync(IPAddress address, TimeSpan timeout, CancellationToken cancellationToken = default, int payloadBytes = 56)
+    public Task<TimeSpan> PingAsync(IPAddress address, TimeSpan timeout, CancellationToken cancellationToken = default, int payloadBytes = 56) =>
+        PingCore(address, timeout, payloadBytes, cancellationToken, sync: false).AsTask();
+
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
+    private async ValueTask<TimeSpan> PingCore(IPAddress address, TimeSpan timeout, int payloadBytes, CancellationToken ct, bool sync)
     {
         var (control, data) = BuildPing(address, timeout, payloadBytes);
-        using var reply = await CallAsync(control, InetOp.Ping, [data], 0, cancellationToken).ConfigureAwait(false);
-        return PingResult(reply, address);
+        using var reply = await Call(control, InetOp.Ping, [data], ct, sync).ConfigureAwait(false);
+        reply.ThrowIfFailed($"ping {address}");
+        return TimeSpan.FromMicroseconds(reply.Result.Value);
     }
 
     private (IcaLease, DataIca) BuildPing(IPAddress address, TimeSpan timeout, int payloadBytes)
     {
         uint ip = InetSocket.ToAbiAddress(address);
         if (payloadBytes is < 0 or > 1472) throw new ArgumentOutOfRangeException(nameof(payloadBytes), "an echo payload has 0..1472 bytes");
-        var control = NewRequest(InetOp.Ping, 0, SocketFlags.None);
+        var control = NewRequest(InetOp.Ping, 0, InetSocketFlags.None);
         var data = Allocate(InetService.SendHeadroom + Math.Max(payloadBytes, 1), "ping");
         var payload = data.Span.Slice(InetService.SendHeadroom, payloadBytes);
         for (int i = 0; i < payload.Length; i++) payload[i] = (byte)('a' + i % 26);
@@ -398,12 +399,6 @@ public sealed partial class InetStack : IDisposable
         args.Value = (long)Math.Clamp(timeout.TotalMilliseconds, 1, int.MaxValue);
         args.SetData(0, InetService.SendHeadroom, payloadBytes);
         return (control, new DataIca(data, InetService.SendHeadroom + payloadBytes));
-    }
-
-    private static TimeSpan PingResult(in InetReply reply, IPAddress address)
-    {
-        reply.ThrowIfFailed($"ping {address}");
-        return TimeSpan.FromMicroseconds(reply.Result.Value);
     }
 
     /// <summary>
@@ -423,7 +418,7 @@ public sealed partial class InetStack : IDisposable
     {
         ArgumentNullException.ThrowIfNull(entries);
         var control = BuildPoll(entries, timeout);
-        using var reply = await CallAsync(control, InetOp.Poll, default, 0, cancellationToken).ConfigureAwait(false);
+        using var reply = await Call(control, InetOp.Poll, default, cancellationToken, sync: false).ConfigureAwait(false);
         return PollResult(reply, entries);
     }
 
@@ -435,7 +430,7 @@ public sealed partial class InetStack : IDisposable
             ArgumentNullException.ThrowIfNull(e.Socket, nameof(entries));
             if (e.Socket.Stack != this) throw new ArgumentException("every socket of a poll belongs to this stack", nameof(entries));
         }
-        var control = NewRequest(InetOp.Poll, 0, SocketFlags.None);
+        var control = NewRequest(InetOp.Poll, 0, InetSocketFlags.None);
         ControlIca.TryOpen(control.Span, out var c);
         var set = PollSet.Begin(c.Inline, entries.Length);
         for (int i = 0; i < entries.Length; i++) set.Set(i, entries[i].Socket.Handle, entries[i].Wanted);
@@ -512,9 +507,19 @@ internal readonly struct InetReply : IDisposable
         }
     }
 
+    /// <summary>Throws the SocketException for a failed reply; <paramref name="what"/> names the call in its message.</summary>
     public void ThrowIfFailed(string what)
     {
         if (Status != InetStatus.Ok) throw InetErrors.For(Status, what);
+    }
+
+    /// <summary>
+    /// As <see cref="ThrowIfFailed(string)"/>, with an interpolated <paramref name="what"/> that is
+    /// formatted only when the reply failed: a call that succeeds builds no string.
+    /// </summary>
+    public void ThrowIfFailed([InterpolatedStringHandlerArgument("")] ref FailureMessage what)
+    {
+        if (Status != InetStatus.Ok) throw InetErrors.For(Status, what.ToStringAndClear());
     }
 
     /// <summary>Frees the control ICA and every data ICA.</summary>
@@ -522,4 +527,27 @@ internal readonly struct InetReply : IDisposable
 
     /// <summary>Frees the control ICA only: the caller took the data ICAs over.</summary>
     public void FreeControl() => _stack.Free(Message.Control);
+}
+
+/// <summary>
+/// The "what" of <see cref="InetReply.ThrowIfFailed(ref FailureMessage)"/>: formats its interpolated string only
+/// when the reply failed (the handler pattern of Debug.Assert), so success allocates nothing.
+/// </summary>
+[InterpolatedStringHandler]
+internal ref struct FailureMessage
+{
+    private DefaultInterpolatedStringHandler _text;
+    private readonly bool _failed;
+
+    public FailureMessage(int literalLength, int formattedCount, InetReply reply, out bool failed)
+    {
+        _failed = failed = reply.Status != InetStatus.Ok;
+        _text = failed ? new DefaultInterpolatedStringHandler(literalLength, formattedCount) : default;
+    }
+
+    public void AppendLiteral(string value) => _text.AppendLiteral(value);
+
+    public void AppendFormatted<T>(T value) => _text.AppendFormatted(value);
+
+    public string ToStringAndClear() => _failed ? _text.ToStringAndClear() : "";
 }

@@ -10,7 +10,7 @@
 // Waiting happens in the server, not in the app: a blocking Connect, Accept, Send
 // or Receive is held by inet until it can be answered (the request and its ICAs
 // wait in the socket's queue), so an app thread that calls synchronously sleeps on
-// its doorbell and costs nothing. With SocketFlags.NonBlocking the answer is
+// its doorbell and costs nothing. With InetSocketFlags.NonBlocking the answer is
 // immediate (WouldBlock or InProgress). A held request can be ended with Cancel
 // (its reply then has status Canceled); Poll waits on many sockets at once.
 //
@@ -38,7 +38,7 @@ public enum AbiSocketType : byte
 
 /// <summary>Flags of a socket call.</summary>
 [Flags]
-public enum SocketFlags : ushort
+public enum InetSocketFlags : ushort
 {
     None = 0,
     /// <summary>Answer at once (WouldBlock / InProgress) rather than hold the request.</summary>
@@ -163,7 +163,7 @@ public static class SocketStatus
 /// fields it names:
 /// <code>
 ///  0  socket (u64)                     every call but Socket
-///  8  flags (u16, SocketFlags)
+///  8  flags (u16, InetSocketFlags)
 /// 10  small (u8): the type for Socket, the direction for Shutdown, the data count for Send
 /// 12  address (4, network order)       Bind, Connect, SendTo (0: any)
 /// 16  port (u16)                       Bind, Connect, SendTo (0: any / ephemeral)
@@ -196,7 +196,7 @@ public readonly ref struct SocketArgs
 
     public ulong Socket { get => BinaryPrimitives.ReadUInt64LittleEndian(_b); set => BinaryPrimitives.WriteUInt64LittleEndian(_b, value); }
 
-    public SocketFlags Flags { get => (SocketFlags)BinaryPrimitives.ReadUInt16LittleEndian(_b[8..]); set => BinaryPrimitives.WriteUInt16LittleEndian(_b[8..], (ushort)value); }
+    public InetSocketFlags Flags { get => (InetSocketFlags)BinaryPrimitives.ReadUInt16LittleEndian(_b[8..]); set => BinaryPrimitives.WriteUInt16LittleEndian(_b[8..], (ushort)value); }
 
     public byte Small { get => _b[10]; set => _b[10] = value; }
 

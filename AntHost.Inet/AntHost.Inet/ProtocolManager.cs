@@ -28,7 +28,6 @@ using AntHost.Kernel;
 using AntHost.Kernel.Ipc;
 using AntHost.Kernel.Pool;
 using Microsoft.Extensions.Logging;
-using AbiTransmitResult = AntHost.Inet.Abi.TransmitResult;
 
 namespace AntHost.Inet;
 
@@ -366,7 +365,7 @@ public sealed class ProtocolManager
         for (int i = 0; i < m.DataCount; i++)
         {
             var d = m.GetData(i).Ica;
-            var r = args.IsEmpty ? AbiTransmitResult.Sent : TransmitArgs.GetResult(args, i);
+            var r = args.IsEmpty ? TransmitResult.Sent : TransmitArgs.GetResult(args, i);
             if (!Transmits.Back(d, r, control, ref settled))
             {
                 // Not a frame we lent: it is ours now all the same; give it back to the pool.

@@ -4,6 +4,7 @@
 using System.CommandLine;
 using System.Net;
 using System.Runtime.InteropServices;
+using AntHost.Inet.Core.Wire;
 using AntHost.Kernel;
 using AntHost.Kernel.Logging;
 using AntHost.Nic8139;

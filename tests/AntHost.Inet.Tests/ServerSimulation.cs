@@ -252,7 +252,7 @@ internal sealed class ServerSimulation : IDisposable
         else if (what < 20) Call(app, InetOp.Bind, a => { a.Socket = socket; a.Port = (ushort)(1000 + _r.Next(50)); });
         else if (what < 28) Call(app, InetOp.Connect, a => { a.Socket = socket; a.Address = PeerIp.Value; a.Port = 80; });
         else if (what < 55) SendTo(app, socket, _r.Next(2) == 0 ? InetOp.Send : InetOp.SendTo);
-        else if (what < 80) Call(app, InetOp.Receive, a => { a.Socket = socket; a.Flags = _r.Next(5) == 0 ? SocketFlags.NonBlocking : SocketFlags.None; });
+        else if (what < 80) Call(app, InetOp.Receive, a => { a.Socket = socket; a.Flags = _r.Next(5) == 0 ? InetSocketFlags.NonBlocking : InetSocketFlags.None; });
         else if (what < 88)
         {
             Call(app, InetOp.Close, a => a.Socket = socket);
@@ -448,7 +448,7 @@ internal sealed class SocketArgsSetter
     private SocketArgs A => SocketArgs.TryOpen(_b, out var a) ? a : SocketArgs.Begin(_b);
 
     public ulong Socket { set { var a = A; a.Socket = value; } }
-    public SocketFlags Flags { set { var a = A; a.Flags = value; } }
+    public InetSocketFlags Flags { set { var a = A; a.Flags = value; } }
     public byte Small { set { var a = A; a.Small = value; } }
     public uint Address { set { var a = A; a.Address = value; } }
     public ushort Port { set { var a = A; a.Port = value; } }

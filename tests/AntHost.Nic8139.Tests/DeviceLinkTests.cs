@@ -1,4 +1,6 @@
 using System.Collections.Concurrent;
+using AntHost.Inet.Abi;
+using AntHost.Inet.Core.Wire;
 using AntHost.Nic8139.Pcap;
 using AntHost.TestSupport;
 

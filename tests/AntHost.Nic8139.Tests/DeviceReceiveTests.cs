@@ -1,3 +1,5 @@
+using AntHost.Inet.Abi;
+using AntHost.Inet.Core.Wire;
 using AntHost.Nic8139.Pcap;
 using AntHost.TestSupport;
 

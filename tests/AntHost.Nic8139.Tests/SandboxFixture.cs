@@ -1,6 +1,8 @@
 using System.Buffers.Binary;
 using System.Net;
 using System.Net.NetworkInformation;
+using AntHost.Inet.Abi;
+using AntHost.Inet.Core.Wire;
 using AntHost.Nic8139.Pcap;
 using AntHost.Sandbox;
 using AntHost.TestSupport;
@@ -121,15 +123,15 @@ public static class TestFrames
     {
         var eth = new EthernetPacket(Phys(from), PhysicalAddress.Parse("FF-FF-FF-FF-FF-FF"), EthernetType.Arp)
         {
-            PayloadPacket = new ArpPacket(ArpOperation.Request, PhysicalAddress.Parse("00-00-00-00-00-00"), target, Phys(from), fromIp),
+            PayloadPacket = new PacketDotNet.ArpPacket(PacketDotNet.ArpOperation.Request, PhysicalAddress.Parse("00-00-00-00-00-00"), target, Phys(from), fromIp),
         };
         return eth.Bytes;
     }
 
-    public static ArpPacket? ArpReply(byte[] frame, IPAddress from)
+    public static PacketDotNet.ArpPacket? ArpReply(byte[] frame, IPAddress from)
     {
-        var arp = Packet.ParsePacket(LinkLayers.Ethernet, frame).Extract<ArpPacket>();
-        return arp is { Operation: ArpOperation.Response } && arp.SenderProtocolAddress.Equals(from) ? arp : null;
+        var arp = Packet.ParsePacket(LinkLayers.Ethernet, frame).Extract<PacketDotNet.ArpPacket>();
+        return arp is { Operation: PacketDotNet.ArpOperation.Response } && arp.SenderProtocolAddress.Equals(from) ? arp : null;
     }
 
     public static byte[] EchoRequest(MacAddress from, MacAddress to, IPAddress fromIp, IPAddress toIp, ushort id, ushort seq)

@@ -1,4 +1,5 @@
 using System.Net;
+using AntHost.Inet.Abi;
 using AntHost.Inet.Core.Wire;
 using AntHost.Nic8139.Pcap;
 using AntHost.TestSupport;

@@ -21,7 +21,7 @@ public sealed class PingTests(ITestOutputHelper output)
     private static readonly TimeSpan Patience = StackProcess.Patience;
 
     /// <summary>The MAC the driver derives for the sandbox's adapter (instance 0).</summary>
-    private static ulong DriverMac => MacAddress.DeriveLocallyAdministered(SandboxOptions.HostInterface, 0).Value;
+    private static ulong DriverMac => NicDevice.DeriveMac(SandboxOptions.HostInterface, 0).Value;
 
     private static string FormatMac(ulong m) => string.Join(':', Enumerable.Range(0, 6).Select(i => ((m >> (40 - 8 * i)) & 0xFF).ToString("x2")));
 

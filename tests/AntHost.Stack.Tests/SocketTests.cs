@@ -2,7 +2,6 @@ using System.Net;
 using System.Net.Sockets;
 using System.Security.Cryptography;
 using AntHost.Inet.Abi;
-using SocketFlags = AntHost.Inet.Abi.SocketFlags;
 using AntHost.Sandbox;
 using AntHost.Stack.Tests.Infrastructure;
 using static AntHost.Stack.Tests.Infrastructure.PeerSockets;
@@ -107,7 +106,7 @@ public sealed class SocketTests(ITestOutputHelper output)
         ulong l = app.NewSocket(AbiSocketType.Stream);
         Assert.True(app.Bind(l, "0.0.0.0", 6000).Ok);
         Assert.True(app.Listen(l).Ok);
-        Assert.Equal(SocketStatus.WouldBlock, app.Accept(l, SocketFlags.NonBlocking).Status);
+        Assert.Equal(SocketStatus.WouldBlock, app.Accept(l, InetSocketFlags.NonBlocking).Status);
 
         using var peer = PeerTcp(stack);
         var connecting = peer.ConnectAsync(new IPEndPoint(RunningStack.HostIp, 6000));
@@ -176,7 +175,7 @@ public sealed class SocketTests(ITestOutputHelper output)
         ulong s2 = app.NewSocket(AbiSocketType.Stream);
         Assert.True(app.Connect(s2, Peer, 5002).Ok);
         using var p2 = AcceptWithin(listener);
-        Assert.True(app.Close(s2, SocketFlags.Abort).Ok);
+        Assert.True(app.Close(s2, InetSocketFlags.Abort).Ok);
         var e = Assert.Throws<SocketException>(() => p2.Receive(new byte[16]));
         Assert.Equal(SocketError.ConnectionReset, e.SocketErrorCode);
         var st = stack.WaitStats(x => x[(int)InetStat.TcpResetsIn] >= 2 && x[(int)InetStat.TcpResetsOut] >= 1, "resets counted both ways");
@@ -225,7 +224,7 @@ public sealed class SocketTests(ITestOutputHelper output)
         Assert.True((waiting.Result.Ready[0] & PollEvents.Readable) != 0);
         Assert.Equal(321, app.GetOption(u, AbiSocketOption.Available).Value);
         Assert.Equal(321, app.ReceiveFrom(u).Data.Length);
-        Assert.Equal(SocketStatus.WouldBlock, app.ReceiveFrom(u, SocketFlags.NonBlocking).Status);
+        Assert.Equal(SocketStatus.WouldBlock, app.ReceiveFrom(u, InetSocketFlags.NonBlocking).Status);
         // A datagram to a closed port: the connected socket learns of the port unreachable.
         ulong c = app.NewSocket(AbiSocketType.Datagram);
         Assert.True(app.Connect(c, Peer, 7999).Ok);
@@ -258,12 +257,12 @@ public sealed class SocketTests(ITestOutputHelper output)
         using var listener = PeerListener(stack, 5003);
         using var app = new TestApp(stack.Instance);
         ulong s = app.NewSocket(AbiSocketType.Stream);
-        Assert.Equal(SocketStatus.InProgress, app.Connect(s, Peer, 5003, SocketFlags.NonBlocking).Status);
+        Assert.Equal(SocketStatus.InProgress, app.Connect(s, Peer, 5003, InetSocketFlags.NonBlocking).Status);
         var (w, ready) = app.Poll([(s, PollEvents.Writable)], 10_000);
         Assert.True(w.Ok && w.Value == 1 && (ready[0] & PollEvents.Writable) != 0, $"poll for the connection: {w} {ready[0]}");
         using var peer = AcceptWithin(listener);
 
-        Assert.Equal(SocketStatus.WouldBlock, app.Receive(s, flags: SocketFlags.NonBlocking).Status);
+        Assert.Equal(SocketStatus.WouldBlock, app.Receive(s, flags: InetSocketFlags.NonBlocking).Status);
         var (idle, _) = app.Poll([(s, PollEvents.Readable)], 0);
         Assert.Equal(0, idle.Value);
         var (timedOut, _) = app.Poll([(s, PollEvents.Readable)], 100);

@@ -109,7 +109,7 @@ public sealed partial class SocketManager
         int ready = EvaluatePoll(m, set, countInvalid: true);
         ResultOf(m).Value = ready;
         long timeout = a.Value;
-        if (ready > 0 || timeout == 0 || (a.Flags & SocketFlags.NonBlocking) != 0) return InetStatus.Ok;
+        if (ready > 0 || timeout == 0 || (a.Flags & InetSocketFlags.NonBlocking) != 0) return InetStatus.Ok;
         var held = new HeldPoll { M = m, HasDeadline = timeout > 0, Deadline = timeout > 0 ? now + TimeSpan.FromMilliseconds(timeout) : default };
         _polls.Add(held);
         ChangePollWaiters(m, set, +1);

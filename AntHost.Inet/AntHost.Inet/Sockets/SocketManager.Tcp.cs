@@ -34,7 +34,7 @@ public sealed partial class SocketManager
                     var err = tcp.Connect(s, new TcpEndPoint(new Ipv4Address(a.Address), a.Port), now);
                     if (err != TcpError.None) return Map(err);
                     FillEndpoints(r, tcp, s);
-                    if ((a.Flags & SocketFlags.NonBlocking) != 0) return SocketStatus.InProgress;
+                    if ((a.Flags & InetSocketFlags.NonBlocking) != 0) return SocketStatus.InProgress;
                     e.Connect = m;
                     e.HasConnect = true;
                     return Held;
@@ -43,7 +43,7 @@ public sealed partial class SocketManager
                 {
                     if (tcp.GetState(s) != TcpState.Listen) return SocketStatus.InvalidArgument;
                     if (TryAccept(m, e, r, now, out var status)) return status;
-                    if ((a.Flags & SocketFlags.NonBlocking) != 0) return SocketStatus.WouldBlock;
+                    if ((a.Flags & InetSocketFlags.NonBlocking) != 0) return SocketStatus.WouldBlock;
                     Enqueue(ref e.Accepts, m);
                     return Held;
                 }
@@ -53,7 +53,7 @@ public sealed partial class SocketManager
                     if (e.Sends is { Count: > 0 })
                     {
                         // Sends leave in order: behind a held one, this one waits too.
-                        if ((a.Flags & SocketFlags.NonBlocking) != 0)
+                        if ((a.Flags & InetSocketFlags.NonBlocking) != 0)
                         {
                             FreeData(m);
                             return SocketStatus.WouldBlock;
@@ -62,7 +62,7 @@ public sealed partial class SocketManager
                         return Held;
                     }
                     if (TrySendTcp(m, e, a, r, now, out var status)) return status;
-                    if ((a.Flags & SocketFlags.NonBlocking) != 0)
+                    if ((a.Flags & InetSocketFlags.NonBlocking) != 0)
                     {
                         FreeData(m);
                         return SocketStatus.WouldBlock;
@@ -78,12 +78,12 @@ public sealed partial class SocketManager
                 {
                     if (e.Receives is { Count: > 0 })
                     {
-                        if ((a.Flags & SocketFlags.NonBlocking) != 0) return SocketStatus.WouldBlock;
+                        if ((a.Flags & InetSocketFlags.NonBlocking) != 0) return SocketStatus.WouldBlock;
                         Enqueue(ref e.Receives, m);
                         return Held;
                     }
                     if (TryReceiveTcp(m, e, a, r, now)) return Held; // answered inside (with its data)
-                    if ((a.Flags & SocketFlags.NonBlocking) != 0) return SocketStatus.WouldBlock;
+                    if ((a.Flags & InetSocketFlags.NonBlocking) != 0) return SocketStatus.WouldBlock;
                     Enqueue(ref e.Receives, m);
                     return Held;
                 }
@@ -421,7 +421,7 @@ public sealed partial class SocketManager
     {
         var tcp = _tcp!;
         AnswerAllHeld(e, SocketStatus.Canceled);
-        if ((a.Flags & SocketFlags.Abort) != 0 || e.Linger == 0)
+        if ((a.Flags & InetSocketFlags.Abort) != 0 || e.Linger == 0)
         {
             tcp.Abort(e.Tcp, now);
             FreeEntry(e);

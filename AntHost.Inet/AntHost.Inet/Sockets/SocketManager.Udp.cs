@@ -86,12 +86,12 @@ public sealed partial class SocketManager
                 {
                     if (e.Receives is { Count: > 0 })
                     {
-                        if ((a.Flags & SocketFlags.NonBlocking) != 0) return SocketStatus.WouldBlock;
+                        if ((a.Flags & InetSocketFlags.NonBlocking) != 0) return SocketStatus.WouldBlock;
                         Enqueue(ref e.Receives, m);
                         return Held;
                     }
                     if (TryReceiveUdp(m, e, a, r)) return Held; // answered inside
-                    if ((a.Flags & SocketFlags.NonBlocking) != 0) return SocketStatus.WouldBlock;
+                    if ((a.Flags & InetSocketFlags.NonBlocking) != 0) return SocketStatus.WouldBlock;
                     Enqueue(ref e.Receives, m);
                     return Held;
                 }

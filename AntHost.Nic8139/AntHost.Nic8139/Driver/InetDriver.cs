@@ -33,8 +33,6 @@ using AntHost.Kernel.Ipc;
 using AntHost.Kernel.Pool;
 using AntHost.Nic8139.Pcap;
 using Microsoft.Extensions.Logging;
-using DeviceResult = AntHost.Nic8139.Pcap.TransmitResult;
-using WireResult = AntHost.Inet.Abi.TransmitResult;
 
 namespace AntHost.Nic8139.Driver;
 
@@ -401,18 +399,18 @@ public sealed class InetDriver : IDeviceLoopWork
         int count = TransmitArgs.Count(args);
         for (int i = 0; i < m.DataCount; i++)
         {
-            WireResult r;
+            TransmitResult r;
             var d = m.GetData(i).Ica;
             if (i >= count || !TransmitArgs.TryGetFrame(args, i, out int offset, out int length) || length <= 0 || offset + length > d.Length)
-                r = WireResult.BadDescriptor;
+                r = TransmitResult.BadDescriptor;
             else if (TransmitArgs.TryGetOffload(args, i, out int headerLength, out int segmentSize))
                 r = (i + 1) * TransmitArgs.HeaderSlot > c.Inline.Length || headerLength > TransmitArgs.HeaderSlot
-                    ? WireResult.BadDescriptor
-                    : ToWire(_device.TransmitSegmented(TransmitArgs.HeaderTemplate(c.Inline, i, headerLength), d.Span.Slice(offset, length), segmentSize));
+                    ? TransmitResult.BadDescriptor
+                    : _device.TransmitSegmented(TransmitArgs.HeaderTemplate(c.Inline, i, headerLength), d.Span.Slice(offset, length), segmentSize);
             else
-                r = ToWire(_device.Transmit(d.Span.Slice(offset, length)));
+                r = _device.Transmit(d.Span.Slice(offset, length));
             TransmitArgs.SetResult(args, i, r);
-            if (r == WireResult.Sent) Interlocked.Increment(ref Counters._framesTransmitted);
+            if (r == TransmitResult.Sent) Interlocked.Increment(ref Counters._framesTransmitted);
             else Interlocked.Increment(ref Counters._framesNotSent);
         }
         c.Stamp(InetTraceStage.NicTransmitted, _kernel.Id.Value);
@@ -670,15 +668,6 @@ public sealed class InetDriver : IDeviceLoopWork
         LinkState.Up => AbiLinkState.Up,
         LinkState.Down => AbiLinkState.Down,
         _ => AbiLinkState.Unknown,
-    };
-
-    private static WireResult ToWire(DeviceResult r) => r switch
-    {
-        DeviceResult.Sent => WireResult.Sent,
-        DeviceResult.LinkDown => WireResult.LinkDown,
-        DeviceResult.TooShort => WireResult.TooShort,
-        DeviceResult.TooLong => WireResult.TooLong,
-        _ => WireResult.Error,
     };
 
     private static string FormatIp(uint a) => $"{a >> 24}.{(a >> 16) & 0xFF}.{(a >> 8) & 0xFF}.{a & 0xFF}";

@@ -1,4 +1,5 @@
 using System.Runtime.InteropServices;
+using AntHost.Inet.Core.Wire;
 
 namespace AntHost.Nic8139.Pcap;
 

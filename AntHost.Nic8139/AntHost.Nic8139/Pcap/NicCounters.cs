@@ -36,18 +36,3 @@ public readonly record struct NicCounters(
     long TxLinkDown,
     long LinkDownEvents,
     long Reopens);
-
-/// <summary>What became of one transmit.</summary>
-public enum TransmitResult
-{
-    /// <summary>Handed to the adapter (or to the fault injector, which may drop, hold or duplicate it).</summary>
-    Sent,
-    /// <summary>The link is down: the frame is lost.</summary>
-    LinkDown,
-    /// <summary>Shorter than an Ethernet header.</summary>
-    TooShort,
-    /// <summary>Longer than MTU + 18.</summary>
-    TooLong,
-    /// <summary>libpcap refused it (see <see cref="NicDevice.LastError"/>).</summary>
-    Error,
-}

@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Runtime.InteropServices;
 using AntHost.Inet.Abi;
+using AntHost.Inet.Core.Wire;
 using AntHost.Nic8139.Faults;
 using SharpPcap;
 using SharpPcap.LibPcap;
@@ -168,7 +169,7 @@ public sealed unsafe partial class NicDevice : IDisposable
                 int mtu = options.Mtu ?? probe.Mtu;
                 if (mtu is < 68 or > 65535) throw new NicDeviceException($"adapter '{options.Adapter}': MTU {mtu} out of range 68..65535");
                 var hw = probe.HardwareAddress;
-                var mac = options.Mac ?? MacAddress.DeriveLocallyAdministered(options.Adapter, options.Instance);
+                var mac = options.Mac ?? DeriveMac(options.Adapter, options.Instance);
                 if (mac.IsMulticast) throw new NicDeviceException($"MAC {mac} is a group address; the driver needs a unicast one");
                 bool promiscuous = options.Promiscuous ?? mac != hw;
                 device = new NicDevice(options, probe, mac, mtu, promiscuous);
@@ -190,6 +191,22 @@ public sealed unsafe partial class NicDevice : IDisposable
                 throw;
             }
         });
+    }
+
+    /// <summary>
+    /// The driver's default address: a locally administered unicast address derived from the
+    /// adapter name and the instance, 02 (U/L set, I/G clear) followed by 40 bits of an FNV-1a
+    /// hash of both. Two drivers on two adapters (or two instances on one) never collide, and a
+    /// restarted driver comes back with the same address (the peer's ARP cache stays right).
+    /// </summary>
+    public static MacAddress DeriveMac(string adapter, int instance)
+    {
+        ArgumentNullException.ThrowIfNull(adapter);
+        ulong h = 14695981039346656037UL;
+        foreach (char c in adapter) { h ^= c; h *= 1099511628211UL; }
+        h ^= 0xFF; h *= 1099511628211UL;
+        for (int i = 0; i < 4; i++) { h ^= (byte)(instance >> (8 * i)); h *= 1099511628211UL; }
+        return new((0x02UL << 40) | (h & 0xFF_FFFF_FFFFUL));
     }
 
     /// <summary>The BPF filter: our unicast address, broadcast, and multicast if wanted.</summary>
@@ -627,7 +644,7 @@ public sealed unsafe partial class NicDevice : IDisposable
         var frame = new ReadOnlySpan<byte>(data, (int)captured);
         // The kernel filter is attached after the socket starts receiving: a frame queued in
         // between may be for someone else. Group addresses passed the filter by design.
-        if ((frame[0] & 1) == 0 && !Mac.Matches(frame))
+        if ((frame[0] & 1) == 0 && MacAddress.Read(frame) != Mac)
         {
             _rxNotForUs++;
             return;

@@ -1,4 +1,5 @@
 using AntHost.Nic8139.Faults;
+using AntHost.Inet.Core.Wire;
 
 namespace AntHost.Nic8139.Pcap;
 

@@ -1,6 +1,8 @@
 using System.Buffers.Binary;
 using System.Diagnostics;
 using System.Net;
+using AntHost.Inet.Abi;
+using AntHost.Inet.Core.Wire;
 using AntHost.Nic8139.Pcap;
 
 namespace AntHost.Nic8139.Probe;
@@ -29,10 +31,8 @@ internal static class ProbeRunner
         device.Start(frame =>
         {
             seen++;
-            var dst = MacAddress.Read(frame);
-            var src = MacAddress.Read(frame[6..]);
-            ushort type = BinaryPrimitives.ReadUInt16BigEndian(frame[12..]);
-            output.WriteLine($"{DateTime.UtcNow:HH:mm:ss.ffffff} {src} > {dst} type 0x{type:x4} length {frame.Length}");
+            EthernetHeader.TryParse(frame, out var eth); // the device delivers no frame shorter than its header
+            output.WriteLine($"{DateTime.UtcNow:HH:mm:ss.ffffff} {eth.Source} > {eth.Destination} type 0x{(ushort)eth.EtherType:x4} length {frame.Length}");
         });
         Thread.Sleep(TimeSpan.FromSeconds(probe.ListenSeconds));
         device.Stop();
@@ -83,7 +83,7 @@ internal static class ProbeRunner
                 output.WriteLine($"no ARP reply from {target}");
                 return 1;
             }
-            var dst = MacAddress.FromValue((ulong)peerMacValue);
+            var dst = new MacAddress((ulong)peerMacValue);
             output.WriteLine($"{target} is at {dst} (ARP)");
             var samples = new List<double>(count);
             int lost = 0;
@@ -120,7 +120,7 @@ internal static class ProbeRunner
     {
         var frame = new byte[length];
         // To a locally administered address nobody holds: the peer drops it at L2, cheaply.
-        MacAddress.FromValue(0x02_00_5E_FF_FF_FEUL).WriteTo(frame);
+        new MacAddress(0x02_00_5E_FF_FF_FEUL).WriteTo(frame);
         device.Mac.WriteTo(frame.AsSpan(6));
         BinaryPrimitives.WriteUInt16BigEndian(frame.AsSpan(12), 0x88B5); // IEEE local experimental
         var before = device.Counters;

@@ -60,7 +60,7 @@ public sealed class FakeInet : IDisposable
     }
 
     /// <summary>Calls seen, in order, with their frame-0 flags.</summary>
-    public List<(InetOp Op, RequestFrameFlags Flags, SocketFlags CallFlags)> Calls { get; } = [];
+    public List<(InetOp Op, RequestFrameFlags Flags, InetSocketFlags CallFlags)> Calls { get; } = [];
 
     /// <summary>The Value of every Cancel call.</summary>
     public List<long> CancelValues { get; } = [];

@@ -105,13 +105,13 @@ public sealed class TestApp : IDisposable
 
     public CallResult Listen(ulong s, int backlog = 64) => Call(InetOp.Listen, a => { a.Socket = s; a.Value = backlog; });
 
-    public CallResult Connect(ulong s, string address, ushort port, SocketFlags flags = 0) =>
+    public CallResult Connect(ulong s, string address, ushort port, InetSocketFlags flags = 0) =>
         Call(InetOp.Connect, a => { a.Socket = s; a.Address = Ip(address); a.Port = port; a.Flags = flags; });
 
-    public CallResult Accept(ulong s, SocketFlags flags = 0) => Call(InetOp.Accept, a => { a.Socket = s; a.Flags = flags; });
+    public CallResult Accept(ulong s, InetSocketFlags flags = 0) => Call(InetOp.Accept, a => { a.Socket = s; a.Flags = flags; });
 
     /// <summary>Sends <paramref name="payload"/> in one data ICA, at offset SendHeadroom.</summary>
-    public CallResult Send(ulong s, ReadOnlySpan<byte> payload, SocketFlags flags = 0, TimeSpan? timeout = null)
+    public CallResult Send(ulong s, ReadOnlySpan<byte> payload, InetSocketFlags flags = 0, TimeSpan? timeout = null)
     {
         var ica = Kernel.AllocateBytes(InetService.SendHeadroom + payload.Length);
         payload.CopyTo(ica.Span[InetService.SendHeadroom..]);
@@ -133,7 +133,7 @@ public sealed class TestApp : IDisposable
         }
     }
 
-    public CallResult Receive(ulong s, long limit = 0, SocketFlags flags = 0, TimeSpan? timeout = null) =>
+    public CallResult Receive(ulong s, long limit = 0, InetSocketFlags flags = 0, TimeSpan? timeout = null) =>
         Call(InetOp.Receive, a => { a.Socket = s; a.Value = limit; a.Flags = flags; }, timeout: timeout);
 
     /// <summary>Receives until <paramref name="count"/> bytes came or the stream ended; returns them.</summary>
@@ -163,11 +163,11 @@ public sealed class TestApp : IDisposable
             [new DataIca(ica, InetService.SendHeadroom + len)]);
     }
 
-    public CallResult ReceiveFrom(ulong s, SocketFlags flags = 0) => Call(InetOp.ReceiveFrom, a => { a.Socket = s; a.Flags = flags; });
+    public CallResult ReceiveFrom(ulong s, InetSocketFlags flags = 0) => Call(InetOp.ReceiveFrom, a => { a.Socket = s; a.Flags = flags; });
 
     public CallResult Shutdown(ulong s, AbiShutdown how) => Call(InetOp.Shutdown, a => { a.Socket = s; a.Small = (byte)how; });
 
-    public CallResult Close(ulong s, SocketFlags flags = 0) => Call(InetOp.Close, a => { a.Socket = s; a.Flags = flags; });
+    public CallResult Close(ulong s, InetSocketFlags flags = 0) => Call(InetOp.Close, a => { a.Socket = s; a.Flags = flags; });
 
     public CallResult SetOption(ulong s, AbiSocketOption option, long value) => Call(InetOp.SetOption, a => { a.Socket = s; a.Option = option; a.Value = value; });
 
