@@ -99,8 +99,10 @@ public sealed class BenchTests(ITestOutputHelper output)
             Assert.Contains(small, stages => new[] { "InetTransmit", "NicReceived", "NicTransmitted", "NicReturn" }.All(stages.Contains));
 
             var tp = root.GetProperty("throughput").EnumerateArray().ToList();
-            // One connection each way, and 8 connections from 4 app processes each way, per stack.
-            Assert.Equal(4 * stacks.Length, tp.Count);
+            // One connection each way, 8 connections from 4 app processes each way, and
+            // HttpClient's GET, per stack.
+            Assert.Equal(5 * stacks.Length, tp.Count);
+            Assert.Equal(stacks.Length, tp.Count(t => t.GetProperty("direction").GetString()!.StartsWith("HttpClient GET", StringComparison.Ordinal)));
             Assert.Equal(2 * stacks.Length, tp.Count(t => t.GetProperty("direction").GetString()!.Contains("connections from 4 apps", StringComparison.Ordinal)));
             Assert.All(tp, t => Assert.True(t.GetProperty("bytes").GetInt64() > 0));
             Assert.True(root.GetProperty("injection").GetProperty("framesPerSecond").GetDouble() > 0);
