@@ -107,7 +107,7 @@ public sealed class BenchTests(ITestOutputHelper output)
             Assert.All(tp, t => Assert.True(t.GetProperty("bytes").GetInt64() > 0));
             Assert.True(root.GetProperty("injection").GetProperty("framesPerSecond").GetDouble() > 0);
             Assert.True(root.GetProperty("ipc").GetProperty("chains").GetArrayLength() > 0);
-            Assert.Equal(9, root.GetProperty("targets").GetArrayLength());
+            Assert.Equal(10, root.GetProperty("targets").GetArrayLength());
             var idle = root.GetProperty("idle").EnumerateArray().Single();
             Assert.Equal(["broker", "dns", "inet", "nic", "supervisor"], idle.GetProperty("processes").EnumerateArray().Select(p => p.GetProperty("process").GetString()).Order());
 
