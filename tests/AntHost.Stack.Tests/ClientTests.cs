@@ -124,35 +124,12 @@ public sealed class ClientTests(ITestOutputHelper output)
     public void A_hundred_connections_from_four_app_processes_echo_in_parallel()
     {
         // Every segment in flight or queued holds a page: a hundred connections with 64 KiB
-        // in flight each way need tens of MiB of pool (16 MiB ran dry).
+        // in flight each way want tens of MiB of pool (PoolPressureTests runs them through 16 MiB).
         using var stack = new RunningStack(output, "128M");
         using var listener = PeerListener(stack, 5101);
         using var stop = new CancellationTokenSource();
         // The peer kernel echoes every connection.
-        var echo = Task.Run(async () =>
-        {
-            var conns = new List<Task>();
-            while (!stop.IsCancellationRequested)
-            {
-                Socket c;
-                try { c = await listener.AcceptAsync(stop.Token); }
-                catch (OperationCanceledException) { break; }
-                conns.Add(Task.Run(async () =>
-                {
-                    using (c)
-                    {
-                        var b = new byte[16384];
-                        while (true)
-                        {
-                            int n = await c.ReceiveAsync(b, System.Net.Sockets.SocketFlags.None);
-                            if (n == 0) break;
-                            await c.SendAsync(b.AsMemory(0, n), System.Net.Sockets.SocketFlags.None);
-                        }
-                    }
-                }));
-            }
-            await Task.WhenAll(conns);
-        });
+        var echo = EchoEveryConnection(listener, 16384, stop.Token);
         var apps = Enumerable.Range(0, 4).Select(_ => stack.StartApp("echo-clients", Peer, "5101", "25", "65536")).ToArray();
         foreach (var app in apps)
         {

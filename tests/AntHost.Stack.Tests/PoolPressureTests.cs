@@ -27,30 +27,7 @@ public sealed class PoolPressureTests(ITestOutputHelper output)
         using var stack = new RunningStack(output, "16M");
         using var listener = PeerListener(stack, 5201);
         using var stop = new CancellationTokenSource();
-        var echo = Task.Run(async () =>
-        {
-            var conns = new List<Task>();
-            while (!stop.IsCancellationRequested)
-            {
-                Socket c;
-                try { c = await listener.AcceptAsync(stop.Token); }
-                catch (OperationCanceledException) { break; }
-                conns.Add(Task.Run(async () =>
-                {
-                    using (c)
-                    {
-                        var b = new byte[65536];
-                        while (true)
-                        {
-                            int n = await c.ReceiveAsync(b, System.Net.Sockets.SocketFlags.None);
-                            if (n == 0) break;
-                            await c.SendAsync(b.AsMemory(0, n), System.Net.Sockets.SocketFlags.None);
-                        }
-                    }
-                }));
-            }
-            await Task.WhenAll(conns);
-        });
+        var echo = EchoEveryConnection(listener, 65536, stop.Token);
         var sw = System.Diagnostics.Stopwatch.StartNew();
         const int PerConnection = 512 * 1024;
         var apps = Enumerable.Range(0, 4).Select(_ => stack.StartApp("echo-clients", Peer, "5201", "25", PerConnection.ToString())).ToArray();

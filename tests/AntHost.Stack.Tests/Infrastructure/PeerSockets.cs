@@ -30,6 +30,36 @@ internal static class PeerSockets
         return l;
     }
 
+    /// <summary>
+    /// The peer's kernel echoing every connection <paramref name="listener"/> accepts, each with
+    /// a buffer of <paramref name="bufferSize"/>, until <paramref name="stop"/>; the task ends
+    /// when every connection has.
+    /// </summary>
+    public static Task EchoEveryConnection(Socket listener, int bufferSize, CancellationToken stop) => Task.Run(async () =>
+    {
+        var conns = new List<Task>();
+        while (!stop.IsCancellationRequested)
+        {
+            Socket c;
+            try { c = await listener.AcceptAsync(stop); }
+            catch (OperationCanceledException) { break; }
+            conns.Add(Task.Run(async () =>
+            {
+                using (c)
+                {
+                    var b = new byte[bufferSize];
+                    while (true)
+                    {
+                        int n = await c.ReceiveAsync(b, SocketFlags.None);
+                        if (n == 0) break;
+                        await c.SendAsync(b.AsMemory(0, n), SocketFlags.None);
+                    }
+                }
+            }));
+        }
+        await Task.WhenAll(conns);
+    });
+
     /// <summary>The next connection the peer's listener accepts; fails the test when none comes in time.</summary>
     public static Socket AcceptWithin(Socket listener)
     {
