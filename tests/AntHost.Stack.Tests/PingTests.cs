@@ -117,7 +117,7 @@ public sealed class PingTests(ITestOutputHelper output)
         for (int i = 100; i < 120; i++) Assert.True(pinger.Answers((ushort)i, Patience), $"echo request {i} after the restart got no reply");
         s = stack.InetStats();
         Assert.Equal(1, s[(int)InetStat.DriverDeaths]);
-        Assert.True(stack.Inet.Occurrences("is gone") >= 1, "inet logged the driver's death");
+        stack.Inet.WaitFor("is gone"); // inet logged the driver's death
     }
 
     [PcapFact]
@@ -154,6 +154,7 @@ public sealed class PingTests(ITestOutputHelper output)
         var s = stack.WaitStats(x => x[(int)InetStat.Attached] == 1, "the driver attached to the new inet server");
         Assert.Equal(1, s[(int)InetStat.Attaches]);
         for (int i = 2; i < 12; i++) Assert.True(pinger.Answers((ushort)i, Patience), $"echo request {i} after the restart got no reply");
+        stack.Driver.WaitFor("attached to inet", times: 2);
         Assert.Equal(2, stack.Driver.Occurrences("attached to inet"));
     }
 

@@ -60,21 +60,24 @@ public sealed partial class StackProcess : IDisposable
         }
     }
 
-    /// <summary>Waits until the output contains <paramref name="text"/>; fails if the process ends first.</summary>
-    public void WaitFor(string text)
+    /// <summary>
+    /// Waits until the output contains <paramref name="text"/> at least <paramref name="times"/> times
+    /// (a process's log arrives through a pipe, after the fact it reports); fails if the process ends first.
+    /// </summary>
+    public void WaitFor(string text, int times = 1)
     {
         var deadline = DateTime.UtcNow + Patience;
         lock (_log)
         {
-            while (!_log.ToString().Contains(text, StringComparison.Ordinal))
+            while (Count(_log.ToString(), text) < times)
             {
                 if (_p.HasExited)
                 {
                     Monitor.Wait(_log, 200); // let the last lines arrive
-                    if (_log.ToString().Contains(text, StringComparison.Ordinal)) return;
-                    throw new InvalidOperationException($"{Name} (pid {Pid}) exited ({_p.ExitCode}) before saying '{text}':\n{_log}");
+                    if (Count(_log.ToString(), text) >= times) return;
+                    throw new InvalidOperationException($"{Name} (pid {Pid}) exited ({_p.ExitCode}) before saying '{text}' {times} time(s):\n{_log}");
                 }
-                if (DateTime.UtcNow > deadline) throw new TimeoutException($"{Name} (pid {Pid}) never said '{text}':\n{_log}");
+                if (DateTime.UtcNow > deadline) throw new TimeoutException($"{Name} (pid {Pid}) never said '{text}' {times} time(s):\n{_log}");
                 Monitor.Wait(_log, 100);
             }
         }
@@ -89,9 +92,10 @@ public sealed partial class StackProcess : IDisposable
     }
 
     /// <summary>How many times the output contains <paramref name="text"/>.</summary>
-    public int Occurrences(string text)
+    public int Occurrences(string text) => Count(Log, text);
+
+    private static int Count(string all, string text)
     {
-        string all = Log;
         int n = 0;
         for (int i = all.IndexOf(text, StringComparison.Ordinal); i >= 0; i = all.IndexOf(text, i + text.Length, StringComparison.Ordinal)) n++;
         return n;
