@@ -54,16 +54,16 @@ internal static class FrameFormatter
         switch (ip.PayloadPacket)
         {
             case TcpPacket tcp:
-            {
-                var sb = new StringBuilder();
-                sb.Append(CultureInfo.InvariantCulture, $"IP {ip.SourceAddress}.{tcp.SourcePort} > {ip.DestinationAddress}.{tcp.DestinationPort}:{frag} Flags [{TcpFlags(tcp)}], seq {tcp.SequenceNumber}");
-                if (tcp.Acknowledgment) sb.Append(CultureInfo.InvariantCulture, $", ack {tcp.AcknowledgmentNumber}");
-                sb.Append(CultureInfo.InvariantCulture, $", win {tcp.WindowSize}");
-                string options = TcpOptions(tcp.Options);
-                if (options.Length > 0) sb.Append(", options [").Append(options).Append(']');
-                sb.Append(CultureInfo.InvariantCulture, $", length {ip.TotalLength - ip.HeaderLength * 4 - tcp.DataOffset * 4}");
-                return sb.ToString();
-            }
+                {
+                    var sb = new StringBuilder();
+                    sb.Append(CultureInfo.InvariantCulture, $"IP {ip.SourceAddress}.{tcp.SourcePort} > {ip.DestinationAddress}.{tcp.DestinationPort}:{frag} Flags [{TcpFlags(tcp)}], seq {tcp.SequenceNumber}");
+                    if (tcp.Acknowledgment) sb.Append(CultureInfo.InvariantCulture, $", ack {tcp.AcknowledgmentNumber}");
+                    sb.Append(CultureInfo.InvariantCulture, $", win {tcp.WindowSize}");
+                    string options = TcpOptions(tcp.Options);
+                    if (options.Length > 0) sb.Append(", options [").Append(options).Append(']');
+                    sb.Append(CultureInfo.InvariantCulture, $", length {ip.TotalLength - ip.HeaderLength * 4 - tcp.DataOffset * 4}");
+                    return sb.ToString();
+                }
             case UdpPacket udp:
                 return $"IP {ip.SourceAddress}.{udp.SourcePort} > {ip.DestinationAddress}.{udp.DestinationPort}:{frag} UDP, length {udp.Length - 8}";
             case IcmpV4Packet icmp:

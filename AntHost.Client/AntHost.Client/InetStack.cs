@@ -22,9 +22,9 @@
 // broker notices a death when the process's control socket closes (also for kill -9),
 // so an app learns of it within milliseconds, never by a timeout.
 using System.Diagnostics;
-using System.Runtime.CompilerServices;
 using System.Net;
 using System.Net.Sockets;
+using System.Runtime.CompilerServices;
 using AntHost.Inet.Abi;
 using AntHost.Kernel;
 using AntHost.Kernel.Ipc;
@@ -38,7 +38,7 @@ namespace AntHost.Client;
 /// </summary>
 public sealed partial class InetStack : IDisposable
 {
-    private static readonly object s_defaultLock = new();
+    private static readonly object DefaultLock = new();
     private static InetStack? s_default;
 
     private readonly KernelConnection _kernel;
@@ -88,7 +88,7 @@ public sealed partial class InetStack : IDisposable
     {
         get
         {
-            lock (s_defaultLock)
+            lock (DefaultLock)
             {
                 if (s_default is { IsAlive: true } d) return d;
                 s_default?.Dispose();

@@ -10,8 +10,8 @@
 using AntHost.Inet.Abi;
 using AntHost.Inet.Core.Buffers;
 using AntHost.Inet.Core.Iface;
-using AntHost.Kernel.Ipc;
 using AntHost.Kernel;
+using AntHost.Kernel.Ipc;
 
 namespace AntHost.Inet;
 

@@ -1,7 +1,6 @@
 using System.Diagnostics;
 using System.Net;
 using System.Net.Sockets;
-using ProtocolType = System.Net.Sockets.ProtocolType;
 using System.Text.Json;
 using AntHost.Client;
 using AntHost.Inet.Abi;
@@ -11,6 +10,7 @@ using PacketDotNet;
 using SharpPcap;
 using SharpPcap.LibPcap;
 using Xunit.Abstractions;
+using ProtocolType = System.Net.Sockets.ProtocolType;
 
 namespace AntHost.Cli.Tests;
 

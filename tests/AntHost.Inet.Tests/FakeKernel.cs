@@ -79,7 +79,7 @@ internal sealed class FakeKernel : IInetKernel, IDisposable
         Violations.Clear();
         ToDriver.Clear();
         ToApps.Clear();
-        PagesOwnedCached = 0;
+        _pagesOwnedCached = 0;
         InetPageLimit = int.MaxValue;
         DriverAlive = false;
         var l = _pool.Layout;
@@ -90,7 +90,7 @@ internal sealed class FakeKernel : IInetKernel, IDisposable
 
     public IcaLease AllocateFor(ProcessId owner, int pages)
     {
-        if (owner == Id && PagesOwnedCached + pages > InetPageLimit) throw new KernelException(KernelError.OutOfPages, "fake pool: inet's limit");
+        if (owner == Id && _pagesOwnedCached + pages > InetPageLimit) throw new KernelException(KernelError.OutOfPages, "fake pool: inet's limit");
         int first = -1;
         for (int p = 0; p + pages <= _used.Length && first < 0; p++)
         {
@@ -103,15 +103,15 @@ internal sealed class FakeKernel : IInetKernel, IDisposable
         for (int k = 0; k < pages; k++) _used[first + k] = true;
         var h = IcaHandle.Create((uint)first, ++_generation & IcaHandle.GenerationMask, 0);
         Icas[(uint)first] = new Ica { Owner = owner.Value, Pages = pages, Handle = h };
-        if (owner == Id) PagesOwnedCached += pages;
+        if (owner == Id) _pagesOwnedCached += pages;
         return new IcaLease(_space, h, pages);
     }
 
-    private long PagesOwnedCached;
+    private long _pagesOwnedCached;
 
     private void Release(Ica ica)
     {
-        if (ica.Owner == Id.Value) PagesOwnedCached -= ica.Pages;
+        if (ica.Owner == Id.Value) _pagesOwnedCached -= ica.Pages;
         for (int k = 0; k < ica.Pages; k++) _used[ica.Handle.FirstPage + k] = false;
         Icas.Remove(ica.Handle.FirstPage);
     }
@@ -146,9 +146,9 @@ internal sealed class FakeKernel : IInetKernel, IDisposable
         if (lease.Handle.Generation == TraceGeneration && TraceGeneration != 0) Trace.Add($"{what}: {from} -> {to} lent={lent}\n{Environment.StackTrace}");
         var ica = Check(lease, from, what);
         if (ica is null) return default;
-        if (ica.Owner == Id.Value) PagesOwnedCached -= ica.Pages;
+        if (ica.Owner == Id.Value) _pagesOwnedCached -= ica.Pages;
         ica.Owner = to.Value;
-        if (to == Id) PagesOwnedCached += ica.Pages;
+        if (to == Id) _pagesOwnedCached += ica.Pages;
         ica.LentByInet = lent;
         ica.Handle = ica.Handle.NextTransfer();
         return new IcaLease(_space, ica.Handle, ica.Pages);
@@ -168,7 +168,7 @@ internal sealed class FakeKernel : IInetKernel, IDisposable
             if (ica.LentByInet)
             {
                 ica.Owner = Id.Value;
-                PagesOwnedCached += ica.Pages;
+                _pagesOwnedCached += ica.Pages;
                 ica.LentByInet = false;
                 ica.Handle = ica.Handle.NextTransfer();
             }

@@ -35,11 +35,11 @@ internal sealed class Args
 
 internal static class Out
 {
-    private static readonly object s_lock = new();
+    private static readonly object Gate = new();
 
     public static void Line(string s)
     {
-        lock (s_lock)
+        lock (Gate)
         {
             Console.Out.WriteLine(s);
             Console.Out.Flush();

@@ -1,6 +1,6 @@
-using AntHost.Nic8139.Faults;
 using AntHost.Inet.Abi;
 using AntHost.Inet.Core.Wire;
+using AntHost.Nic8139.Faults;
 using AntHost.Nic8139.Pcap;
 using AntHost.TestSupport;
 using PacketDotNet;

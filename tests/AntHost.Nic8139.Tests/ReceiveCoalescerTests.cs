@@ -44,7 +44,8 @@ public sealed class ReceiveCoalescerTests
             FragmentFlags = 2, // DF
         };
         var eth = new EthernetPacket(System.Net.NetworkInformation.PhysicalAddress.Parse("02-00-00-00-00-01"),
-            System.Net.NetworkInformation.PhysicalAddress.Parse("02-00-00-00-00-02"), EthernetType.IPv4) { PayloadPacket = ip };
+            System.Net.NetworkInformation.PhysicalAddress.Parse("02-00-00-00-00-02"), EthernetType.IPv4)
+        { PayloadPacket = ip };
         eth.UpdateCalculatedValues();
         ip.UpdateIPChecksum();
         tcp.UpdateTcpChecksum();

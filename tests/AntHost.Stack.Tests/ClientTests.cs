@@ -5,9 +5,9 @@ using AntHost.Client;
 using AntHost.Inet.Abi;
 using AntHost.Sandbox;
 using AntHost.Stack.Tests.Infrastructure;
-using static AntHost.Stack.Tests.Infrastructure.PeerSockets;
 using AntHost.TestSupport;
 using Xunit.Abstractions;
+using static AntHost.Stack.Tests.Infrastructure.PeerSockets;
 
 namespace AntHost.Stack.Tests;
 

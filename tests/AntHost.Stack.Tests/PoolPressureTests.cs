@@ -1,9 +1,9 @@
 using System.Net.Sockets;
 using AntHost.Inet.Abi;
 using AntHost.Stack.Tests.Infrastructure;
-using static AntHost.Stack.Tests.Infrastructure.PeerSockets;
 using AntHost.TestSupport;
 using Xunit.Abstractions;
+using static AntHost.Stack.Tests.Infrastructure.PeerSockets;
 
 namespace AntHost.Stack.Tests;
 

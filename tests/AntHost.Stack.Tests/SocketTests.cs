@@ -4,9 +4,9 @@ using System.Security.Cryptography;
 using AntHost.Inet.Abi;
 using AntHost.Sandbox;
 using AntHost.Stack.Tests.Infrastructure;
-using static AntHost.Stack.Tests.Infrastructure.PeerSockets;
 using AntHost.TestSupport;
 using Xunit.Abstractions;
+using static AntHost.Stack.Tests.Infrastructure.PeerSockets;
 
 namespace AntHost.Stack.Tests;
 

@@ -7,9 +7,9 @@ using AntHost.Inet.Core.Tcp;
 using AntHost.Inet.Core.Wire;
 using AntHost.Sandbox;
 using AntHost.Stack.Tests.Infrastructure;
-using static AntHost.Stack.Tests.Infrastructure.PeerSockets;
 using AntHost.TestSupport;
 using Xunit.Abstractions;
+using static AntHost.Stack.Tests.Infrastructure.PeerSockets;
 
 namespace AntHost.Stack.Tests;
 

@@ -9,13 +9,13 @@ namespace AntHost.TestSupport;
 /// </summary>
 public static class Requirements
 {
-    private static readonly Lazy<string?> s_rootMissing = new(() =>
+    private static readonly Lazy<string?> RootReason = new(() =>
         Environment.IsPrivilegedProcess ? null
             : "needs root (network namespaces, veth, pcap); run the tests as root, as CI does");
 
-    private static readonly Lazy<string?> s_netnsMissing = new(() =>
+    private static readonly Lazy<string?> NetnsReason = new(() =>
     {
-        if (s_rootMissing.Value is { } r) return r;
+        if (RootReason.Value is { } r) return r;
         if (!File.Exists("/usr/sbin/ip") && !File.Exists("/sbin/ip") && !File.Exists("/usr/bin/ip"))
             return "needs iproute2 (`ip`); scripts/prereqs.sh installs it";
         if (!Directory.Exists("/proc/self/ns") || !File.Exists("/proc/self/ns/net"))
@@ -23,9 +23,9 @@ public static class Requirements
         return null;
     });
 
-    private static readonly Lazy<string?> s_pcapMissing = new(() =>
+    private static readonly Lazy<string?> PcapReason = new(() =>
     {
-        if (s_netnsMissing.Value is { } r) return r;
+        if (NetnsReason.Value is { } r) return r;
         foreach (var dir in new[] { "/usr/lib/x86_64-linux-gnu", "/usr/lib/aarch64-linux-gnu", "/usr/lib", "/usr/local/lib" })
         {
             if (File.Exists(Path.Combine(dir, "libpcap.so")) || File.Exists(Path.Combine(dir, "libpcap.so.1"))
@@ -36,13 +36,13 @@ public static class Requirements
     });
 
     /// <summary>Null when the process is root; otherwise why a root test cannot run.</summary>
-    public static string? RootMissing => s_rootMissing.Value;
+    public static string? RootMissing => RootReason.Value;
 
     /// <summary>Null when network namespaces can be made; otherwise why not.</summary>
-    public static string? NetnsMissing => s_netnsMissing.Value;
+    public static string? NetnsMissing => NetnsReason.Value;
 
     /// <summary>Null when namespaces and libpcap are both available; otherwise why not.</summary>
-    public static string? PcapMissing => s_pcapMissing.Value;
+    public static string? PcapMissing => PcapReason.Value;
 }
 
 /// <summary>A fact that runs only as root, and otherwise is skipped saying so.</summary>

@@ -776,26 +776,26 @@ internal sealed partial class TcpConnection
         switch (error.Kind)
         {
             case Ip.IcmpErrorKind.FragmentationNeeded:
-            {
-                // RFC 1191 / RFC 5927 7.2: lower the MSS to fit the next-hop MTU and send again.
-                int mss = Math.Max(_cfg.MinimumMss, error.NextHopMtu - 40);
-                if (_mss == 0 || mss >= _mss || error.NextHopMtu < 68)
                 {
-                    Counters.IcmpErrorsIgnored++;
+                    // RFC 1191 / RFC 5927 7.2: lower the MSS to fit the next-hop MTU and send again.
+                    int mss = Math.Max(_cfg.MinimumMss, error.NextHopMtu - 40);
+                    if (_mss == 0 || mss >= _mss || error.NextHopMtu < 68)
+                    {
+                        Counters.IcmpErrorsIgnored++;
+                        return;
+                    }
+                    _mss = mss;
+                    _recovery?.SetMss(SegmentPayload);
+                    if (IsSynchronized)
+                    {
+                        // Everything in flight was too big: send it again at the new size (not a
+                        // congestion signal, so the window is left alone).
+                        _sndNxt = _sndUna;
+                        _rto.OnRetransmit();
+                        Output(now);
+                    }
                     return;
                 }
-                _mss = mss;
-                _recovery?.SetMss(SegmentPayload);
-                if (IsSynchronized)
-                {
-                    // Everything in flight was too big: send it again at the new size (not a
-                    // congestion signal, so the window is left alone).
-                    _sndNxt = _sndUna;
-                    _rto.OnRetransmit();
-                    Output(now);
-                }
-                return;
-            }
             case Ip.IcmpErrorKind.PortUnreachable or Ip.IcmpErrorKind.Unreachable when State == TcpState.SynSent:
                 // RFC 1122 4.2.3.9 / RFC 5461: a hard error while connecting aborts the attempt.
                 EnterClosed(error.Kind == Ip.IcmpErrorKind.PortUnreachable ? TcpError.ConnectionRefused : TcpError.HostUnreachable);

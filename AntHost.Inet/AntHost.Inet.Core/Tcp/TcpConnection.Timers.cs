@@ -79,53 +79,53 @@ internal sealed partial class TcpConnection
         switch (State)
         {
             case TcpState.SynSent or TcpState.SynReceived:
-            {
-                int limit = State == TcpState.SynSent ? _cfg.SynRetries : _cfg.SynAckRetries;
-                if (_timeouts >= limit)
                 {
-                    Counters.ConnectionsTimedOut++;
-                    EnterClosed(_softError != TcpError.None ? _softError : TcpError.TimedOut);
+                    int limit = State == TcpState.SynSent ? _cfg.SynRetries : _cfg.SynAckRetries;
+                    if (_timeouts >= limit)
+                    {
+                        Counters.ConnectionsTimedOut++;
+                        EnterClosed(_softError != TcpError.None ? _softError : TcpError.TimedOut);
+                        return;
+                    }
+                    _timeouts++;
+                    _rto.Backoff();
+                    Counters.RetransmitsTimeout++;
+                    _retransmits++;
+                    _sndNxt = _iss;
+                    SendSyn(now);
                     return;
                 }
-                _timeouts++;
-                _rto.Backoff();
-                Counters.RetransmitsTimeout++;
-                _retransmits++;
-                _sndNxt = _iss;
-                SendSyn(now);
-                return;
-            }
             case TcpState.Established or TcpState.FinWait1 or TcpState.CloseWait or TcpState.Closing or TcpState.LastAck:
-            {
-                if (_sndUna == _sndMax) return; // nothing outstanding (the timer was stale)
-                if (_timeouts >= _cfg.DataRetries)
                 {
-                    Counters.ConnectionsTimedOut++;
-                    // RFC 9293 3.8.3: the connection is closed; a RST tells the peer, if it is still there.
-                    Fail(_softError != TcpError.None ? _softError : TcpError.TimedOut, now, sendReset: true);
-                    return;
+                    if (_sndUna == _sndMax) return; // nothing outstanding (the timer was stale)
+                    if (_timeouts >= _cfg.DataRetries)
+                    {
+                        Counters.ConnectionsTimedOut++;
+                        // RFC 9293 3.8.3: the connection is closed; a RST tells the peer, if it is still there.
+                        Fail(_softError != TcpError.None ? _softError : TcpError.TimedOut, now, sendReset: true);
+                        return;
+                    }
+                    _timeouts++;
+                    Counters.RetransmissionTimeouts++;
+                    _probeAt = _reorderAt = Never;
+                    // RFC 6298 5.5: "back off the timer"; RFC 5681 3.1: ssthresh and the loss window
+                    // (first expiry only); RFC 6675 5.1 / RFC 2018 8: the scoreboard is cleared.
+                    _recovery!.OnRetransmitTimeout(_sndUna, _sndMax, now);
+                    _rto.Backoff();
+                    // RFC 6298 5.4: "Retransmit the earliest segment that has not been acknowledged";
+                    // the rest follows go-back-N from SND.UNA as the window reopens.
+                    _sndNxt = _sndUna;
+                    _rtxAt = now.Microseconds + Us(_rto.Rto); // 5.6: restart with the backed-off RTO
+                    if (_sndWnd == 0)
+                    {
+                        // The peer closed its window with data in flight: the retransmission becomes
+                        // a window probe of one octet (RFC 9293 3.8.6.1), sent past the zero window;
+                        // the peer's answers keep the connection from timing out (ProcessAck).
+                        Counters.ZeroWindowProbes++;
+                        RetransmitRange(_sndUna, 1, Recovery.SegmentKind.Retransmit, now);
+                    }
+                    return; // otherwise Output (in OnTimers) sends it
                 }
-                _timeouts++;
-                Counters.RetransmissionTimeouts++;
-                _probeAt = _reorderAt = Never;
-                // RFC 6298 5.5: "back off the timer"; RFC 5681 3.1: ssthresh and the loss window
-                // (first expiry only); RFC 6675 5.1 / RFC 2018 8: the scoreboard is cleared.
-                _recovery!.OnRetransmitTimeout(_sndUna, _sndMax, now);
-                _rto.Backoff();
-                // RFC 6298 5.4: "Retransmit the earliest segment that has not been acknowledged";
-                // the rest follows go-back-N from SND.UNA as the window reopens.
-                _sndNxt = _sndUna;
-                _rtxAt = now.Microseconds + Us(_rto.Rto); // 5.6: restart with the backed-off RTO
-                if (_sndWnd == 0)
-                {
-                    // The peer closed its window with data in flight: the retransmission becomes
-                    // a window probe of one octet (RFC 9293 3.8.6.1), sent past the zero window;
-                    // the peer's answers keep the connection from timing out (ProcessAck).
-                    Counters.ZeroWindowProbes++;
-                    RetransmitRange(_sndUna, 1, Recovery.SegmentKind.Retransmit, now);
-                }
-                return; // otherwise Output (in OnTimers) sends it
-            }
         }
     }
 

@@ -151,16 +151,16 @@ internal readonly unsafe struct Doorbell
 /// <summary>The socket this process sends wake datagrams from (made on first use; shared by every thread).</summary>
 internal static class WakeSocket
 {
-    private static int _fd = -1;
+    private static int s_fd = -1;
 
     public static void Send(byte[] address)
     {
-        int fd = Volatile.Read(ref _fd);
+        int fd = Volatile.Read(ref s_fd);
         if (fd < 0)
         {
             int made = Native.DatagramSocket();
             if (made < 0) return;
-            fd = Interlocked.CompareExchange(ref _fd, made, -1);
+            fd = Interlocked.CompareExchange(ref s_fd, made, -1);
             if (fd >= 0) Native.Close(made);
             else fd = made;
         }

@@ -1,5 +1,5 @@
-using AntHost.Nic8139.Faults;
 using AntHost.Inet.Core.Wire;
+using AntHost.Nic8139.Faults;
 
 namespace AntHost.Nic8139.Pcap;
 

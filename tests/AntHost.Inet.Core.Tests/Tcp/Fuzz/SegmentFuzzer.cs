@@ -196,19 +196,19 @@ public sealed class SegmentFuzzer(SeededRandom random)
                 case 4 when room >= 2:                                            // SACK permitted
                     o[n] = 4; o[n + 1] = 2; n += 2; break;
                 case 5 when room >= 10:                                           // SACK blocks near the window
-                {
-                    int blocks = Math.Min((room - 2) / 8, 1 + r.Next(4));
-                    o[n] = 5; o[n + 1] = (byte)(2 + 8 * blocks);
-                    for (int b = 0; b < blocks; b++)
                     {
-                        SeqNumber left = t.SndUna + (r.Next(2) == 0 ? r.Next(5000) : (int)r.NextUInt32());
-                        SeqNumber right = left + (r.Next(4) == 0 ? -r.Next(100) : r.Next(5000));
-                        BinaryPrimitives.WriteUInt32BigEndian(o[(n + 2 + 8 * b)..], left.Value);
-                        BinaryPrimitives.WriteUInt32BigEndian(o[(n + 6 + 8 * b)..], right.Value);
+                        int blocks = Math.Min((room - 2) / 8, 1 + r.Next(4));
+                        o[n] = 5; o[n + 1] = (byte)(2 + 8 * blocks);
+                        for (int b = 0; b < blocks; b++)
+                        {
+                            SeqNumber left = t.SndUna + (r.Next(2) == 0 ? r.Next(5000) : (int)r.NextUInt32());
+                            SeqNumber right = left + (r.Next(4) == 0 ? -r.Next(100) : r.Next(5000));
+                            BinaryPrimitives.WriteUInt32BigEndian(o[(n + 2 + 8 * b)..], left.Value);
+                            BinaryPrimitives.WriteUInt32BigEndian(o[(n + 6 + 8 * b)..], right.Value);
+                        }
+                        n += 2 + 8 * blocks;
+                        break;
                     }
-                    n += 2 + 8 * blocks;
-                    break;
-                }
                 case 6 when room >= 10:                                           // timestamps, never newer than the peer's
                     o[n] = 8; o[n + 1] = 10;
                     BinaryPrimitives.WriteUInt32BigEndian(o[(n + 2)..], t.PeerTsVal - (uint)r.Next(r.Next(2) == 0 ? 3 : 1 << 30));
@@ -217,12 +217,12 @@ public sealed class SegmentFuzzer(SeededRandom random)
                 case 7 when room >= 2:                                            // a lying length
                     o[n] = (byte)r.Next(256); o[n + 1] = (byte)r.Next(r.Next(2) == 0 ? 2 : 256); n += 2; break;
                 default:                                                          // noise
-                {
-                    int len = r.Next(room + 1);
-                    r.NextBytes(o.Slice(n, len));
-                    n += len;
-                    break;
-                }
+                    {
+                        int len = r.Next(room + 1);
+                        r.NextBytes(o.Slice(n, len));
+                        n += len;
+                        break;
+                    }
             }
         }
         // Real connections with timestamps carry them on every segment (RFC 7323 3.2); mostly do so too.
