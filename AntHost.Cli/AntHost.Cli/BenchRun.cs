@@ -194,6 +194,7 @@ internal static class BenchRun
                                         CpuMsPerMb = mb > 0 ? use.Sum(u => u.Seconds) * 1e3 / mb : null,
                                         SleepsPerMb = mb > 0 ? use.Sum(u => u.Sleeps) / mb : null,
                                         MessagesPerMb = before is not null && after is not null && mb > 0 ? IpcMessages(after, before) / mb : null,
+                                        MessageKinds = before is not null && after is not null && mb > 0 ? MessageKinds(after, before, mb) : null,
                                     };
                                 }
                                 foreach (var stack in ends)
@@ -204,14 +205,14 @@ internal static class BenchRun
                                         step($"throughput {stack.Name} to the peer, {seconds} s");
                                         var tout = Costed(stack, () => Measure.Outbound(stack, new IPEndPoint(peer, new PeerPorts().Discard), seconds));
                                         report.Throughput.Add(tout);
-                                        step($"  {tout.Gbps:F2} Gbit/s, {tout.CpuMsPerMb:F1} ms CPU per MB{(tout.MessagesPerMb is { } mo ? $", {mo:F0} IPC messages per MB" : "")}");
+                                        step($"  {tout.Gbps:F2} Gbit/s, {tout.CpuMsPerMb:F1} ms CPU per MB{(tout.MessagesPerMb is { } mo ? $", {mo:F0} IPC messages per MB ({tout.MessageKinds})" : "")}");
                                     });
                                     Guard(stack, "throughput from the peer", () =>
                                     {
                                         step($"throughput {stack.Name} from the peer, {seconds} s");
                                         var tin = Costed(stack, () => Measure.Inbound(stack, new IPEndPoint(peer, new PeerPorts().Source), seconds));
                                         report.Throughput.Add(tin);
-                                        step($"  {tin.Gbps:F2} Gbit/s, {tin.CpuMsPerMb:F1} ms CPU per MB{(tin.MessagesPerMb is { } mi ? $", {mi:F0} IPC messages per MB" : "")}");
+                                        step($"  {tin.Gbps:F2} Gbit/s, {tin.CpuMsPerMb:F1} ms CPU per MB{(tin.MessagesPerMb is { } mi ? $", {mi:F0} IPC messages per MB ({tin.MessageKinds})" : "")}");
                                     });
                                 }
                                 // What an app sees: HttpClient's GET of 64 MiB from the peer's HTTP server.
@@ -350,6 +351,15 @@ internal static class BenchRun
     {
         long D(AntHost.Inet.Abi.InetStat s) => after[(int)s] - before[(int)s];
         return 2 * D(AntHost.Inet.Abi.InetStat.SocketCalls) + D(AntHost.Inet.Abi.InetStat.EthInputMessages) + 2 * D(AntHost.Inet.Abi.InetStat.TransmitRequests);
+    }
+
+    /// <summary>Per MB: socket calls, ethinputs and transmit requests with the frames each carried.</summary>
+    private static string MessageKinds(long[] after, long[] before, double mb)
+    {
+        double D(AntHost.Inet.Abi.InetStat s) => (after[(int)s] - before[(int)s]) / mb;
+        return string.Create(Ci, $"per MB: {D(AntHost.Inet.Abi.InetStat.SocketCalls):F1} socket calls, "
+            + $"{D(AntHost.Inet.Abi.InetStat.EthInputMessages):F1} ethinputs of {D(AntHost.Inet.Abi.InetStat.FramesFromDriver):F1} frames ({D(AntHost.Inet.Abi.InetStat.FramesFromLists):F1} in frame lists), "
+            + $"{D(AntHost.Inet.Abi.InetStat.TransmitRequests):F1} transmits of {D(AntHost.Inet.Abi.InetStat.FramesToDriver):F1} frames ({D(AntHost.Inet.Abi.InetStat.OffloadFrames):F1} offload)");
     }
 
     internal static void NoteOnce(NetBenchReport report, string note) => NoteOnceList(report.Notes, note);

@@ -14,6 +14,8 @@
 //   EthInput  async, NO control ICA, 1..3 data ICAs, each one received frame at offset 0
 //             whose length is the data ICA's length. Ownership passes to inet; no reply.
 //   IfLink    async, control ICA, frame args = IfLinkArgs; no reply (inet frees it).
+//   EthInputList  async, NO control ICA, 1..3 data ICAs, each a frame list (FrameList.cs):
+//             many header-only TCP frames in one ICA. Ownership passes to inet; no reply.
 // Anyone -> inet:
 //   Stats     sync, control ICA; the reply's inline area holds InetStats.
 //   SocketTable, ArpTable  sync, control ICA; frame args: cursor; rows in the reply's
@@ -58,6 +60,8 @@ public enum InetOp : ushort
     IfAttach = 1,
     EthInput = 2,
     IfLink = 3,
+    /// <summary>Received frames as frame lists (FrameList): header-only TCP segments, many per data ICA.</summary>
+    EthInputList = 4,
 
     // Apps -> inet: the socket calls (SocketAbi.cs has their arguments and results).
     Socket = 16,
@@ -457,6 +461,9 @@ public enum InetStat
     PoolFreePagesLow,
     /// <summary>Times inet gave its ICA cache back to the pool because fewer pages than the receive reserve were free.</summary>
     PoolCacheTrims,
+    /// <summary>Frames that came in frame lists (EthInputList; part of FramesFromDriver), and list frames refused (malformed list, or a frame a list may not carry).</summary>
+    FramesFromLists,
+    BadListFrames,
     Count,
 }
 

@@ -123,6 +123,9 @@ public sealed class InetCore
             case InetOp.EthInput:
                 Protocol.EthInput(m, now);
                 return;
+            case InetOp.EthInputList:
+                Protocol.EthInputList(m, now);
+                return;
             case InetOp.IfAttach:
                 {
                     if (m.Control.IsNone || !ControlIca.TryOpen(m.Control.Span, out var c) || c.FrameCount == 0)

@@ -203,6 +203,51 @@ public sealed class ProtocolManager
         Interface.EndReceiveBatch(now);
     }
 
+    /// <summary>
+    /// EthInputList: each data ICA is a frame list (<see cref="FrameList"/>) of header-only TCP
+    /// segments; ownership is ours. Each frame goes through the core in place, as a buffer over
+    /// its slice of the list's ICA, which is freed when the last of them is released. A frame a
+    /// list may not carry, and the rest of a list after a malformed record, are refused and counted.
+    /// </summary>
+    public void EthInputList(in Message m, Instant now)
+    {
+        Count(InetStat.EthInputMessages);
+        if (m.Endpoint != _driver || Interface is null)
+        {
+            Count(InetStat.BadRequests);
+            _kernel.FreeMessage(m);
+            return;
+        }
+        if (!m.Control.IsNone) _kernel.Free(m.Control);
+        Interface.BeginReceiveBatch();
+        for (int i = 0; i < m.DataCount; i++)
+        {
+            var d = m.GetData(i);
+            var shared = Pool.Share(d.Ica);
+            int offset = 0;
+            while (true)
+            {
+                var read = FrameList.Next(d.Ica.Span, d.Length, ref offset, out int start, out int length);
+                if (read == FrameList.Read.End) break;
+                if (read == FrameList.Read.Malformed)
+                {
+                    Count(InetStat.BadListFrames);
+                    break;
+                }
+                if (!FrameList.IsHeaderOnlyTcp(d.Ica.Span.Slice(start, length)))
+                {
+                    Count(InetStat.BadListFrames);
+                    continue;
+                }
+                Count(InetStat.FramesFromDriver);
+                Count(InetStat.FramesFromLists);
+                Interface.Receive(Pool.WrapShared(shared, start, length), now);
+            }
+            Pool.Unshare(shared);
+        }
+        Interface.EndReceiveBatch(now);
+    }
+
     // ---- transmit --------------------------------------------------------------------------
 
     /// <summary>Hands every frame the core queued to the driver, up to three per request.</summary>

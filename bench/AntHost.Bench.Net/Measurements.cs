@@ -47,6 +47,9 @@ public sealed record ThroughputResult(string Stack, string Direction, long Bytes
     /// ethinputs, transmit requests and their completions, from inet's counters.
     /// </summary>
     public double? MessagesPerMb { get; init; }
+
+    /// <summary>The messages per MB by kind, and the frames they carried (AntHost only), e.g. for the run's log.</summary>
+    public string? MessageKinds { get; init; }
 }
 
 public sealed record CpuResult(string Tuning, string Stack, int Rounds, double WallSeconds, IReadOnlyList<CpuUse> Processes)

@@ -97,6 +97,9 @@ internal sealed class ServerSimulation : IDisposable
     public long DirectReturns { get; private set; }
     public long HeldAtMost { get; private set; }
     public long DriverDeaths { get; private set; }
+
+    /// <summary>One of inet's counters now.</summary>
+    public long Stat(InetStat s) => _core.Protocol.Stats()[(int)s];
     public long AppDeaths { get; private set; }
 
     // ---- the run ---------------------------------------------------------------------------
@@ -407,26 +410,74 @@ internal sealed class ServerSimulation : IDisposable
             if (_peerTcp.Receive(conn, _echoBuffer, out int read, _now) != TcpError.None || read == 0) continue;
             _peerTcp.Send(conn, _echoBuffer.AsSpan(0, read), out _, _now);
         }
+        // As the driver does, on some rounds: header-only TCP frames (ACKs) go packed in frame
+        // lists (EthInputList), the others one per ICA, and frames keep their order across the kinds.
+        bool lists = _r.Next(4) != 0;
         var batch = new List<DataIca>();
+        bool batchIsLists = false;
+        IcaLease list = default;
+        int listUsed = 0;
         while (_peer.TryDequeueTransmit(out var f))
         {
             if (_driverEp is not null && _r.Next(30) != 0)
             {
-                var ica = _k.AllocateFor(_driver, 1);
-                f.Data.CopyTo(ica.Span);
-                batch.Add(new DataIca(ica, f.Length));
+                if (lists && FrameList.IsHeaderOnlyTcp(f.Data))
+                {
+                    if (batch.Count > 0 && !batchIsLists) EthInput(batch, false);
+                    batchIsLists = true;
+                    if (!list.IsNone && !FrameList.TryAppend(list.Span, ref listUsed, f.Data)) CloseList();
+                    if (list.IsNone)
+                    {
+                        list = _k.AllocateFor(_driver, 1);
+                        listUsed = 0;
+                        Assert.True(FrameList.TryAppend(list.Span, ref listUsed, f.Data));
+                    }
+                    ListFrames++;
+                }
+                else
+                {
+                    if (!list.IsNone) CloseList();
+                    if (batch.Count > 0 && batchIsLists) EthInput(batch, true);
+                    batchIsLists = false;
+                    var ica = _k.AllocateFor(_driver, 1);
+                    f.Data.CopyTo(ica.Span);
+                    batch.Add(new DataIca(ica, f.Length));
+                }
             }
             f.FinishTransmit();
-            if (batch.Count == InetService.MaxFramesPerMessage) EthInput(batch);
+            if (batch.Count == InetService.MaxFramesPerMessage) EthInput(batch, batchIsLists);
         }
-        if (batch.Count > 0) EthInput(batch);
+        if (!list.IsNone) CloseList();
+        if (batch.Count > 0) EthInput(batch, batchIsLists);
+        // Now and then a driver's bad list: a length that runs past the end, after a good frame
+        // or none. inet refuses it, counts it and frees the ICA.
+        if (_driverEp is not null && _r.Next(400) == 0)
+        {
+            var bad = _k.AllocateFor(_driver, 1);
+            bad.Span[..8].Clear();
+            System.Buffers.Binary.BinaryPrimitives.WriteUInt16LittleEndian(bad.Span, (ushort)(_r.Next(2) == 0 ? 9 : 4000));
+            batch.Add(new DataIca(bad, 64));
+            EthInput(batch, true);
+            BadLists++;
+        }
+
+        void CloseList()
+        {
+            if (batch.Count == InetService.MaxFramesPerMessage) EthInput(batch, true);
+            batch.Add(new DataIca(list, listUsed));
+            list = default;
+        }
     }
 
-    private void EthInput(List<DataIca> batch)
+    /// <summary>Header-only frames the peer's side sent in frame lists, and malformed lists it forged.</summary>
+    public long ListFrames { get; private set; }
+    public long BadLists { get; private set; }
+
+    private void EthInput(List<DataIca> batch, bool lists)
     {
         var given = batch.Select(d => new DataIca(_k.Transfer(d.Ica, _driver, Inet, "ethinput"), d.Length)).ToArray();
         batch.Clear();
-        Handle(Msg(MessageKind.Request, MessageFlags.None, ++_driverIds, (int)InetOp.EthInput, _driver, _driverEp, default, given));
+        Handle(Msg(MessageKind.Request, MessageFlags.None, ++_driverIds, (int)(lists ? InetOp.EthInputList : InetOp.EthInput), _driver, _driverEp, default, given));
     }
 
     public void Dispose() { }

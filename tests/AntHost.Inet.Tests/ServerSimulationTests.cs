@@ -14,13 +14,17 @@ public class ServerSimulationTests(ITestOutputHelper output)
     {
         string path = $"/dev/shm/anthost-test-srv-sim-{Environment.ProcessId}.pool";
         using var kernel = new FakeKernel(path, 4096, AntHost.Kernel.Pool.ProcessId.Create(0, 1));
-        long replies = 0, dataReplies = 0, direct = 0, forwardedAtMost = 0, driverDeaths = 0, appDeaths = 0, heldAtMost = 0;
+        long replies = 0, listFrames = 0, badLists = 0, listFramesIn = 0, badListFramesIn = 0, dataReplies = 0, direct = 0, forwardedAtMost = 0, driverDeaths = 0, appDeaths = 0, heldAtMost = 0;
         int seeds = 0;
         foreach (var seed in Seeds(200))
         {
             kernel.Reset();
             var sim = new ServerSimulation(seed, kernel);
             sim.Run(300);
+            listFrames += sim.ListFrames;
+            badLists += sim.BadLists;
+            listFramesIn += sim.Stat(AntHost.Inet.Abi.InetStat.FramesFromLists);
+            badListFramesIn += sim.Stat(AntHost.Inet.Abi.InetStat.BadListFrames);
             replies += sim.Replies;
             dataReplies += sim.DataReplies;
             direct += sim.DirectReturns;
@@ -36,6 +40,13 @@ public class ServerSimulationTests(ITestOutputHelper output)
         Assert.True(dataReplies > seeds, $"only {dataReplies} datagrams received");
         Assert.True(direct > seeds / 4, $"only {direct} direct returns");
         Assert.True(driverDeaths > 0 && appDeaths > 0 && heldAtMost > 2);
+        // Frame lists: every ACK packed in a list reached TCP (the ICA's owner is checked at every
+        // step, and inet owns nothing at the end), every forged list was refused and counted.
+        output.WriteLine($"{listFrames} header-only frames in frame lists, {badLists} malformed lists");
+        Assert.True(listFrames > seeds / 2, $"only {listFrames} frames went in lists");
+        Assert.Equal(listFrames, listFramesIn);
+        Assert.True(badLists > 0, "no malformed list was tried");
+        Assert.Equal(badLists, badListFramesIn);
     }
 
     private static IEnumerable<ulong> Seeds(int defaultCount)

@@ -20,6 +20,8 @@ public sealed class IcaPacketBuffer : PacketBuffer
 {
     private readonly IcaPacketBufferPool _pool;
     private IcaLease _lease;
+    private SharedIca? _shared;
+    private int _sliceStart, _sliceLength;
 
     internal IcaPacketBuffer(IcaPacketBufferPool pool) => _pool = pool;
 
@@ -35,13 +37,17 @@ public sealed class IcaPacketBuffer : PacketBuffer
     /// <summary>The app's send waiting to learn whether this buffer (its own data ICA) goes to the driver in place (see Transmits).</summary>
     internal Transmit? Transmit { get; set; }
 
-    protected override Span<byte> Backing => Lost ? Span<byte>.Empty : _lease.Span;
+    /// <summary>The frame list this buffer is one frame of (its ICA is freed with the list's last frame), or null.</summary>
+    internal SharedIca? Shared => _shared;
 
-    public override int Capacity => _lease.Length;
+    protected override Span<byte> Backing => Lost ? Span<byte>.Empty : _shared is null ? _lease.Span : _lease.Span.Slice(_sliceStart, _sliceLength);
+
+    public override int Capacity => _shared is null ? _lease.Length : _sliceLength;
 
     internal void Activate(IcaLease lease, int headroom)
     {
         _lease = lease;
+        _shared = null;
         InFlight = false;
         Lost = false;
         Transmit = null;
@@ -66,11 +72,28 @@ public sealed class IcaPacketBuffer : PacketBuffer
         InFlight = false;
     }
 
+    /// <summary>Makes the buffer one frame of a list: it sees [start, +length) of the list's ICA, which it does not own alone.</summary>
+    internal void ActivateShared(SharedIca shared, int start, int length)
+    {
+        Activate(shared.Lease, 0);
+        _shared = shared;
+        _sliceStart = start;
+        _sliceLength = length;
+        SetData(0, length);
+    }
+
     internal IcaLease TakeLease()
     {
         var l = _lease;
         _lease = default;
         return l;
+    }
+
+    internal SharedIca? TakeShared()
+    {
+        var s = _shared;
+        _shared = null;
+        return s;
     }
 
     protected override void OnRelease() => _pool.Return(this);
@@ -84,6 +107,7 @@ public sealed class IcaPacketBufferPool : IPacketBufferPool
 
     private readonly IInetKernel _kernel;
     private readonly Stack<IcaPacketBuffer> _free;
+    private readonly Stack<SharedIca> _freeShared = new();
 
     public IcaPacketBufferPool(IInetKernel kernel, int prewarm = 256)
     {
@@ -149,6 +173,9 @@ public sealed class IcaPacketBufferPool : IPacketBufferPool
     /// </summary>
     public IcaLease Detach(IcaPacketBuffer b)
     {
+        // A frame of a list shares its ICA with the others: only header-only TCP travels in
+        // lists (checked on arrival), and nothing without payload is handed to an app.
+        if (b.Shared is not null) throw new InvalidOperationException("a frame of a frame list cannot leave the process");
         var lease = b.TakeLease();
         Detached++;
         b.Release();
@@ -157,6 +184,46 @@ public sealed class IcaPacketBufferPool : IPacketBufferPool
 
     /// <summary>ICAs that left through <see cref="Detach"/>.</summary>
     public long Detached { get; private set; }
+
+    /// <summary>
+    /// Takes ownership of a frame-list ICA: its frames are wrapped with <see cref="WrapShared"/>,
+    /// and the ICA is freed when <see cref="Unshare"/> has been called and every frame is released.
+    /// </summary>
+    public SharedIca Share(IcaLease lease)
+    {
+        var s = _freeShared.TryPop(out var f) ? f : new SharedIca();
+        s.Lease = lease;
+        s.References = 1;
+        SharedOutstanding++;
+        return s;
+    }
+
+    /// <summary>Wraps frame [start, +length) of a shared frame-list ICA.</summary>
+    public IcaPacketBuffer WrapShared(SharedIca shared, int start, int length)
+    {
+        if (shared.References <= 0 || (uint)start > (uint)shared.Lease.Length || (uint)length > (uint)(shared.Lease.Length - start))
+            throw new ArgumentOutOfRangeException(nameof(length), "the frame is not inside the list's ICA");
+        var b = Take();
+        shared.References++;
+        b.ActivateShared(shared, start, length);
+        return b;
+    }
+
+    /// <summary>Drops the list's own hold (after its frames were wrapped): frees the ICA if no frame holds it.</summary>
+    public void Unshare(SharedIca shared) => Drop(shared);
+
+    /// <summary>Frame-list ICAs held now (leak accounting).</summary>
+    public int SharedOutstanding { get; private set; }
+
+    private void Drop(SharedIca s)
+    {
+        if (--s.References > 0) return;
+        var lease = s.Lease;
+        s.Lease = default;
+        SharedOutstanding--;
+        _freeShared.Push(s);
+        _kernel.Free(lease);
+    }
 
     private IcaPacketBuffer Take()
     {
@@ -168,8 +235,16 @@ public sealed class IcaPacketBufferPool : IPacketBufferPool
     {
         Outstanding--;
         var lease = b.TakeLease();
-        if (b.Lost) LostReleased++;
+        if (b.TakeShared() is { } shared) Drop(shared);
+        else if (b.Lost) LostReleased++;
         else if (!lease.IsNone) _kernel.Free(lease);
         _free.Push(b);
     }
+}
+
+/// <summary>A frame-list ICA whose frames are buffers of their own: freed when the last lets go.</summary>
+public sealed class SharedIca
+{
+    internal IcaLease Lease;
+    internal int References;
 }

@@ -51,6 +51,9 @@ public sealed record InetDriverOptions
     /// <summary>Merge consecutive in-order TCP segments of a flow into one frame (receive coalescing, GRO).</summary>
     public bool Coalesce { get; init; } = true;
 
+    /// <summary>Pack the header-only TCP segments of a drain (the peer's ACKs) into frame-list ICAs, many per ethinput (FrameList).</summary>
+    public bool FrameLists { get; init; } = true;
+
     /// <summary>Offer the capture ring of the panel (off: the panel carries the live counters only, and no frame is ever offered to a tap).</summary>
     public bool Capture { get; init; } = true;
 
@@ -65,7 +68,7 @@ public sealed record InetDriverOptions
 public sealed class InetDriverCounters
 {
     internal long _framesPosted, _rxNoInet, _rxNoIca, _rxPostFailed, _transmitRequests, _framesTransmitted, _framesNotSent, _badRequests, _attaches, _inetDeaths;
-    internal long _completionsRiding, _completionsAlone, _ethInputs, _segmentsCoalesced, _coalescedFrames;
+    internal long _completionsRiding, _completionsAlone, _ethInputs, _segmentsCoalesced, _coalescedFrames, _listFrames, _lists;
 
     public long FramesPosted => Volatile.Read(ref _framesPosted);
     public long RxNoInet => Volatile.Read(ref _rxNoInet);
@@ -87,6 +90,10 @@ public sealed class InetDriverCounters
     /// <summary>Merged frames posted (each carries two or more segments).</summary>
     public long CoalescedFrames => Volatile.Read(ref _coalescedFrames);
 
+    /// <summary>Header-only TCP frames posted in frame lists, and the frame-list ICAs that carried them.</summary>
+    public long ListFrames => Volatile.Read(ref _listFrames);
+    public long Lists => Volatile.Read(ref _lists);
+
     /// <summary>Completions sent to inet just before an ethinput (no wake-up of their own).</summary>
     public long CompletionsRiding => Volatile.Read(ref _completionsRiding);
 
@@ -94,7 +101,7 @@ public sealed class InetDriverCounters
     public long CompletionsAlone => Volatile.Read(ref _completionsAlone);
 
     public override string ToString() =>
-        $"rx posted {FramesPosted} in {EthInputs} ethinputs ({SegmentsCoalesced} segments merged into {CoalescedFrames} frames), rx dropped (no inet {RxNoInet}, no ICA {RxNoIca}, post failed {RxPostFailed}); "
+        $"rx posted {FramesPosted} in {EthInputs} ethinputs ({SegmentsCoalesced} segments merged into {CoalescedFrames} frames; {ListFrames} header-only frames in {Lists} frame lists), rx dropped (no inet {RxNoInet}, no ICA {RxNoIca}, post failed {RxPostFailed}); "
         + $"tx requests {TransmitRequests}, frames sent {FramesTransmitted}, not sent {FramesNotSent}; bad requests {BadRequests}; attaches {Attaches}, inet deaths {InetDeaths}; "
         + $"completions riding with ethinput {CompletionsRiding}, alone {CompletionsAlone}";
 }
@@ -113,6 +120,10 @@ public sealed class InetDriver : IDeviceLoopWork
 
     private readonly DataIca[] _rxData = new DataIca[InetService.MaxFramesPerMessage];
     private int _rxCount;
+    private bool _rxLists; // the queued data ICAs are frame lists (EthInputList), not frames
+    private IcaLease _listIca; // the frame list being filled, none when its lease is
+    private int _listUsed, _listCount;
+    private int _rxQueuedFrames; // frames in the queued data ICAs (a list counts its frames)
     private readonly ReceiveCoalescer _gro = new();
     private IcaLease _groIca;
     private readonly Message[] _deferred = new Message[MaxDeferred];
@@ -470,9 +481,14 @@ public sealed class InetDriver : IDeviceLoopWork
             _kernel.Free(_groIca);
             _groIca = default;
         }
+        if (!_listIca.IsNone)
+        {
+            _kernel.Free(_listIca);
+            _listIca = default;
+        }
         for (int i = 0; i < _rxCount; i++) _kernel.Free(_rxData[i].Ica);
         Array.Clear(_rxData);
-        _rxCount = 0;
+        _rxCount = _rxQueuedFrames = 0;
     }
 
     /// <summary>inet died: what was owed to it is freed (it lent the pages; nobody will take them back).</summary>
@@ -502,6 +518,14 @@ public sealed class InetDriver : IDeviceLoopWork
             Interlocked.Increment(ref Counters._rxNoInet);
             return;
         }
+        if (_options.FrameLists && FrameList.IsHeaderOnlyTcp(frame))
+        {
+            // Frames keep their order across the kinds: what was merged before goes first.
+            if (_gro.IsOpen) CloseCoalesced();
+            AppendToList(frame);
+            return;
+        }
+        if (!_listIca.IsNone) CloseList();
         if (_options.Coalesce)
         {
             bool candidate = ReceiveCoalescer.IsCandidate(frame);
@@ -521,14 +545,44 @@ public sealed class InetDriver : IDeviceLoopWork
         }
         if (!TryAllocate((frame.Length + PoolLayout.PageSize - 1) / PoolLayout.PageSize, out var ica)) return;
         frame.CopyTo(ica.Span);
-        Queue(new DataIca(ica, frame.Length));
+        Queue(new DataIca(ica, frame.Length), list: false);
     }
 
     /// <summary>The end of a drain: what was merged or queued goes to inet now.</summary>
     void IDeviceLoopWork.FramesDone()
     {
         if (_gro.IsOpen) CloseCoalesced();
+        if (!_listIca.IsNone) CloseList();
         PostFrames();
+    }
+
+    /// <summary>Copies a header-only frame into the open frame list (a new one when it is full or none is open).</summary>
+    private void AppendToList(ReadOnlySpan<byte> frame)
+    {
+        if (!_listIca.IsNone && FrameList.TryAppend(_listIca.Span, ref _listUsed, frame))
+        {
+            _listCount++;
+            return;
+        }
+        if (!_listIca.IsNone) CloseList();
+        if (!TryAllocate(1, out _listIca)) return;
+        _listUsed = _listCount = 0;
+        if (FrameList.TryAppend(_listIca.Span, ref _listUsed, frame)) _listCount++;
+    }
+
+    /// <summary>Queues the open frame list for the next ethinput.</summary>
+    private void CloseList()
+    {
+        var ica = _listIca;
+        _listIca = default;
+        if (_listCount == 0)
+        {
+            _kernel.Free(ica);
+            return;
+        }
+        Interlocked.Add(ref Counters._listFrames, _listCount);
+        Interlocked.Increment(ref Counters._lists);
+        Queue(new DataIca(ica, _listUsed), list: true, frames: _listCount);
     }
 
     private bool TryAllocate(int pages, out IcaLease ica)
@@ -555,20 +609,24 @@ public sealed class InetDriver : IDeviceLoopWork
         if (_gro.Segments > 1)
         {
             Interlocked.Increment(ref Counters._coalescedFrames);
-            Queue(new DataIca(ica, length));
+            Queue(new DataIca(ica, length), list: false);
             return;
         }
         // A lone segment would hold CoalescePages pages in TCP's queue until the app reads it.
         if (TryAllocate((length + PoolLayout.PageSize - 1) / PoolLayout.PageSize, out var small))
         {
             ica.Span[..length].CopyTo(small.Span);
-            Queue(new DataIca(small, length));
+            Queue(new DataIca(small, length), list: false);
         }
         _kernel.Free(ica);
     }
 
-    private void Queue(in DataIca frame)
+    /// <summary>Queues a frame (or a frame list) for the next ethinput; one message carries one kind, so a change of kind posts what was queued.</summary>
+    private void Queue(in DataIca frame, bool list, int frames = 1)
     {
+        if (_rxCount > 0 && _rxLists != list) PostFrames();
+        _rxLists = list;
+        _rxQueuedFrames += frames;
         _rxData[_rxCount++] = frame;
         if (_rxCount == _rxData.Length) PostFrames();
     }
@@ -576,14 +634,14 @@ public sealed class InetDriver : IDeviceLoopWork
     /// <summary>Posts the queued frames as one ethinput, after what is owed to inet.</summary>
     private void PostFrames()
     {
-        int n = _rxCount;
+        int n = _rxCount, frames = _rxQueuedFrames;
         if (n == 0) return;
-        _rxCount = 0;
+        _rxCount = _rxQueuedFrames = 0;
         var inet = _inet;
         if (inet is null)
         {
             for (int i = 0; i < n; i++) _kernel.Free(_rxData[i].Ica);
-            Interlocked.Add(ref Counters._rxNoInet, n);
+            Interlocked.Add(ref Counters._rxNoInet, frames);
             Array.Clear(_rxData);
             return;
         }
@@ -591,13 +649,13 @@ public sealed class InetDriver : IDeviceLoopWork
         if (_deferredCount > 0) FlushDeferred(alone: false);
         try
         {
-            _kernel.Post(inet, default, (ushort)InetOp.EthInput, _rxData.AsSpan(0, n));
-            Interlocked.Add(ref Counters._framesPosted, n);
+            _kernel.Post(inet, default, (ushort)(_rxLists ? InetOp.EthInputList : InetOp.EthInput), _rxData.AsSpan(0, n));
+            Interlocked.Add(ref Counters._framesPosted, frames);
             Interlocked.Increment(ref Counters._ethInputs);
         }
         catch (KernelException e)
         {
-            Interlocked.Add(ref Counters._rxPostFailed, n);
+            Interlocked.Add(ref Counters._rxPostFailed, frames);
             // Ring full: the ICAs are still ours. Peer died: they may already be journaled to inet
             // (then the broker reclaims them with inet's pages), so they are not freed here.
             if (e.Error == KernelError.RingFull)
