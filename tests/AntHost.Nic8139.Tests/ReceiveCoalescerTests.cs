@@ -11,9 +11,9 @@ namespace AntHost.Nic8139.Tests;
 /// </summary>
 public sealed class ReceiveCoalescerTests
 {
-    private static readonly byte[] Timestamps = [1, 1, 8, 10, 0, 0, 0, 7, 0, 0, 0, 9];
+    internal static readonly byte[] Timestamps = [1, 1, 8, 10, 0, 0, 0, 7, 0, 0, 0, 9];
 
-    private static byte[] Segment(uint seq, int length, byte fill, bool push = false, uint ack = 5000, ushort window = 512,
+    internal static byte[] Segment(uint seq, int length, byte fill, bool push = false, uint ack = 5000, ushort window = 512,
         byte[]? options = null, bool syn = false, bool fin = false, ushort srcPort = 80)
     {
         var payload = new byte[length];

@@ -121,6 +121,50 @@ public sealed class ClientTests(ITestOutputHelper output)
     }
 
     [PcapFact]
+    public void The_peers_acks_of_a_bulk_send_reach_inet_packed_in_frame_lists() => AcksOfABulkSend(lists: true);
+
+    [PcapFact]
+    public void Without_frame_lists_every_ack_reaches_inet_in_an_ica_of_its_own() => AcksOfABulkSend(lists: false);
+
+    private void AcksOfABulkSend(bool lists)
+    {
+        // The peer answers a bulk send with header-only ACKs, dozens per drain of the driver.
+        // With frame lists they go to inet many in one ICA (EthInputList); without, one ICA each
+        // and at most three per ethinput (the kernel's slot).
+        using var stack = new RunningStack(output, "16M", lists ? [] : ["--no-frame-lists"]);
+        using var listener = PeerListener(stack, 5105);
+        using var inet = InetStack.Connect(new InetStackOptions { Instance = stack.Instance, ProcessName = "test-acks" });
+        using var socket = new InetSocket(inet, SocketType.Stream, ProtocolType.Tcp);
+        socket.Connect(new IPEndPoint(IPAddress.Parse(Peer), 5105));
+        using var peer = AcceptWithin(listener);
+
+        const int bytes = 16 << 20;
+        var data = Pattern(bytes, 11);
+        var before = stack.InetStats();
+        var received = Task.Run(() => PeerReceiveExactly(peer, bytes));
+        for (int at = 0; at < bytes; at += 64 * 1024) Assert.Equal(64 * 1024, socket.Send(data.AsSpan(at, 64 * 1024)));
+        Assert.True(received.Wait(PeerTimeout), "the peer did not get everything");
+        Assert.Equal(data, received.Result);
+        var after = stack.InetStats();
+        long D(InetStat x) => after[(int)x] - before[(int)x];
+        long ethinputs = D(InetStat.EthInputMessages), frames = D(InetStat.FramesFromDriver), inLists = D(InetStat.FramesFromLists);
+        output.WriteLine($"{bytes >> 20} MiB out: {frames} frames from the driver ({inLists} in frame lists) in {ethinputs} ethinputs, {frames / (double)ethinputs:F1} frames per ethinput, {ethinputs / (bytes / 1e6):F1} ethinputs per MB");
+        Assert.Equal(0, D(InetStat.BadListFrames));
+        Assert.True(frames > 100, $"only {frames} frames came from the peer");
+        if (lists)
+        {
+            // Nearly everything the peer sent is an ACK, and every ACK came in a list.
+            Assert.InRange(inLists, frames * 9 / 10, frames);
+            Assert.True(ethinputs < frames, $"{ethinputs} ethinputs for {frames} frames: no list carried two");
+        }
+        else
+        {
+            Assert.Equal(0, inLists);
+            Assert.True(ethinputs * InetService.MaxFramesPerMessage >= frames);
+        }
+    }
+
+    [PcapFact]
     public void A_hundred_connections_from_four_app_processes_echo_in_parallel()
     {
         // Every segment in flight or queued holds a page: a hundred connections with 64 KiB
