@@ -358,7 +358,7 @@ internal static class BenchRun
     {
         double D(AntHost.Inet.Abi.InetStat s) => (after[(int)s] - before[(int)s]) / mb;
         return string.Create(Ci, $"per MB: {D(AntHost.Inet.Abi.InetStat.SocketCalls):F1} socket calls, "
-            + $"{D(AntHost.Inet.Abi.InetStat.EthInputMessages):F1} ethinputs of {D(AntHost.Inet.Abi.InetStat.FramesFromDriver):F1} frames ({D(AntHost.Inet.Abi.InetStat.FramesFromLists):F1} in frame lists), "
+            + $"{D(AntHost.Inet.Abi.InetStat.EthInputMessages):F1} ethinputs in {D(AntHost.Inet.Abi.InetStat.ReceiveBatches):F1} receive batches of {D(AntHost.Inet.Abi.InetStat.FramesFromDriver):F1} frames ({D(AntHost.Inet.Abi.InetStat.FramesFromLists):F1} in frame lists), "
             + $"{D(AntHost.Inet.Abi.InetStat.TransmitRequests):F1} transmits of {D(AntHost.Inet.Abi.InetStat.FramesToDriver):F1} frames ({D(AntHost.Inet.Abi.InetStat.OffloadFrames):F1} offload)");
     }
 

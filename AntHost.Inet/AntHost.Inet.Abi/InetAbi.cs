@@ -464,6 +464,8 @@ public enum InetStat
     /// <summary>Frames that came in frame lists (EthInputList; part of FramesFromDriver), and list frames refused (malformed list, or a frame a list may not carry).</summary>
     FramesFromLists,
     BadListFrames,
+    /// <summary>Receive batches: the ethinputs of one round (or each ethinput with --batch-per-ethinput), each answered with one ACK per connection.</summary>
+    ReceiveBatches,
     Count,
 }
 

@@ -43,6 +43,8 @@ public sealed class InetCore
     /// </summary>
     public void Round(Instant now)
     {
+        // The ethinputs taken since the last round were one receive batch: answered now.
+        Protocol.EndReceiveBatch(now);
         Protocol.Poll(now);
         try
         {
@@ -58,6 +60,7 @@ public sealed class InetCore
     /// <summary>Stops: every held call answered, every socket aborted, every buffer given back.</summary>
     public void Shutdown(Instant now)
     {
+        Protocol.EndReceiveBatch(now);
         Sockets.Shutdown(now);
         Protocol.Flush();
         Protocol.Shutdown(now);

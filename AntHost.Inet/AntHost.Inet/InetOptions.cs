@@ -44,6 +44,12 @@ public sealed record InetOptions
     /// <summary>Pool pages TCP's windows leave for the NIC driver's receive ICAs (negative: an eighth of the pool).</summary>
     public int ReceiveReservePages { get; init; } = -1;
 
+    /// <summary>
+    /// One receive batch spans every ethinput of a round (the messages taken in one wake-up),
+    /// so a connection answers them with one ACK; false: one batch per ethinput.
+    /// </summary>
+    public bool ReceiveBatchPerRound { get; init; } = true;
+
     /// <summary>Every option, for System.CommandLine (`anthost-inet --help`).</summary>
     internal static readonly AntHost.Kernel.Logging.ServerOption[] Options =
     [
@@ -57,7 +63,8 @@ public sealed record InetOptions
         new("--tcp-rcvbuf", true, "default TCP receive buffer (largest window) per socket, bytes (default 262144)"),
         new("--tcp-cc", true, "congestion control: cubic (default) or newreno"),
         new("--tso-bytes", true, "segmentation offload: most payload per send the NIC driver cuts into frames (default 65415; 0 = off)"),
-        new("--ack-per-segment", false, "answer each received segment at once (default: once per ethinput batch of in-order segments)"),
+        new("--ack-per-segment", false, "answer each received segment at once (default: once per receive batch of in-order segments)"),
+        new("--batch-per-ethinput", false, "a receive batch is one ethinput (default: every ethinput taken in one wake-up, answered with one ACK per connection)"),
         new("--tcp-mem-pages", true, "pool pages TCP's buffers may hold, all connections together; windows and send buffers shrink to a share of them (default: half the pool; 0 = no limit)"),
         new("--rx-reserve-pages", true, "pool pages TCP's windows leave for the NIC driver's receive ICAs (default: an eighth of the pool)"),
         new("--max-sockets", true, "sockets open at once, TCP and UDP together (default 65536)"),
@@ -86,6 +93,7 @@ public sealed record InetOptions
                 "--tcp-rcvbuf" => o with { Tcp = o.Tcp with { ReceiveBufferSize = ParseInt(a, Next(), 1024, 1 << 30) } },
                 "--tcp-cc" => o with { Tcp = o.Tcp with { CongestionControl = ParseCongestionControl(Next()) } },
                 "--ack-per-segment" => o with { Tcp = o.Tcp with { OutputPerReceiveBatch = false } },
+                "--batch-per-ethinput" => o with { ReceiveBatchPerRound = false },
                 "--tso-bytes" => o with { Tcp = o.Tcp with { SegmentationOffloadBytes = ParseInt(a, Next(), 0, TcpConfig.MaximumSegmentationOffloadBytes) } },
                 "--tcp-mem-pages" => o with { TcpMemoryPages = ParseInt(a, Next(), 0, int.MaxValue) },
                 "--rx-reserve-pages" => o with { ReceiveReservePages = ParseInt(a, Next(), 0, int.MaxValue) },

@@ -193,14 +193,37 @@ public sealed class ProtocolManager
         }
         if (!m.Control.IsNone) _kernel.Free(m.Control);
         // The frames of one ethinput arrived together: TCP answers them once (one ACK for all).
-        Interface.BeginReceiveBatch();
+        BeginBatch();
         for (int i = 0; i < m.DataCount; i++)
         {
             var d = m.GetData(i);
             Count(InetStat.FramesFromDriver);
             Interface.Receive(Pool.Wrap(d.Ica, d.Length), now);
         }
-        Interface.EndReceiveBatch(now);
+        if (!_options.ReceiveBatchPerRound) EndReceiveBatch(now);
+    }
+
+    private bool _batchOpen;
+
+    /// <summary>Opens the receive batch the ethinputs of this round share (or of this ethinput alone).</summary>
+    private void BeginBatch()
+    {
+        if (_batchOpen) return;
+        _batchOpen = true;
+        Count(InetStat.ReceiveBatches);
+        Interface!.BeginReceiveBatch();
+    }
+
+    /// <summary>
+    /// Ends the open receive batch: each connection that got in-order segments in it runs its
+    /// output once (one ACK for the batch, the data its ACKs let go). The core calls it when a
+    /// round begins, before the sockets are served and the frames flushed.
+    /// </summary>
+    public void EndReceiveBatch(Instant now)
+    {
+        if (!_batchOpen) return;
+        _batchOpen = false;
+        Interface?.EndReceiveBatch(now);
     }
 
     /// <summary>
@@ -219,7 +242,7 @@ public sealed class ProtocolManager
             return;
         }
         if (!m.Control.IsNone) _kernel.Free(m.Control);
-        Interface.BeginReceiveBatch();
+        BeginBatch();
         for (int i = 0; i < m.DataCount; i++)
         {
             var d = m.GetData(i);
@@ -245,7 +268,7 @@ public sealed class ProtocolManager
             }
             Pool.Unshare(shared);
         }
-        Interface.EndReceiveBatch(now);
+        if (!_options.ReceiveBatchPerRound) EndReceiveBatch(now);
     }
 
     // ---- transmit --------------------------------------------------------------------------
