@@ -165,6 +165,53 @@ public sealed class ClientTests(ITestOutputHelper output)
     }
 
     [PcapFact]
+    public void A_bulk_receive_is_answered_with_one_ack_per_wake_up_of_inet() => AcksOfABulkReceive(perRound: true);
+
+    [PcapFact]
+    public void With_a_batch_per_ethinput_each_ethinput_is_a_receive_batch() => AcksOfABulkReceive(perRound: false);
+
+    private void AcksOfABulkReceive(bool perRound)
+    {
+        // inet takes the ethinputs of one wake-up as one receive batch: a connection that got
+        // in-order data in it sends one ACK for all (the peer's GRO frames each carry many
+        // segments, so this is far above every second full segment). Other segments inet sends
+        // are window updates after the app's reads, and nothing else.
+        using var stack = new RunningStack(output, "16M", perRound ? [] : ["--batch-per-ethinput"], []);
+        using var listener = PeerListener(stack, 5106);
+        using var inet = InetStack.Connect(new InetStackOptions { Instance = stack.Instance, ProcessName = "test-rx-acks" });
+        using var socket = new InetSocket(inet, SocketType.Stream, ProtocolType.Tcp);
+        socket.Connect(new IPEndPoint(IPAddress.Parse(Peer), 5106));
+        using var peer = AcceptWithin(listener);
+        using var stream = new InetStream(socket);
+
+        const int bytes = 16 << 20;
+        var data = Pattern(bytes, 13);
+        var before = stack.InetStats();
+        var sending = Task.Run(() => peer.Send(data));
+        var got = new byte[bytes];
+        int at = 0;
+        while (at < bytes)
+        {
+            int n = stream.Read(got, at, Math.Min(256 * 1024, bytes - at));
+            Assert.True(n > 0, $"the stream ended after {at} bytes");
+            at += n;
+        }
+        Assert.True(sending.Wait(PeerTimeout));
+        Assert.Equal(data, got);
+        var after = stack.InetStats();
+        long D(InetStat x) => after[(int)x] - before[(int)x];
+        long ethinputs = D(InetStat.EthInputMessages), batches = D(InetStat.ReceiveBatches), acks = D(InetStat.TcpSegmentsOut), reads = D(InetStat.SocketCalls);
+        output.WriteLine($"{bytes >> 20} MiB in: {ethinputs} ethinputs in {batches} receive batches, {acks} segments out ({acks / (bytes / 1e6):F1} per MB), {reads} socket calls, {D(InetStat.TransmitRequests)} transmits");
+        if (perRound)
+        {
+            Assert.InRange(batches, 1, ethinputs);
+            // One ACK per batch at most, plus a window update per read and the few dup ACKs a lost frame makes.
+            Assert.InRange(acks, 1, batches + reads + 16);
+        }
+        else Assert.Equal(ethinputs, batches);
+    }
+
+    [PcapFact]
     public void A_hundred_connections_from_four_app_processes_echo_in_parallel()
     {
         // Every segment in flight or queued holds a page: a hundred connections with 64 KiB
