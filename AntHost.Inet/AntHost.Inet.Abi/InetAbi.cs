@@ -457,6 +457,13 @@ public enum InetStat
     PoolFreePagesLow,
     /// <summary>Times inet gave its ICA cache back to the pool because fewer pages than the receive reserve were free.</summary>
     PoolCacheTrims,
+    /// <summary>
+    /// Replies to an app whose ring was full: parked (not waited for on inet's thread), parked
+    /// now, and dropped (the ring stayed full past the patience, or too many were parked for one app).
+    /// </summary>
+    RepliesParked,
+    RepliesParkedNow,
+    RepliesDropped,
     Count,
 }
 
