@@ -48,6 +48,9 @@ internal sealed record UpOptions
     public string? TcpCc { get; init; }
     public int? TcpSendBuffer { get; init; }
     public int? TcpReceiveBuffer { get; init; }
+    /// <summary>inet: pool pages TCP's buffers may hold in all, and those its windows leave for the driver's receive ICAs.</summary>
+    public int? TcpMemoryPages { get; init; }
+    public int? ReceiveReservePages { get; init; }
     /// <summary>Spin budgets of inet and the driver apart (default: --spin-us for both).</summary>
     public int? InetSpinUs { get; init; }
     public int? NicSpinUs { get; init; }
@@ -77,6 +80,8 @@ internal sealed record UpOptions
          .. TcpCc is { } cc ? ["--tcp-cc", cc] : Array.Empty<string>(),
          .. TcpSendBuffer is { } sb ? ["--tcp-sndbuf", S(sb)] : Array.Empty<string>(),
          .. TcpReceiveBuffer is { } rb ? ["--tcp-rcvbuf", S(rb)] : Array.Empty<string>(),
+         .. TcpMemoryPages is { } mp ? ["--tcp-mem-pages", S(mp)] : Array.Empty<string>(),
+         .. ReceiveReservePages is { } rr ? ["--rx-reserve-pages", S(rr)] : Array.Empty<string>(),
          .. Common()];
 
     /// <summary>The NIC driver's arguments for these settings (after --adapter, --instance).</summary>

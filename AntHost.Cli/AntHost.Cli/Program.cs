@@ -67,6 +67,10 @@ namespace AntHost.Cli
             tcpSnd.Validators.Add(r => { if (r.GetValueOrDefault<int?>() is < 4096) r.AddError("--tcp-sndbuf takes 4096 or more"); });
             var tcpRcv = new Option<int?>("--tcp-rcvbuf") { Description = "inet: TCP receive buffer (largest window) per socket, bytes (default 262144)" };
             tcpRcv.Validators.Add(r => { if (r.GetValueOrDefault<int?>() is < 1024) r.AddError("--tcp-rcvbuf takes 1024 or more"); });
+            var tcpMem = new Option<int?>("--tcp-mem-pages") { Description = "inet: pool pages TCP's buffers may hold, all connections together; windows and send buffers shrink to a share of them (default: half the pool; 0 = no limit)" };
+            var rxReserve = new Option<int?>("--rx-reserve-pages") { Description = "inet: pool pages TCP's windows leave for the NIC driver's receive ICAs (default: an eighth of the pool)" };
+            foreach (var o in new[] { tcpMem, rxReserve })
+                o.Validators.Add(r => { if (r.GetValueOrDefault<int?>() is < 0) r.AddError($"{r.Option.Name} takes 0 or more"); });
             var inetSpin = new Option<int?>("--inet-spin-us") { Description = "inet's spin budget, microseconds (default: --spin-us)" };
             var nicSpin = new Option<int?>("--nic-spin-us") { Description = "the NIC driver's spin budget, microseconds (default: --spin-us)" };
             foreach (var o in new[] { inetSpin, nicSpin })
@@ -87,7 +91,7 @@ namespace AntHost.Cli
             var noCapture = new Option<bool>("--no-capture") { Description = "NIC driver: offer no capture (anthost capture is refused; the live counters stay)" };
             var up = new Command("up", "start the broker, the inet server and a NIC driver (on the sandbox network unless --adapter); every setting of the servers is listed here with its default");
             foreach (Option o in new Option[] { instance, transfer, spin, prefix, adapter, address, gateway, logDir, cpus, group, restartBudget, dns,
-                poolSize, tcpCc, tcpSnd, tcpRcv, inetSpin, nicSpin, faultDrop, faultReorder, faultDuplicate, faultCorrupt, faultSeed, faultDirection, verbose, logFormat, noCapture }) up.Options.Add(o);
+                poolSize, tcpCc, tcpSnd, tcpRcv, tcpMem, rxReserve, inetSpin, nicSpin, faultDrop, faultReorder, faultDuplicate, faultCorrupt, faultSeed, faultDirection, verbose, logFormat, noCapture }) up.Options.Add(o);
             up.SetAction(r => Guard(() =>
             {
                 var o = new UpOptions
@@ -108,6 +112,8 @@ namespace AntHost.Cli
                     TcpCc = r.GetValue(tcpCc),
                     TcpSendBuffer = r.GetValue(tcpSnd),
                     TcpReceiveBuffer = r.GetValue(tcpRcv),
+                    TcpMemoryPages = r.GetValue(tcpMem),
+                    ReceiveReservePages = r.GetValue(rxReserve),
                     InetSpinUs = r.GetValue(inetSpin),
                     NicSpinUs = r.GetValue(nicSpin),
                     FaultDrop = r.GetValue(faultDrop),

@@ -461,6 +461,13 @@ public enum InetStat
     PoolFreePagesLow,
     /// <summary>Times inet gave its ICA cache back to the pool because fewer pages than the receive reserve were free.</summary>
     PoolCacheTrims,
+    /// <summary>
+    /// Replies to an app whose ring was full: parked (not waited for on inet's thread), parked
+    /// now, and dropped (the ring stayed full past the patience, or too many were parked for one app).
+    /// </summary>
+    RepliesParked,
+    RepliesParkedNow,
+    RepliesDropped,
     /// <summary>Frames that came in frame lists (EthInputList; part of FramesFromDriver), and list frames refused (malformed list, or a frame a list may not carry).</summary>
     FramesFromLists,
     BadListFrames,

@@ -35,16 +35,18 @@ public sealed class InetCore
     public SocketManager Sockets { get; }
 
     /// <summary>When the core next has something to do without a message (a protocol timer, a held call's deadline), or null.</summary>
-    public Instant? PollAt => Instant.Earliest(Protocol.PollAt, Sockets.PollAt);
+    public Instant? PollAt => Instant.Earliest(Instant.Earliest(Protocol.PollAt, Sockets.PollAt), Protocol.Replies.PollAt);
 
     /// <summary>
     /// One round after the messages taken: the protocol's timers due at <paramref name="now"/>,
-    /// the held calls that became answerable or late, and the flush of what the core queued.
+    /// the held calls that became answerable or late, the replies parked for a full ring, and
+    /// the flush of what the core queued.
     /// </summary>
     public void Round(Instant now)
     {
         // The ethinputs taken since the last round were one receive batch: answered now.
         Protocol.EndReceiveBatch(now);
+        Protocol.Replies.Retry(now);
         Protocol.Poll(now);
         try
         {
@@ -64,6 +66,7 @@ public sealed class InetCore
         Sockets.Shutdown(now);
         Protocol.Flush();
         Protocol.Shutdown(now);
+        Protocol.Replies.Shutdown();
     }
 
     /// <summary>One message from the kernel, taken at <paramref name="now"/>. Every path answers, holds, hands on or frees it.</summary>
@@ -207,19 +210,8 @@ public sealed class InetCore
         else _kernel.FreeMessage(m);
     }
 
-    /// <summary>Replies with the request's own ICAs; frees them when the reply failed before they left (see KernelException.HandlesKept).</summary>
-    private void ReplyOrFree(in Message m, InetStatus status)
-    {
-        try
-        {
-            _kernel.Reply(m, m.Control, (int)status, m.Data);
-        }
-        catch (KernelException e) when (e.HandlesKept)
-        {
-            _log.LogWarning("reply to {Process} failed ({Error}): {Message}; its ICAs are freed", m.Source, e.Error, e.Message);
-            _kernel.FreeMessage(m);
-        }
-    }
+    /// <summary>Replies with the request's own ICAs (parked when the requester's ring is full; freed when it is gone).</summary>
+    private void ReplyOrFree(in Message m, InetStatus status) => Protocol.Replies.Reply(m, status, m.Data);
 
     /// <summary>Messages that made no sense (counted, dropped).</summary>
     public long Unrecognised => _unknown;

@@ -35,7 +35,11 @@ public interface IInetKernel
     /// <summary>Hands an app's request on to <paramref name="next"/>, which answers the app itself.</summary>
     uint Forward(Endpoint next, IcaLease control, ushort opcode, ReadOnlySpan<DataIca> data, ushort traceStage, bool lend);
 
-    void Reply(in Message request, IcaLease control, int status, ReadOnlySpan<DataIca> data, bool quiet = false);
+    /// <summary>
+    /// Answers <paramref name="request"/> without waiting for room: false when the app's ring is
+    /// full now (nothing moved; see <see cref="KernelConnection.TryReply"/>).
+    /// </summary>
+    bool TryReply(in Message request, IcaLease control, int status, ReadOnlySpan<DataIca> data, bool quiet = false);
 
     /// <summary>Garbage and refused handles the kernel connection counted (for Stats).</summary>
     long Garbage { get; }
@@ -72,8 +76,8 @@ public sealed class KernelSeam(KernelConnection kernel) : IInetKernel
     public uint Forward(Endpoint next, IcaLease control, ushort opcode, ReadOnlySpan<DataIca> data, ushort traceStage, bool lend) =>
         kernel.Forward(next, control, opcode, data, traceStage, lend);
 
-    public void Reply(in Message request, IcaLease control, int status, ReadOnlySpan<DataIca> data, bool quiet = false) =>
-        kernel.Reply(request, control, status, data, quiet: quiet);
+    public bool TryReply(in Message request, IcaLease control, int status, ReadOnlySpan<DataIca> data, bool quiet = false) =>
+        kernel.TryReply(request, control, status, data, quiet);
 
     public long Garbage => kernel.Counters.Garbage;
     public long RefusedHandles => kernel.Counters.RefusedHandles;

@@ -57,6 +57,8 @@ public sealed class InetMeter : IDisposable
         new("anthost.inet.drops", (int)InetStat.TxLostWithDriver, "reason", "tx_lost_with_driver", "{frame}"),
         new("anthost.inet.drops", (int)InetStat.TxSendFailures, "reason", "tx_ring_full", "{message}"),
         new("anthost.inet.drops", (int)InetStat.FramesNotSent, "reason", "driver_not_sent", "{frame}"),
+        new("anthost.inet.drops", (int)InetStat.RepliesDropped, "reason", "reply_ring_full", "{message}"),
+        new("anthost.inet.replies.parked", (int)InetStat.RepliesParked, Unit: "{message}"),
         new("anthost.inet.tcp.segments", (int)InetStat.TcpSegmentsIn, "direction", "in", "{segment}"),
         new("anthost.inet.tcp.segments", (int)InetStat.TcpSegmentsOut, "direction", "out", "{segment}"),
         new("anthost.inet.tcp.retransmissions", (int)InetStat.TcpRetransmitsTimeout, "cause", "timeout", "{segment}"),

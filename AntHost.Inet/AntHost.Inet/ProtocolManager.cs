@@ -467,6 +467,9 @@ public sealed class ProtocolManager
         _stats[(int)InetStat.BuffersOutstanding] = Pool.Outstanding;
         _stats[(int)InetStat.Link] = (long)Link;
         _stats[(int)InetStat.PagesOwned] = _kernel.PagesOwned();
+        _stats[(int)InetStat.RepliesParked] = Replies.ParkedTotal;
+        _stats[(int)InetStat.RepliesParkedNow] = Replies.ParkedNow;
+        _stats[(int)InetStat.RepliesDropped] = Replies.Dropped;
         if (Interface is { } i)
         {
             var s = i.Counters;

@@ -51,7 +51,7 @@ public sealed class ArgumentTests(ITestOutputHelper output)
     {
         var r = Cli.Run(output, "up", "--help");
         Assert.Equal(0, r.ExitCode);
-        foreach (var o in new[] { "--pool-size", "--tcp-cc", "--tcp-sndbuf", "--tcp-rcvbuf", "--spin-us", "--inet-spin-us", "--nic-spin-us", "--fault-drop", "--fault-reorder",
+        foreach (var o in new[] { "--pool-size", "--tcp-cc", "--tcp-sndbuf", "--tcp-rcvbuf", "--tcp-mem-pages", "--rx-reserve-pages", "--spin-us", "--inet-spin-us", "--nic-spin-us", "--fault-drop", "--fault-reorder",
             "--fault-duplicate", "--fault-corrupt", "--fault-seed", "--fault-direction", "--verbose", "--log-format", "--no-capture", "--transfer", "--group" })
             Assert.Contains(o, r.StandardOutput, StringComparison.Ordinal);
         foreach (var d in new[] { "default 64M", "default cubic", "default 262144", "[default: text]", "default 1)", "default both" })

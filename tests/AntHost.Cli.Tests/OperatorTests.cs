@@ -39,7 +39,7 @@ public sealed class OperatorTests(ITestOutputHelper output)
         using var t = new TestInstance(output, "ops");
         // The servers' own settings go through up (none that would disturb the checks below).
         var up = t.Up("--log-format", "json", "--pool-size", "48M", "--tcp-cc", "newreno", "--tcp-sndbuf", "131072", "--tcp-rcvbuf", "196608",
-            "--inet-spin-us", "10", "--nic-spin-us", "5", "--fault-seed", "3", "--fault-direction", "rx");
+            "--tcp-mem-pages", "4096", "--rx-reserve-pages", "1024", "--inet-spin-us", "10", "--nic-spin-us", "5", "--fault-seed", "3", "--fault-direction", "rx");
         Assert.True(up.ExitCode == 0, up.ToString());
         var recorded = t.RecordedProcesses();
         int nicPid = recorded.Single(p => p.Name == "nic").Pid;
@@ -56,7 +56,7 @@ public sealed class OperatorTests(ITestOutputHelper output)
             string Line(string name) => string.Join(' ', state.RootElement.GetProperty("processes").EnumerateArray()
                 .Single(p => p.GetProperty("name").GetString() == name).GetProperty("commandLine").EnumerateArray().Select(a => a.GetString()));
             Assert.Contains("--pool-size 48M --log-format json", Line("broker"), StringComparison.Ordinal);
-            Assert.Contains("--spin-us 10 --tcp-cc newreno --tcp-sndbuf 131072 --tcp-rcvbuf 196608 --log-format json", Line("inet"), StringComparison.Ordinal);
+            Assert.Contains("--spin-us 10 --tcp-cc newreno --tcp-sndbuf 131072 --tcp-rcvbuf 196608 --tcp-mem-pages 4096 --rx-reserve-pages 1024 --log-format json", Line("inet"), StringComparison.Ordinal);
             Assert.Contains("--instance " + t.Name + " --ipc-spin-us 5 --fault-seed 3 --fault-direction rx --log-format json", Line("nic"), StringComparison.Ordinal);
         }
         // Every server logs one JSON object per line: timestamp, level, category, message, the template's fields.

@@ -229,13 +229,18 @@ internal sealed class FakeKernel : IInetKernel, IDisposable
         return id;
     }
 
-    public void Reply(in Message request, IcaLease control, int status, ReadOnlySpan<DataIca> data, bool quiet = false)
+    /// <summary>Apps whose ring is full now: a reply to them does not go (inet must park it).</summary>
+    public HashSet<ProcessId> FullRings { get; } = new();
+
+    public bool TryReply(in Message request, IcaLease control, int status, ReadOnlySpan<DataIca> data, bool quiet = false)
     {
         if (request.Endpoint is not { IsOpen: true }) throw new KernelException(KernelError.PeerDied, "fake: the app is gone") { HandlesKept = true };
+        if (FullRings.Contains(request.Source)) return false;
         var c = control.IsNone ? default : Transfer(control, Id, request.Source, "reply control");
         var d = new DataIca[data.Length];
         for (int i = 0; i < data.Length; i++) d[i] = new DataIca(Transfer(data[i].Ica, Id, request.Source, "reply data"), data[i].Length);
         ToApps.Enqueue((request.Source, request.RequestId, status, c, d));
+        return true;
     }
 
     public void Dispose()

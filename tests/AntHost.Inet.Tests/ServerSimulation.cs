@@ -101,6 +101,7 @@ internal sealed class ServerSimulation : IDisposable
     /// <summary>One of inet's counters now.</summary>
     public long Stat(InetStat s) => _core.Protocol.Stats()[(int)s];
     public long AppDeaths { get; private set; }
+    public long ParkedAtMost { get; private set; }
 
     // ---- the run ---------------------------------------------------------------------------
 
@@ -118,6 +119,7 @@ internal sealed class ServerSimulation : IDisposable
         // take TCP's orphans: a connection closed with data queued keeps it until acknowledged),
         // then the driver dies (its frames come back) and the core stops: every call of a live
         // app was answered and inet owns nothing.
+        _k.FullRings.Clear();
         var left = _apps.Where(a => a.Alive).ToList();
         for (int i = 0; i < left.Count; i += 2) Quiesce(left[i]);
         if (_driverEp is null) NewDriver();
@@ -158,6 +160,9 @@ internal sealed class ServerSimulation : IDisposable
         else if (what < 131 && _driverEp is not null) DriverDies();
         else if (what < 140 && _driverEp is null && _channels < 100) NewDriver();
         else if (what < 150) _now += TimeSpan.FromMilliseconds(_r.Next(50));
+        // Spells of an app that does not read its ring (inet parks its answers), a few steps long.
+        if (live.Count > 0 && _r.Next(25) == 0) _k.FullRings.Add(live[_r.Next(live.Count)].Pid);
+        else if (_k.FullRings.Count > 0 && _r.Next(8) == 0) _k.FullRings.Clear();
         // The driver and the peer run most steps, in either order.
         bool driverFirst = _r.Next(2) == 0;
         if (driverFirst && _r.Next(10) < 7) DriverWork();
@@ -174,7 +179,10 @@ internal sealed class ServerSimulation : IDisposable
         // A send forwarded to the driver (direct return) is waited for but held by the driver.
         long forwarded = _core.Protocol.Transmits.WithDriver.Count(t => t.Stage == TransmitStage.Forwarded && t.HasApp);
         Forwarded = Math.Max(Forwarded, forwarded);
-        long held = _core.Sockets.HeldRequests + forwarded;
+        // An answer parked behind a full ring is waited for too (a dead app's are dropped at the round).
+        long parked = _core.Protocol.Replies.ParkedNow;
+        ParkedAtMost = Math.Max(ParkedAtMost, parked);
+        long held = _core.Sockets.HeldRequests + forwarded + parked;
         HeldAtMost = Math.Max(HeldAtMost, held);
         Assert.True(waiting == held, $"{Where} {when}: live apps wait for {waiting} calls, inet holds {held}");
         foreach (var a in _apps.Where(a => !a.Alive))
@@ -300,6 +308,9 @@ internal sealed class ServerSimulation : IDisposable
     private void Quiesce(App app)
     {
         Call(app, InetOp.Cancel, a => { a.Socket = 0; a.Value = 0; });
+        // Answers parked behind a ring that was full go at the next round (in order, Cancel's last).
+        _core.Round(_now);
+        Deliver();
         // What Cancel does not end: a send with the driver (direct return) and a lingering close.
         Assert.True(app.Waiting.Values.All(op => op is InetOp.Send or InetOp.Close),
             $"{Where}: after Cancel app {app.Pid} still waits for {string.Join(", ", app.Waiting.Values)}");

@@ -14,7 +14,7 @@ public class ServerSimulationTests(ITestOutputHelper output)
     {
         string path = $"/dev/shm/anthost-test-srv-sim-{Environment.ProcessId}.pool";
         using var kernel = new FakeKernel(path, 4096, AntHost.Kernel.Pool.ProcessId.Create(0, 1));
-        long replies = 0, listFrames = 0, badLists = 0, listFramesIn = 0, badListFramesIn = 0, dataReplies = 0, direct = 0, forwardedAtMost = 0, driverDeaths = 0, appDeaths = 0, heldAtMost = 0;
+        long replies = 0, listFrames = 0, badLists = 0, listFramesIn = 0, badListFramesIn = 0, dataReplies = 0, direct = 0, forwardedAtMost = 0, driverDeaths = 0, appDeaths = 0, heldAtMost = 0, parkedAtMost = 0;
         int seeds = 0;
         foreach (var seed in Seeds(200))
         {
@@ -32,14 +32,15 @@ public class ServerSimulationTests(ITestOutputHelper output)
             driverDeaths += sim.DriverDeaths;
             appDeaths += sim.AppDeaths;
             heldAtMost = Math.Max(heldAtMost, sim.HeldAtMost);
+            parkedAtMost = Math.Max(parkedAtMost, sim.ParkedAtMost);
             seeds++;
         }
-        output.WriteLine($"{seeds} seeds: {replies} replies ({dataReplies} with a received datagram), {direct} sends answered by the driver (direct return; up to {forwardedAtMost} with it at once), {appDeaths} app deaths, {driverDeaths} driver deaths, up to {heldAtMost} calls held at once");
+        output.WriteLine($"{seeds} seeds: {replies} replies ({dataReplies} with a received datagram), {direct} sends answered by the driver (direct return; up to {forwardedAtMost} with it at once), {appDeaths} app deaths, {driverDeaths} driver deaths, up to {heldAtMost} calls held at once, up to {parkedAtMost} answers parked behind a full ring");
         // The simulation must have exercised what it claims to.
         Assert.True(replies > seeds * 50, $"only {replies} replies");
         Assert.True(dataReplies > seeds, $"only {dataReplies} datagrams received");
         Assert.True(direct > seeds / 4, $"only {direct} direct returns");
-        Assert.True(driverDeaths > 0 && appDeaths > 0 && heldAtMost > 2);
+        Assert.True(driverDeaths > 0 && appDeaths > 0 && heldAtMost > 2 && parkedAtMost > 1);
         // Frame lists: every ACK packed in a list reached TCP (the ICA's owner is checked at every
         // step, and inet owns nothing at the end), every forged list was refused and counted.
         output.WriteLine($"{listFrames} header-only frames in frame lists, {badLists} malformed lists");

@@ -120,9 +120,13 @@ public sealed unsafe partial class KernelConnection
     /// Takes back an ICA this process lent (<see cref="Post"/> or <see cref="Forward"/> with
     /// lend) to a peer that died holding it: the broker gave it back rather than free it. Ask
     /// after the peer's PeerDied notice (the broker settles the dead process's ICAs before it
-    /// sends that). Returns a lease on the ICA as it stands now (the transfer count moved on);
-    /// false when it is not this process's (the peer had passed it on, or given it back and
-    /// it was freed since).
+    /// sends that). <paramref name="lent"/> is the handle as this process held it when it lent
+    /// it. Returns a lease on the ICA as it stands now; false when it is not this process's
+    /// (the peer had passed it on, or given it back and it was freed since) or when it is
+    /// this process's again by another way: a loan given back by the broker is exactly two
+    /// transfers on (to the borrower, back to the lender), while one the borrower passed on
+    /// that came back in a message (a control ICA returned directly to an app that sent it
+    /// here again with its next call) is at least three on and belongs to that message.
     /// </summary>
     public bool TryTakeBack(IcaHandle lent, out IcaLease lease)
     {
@@ -131,6 +135,7 @@ public sealed unsafe partial class KernelConnection
         if (table.Check(lent, out int pages) != KernelError.None) return false;
         uint oc = Volatile.Read(ref Pool.Page(lent.FirstPage).OwnerAndCount);
         if ((ushort)oc != Id.OwnerTag) return false;
+        if ((ushort)(oc >> 16) != (ushort)(lent.TransferCount + 2)) return false;
         var now = lent.WithTransferCount((ushort)(oc >> 16));
         _strict.Grant(now, pages);
         lease = new IcaLease(this, now, pages);

@@ -96,12 +96,14 @@ public sealed unsafe partial class KernelConnection
         }
     }
 
-    private void Transmit(Endpoint ep, ref RingMessage m)
+    private void Transmit(Endpoint ep, ref RingMessage m) => Transmit(ep, ref m, SendDeadline);
+
+    private void Transmit(Endpoint ep, ref RingMessage m, long deadline)
     {
         ThrowIfUnusable();
         m.Source = Id.Value;
         m.Channel = ep.ChannelId;
-        _path.Send(ep, ref m, SendDeadline);
+        _path.Send(ep, ref m, deadline);
     }
 
     private static void StampControl(IcaLease control, uint requestId, uint requester, bool setIds, ushort stage, uint process)
@@ -181,13 +183,37 @@ public sealed unsafe partial class KernelConnection
 
     /// <summary>Answers <paramref name="request"/> on the channel it came on, passing the given ICAs back.</summary>
     /// <param name="quiet">Do not wake a requester that sleeps for something else (see <see cref="MessageFlags.Quiet"/>).</param>
-    public void Reply(in Message request, IcaLease control, int status, ReadOnlySpan<DataIca> data, ushort traceStage = 0, bool quiet = false)
+    public void Reply(in Message request, IcaLease control, int status, ReadOnlySpan<DataIca> data, ushort traceStage = 0, bool quiet = false) =>
+        SendReply(request, control, status, data, traceStage, quiet, SendDeadline);
+
+    /// <summary>
+    /// Answers as <see cref="Reply"/> does, but never waits for room: false when the requester's
+    /// ring is full now, and then nothing moved (the ICAs are still this process's). A server
+    /// that must not stall on one app that does not read its answers parks the answer and tries
+    /// again later.
+    /// </summary>
+    public bool TryReply(in Message request, IcaLease control, int status, ReadOnlySpan<DataIca> data, bool quiet = false)
+    {
+        var ep = request.Endpoint ?? throw new ArgumentException("the request has no channel to answer on", nameof(request));
+        if (ep.IsOpen && ep.SendRing.Count >= ep.SendRing.Capacity) return false;
+        try
+        {
+            SendReply(request, control, status, data, 0, quiet, deadline: 0);
+            return true;
+        }
+        catch (KernelException e) when (e.Error == KernelError.RingFull && e.HandlesKept)
+        {
+            return false; // filled between the look and the send
+        }
+    }
+
+    private void SendReply(in Message request, IcaLease control, int status, ReadOnlySpan<DataIca> data, ushort traceStage, bool quiet, long deadline)
     {
         var ep = request.Endpoint ?? throw new ArgumentException("the request has no channel to answer on", nameof(request));
         var m = new RingMessage { Kind = MessageKind.Reply, Flags = quiet ? MessageFlags.Quiet : MessageFlags.None, RequestId = request.RequestId, Word = status };
         Fill(ref m, control, data);
         StampControl(control, 0, 0, setIds: false, traceStage, Id.Value);
-        Transmit(ep, ref m);
+        Transmit(ep, ref m, deadline);
     }
 
     /// <summary>

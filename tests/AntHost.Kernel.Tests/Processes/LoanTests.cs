@@ -50,6 +50,13 @@ public class LoanTests
         var backData = back.GetData(0).Ica;
         Assert.Equal(echoed.Handle.FirstPage, backData.Handle.FirstPage);
 
+        var againControl = k.AllocateControl();
+        k.Post(ep, againControl, Echo, [backData]);
+        keeper.WaitLine("KEPT 7");
+        BrokerProcess.Eventually(() => k.TryReceive(out back) && back.Kind == MessageKind.Notify, "the keeper's second notify");
+        backData = back.GetData(0).Ica;
+        Assert.Equal(echoed.Handle.FirstPage, backData.Handle.FirstPage);
+
         keeper.Kill9();
         bool died = false;
         BrokerProcess.Eventually(() =>
@@ -62,6 +69,11 @@ public class LoanTests
         Assert.True(k.TryTakeBack(lent1.Handle, out var l1), "lent ICA 1 came back");
         Assert.True(k.TryTakeBack(lent2.Handle, out var l2), "lent ICA 2 came back");
         Assert.True(k.TryTakeBack(echoControl.Handle, out var e2), "the echo's lent control ICA came back");
+        // The echoed ICA came around once more (given to the keeper, echoed back): it is ours
+        // through that message, not the old loan, and taking it back as well would hand one
+        // ICA out twice (as inet once did with an app's control ICA that a dead driver had
+        // returned directly and the app had sent again).
+        Assert.False(k.TryTakeBack(echoed.Handle, out _), "an ICA whose loan ended long ago was taken back as lent");
         Assert.False(k.TryTakeBack(given.Handle, out _), "an ICA given outright is reclaimed, not returned");
         Assert.False(k.TryTakeBack(givenControl.Handle, out _));
         Assert.Equal(2, l1.Pages);
