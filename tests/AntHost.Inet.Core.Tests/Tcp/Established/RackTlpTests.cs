@@ -104,12 +104,12 @@ public class RackTlpTests
     }
 
     [Fact]
-    public void Probe_sends_new_data_when_there_is_some()
+    public void Probe_sends_new_data_when_there_is_some_and_the_config_says_so()
     {
         // RFC 8985 7.3: "If a previously unsent segment exists AND the receive window allows new
         // data to be sent: Send that segment". Here cwnd (10 segments) holds back two, and no
         // ACK comes: the probe is the eleventh segment, sent past cwnd.
-        var h = Sender(out var c);
+        var h = Sender(out var c, TcpHarness.Plain with { Sack = true, TailLossProbeNewData = true });
         var data = TcpHarness.Bytes(12 * Mss);
         h.Tcp.Send(c.Socket, data, out _, h.Now);
         for (int i = 0; i < 10; i++) h.Expect(Data(c, data, i));
@@ -127,6 +127,39 @@ public class RackTlpTests
         Assert.Equal(TimeSpan.FromMilliseconds(200), h.Now - t0);
         h.Expect(Data(c, data, 0));
         Assert.Equal(1, h.Tcp.Counters.RetransmitsTimeout);
+    }
+
+    [Fact]
+    public void Probe_retransmits_the_last_segment_by_default_even_with_new_data_waiting()
+    {
+        // The default probe is the last segment again, which the receiver answers at once (a
+        // duplicate below RCV.NXT, RFC 9293 3.10.7.4): a receiver whose app is slow (Linux
+        // holds ACKs while its window would shrink, up to 200 ms) answers new data late, and
+        // the retransmission timer would come first. Ten segments arrived, no ACK came.
+        var h = Sender(out var c);
+        var data = TcpHarness.Bytes(12 * Mss);
+        h.Tcp.Send(c.Socket, data, out _, h.Now);
+        for (int i = 0; i < 10; i++) h.Expect(Data(c, data, i));
+        h.ExpectNothing();
+        var t0 = h.Now;
+        h.RunNextTimer();
+        Assert.Equal(TimeSpan.FromMilliseconds(22), h.Now - t0); // 2 * SRTT + 2 ms
+        h.Expect(Data(c, data, 9));
+        h.ExpectNothing();
+        Assert.Equal(1, h.Tcp.Counters.TlpProbes);
+        Assert.Equal(1, h.Tcp.Counters.RetransmitsTlp);
+
+        // The receiver's immediate answer: everything arrived, and a D-SACK of the probe. Nothing
+        // was lost: no reduction, and the two segments cwnd held back go.
+        int cwnd = h.Tcp.GetInfo(c.Socket).Cwnd;
+        h.Now += Rtt;
+        h.Feed(Ack(c, 10, Block(c, 9, 10)));
+        h.Expect(Data(c, data, 10));
+        h.Expect(Data(c, data, 11));
+        h.ExpectNothing();
+        Assert.Equal(0, h.Tcp.Counters.TlpRepairs);
+        Assert.True(h.Tcp.GetInfo(c.Socket).Cwnd >= cwnd);
+        Assert.Equal(0, h.Tcp.Counters.RetransmitsTimeout);
     }
 
     [Fact]
