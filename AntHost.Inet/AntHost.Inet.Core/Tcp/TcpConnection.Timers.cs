@@ -172,9 +172,9 @@ internal sealed partial class TcpConnection
     /// <summary>
     /// RFC 8985 7.3: the probe timeout expired. "If a previously unsent segment exists AND the
     /// receive window allows new data to be sent: Send that segment ... Else: Retransmit the
-    /// highest-sequence segment sent so far"; then the retransmission timer is re-armed. New
-    /// data goes only with <see cref="TcpConfig.TailLossProbeNewData"/>: by default the probe
-    /// is the retransmission, which the receiver answers at once whatever its ACK policy.
+    /// highest-sequence segment sent so far"; then the retransmission timer is re-armed. With
+    /// <see cref="TcpConfig.TailLossProbeNewData"/> off the probe is always the retransmission,
+    /// which the receiver answers at once whatever its ACK policy.
     /// </summary>
     private void OnProbeTimeout(Instant now)
     {

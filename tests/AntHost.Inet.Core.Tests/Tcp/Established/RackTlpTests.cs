@@ -104,12 +104,12 @@ public class RackTlpTests
     }
 
     [Fact]
-    public void Probe_sends_new_data_when_there_is_some_and_the_config_says_so()
+    public void Probe_sends_new_data_when_there_is_some()
     {
         // RFC 8985 7.3: "If a previously unsent segment exists AND the receive window allows new
         // data to be sent: Send that segment". Here cwnd (10 segments) holds back two, and no
         // ACK comes: the probe is the eleventh segment, sent past cwnd.
-        var h = Sender(out var c, TcpHarness.Plain with { Sack = true, TailLossProbeNewData = true });
+        var h = Sender(out var c);
         var data = TcpHarness.Bytes(12 * Mss);
         h.Tcp.Send(c.Socket, data, out _, h.Now);
         for (int i = 0; i < 10; i++) h.Expect(Data(c, data, i));
@@ -130,13 +130,13 @@ public class RackTlpTests
     }
 
     [Fact]
-    public void Probe_retransmits_the_last_segment_by_default_even_with_new_data_waiting()
+    public void Probe_retransmits_the_last_segment_without_new_data_probes_even_with_new_data_waiting()
     {
-        // The default probe is the last segment again, which the receiver answers at once (a
-        // duplicate below RCV.NXT, RFC 9293 3.10.7.4): a receiver whose app is slow (Linux
-        // holds ACKs while its window would shrink, up to 200 ms) answers new data late, and
-        // the retransmission timer would come first. Ten segments arrived, no ACK came.
-        var h = Sender(out var c);
+        // TailLossProbeNewData off: the probe is the last segment again, which the receiver
+        // answers at once (a duplicate below RCV.NXT, RFC 9293 3.10.7.4), where a receiver whose
+        // app is slow (Linux holds ACKs while its window would shrink) answers new data late.
+        // Ten segments arrived, no ACK came.
+        var h = Sender(out var c, TcpHarness.Plain with { Sack = true, TailLossProbeNewData = false });
         var data = TcpHarness.Bytes(12 * Mss);
         h.Tcp.Send(c.Socket, data, out _, h.Now);
         for (int i = 0; i < 10; i++) h.Expect(Data(c, data, i));
