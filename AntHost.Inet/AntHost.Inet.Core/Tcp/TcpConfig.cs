@@ -18,8 +18,14 @@ public sealed record TcpConfig
     /// <summary>Default send buffer limit per socket, bytes of buffer capacity held.</summary>
     public int SendBufferSize { get; init; } = 256 * 1024;
 
-    /// <summary>Default receive buffer limit per socket: the largest window advertised, in payload bytes.</summary>
-    public int ReceiveBufferSize { get; init; } = 256 * 1024;
+    /// <summary>
+    /// Default receive buffer limit per socket: the largest window advertised, in payload bytes.
+    /// 1 MiB: through loss the window must hold what arrives above a hole for the round trip
+    /// the retransmission takes, and a window that closes waits on a window update that may
+    /// be lost too (the peer's persist timer, 200 ms or more); Linux's autotuning goes to
+    /// 6 MiB. The pool's pressure (<see cref="TcpMemory"/>) shrinks it when pages run short.
+    /// </summary>
+    public int ReceiveBufferSize { get; init; } = 1024 * 1024;
 
     /// <summary>
     /// Receive memory may reach this multiple of <see cref="ReceiveBufferSize"/> in buffer
