@@ -34,8 +34,12 @@ internal static class LossBenchRun
         var prefix = new Option<string>("--prefix") { Description = "sandbox namespaces PREFIX-host and PREFIX-peer", DefaultValueFactory = _ => "anthost-loss" };
         var output = new Option<string>("--out") { Description = "folder for loss.md and loss.json", DefaultValueFactory = _ => "anthost-bench-loss" };
         var logDir = new Option<string?>("--log-dir") { Description = "where the servers' logs go (default /var/log/anthost/INSTANCE)" };
+        var spin = new Option<int>("--spin-us") { Description = "how long inet and the NIC driver spin before they sleep (0, the default: every hop sleeps as soon as it has nothing to do; the throughput benchmark spins 50 in its latency tuning)", DefaultValueFactory = _ => 0 };
+        spin.Validators.Add(r => { if (r.GetValueOrDefault<int>() is < 0 or > 10_000) r.AddError("--spin-us takes 0..10000"); });
+        var rcvbuf = new Option<int?>("--tcp-rcvbuf") { Description = "AntHost's TCP receive buffer in bytes (as `up --tcp-rcvbuf`; default the inet server's own)" };
+        rcvbuf.Validators.Add(r => { if (r.GetValueOrDefault<int?>() is < 1024 or > (1 << 30)) r.AddError("--tcp-rcvbuf takes 1024..2^30"); });
         var c = new Command("loss", "bulk TCP each way through random loss (nftables on the peer's veth), AntHost and the host kernel: goodput and retransmissions by cause");
-        foreach (Option o in new Option[] { rates, seconds, instance, prefix, output, logDir }) c.Options.Add(o);
+        foreach (Option o in new Option[] { rates, seconds, instance, prefix, output, logDir, spin, rcvbuf }) c.Options.Add(o);
         c.SetAction(r =>
         {
             var list = new List<double>();
@@ -55,12 +59,12 @@ internal static class LossBenchRun
                 Console.Error.WriteLine(e.Message);
                 return 2;
             }
-            return Run(list, r.GetValue(seconds), r.GetValue(instance)!, p, r.GetValue(output)!, r.GetValue(logDir));
+            return Run(list, r.GetValue(seconds), r.GetValue(instance)!, p, r.GetValue(output)!, r.GetValue(logDir), r.GetValue(spin), r.GetValue(rcvbuf));
         });
         return c;
     }
 
-    public static int Run(IReadOnlyList<double> rates, double seconds, string instance, string prefix, string outDir, string? logDir)
+    public static int Run(IReadOnlyList<double> rates, double seconds, string instance, string prefix, string outDir, string? logDir, int spinUs, int? receiveBuffer)
     {
         Instance.RequireRoot("anthost bench loss");
         using var interruption = new Interruption();
@@ -71,7 +75,7 @@ internal static class LossBenchRun
             "The host kernel's causes: TCPFastRetrans covers RACK and DupThresh alike (Linux does not split them); TLP probes include probes of new data.",
             "The dropped column counts what the loss rules dropped during the transfer. The egress hook sees a Linux sender's GSO packets whole, so data from the peer kernel is dropped less often than the nominal rate (per GSO packet, not per segment); data into the peer is dropped per frame.",
         };
-        var up = new UpOptions { Instance = instance, Prefix = prefix, SpinUs = 0, HostKernelAddress = BenchRun.HostKernelAddress, LogDirectory = logDir };
+        var up = new UpOptions { Instance = instance, Prefix = prefix, SpinUs = spinUs, TcpReceiveBuffer = receiveBuffer, HostKernelAddress = BenchRun.HostKernelAddress, LogDirectory = logDir };
         var state = Instance.Up(up, s => AnsiConsole.MarkupLineInterpolated($"[grey]{s}[/]"), interruption.Token);
         string hostNs = state.Namespaces[0], peerNs = state.Namespaces[1];
         var peer = IPAddress.Parse(state.PeerAddress!.Split('/')[0]);

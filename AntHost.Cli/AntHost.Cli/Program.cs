@@ -65,7 +65,7 @@ namespace AntHost.Cli
             tcpCc.AcceptOnlyFromAmong("cubic", "newreno");
             var tcpSnd = new Option<int?>("--tcp-sndbuf") { Description = "inet: TCP send buffer per socket, bytes (default 262144)" };
             tcpSnd.Validators.Add(r => { if (r.GetValueOrDefault<int?>() is < 4096) r.AddError("--tcp-sndbuf takes 4096 or more"); });
-            var tcpRcv = new Option<int?>("--tcp-rcvbuf") { Description = "inet: TCP receive buffer (largest window) per socket, bytes (default 262144)" };
+            var tcpRcv = new Option<int?>("--tcp-rcvbuf") { Description = "inet: TCP receive buffer (largest window) per socket, bytes (default 1048576)" };
             tcpRcv.Validators.Add(r => { if (r.GetValueOrDefault<int?>() is < 1024) r.AddError("--tcp-rcvbuf takes 1024 or more"); });
             var tcpMem = new Option<int?>("--tcp-mem-pages") { Description = "inet: pool pages TCP's buffers may hold, all connections together; windows and send buffers shrink to a share of them (default: half the pool; 0 = no limit)" };
             var rxReserve = new Option<int?>("--rx-reserve-pages") { Description = "inet: pool pages TCP's windows leave for the NIC driver's receive ICAs (default: an eighth of the pool)" };

@@ -60,7 +60,7 @@ public sealed record InetOptions
         new("--spin-us", true, "spin before sleeping on the doorbell, microseconds (default 20; 0 = frugal)"),
         new("--cache", true, "ICAs per size kept in this process's cache (default 128)"),
         new("--tcp-sndbuf", true, "default TCP send buffer per socket, bytes (default 262144)"),
-        new("--tcp-rcvbuf", true, "default TCP receive buffer (largest window) per socket, bytes (default 262144)"),
+        new("--tcp-rcvbuf", true, "default TCP receive buffer (largest window) per socket, bytes (default 1048576)"),
         new("--tcp-cc", true, "congestion control: cubic (default) or newreno"),
         new("--tso-bytes", true, "segmentation offload: most payload per send the NIC driver cuts into frames (default 65415; 0 = off)"),
         new("--ack-per-segment", false, "answer each received segment at once (default: once per receive batch of in-order segments)"),

@@ -22,8 +22,8 @@ public sealed class PoolPressureTests(ITestOutputHelper output)
     [PcapFact]
     public void A_hundred_connections_echo_through_a_small_pool_and_all_complete()
     {
-        // 16 MiB of pool for 100 connections whose default buffers (256 KiB each way) would
-        // want tens of MiB: before the pool's pressure reached TCP this stalled.
+        // 16 MiB of pool for 100 connections whose default buffers (256 KiB to send, 1 MiB to receive) would
+        // want far more: before the pool's pressure reached TCP this stalled.
         using var stack = new RunningStack(output, "16M");
         using var listener = PeerListener(stack, 5201);
         using var stop = new CancellationTokenSource();

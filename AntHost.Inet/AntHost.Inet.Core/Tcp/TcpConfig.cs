@@ -18,8 +18,14 @@ public sealed record TcpConfig
     /// <summary>Default send buffer limit per socket, bytes of buffer capacity held.</summary>
     public int SendBufferSize { get; init; } = 256 * 1024;
 
-    /// <summary>Default receive buffer limit per socket: the largest window advertised, in payload bytes.</summary>
-    public int ReceiveBufferSize { get; init; } = 256 * 1024;
+    /// <summary>
+    /// Default receive buffer limit per socket: the largest window advertised, in payload bytes.
+    /// 1 MiB: through loss the window must hold what arrives above a hole for the round trip
+    /// the retransmission takes, and a window that closes waits on a window update that may
+    /// be lost too (the peer's persist timer, 200 ms or more); Linux's autotuning goes to
+    /// 6 MiB. The pool's pressure (<see cref="TcpMemory"/>) shrinks it when pages run short.
+    /// </summary>
+    public int ReceiveBufferSize { get; init; } = 1024 * 1024;
 
     /// <summary>
     /// Receive memory may reach this multiple of <see cref="ReceiveBufferSize"/> in buffer
@@ -103,6 +109,17 @@ public sealed record TcpConfig
 
     /// <summary>RFC 8985 7: the tail loss probe, with RACK.</summary>
     public bool TailLossProbe { get; init; } = true;
+
+    /// <summary>
+    /// RFC 8985 7.3: the probe is a previously unsent segment when there is one (true, the
+    /// default, as the RFC prefers), or always the last segment sent, again (false). A
+    /// retransmission below RCV.NXT makes every receiver answer at once (a duplicate ACK with a
+    /// D-SACK); new data is answered under the receiver's ACK policy, which may hold the ACK
+    /// back (Linux does while its app has not read and the window would shrink). False is not
+    /// the default: with it, the stack's pool-pressure test (a hundred echo connections through
+    /// a small pool) stalled, for a reason not yet found.
+    /// </summary>
+    public bool TailLossProbeNewData { get; init; } = true;
 
     /// <summary>RFC 6937 Proportional Rate Reduction during SACK-based recovery (off: cwnd drops to ssthresh at once).</summary>
     public bool ProportionalRateReduction { get; init; } = true;

@@ -172,7 +172,9 @@ internal sealed partial class TcpConnection
     /// <summary>
     /// RFC 8985 7.3: the probe timeout expired. "If a previously unsent segment exists AND the
     /// receive window allows new data to be sent: Send that segment ... Else: Retransmit the
-    /// highest-sequence segment sent so far"; then the retransmission timer is re-armed.
+    /// highest-sequence segment sent so far"; then the retransmission timer is re-armed. With
+    /// <see cref="TcpConfig.TailLossProbeNewData"/> off the probe is always the retransmission,
+    /// which the receiver answers at once whatever its ACK policy.
     /// </summary>
     private void OnProbeTimeout(Instant now)
     {
@@ -182,7 +184,7 @@ internal sealed partial class TcpConnection
         {
             bool sent = false;
             long wndRoom = (long)(_sndUna - _sndNxt) + _sndWnd;
-            if (_sndNxt == _sndMax && (_send.End.IsAfter(_sndNxt) || FinDueAtNext) && wndRoom > 0)
+            if (_cfg.TailLossProbeNewData && _sndNxt == _sndMax && (_send.End.IsAfter(_sndNxt) || FinDueAtNext) && wndRoom > 0)
             {
                 sent = SendOne(now, probe: true);
                 if (sent) rec.OnProbeSent(_sndNxt, isRetransmission: false);

@@ -330,11 +330,15 @@ public sealed partial class LossRecovery
             {
                 if (ack.IsAfterOrEqual(_recoverEnd))
                 {
-                    // RFC 6582 3.2 step 3 / RFC 6675 (A): a full ACK ends recovery.
+                    // RFC 6582 3.2 step 3 / RFC 6675 (A): a full ACK ends recovery. With PRR, cwnd
+                    // becomes ssthresh (RFC 9937, as Linux's tcp_end_cwnd_reduction): PRR has already
+                    // paced the flight down to it, and RFC 6582's min(ssthresh, FlightSize + SMSS)
+                    // would take most of the window from a sender that had little in flight at the
+                    // end (an app-limited or ACK-clocked burst), at every recovery.
                     _inRecovery = false;
                     _inflation = 0;
                     _dupAcks = 0;
-                    _cc.OnRecoveryEnd(sndMax - ack, now);
+                    _cc.OnRecoveryEnd(_prr ? Math.Max(sndMax - ack, _cc.Ssthresh) : sndMax - ack, now);
                     _recoverEnd = ack;
                     actions |= AckActions.ExitedRecovery;
                     return actions | FinishRack(in a, dsack, acked, exitedRecovery: true);

@@ -15,8 +15,10 @@ namespace AntHost.Inet.Core.Tcp.Recovery;
 /// transmission order. First transmissions are sent in sequence order, so the walk in
 /// sequence order may stop at the first never-retransmitted record sent after RACK.xmit_ts:
 /// every record above it was sent later still (its first transmission came later, and a
-/// retransmission later than that). Ties of time are broken by the order of transmission
-/// (<see cref="SentAfter"/>).</para>
+/// retransmission later than that). Ties of time are broken by the order of transmission,
+/// and within one transmission (an offloaded send of many segments, split by later SACK
+/// blocks or retransmissions) by the end sequence number, as RFC 8985's RACK_sent_after
+/// does (<see cref="SentAfter"/>).</para>
 /// <para>Times are microseconds of <c>Instant</c>. min_RTT is the lowest RTT seen on the
 /// connection (RFC 8985 leaves the filter to the implementation; Linux uses a windowed
 /// minimum).</para>
@@ -166,7 +168,7 @@ public sealed class Rack
         {
             _minRttUs = rtt;
         }
-        if (!_ackBest || SentAfter(rec.XmitUs, rec.Order, _ackBestXmitUs, _ackBestOrder))
+        if (!_ackBest || SentAfter(rec.XmitUs, rec.Order, rec.End, _ackBestXmitUs, _ackBestOrder, _ackBestEnd))
         {
             _ackBest = true;
             _ackBestXmitUs = rec.XmitUs;
@@ -186,7 +188,7 @@ public sealed class Rack
         if (_ackBest)
         {
             _rttUs = _ackBestRttUs;
-            if (!_hasRack || SentAfter(_ackBestXmitUs, _ackBestOrder, _xmitUs, _xmitOrder))
+            if (!_hasRack || SentAfter(_ackBestXmitUs, _ackBestOrder, _ackBestEnd, _xmitUs, _xmitOrder, _endSeq))
             {
                 _hasRack = true;
                 _xmitUs = _ackBestXmitUs;
@@ -244,7 +246,7 @@ public sealed class Rack
         for (int i = 0; i < _log.Count; i++)
         {
             ref var rec = ref _log[i];
-            bool before = SentAfter(_xmitUs, _xmitOrder, rec.XmitUs, rec.Order);
+            bool before = SentAfter(_xmitUs, _xmitOrder, _endSeq, rec.XmitUs, rec.Order, rec.End);
             if (!before && !rec.Is(TransmitFlags.Retransmitted)) break; // everything above was sent later
             if (!before || rec.Is(TransmitFlags.Sacked | TransmitFlags.Lost)) continue;
             long remaining = rec.XmitUs + _rttUs + reoWnd - nowUs;
@@ -278,8 +280,14 @@ public sealed class Rack
 
     /// <summary>
     /// RFC 8985 5.2, RACK_sent_after(t1, seq1, t2, seq2): "t1 &gt; t2 or (t1 == t2 and seq1 &gt; seq2)".
-    /// The tie is broken by the order of transmission, which the RFC's end_seq stands in for: a
-    /// retransmission sent at the same instant as, but after, a higher segment is the later one.
+    /// A tie of time is broken first by the order of transmission (a retransmission sent at the
+    /// same instant as, but after, a higher segment is the later one), then by the end sequence
+    /// number, the RFC's seq: the records of one transmission share its time and order (an
+    /// offloaded send of many segments, split by SACK blocks), and the transmitter puts its
+    /// segments on the wire in sequence order, so the higher piece left after the lower one.
+    /// Without this the lower, lost piece of an offloaded send whose upper piece was SACKed
+    /// would never count as sent before it, and only a timeout would find the loss.
     /// </summary>
-    public static bool SentAfter(long t1, long order1, long t2, long order2) => t1 > t2 || (t1 == t2 && order1 > order2);
+    public static bool SentAfter(long t1, long order1, SeqNumber end1, long t2, long order2, SeqNumber end2) =>
+        t1 > t2 || (t1 == t2 && (order1 > order2 || (order1 == order2 && end1.IsAfter(end2))));
 }

@@ -49,12 +49,15 @@ public class TransmitLogTests
     }
 
     [Fact]
-    public void Sent_after_breaks_ties_of_time_by_transmission_order()
+    public void Sent_after_breaks_ties_of_time_by_transmission_order_then_end_sequence()
     {
-        // RFC 8985 5.2 RACK_sent_after, with the transmission order standing in for end_seq.
-        Assert.True(Rack.SentAfter(2, 1, 1, 5));
-        Assert.True(Rack.SentAfter(1, 6, 1, 5));
-        Assert.False(Rack.SentAfter(1, 5, 1, 5));
-        Assert.False(Rack.SentAfter(1, 9, 2, 1));
+        // RFC 8985 5.2 RACK_sent_after: time, then the transmission order, then end_seq.
+        Assert.True(Rack.SentAfter(2, 1, S(100), 1, 5, S(200)));
+        Assert.True(Rack.SentAfter(1, 6, S(100), 1, 5, S(200)));
+        Assert.False(Rack.SentAfter(1, 5, S(200), 1, 5, S(200)));
+        Assert.False(Rack.SentAfter(1, 9, S(300), 2, 1, S(100)));
+        // The pieces of one offloaded send (same time, same order): the higher went later.
+        Assert.True(Rack.SentAfter(1, 5, S(300), 1, 5, S(200)));
+        Assert.False(Rack.SentAfter(1, 5, S(200), 1, 5, S(300)));
     }
 }

@@ -57,8 +57,8 @@ public class PrrTests
         }
         Assert.Equal(1, h.Tcp.Counters.RecoveriesPrr);
 
-        // The retransmission arrives: recovery ends with cwnd = min(ssthresh, FlightSize + MSS)
-        // = 6 MSS with 5 in flight: one more.
+        // The retransmission arrives: recovery ends with cwnd = ssthresh (RFC 9937) = 6 MSS with
+        // 5 in flight: one more.
         h.Feed(Ack(c, 12));
         h.Expect(Data(c, data, 17));
         h.ExpectNothing();
@@ -115,6 +115,37 @@ public class PrrTests
         h.Feed(Ack(c, 0, Block(c, 6, 10)));
         h.Expect(Data(c, data, 2));
         h.Expect(Data(c, data, 3));
+        h.ExpectNothing();
+    }
+
+    [Fact]
+    public void Recovery_ends_with_cwnd_at_ssthresh_even_when_little_is_in_flight()
+    {
+        // RFC 9937 (PRR, which obsoletes RFC 6937) brings cwnd to ssthresh at the end of
+        // recovery, as Linux does (tcp_end_cwnd_reduction); RFC 6582's min(ssthresh,
+        // FlightSize + MSS) would leave cwnd at two segments when the app had nothing more to
+        // send during the recovery, and a sender whose flight drains between its bursts would
+        // lose most of its window at every recovery. Ten segments, the first lost, no more data.
+        var h = Sender(out var c);
+        var data = TcpHarness.Bytes(16 * Mss);
+        h.Tcp.Send(c.Socket, data.AsSpan(0, 10 * Mss), out _, h.Now);
+        h.Drain();
+        h.Now += TimeSpan.FromMilliseconds(10);
+        for (int k = 2; k <= 10; k++) h.Feed(Ack(c, 0, Block(c, 1, k)));
+        h.Expect(Data(c, data, 0));
+        h.ExpectNothing();
+        Assert.True(h.Tcp.GetInfo(c.Socket).InRecovery);
+        Assert.Equal(5 * Mss, h.Tcp.GetInfo(c.Socket).Ssthresh);
+
+        h.Now += TimeSpan.FromMilliseconds(10);
+        h.Feed(Ack(c, 10));
+        var info = h.Tcp.GetInfo(c.Socket);
+        Assert.False(info.InRecovery);
+        Assert.Equal(5 * Mss, info.Cwnd);
+
+        // Six more segments from the app: the five cwnd allows go at once.
+        h.Tcp.Send(c.Socket, data.AsSpan(10 * Mss), out _, h.Now);
+        for (int i = 10; i < 15; i++) h.Expect(Data(c, data, i));
         h.ExpectNothing();
     }
 }

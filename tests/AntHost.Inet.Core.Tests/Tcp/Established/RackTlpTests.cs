@@ -130,6 +130,39 @@ public class RackTlpTests
     }
 
     [Fact]
+    public void Probe_retransmits_the_last_segment_without_new_data_probes_even_with_new_data_waiting()
+    {
+        // TailLossProbeNewData off: the probe is the last segment again, which the receiver
+        // answers at once (a duplicate below RCV.NXT, RFC 9293 3.10.7.4), where a receiver whose
+        // app is slow (Linux holds ACKs while its window would shrink) answers new data late.
+        // Ten segments arrived, no ACK came.
+        var h = Sender(out var c, TcpHarness.Plain with { Sack = true, TailLossProbeNewData = false });
+        var data = TcpHarness.Bytes(12 * Mss);
+        h.Tcp.Send(c.Socket, data, out _, h.Now);
+        for (int i = 0; i < 10; i++) h.Expect(Data(c, data, i));
+        h.ExpectNothing();
+        var t0 = h.Now;
+        h.RunNextTimer();
+        Assert.Equal(TimeSpan.FromMilliseconds(22), h.Now - t0); // 2 * SRTT + 2 ms
+        h.Expect(Data(c, data, 9));
+        h.ExpectNothing();
+        Assert.Equal(1, h.Tcp.Counters.TlpProbes);
+        Assert.Equal(1, h.Tcp.Counters.RetransmitsTlp);
+
+        // The receiver's immediate answer: everything arrived, and a D-SACK of the probe. Nothing
+        // was lost: no reduction, and the two segments cwnd held back go.
+        int cwnd = h.Tcp.GetInfo(c.Socket).Cwnd;
+        h.Now += Rtt;
+        h.Feed(Ack(c, 10, Block(c, 9, 10)));
+        h.Expect(Data(c, data, 10));
+        h.Expect(Data(c, data, 11));
+        h.ExpectNothing();
+        Assert.Equal(0, h.Tcp.Counters.TlpRepairs);
+        Assert.True(h.Tcp.GetInfo(c.Socket).Cwnd >= cwnd);
+        Assert.Equal(0, h.Tcp.Counters.RetransmitsTimeout);
+    }
+
+    [Fact]
     public void Lost_retransmission_is_found_one_round_trip_later()
     {
         // RFC 8985 3.3: the retransmission of segment 0 is lost too. Segments sent after it are
@@ -216,6 +249,76 @@ public class RackTlpTests
         Assert.Equal(1, h.Tcp.Counters.UndosDsack);
         Assert.True(h.Tcp.GetInfo(c.Socket).Cwnd >= cwnd, "the reduction was undone");
         Assert.Equal(1, h.Tcp.GetInfo(c.Socket).Undos);
+    }
+
+    /// <summary>A sender whose sends go offloaded (up to 64 KiB each, cut by the transmitter), with buffers big enough to hold one.</summary>
+    private static TcpHarness OffloadSender(out Conn c)
+    {
+        var h = new TcpHarness(TcpHarness.Plain with { Sack = true, SegmentationOffloadBytes = TcpConfig.MaximumSegmentationOffloadBytes }, bufferSize: 64 * 1024);
+        c = h.Established(TcpHarness.PeerSyn() with { SackPermitted = true }, rtt: Rtt);
+        return h;
+    }
+
+    /// <summary>Hands <paramref name="data"/> to the connection as one buffer (as the app's data ICA comes), which an offloaded send may carry whole.</summary>
+    private static void SendBuffer(TcpHarness h, Conn c, byte[] data)
+    {
+        var b = h.Pool.Rent(AntHost.Inet.Core.Tcp.TcpLayer.SendHeadroom, data.Length)!;
+        data.CopyTo(b.Append(data.Length));
+        Assert.Equal(TcpError.None, h.Tcp.Send(c.Socket, b, h.Now));
+    }
+
+    /// <summary>The header of an offloaded send from segment <paramref name="from"/> (from 0); its payload is lent to the transmitter.</summary>
+    private static Seg Offloaded(Conn c, int from) => c.Out with { Seq = c.SndNxt + (uint)(from * Mss), Flags = TcpFlags.Ack | TcpFlags.Psh };
+
+    [Fact]
+    public void Loss_inside_an_offloaded_send_is_found_by_the_reordering_timer_not_a_timeout()
+    {
+        // Four segments leave as one offloaded send: one transmission time for all. The first is
+        // lost, the peer SACKs the last two. RFC 8985 5.2 breaks the tie of time by end_seq, so
+        // the SACKed segments count as sent after segment 0, and the reordering timer (RACK.rtt
+        // + reo_wnd = 10 + 2.5 ms after the send) finds it lost: not the 200 ms timeout.
+        var h = OffloadSender(out var c);
+        var data = TcpHarness.Bytes(4 * Mss);
+        SendBuffer(h, c, data);
+        h.ExpectOffloaded(Offloaded(c, 0));
+        h.ExpectNothing();
+        var t0 = h.Now;
+        h.Now += Rtt;
+        h.Feed(Ack(c, 0, Block(c, 2, 4)));
+        h.ExpectNothing();
+        Assert.Equal(t0 + TimeSpan.FromMilliseconds(12.5), h.Tcp.PollAt);
+        h.RunNextTimer();
+        h.Expect(Data(c, data, 0));
+        Assert.Equal(1, h.Tcp.Counters.RackReorderTimeouts);
+        Assert.Equal(1, h.Tcp.Counters.RetransmitsRack);
+        Assert.Equal(1, h.Tcp.Counters.Recoveries);
+
+        h.Now += Rtt;
+        h.Feed(Ack(c, 1, Block(c, 2, 4)));
+        h.Expect(Data(c, data, 1)); // segment 1 arrived, but its ACK carried nothing new: see the next case
+        h.Now += Rtt;
+        h.Feed(Ack(c, 4));
+        Assert.Null(h.Tcp.PollAt);
+        Assert.Equal(0, h.Tcp.Counters.RetransmitsTimeout);
+    }
+
+    [Fact]
+    public void Three_sacked_segments_of_an_offloaded_send_mark_the_hole_below_lost_at_once()
+    {
+        // As above with five segments, four SACKed: RFC 8985 6.2 step 4 makes reo_wnd 0 (no
+        // reordering seen, DupThresh segments SACKed), so the ACK itself finds segment 0 lost.
+        var h = OffloadSender(out var c);
+        var data = TcpHarness.Bytes(5 * Mss);
+        SendBuffer(h, c, data);
+        h.ExpectOffloaded(Offloaded(c, 0));
+        h.ExpectNothing();
+        h.Now += Rtt;
+        h.Feed(Ack(c, 0, Block(c, 1, 5)));
+        h.Expect(Data(c, data, 0));
+        h.ExpectNothing();
+        Assert.Equal(1, h.Tcp.Counters.RetransmitsRack);
+        Assert.Equal(0, h.Tcp.Counters.RackReorderTimeouts);
+        Assert.Equal(0, h.Tcp.Counters.RetransmitsTimeout);
     }
 
     [Fact]

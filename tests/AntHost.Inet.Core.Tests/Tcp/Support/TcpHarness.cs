@@ -40,11 +40,11 @@ public sealed record Seg
         return $"{SrcPort}->{DstPort} [{Flags}] seq={Seq} ack={Ack} win={Window} len={Payload.Length} {string.Join(" ", o)}";
     }
 
-    /// <summary>Parses a segment the layer sent (checking its checksum).</summary>
-    public static Seg Parse(ReadOnlySpan<byte> bytes, Ipv4Address src, Ipv4Address dst)
+    /// <summary>Parses a segment the layer sent (checking its checksum, unless the transmitter is to finish it: an offloaded send).</summary>
+    public static Seg Parse(ReadOnlySpan<byte> bytes, Ipv4Address src, Ipv4Address dst, bool checksum = true)
     {
         Assert.True(TcpHeader.TryCreate(bytes, out var h), "the layer sent a malformed TCP segment");
-        Assert.True(h.IsChecksumValid(src, dst), "the layer sent a segment with a bad checksum");
+        Assert.True(!checksum || h.IsChecksumValid(src, dst), "the layer sent a segment with a bad checksum");
         var o = h.Options;
         var sack = new SackBlock[o.SackCount];
         for (int i = 0; i < sack.Length; i++) sack[i] = o.GetSack(i);
@@ -192,6 +192,20 @@ public sealed class TcpHarness
         if (_read >= Ip.Sent.Count) return null;
         var (src, dst, bytes) = Ip.Sent[_read++];
         return Seg.Parse(bytes, src, dst);
+    }
+
+    /// <summary>
+    /// Asserts the next send is an offloaded one matching <paramref name="expected"/> in its
+    /// header: the payload is lent to the transmitter as a fragment (not in the header's buffer),
+    /// and the checksum is the transmitter's to finish.
+    /// </summary>
+    public Seg ExpectOffloaded(Seg expected)
+    {
+        Assert.True(_read < Ip.Sent.Count, $"expected {expected}, nothing was sent");
+        var (src, dst, bytes) = Ip.Sent[_read++];
+        var actual = Seg.Parse(bytes, src, dst, checksum: false);
+        AssertMatches(expected with { Payload = [] }, actual);
+        return actual;
     }
 
     /// <summary>Asserts the next segment sent matches <paramref name="expected"/> and returns it.</summary>
