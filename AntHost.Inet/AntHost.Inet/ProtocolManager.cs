@@ -184,16 +184,7 @@ public sealed class ProtocolManager
     /// <summary>EthInput: each data ICA is one frame at offset 0; ownership is ours.</summary>
     public void EthInput(in Message m, Instant now)
     {
-        Count(InetStat.EthInputMessages);
-        if (m.Endpoint != _driver || Interface is null)
-        {
-            Count(InetStat.BadRequests);
-            _kernel.FreeMessage(m);
-            return;
-        }
-        if (!m.Control.IsNone) _kernel.Free(m.Control);
-        // The frames of one ethinput arrived together: TCP answers them once (one ACK for all).
-        BeginBatch();
+        if (!TakeEthInput(m)) return;
         for (int i = 0; i < m.DataCount; i++)
         {
             var d = m.GetData(i);
@@ -201,6 +192,26 @@ public sealed class ProtocolManager
             Interface.Receive(Pool.Wrap(d.Ica, d.Length), now);
         }
         if (!_options.ReceiveBatchPerRound) EndReceiveBatch(now);
+    }
+
+    /// <summary>
+    /// Counts an ethinput of either kind; refuses (and frees) one not from the attached driver;
+    /// frees its control ICA and opens the receive batch its frames join. False when refused.
+    /// </summary>
+    [System.Diagnostics.CodeAnalysis.MemberNotNullWhen(true, nameof(Interface))]
+    private bool TakeEthInput(in Message m)
+    {
+        Count(InetStat.EthInputMessages);
+        if (m.Endpoint != _driver || Interface is null)
+        {
+            Count(InetStat.BadRequests);
+            _kernel.FreeMessage(m);
+            return false;
+        }
+        if (!m.Control.IsNone) _kernel.Free(m.Control);
+        // The frames of one ethinput arrived together: TCP answers them once (one ACK for all).
+        BeginBatch();
+        return true;
     }
 
     private bool _batchOpen;
@@ -234,15 +245,7 @@ public sealed class ProtocolManager
     /// </summary>
     public void EthInputList(in Message m, Instant now)
     {
-        Count(InetStat.EthInputMessages);
-        if (m.Endpoint != _driver || Interface is null)
-        {
-            Count(InetStat.BadRequests);
-            _kernel.FreeMessage(m);
-            return;
-        }
-        if (!m.Control.IsNone) _kernel.Free(m.Control);
-        BeginBatch();
+        if (!TakeEthInput(m)) return;
         for (int i = 0; i < m.DataCount; i++)
         {
             var d = m.GetData(i);
