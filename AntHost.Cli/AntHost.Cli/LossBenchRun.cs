@@ -38,8 +38,13 @@ internal static class LossBenchRun
         spin.Validators.Add(r => { if (r.GetValueOrDefault<int>() is < 0 or > 10_000) r.AddError("--spin-us takes 0..10000"); });
         var rcvbuf = new Option<int?>("--tcp-rcvbuf") { Description = "AntHost's TCP receive buffer in bytes (as `up --tcp-rcvbuf`; default the inet server's own)" };
         rcvbuf.Validators.Add(r => { if (r.GetValueOrDefault<int?>() is < 1024 or > (1 << 30)) r.AddError("--tcp-rcvbuf takes 1024..2^30"); });
+        var kernelCc = new Option<string>("--kernel-cc") { Description = "congestion control of the host kernel's sockets, comma-separated, a row each: 'same' is AntHost's (--tcp-cc; newreno is Linux's reno), 'default' its namespace's own, or a name from net.ipv4.tcp_available_congestion_control; the first is the baseline every ratio is taken against", DefaultValueFactory = _ => "same,default" };
+        var tcpCc = new Option<string>("--tcp-cc") { Description = "AntHost's congestion control (cubic or newreno; as `up --tcp-cc`)", DefaultValueFactory = _ => "cubic" };
+        tcpCc.AcceptOnlyFromAmong("cubic", "newreno");
+        var direction = new Option<string>("--direction") { Description = "which transfers: out (to the peer), in (from it) or both", DefaultValueFactory = _ => "both" };
+        direction.AcceptOnlyFromAmong("out", "in", "both");
         var c = new Command("loss", "bulk TCP each way through random loss (nftables on the peer's veth), AntHost and the host kernel: goodput and retransmissions by cause");
-        foreach (Option o in new Option[] { rates, seconds, instance, prefix, output, logDir, spin, rcvbuf }) c.Options.Add(o);
+        foreach (Option o in new Option[] { rates, seconds, instance, prefix, output, logDir, spin, rcvbuf, kernelCc, tcpCc, direction }) c.Options.Add(o);
         c.SetAction(r =>
         {
             var list = new List<double>();
@@ -59,33 +64,53 @@ internal static class LossBenchRun
                 Console.Error.WriteLine(e.Message);
                 return 2;
             }
-            return Run(list, r.GetValue(seconds), r.GetValue(instance)!, p, r.GetValue(output)!, r.GetValue(logDir), r.GetValue(spin), r.GetValue(rcvbuf));
+            var ccs = r.GetValue(kernelCc)!.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+            if (ccs.Length == 0 || ccs.Any(a => a.Length > 15 || !a.All(ch => char.IsAsciiLetterOrDigit(ch) || ch == '_')))
+            {
+                Console.Error.WriteLine($"--kernel-cc '{r.GetValue(kernelCc)}' is not a list of algorithm names (as net.ipv4.tcp_available_congestion_control lists them) or 'default'");
+                return 2;
+            }
+            string dir = r.GetValue(direction)!;
+            return Run(new LossBenchSettings(list, r.GetValue(seconds), r.GetValue(instance)!, p, r.GetValue(output)!, r.GetValue(logDir), r.GetValue(spin), r.GetValue(rcvbuf),
+                ccs.Distinct().ToArray(), r.GetValue(tcpCc)!, Out: dir != "in", In: dir != "out"));
         });
         return c;
     }
 
-    public static int Run(IReadOnlyList<double> rates, double seconds, string instance, string prefix, string outDir, string? logDir, int spinUs, int? receiveBuffer)
+    /// <summary>What one `bench loss` run measures.</summary>
+    public sealed record LossBenchSettings(IReadOnlyList<double> Rates, double Seconds, string Instance, string Prefix, string OutDir, string? LogDir, int SpinUs, int? ReceiveBuffer,
+        string[] KernelCc, string TcpCc, bool Out, bool In);
+
+    public static int Run(LossBenchSettings o)
     {
+        var (rates, seconds, instance, outDir) = (o.Rates, o.Seconds, o.Instance, o.OutDir);
         Instance.RequireRoot("anthost bench loss");
         using var interruption = new Interruption();
         var results = new List<LossResult>();
         var notes = new List<string>
         {
-            "AntHost's retransmissions come from the inet server's Stats: after a timeout, DupThresh without SACK, SACK (RFC 6675), RACK and the tail loss probe.",
+            "AntHost's retransmissions come from the inet server's Stats: after a timeout, DupThresh without SACK, SACK (RFC 6675), RACK and the tail loss probe's retransmissions; TLP probes counts every probe, of new data or not, as Linux's TCPLossProbes does.",
             "The host kernel's causes: TCPFastRetrans covers RACK and DupThresh alike (Linux does not split them); TLP probes include probes of new data.",
             "The dropped column counts what the loss rules dropped during the transfer. The egress hook sees a Linux sender's GSO packets whole, so data from the peer kernel is dropped less often than the nominal rate (per GSO packet, not per segment); data into the peer is dropped per frame.",
         };
-        var up = new UpOptions { Instance = instance, Prefix = prefix, SpinUs = spinUs, TcpReceiveBuffer = receiveBuffer, HostKernelAddress = BenchRun.HostKernelAddress, LogDirectory = logDir };
+        var up = new UpOptions { Instance = instance, Prefix = o.Prefix, SpinUs = o.SpinUs, TcpReceiveBuffer = o.ReceiveBuffer, TcpCc = o.TcpCc, HostKernelAddress = BenchRun.HostKernelAddress, LogDirectory = o.LogDir };
         var state = Instance.Up(up, s => AnsiConsole.MarkupLineInterpolated($"[grey]{s}[/]"), interruption.Token);
         string hostNs = state.Namespaces[0], peerNs = state.Namespaces[1];
         var peer = IPAddress.Parse(state.PeerAddress!.Split('/')[0]);
         var ports = new PeerPorts();
-        var kernel = new KernelStack(hostNs, IPAddress.Parse(BenchRun.HostKernelAddress.Split('/')[0]), NamespaceThread.Run);
         AntHostStack? anthost = null;
         try
         {
+            // The host kernel once per algorithm asked for, each named; the first is the baseline
+            // (by default AntHost's own: a loss-based algorithm and a model-based one such as BBR,
+            // which does not read random loss as congestion, differ by an order of magnitude here).
+            string nsDefault = CommandRunner.CheckIn(hostNs, "sysctl", ["-n", "net.ipv4.tcp_congestion_control"]).StandardOutput.Trim();
+            string peerCc = CommandRunner.CheckIn(peerNs, "sysctl", ["-n", "net.ipv4.tcp_congestion_control"]).StandardOutput.Trim();
+            var kernels = o.KernelCc.Select(a => a switch { "default" => nsDefault, "same" => o.TcpCc == "newreno" ? "reno" : o.TcpCc, _ => a }).Distinct()
+                .Select(a => new KernelStack(hostNs, IPAddress.Parse(BenchRun.HostKernelAddress.Split('/')[0]), NamespaceThread.Run, a)).ToList();
+            notes.Add($"Congestion control: AntHost runs {o.TcpCc}; the host kernel runs {string.Join(" and ", kernels.Select(k => k.CongestionControl))} ({nsDefault} is its namespace's default); every ratio is against {kernels[0].Name}. The peer kernel sends with {peerCc} to either stack.");
             anthost = AntHostStack.TryCreate(instance, 0, notes);
-            var stacks = new List<IBenchStack> { kernel };
+            var stacks = new List<IBenchStack>(kernels);
             if (anthost is not null) stacks.Add(anthost);
             foreach (double rate in rates)
             {
@@ -93,11 +118,15 @@ internal static class LossBenchRun
                 foreach (var stack in stacks)
                 {
                     interruption.Token.ThrowIfCancellationRequested();
-                    bool isKernel = stack == kernel;
-                    results.Add(Measure(stack, rate, "to the peer", isKernel ? "host kernel" : "AntHost", isKernel ? hostNs : null, instance, peerNs,
-                        () => AntHost.Bench.Net.Measure.Outbound(stack, new IPEndPoint(peer, ports.Discard), seconds)));
-                    results.Add(Measure(stack, rate, "from the peer", "peer kernel", peerNs, instance, peerNs,
-                        () => AntHost.Bench.Net.Measure.Inbound(stack, new IPEndPoint(peer, ports.Source), seconds)));
+                    bool isKernel = stack is KernelStack;
+                    bool baseline = stack == kernels[0];
+                    if (o.Out)
+                        results.Add(Measure(stack, rate, "to the peer", isKernel ? "host kernel" : "AntHost", isKernel ? hostNs : null, instance, peerNs, baseline,
+                            () => AntHost.Bench.Net.Measure.Outbound(stack, new IPEndPoint(peer, ports.Discard), seconds)));
+                    // From the peer, the peer's algorithm sends: the kernel's own plays no part, so one kernel row.
+                    if (o.In && (!isKernel || baseline))
+                        results.Add(Measure(stack, rate, "from the peer", "peer kernel", peerNs, instance, peerNs, baseline,
+                            () => AntHost.Bench.Net.Measure.Inbound(stack, new IPEndPoint(peer, ports.Source), seconds)));
                 }
             }
         }
@@ -121,7 +150,7 @@ internal static class LossBenchRun
     }
 
     /// <summary>One transfer, with the sender's counters read around it.</summary>
-    private static LossResult Measure(IBenchStack stack, double rate, string direction, string sender, string? senderNs, string instance, string peerNs, Func<ThroughputResult> transfer)
+    private static LossResult Measure(IBenchStack stack, double rate, string direction, string sender, string? senderNs, string instance, string peerNs, bool baseline, Func<ThroughputResult> transfer)
     {
         AnsiConsole.MarkupLineInterpolated($"[grey]{rate}% loss: {stack.Name} {direction}[/]");
         var dropped0 = Dropped(peerNs);
@@ -136,7 +165,7 @@ internal static class LossBenchRun
         catch (Exception e) when (e is System.Net.Sockets.SocketException or IOException or TimeoutException or InvalidOperationException)
         {
             AnsiConsole.MarkupLineInterpolated($"[red]{stack.Name} {direction} failed: {e.Message}[/]");
-            return new LossResult { LossPercent = rate, Stack = stack.Name, Direction = direction + " (failed: " + e.Message + ")", Sender = sender, Bytes = 0, Seconds = sw.Elapsed.TotalSeconds };
+            return new LossResult { LossPercent = rate, Stack = stack.Name, Direction = direction + " (failed: " + e.Message + ")", Sender = sender, Bytes = 0, Seconds = sw.Elapsed.TotalSeconds, Baseline = baseline };
         }
         var dropped1 = Dropped(peerNs);
         var result = new LossResult
@@ -145,6 +174,7 @@ internal static class LossBenchRun
             Stack = stack.Name,
             Direction = direction,
             Sender = sender,
+            Baseline = baseline,
             Bytes = t.Bytes,
             Seconds = t.Seconds,
             Dropped = (dropped1.In - dropped0.In, dropped1.Out - dropped0.Out),
@@ -161,6 +191,7 @@ internal static class LossBenchRun
             result = result with
             {
                 Retransmits = D(InetStat.TcpRetransmits),
+                Timeouts = D(InetStat.TcpTimeouts),
                 ByCause = new Dictionary<string, long>
                 {
                     ["after a timeout"] = D(InetStat.TcpRetransmitsTimeout),
@@ -168,6 +199,7 @@ internal static class LossBenchRun
                     ["SACK (RFC 6675)"] = D(InetStat.TcpRetransmitsSack),
                     ["RACK"] = D(InetStat.TcpRetransmitsRack),
                     ["tail loss probe"] = D(InetStat.TcpRetransmitsTlp),
+                    ["TLP probes"] = D(InetStat.TcpTlpProbes),
                 },
             };
         }

@@ -473,6 +473,10 @@ public enum InetStat
     BadListFrames,
     /// <summary>Receive batches: the ethinputs of one round (or each ethinput with --batch-per-ethinput), each answered with one ACK per connection.</summary>
     ReceiveBatches,
+    /// <summary>TCP's retransmission timer expiries (each a timeout, whatever it retransmitted; as Linux's TCPTimeouts).</summary>
+    TcpTimeouts,
+    /// <summary>Tail loss probes sent, of new data or not (RFC 8985 7.3; as Linux's TCPLossProbes).</summary>
+    TcpTlpProbes,
     Count,
 }
 

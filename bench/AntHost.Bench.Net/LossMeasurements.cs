@@ -14,6 +14,8 @@ public sealed record LossResult
     public required string Direction { get; init; }
     /// <summary>Who sent the data (and whose retransmissions these are): "host kernel", "AntHost" or "peer kernel".</summary>
     public required string Sender { get; init; }
+    /// <summary>The row the other stacks' ratios are taken against (the host kernel with the first algorithm asked for).</summary>
+    public bool Baseline { get; init; }
     public required long Bytes { get; init; }
     public required double Seconds { get; init; }
     public double Mbps => Seconds > 0 ? Bytes * 8 / Seconds / 1e6 : 0;
@@ -80,12 +82,12 @@ public static class LossReport
     {
         var ci = CultureInfo.InvariantCulture;
         var sb = new StringBuilder();
-        sb.AppendLine("| loss | stack | direction | sender | MiB | s | Mbit/s | vs kernel | retransmitted | timeouts | by cause | dropped in/out |");
+        sb.AppendLine("| loss | stack | direction | sender | MiB | s | Mbit/s | vs baseline | retransmitted | timeouts | by cause | dropped in/out |");
         sb.AppendLine("|---|---|---|---|---|---|---|---|---|---|---|---|");
         foreach (var r in results)
         {
-            var kernel = results.FirstOrDefault(k => k.Stack == "host kernel" && k.LossPercent == r.LossPercent && k.Direction == r.Direction);
-            string ratio = r.Stack != "host kernel" && kernel is { Mbps: > 0 } ? (r.Mbps / kernel.Mbps).ToString("F2", ci) + "x" : "";
+            var baseline = results.FirstOrDefault(k => k.Baseline && k.LossPercent == r.LossPercent && k.Direction == r.Direction);
+            string ratio = !r.Baseline && baseline is { Mbps: > 0 } ? (r.Mbps / baseline.Mbps).ToString("F2", ci) + "x" : "";
             string causes = string.Join(", ", r.ByCause.Where(kv => kv.Value != 0).Select(kv => $"{kv.Key} {kv.Value}"));
             sb.AppendLine(string.Create(ci, $"| {r.LossPercent}% | {r.Stack} | {r.Direction} | {r.Sender} | {r.Bytes / 1048576.0:F1} | {r.Seconds:F1} | {r.Mbps:F1} | {ratio} | {r.Retransmits?.ToString(ci) ?? "?"} | {r.Timeouts?.ToString(ci) ?? "?"} | {causes} | {r.Dropped.In}/{r.Dropped.Out} |"));
         }

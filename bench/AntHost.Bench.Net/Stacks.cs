@@ -44,10 +44,19 @@ public interface IBenchConnection : IDisposable
 /// <summary>One stamp of a send's timeline: the stage (InetTraceStage) and the monotonic clock.</summary>
 public readonly record struct TraceStamp(ushort Stage, long Timestamp);
 
-/// <summary>The host kernel's TCP: sockets made on a thread that joined a network namespace (or this one), bound to the baseline address.</summary>
-public sealed class KernelStack(string? netns, IPAddress? bindTo, Func<string, Func<Socket>, Socket> inNamespace) : IBenchStack
+/// <summary>
+/// The host kernel's TCP: sockets made on a thread that joined a network namespace (or this
+/// one), bound to the baseline address; with <paramref name="congestionControl"/>, each socket
+/// uses that algorithm (TCP_CONGESTION, as `ss -i` shows it) instead of the namespace's default.
+/// </summary>
+public sealed class KernelStack(string? netns, IPAddress? bindTo, Func<string, Func<Socket>, Socket> inNamespace, string? congestionControl = null) : IBenchStack
 {
-    public string Name => "host kernel";
+    private const int IpProtoTcp = 6, TcpCongestion = 13; // <netinet/tcp.h>
+
+    public string Name => congestionControl is null ? "host kernel" : $"host kernel ({congestionControl})";
+
+    /// <summary>The algorithm each socket gets (null: the namespace's default).</summary>
+    public string? CongestionControl => congestionControl;
 
     /// <summary>What `bench worker` needs to make the same stack in another process.</summary>
     public string[] WorkerArguments =>
@@ -59,6 +68,15 @@ public sealed class KernelStack(string? netns, IPAddress? bindTo, Func<string, F
         {
             var s = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp) { NoDelay = true, ReceiveTimeout = 30_000, SendTimeout = 30_000 };
             if (bindTo is not null) s.Bind(new IPEndPoint(bindTo, 0));
+            if (congestionControl is not null)
+            {
+                try { s.SetRawSocketOption(IpProtoTcp, TcpCongestion, System.Text.Encoding.ASCII.GetBytes(congestionControl)); }
+                catch (SocketException e)
+                {
+                    s.Dispose();
+                    throw new InvalidOperationException($"the host kernel refused congestion control '{congestionControl}' ({e.SocketErrorCode}): is its module loaded (sysctl net.ipv4.tcp_available_congestion_control)?", e);
+                }
+            }
             return s;
         }
         return netns is null ? Make() : inNamespace(netns, Make);

@@ -478,6 +478,8 @@ public sealed partial class SocketManager
             v[(int)InetStat.TcpResetsOut] = tc.ResetsOut;
             v[(int)InetStat.TcpConnections] = t.ConnectionCount;
             v[(int)InetStat.TcpRetransmitsTimeout] = tc.RetransmitsTimeout;
+            v[(int)InetStat.TcpTimeouts] = tc.RetransmissionTimeouts;
+            v[(int)InetStat.TcpTlpProbes] = tc.TlpProbes;
             v[(int)InetStat.TcpRetransmitsFast] = tc.RetransmitsFast;
             v[(int)InetStat.TcpRetransmitsSack] = tc.RetransmitsSack;
             v[(int)InetStat.TcpRetransmitsRack] = tc.RetransmitsRack;
@@ -500,6 +502,8 @@ public sealed partial class SocketManager
             _stats[(int)InetStat.TcpResetsOut] = tc.ResetsOut;
             _stats[(int)InetStat.TcpConnections] = t.ConnectionCount;
             _stats[(int)InetStat.TcpRetransmitsTimeout] = tc.RetransmitsTimeout;
+            _stats[(int)InetStat.TcpTimeouts] = tc.RetransmissionTimeouts;
+            _stats[(int)InetStat.TcpTlpProbes] = tc.TlpProbes;
             _stats[(int)InetStat.TcpRetransmitsFast] = tc.RetransmitsFast;
             _stats[(int)InetStat.TcpRetransmitsSack] = tc.RetransmitsSack;
             _stats[(int)InetStat.TcpRetransmitsRack] = tc.RetransmitsRack;
