@@ -15,6 +15,7 @@ namespace AntHost.Nic8139.Tests;
 /// numbers, lengths, identification, flags, both checksums); and the device puts exactly
 /// those frames on a real veth in one sendmmsg per batch.
 /// </summary>
+[System.Runtime.Versioning.SupportedOSPlatform("linux")]
 public sealed class SegmentationOffloadTests(SandboxFixture fixture) : IClassFixture<SandboxFixture>
 {
     private static readonly byte[] Timestamps = [1, 1, 8, 10, 0, 0, 0, 7, 0, 0, 0, 9];
@@ -120,7 +121,16 @@ public sealed class SegmentationOffloadTests(SandboxFixture fixture) : IClassFix
         var payload = Payload(100 * 1448 + 17); // more than one sendmmsg batch
         var template = Template(ipId: 100, to: peer.Mac.ToString().Replace(':', '-'));
         long framesBefore = device.Counters.TxFrames;
+        // `anthost capture` sees the cut frames too: a panel with a capture running is the device's tap.
+        string panelPath = $"/dev/shm/anthost-test-tso-{Environment.ProcessId}.nic-unit0";
+        using var panel = NicPanel.Create(panelPath, ringBytes: 1 << 20);
+        panel.CaptureOffered = true;
+        using var reader = NicPanel.Open(panelPath, writable: true);
+        File.Delete(panelPath);
+        Assert.True(reader.TryStartCapture(Environment.ProcessId, _ => true, out _));
+        device.CaptureTap = panel;
         Assert.Equal(TransmitResult.Sent, device.TransmitSegmented(template, payload, 1448));
+        device.CaptureTap = null;
         int n = TcpSegmentation.FrameCount(payload.Length, 1448);
         var expected = new List<byte[]>();
         var frame = new byte[template.Length + 1448];
@@ -130,6 +140,14 @@ public sealed class SegmentationOffloadTests(SandboxFixture fixture) : IClassFix
         var seen = log.Snapshot().Where(f => f.Length >= 54 && f[12] == 0x08 && f[13] == 0x00 && f[14 + 9] == 6).ToList();
         Assert.Equal(expected.Count, seen.Count);
         for (int i = 0; i < n; i++) Assert.Equal(expected[i], seen[i]);
+        var buffer = new byte[2048];
+        for (int i = 0; i < n; i++)
+        {
+            Assert.True(reader.TryTake(buffer, out var captured), $"the capture holds {i} of the {n} cut frames");
+            Assert.Equal(CaptureDirection.Out, captured.Direction);
+            Assert.Equal(expected[i], buffer.AsSpan(0, captured.Captured).ToArray());
+        }
+        Assert.False(reader.TryTake(buffer, out _));
         Assert.Equal(n, device.Counters.TxFrames - framesBefore);
         Assert.Equal(1, device.TxOffloads);
         Assert.Equal(n, device.TxOffloadFrames);

@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using System.Runtime.InteropServices;
 using AntHost.Inet.Abi;
 using AntHost.Inet.Core.Wire;
@@ -82,10 +83,26 @@ public sealed unsafe partial class NicDevice
                     }
                     Interlocked.Add(ref _txFrames, n);
                     Interlocked.Add(ref _txBytes, bytes);
+                    if (_tap is { Capturing: true } tap) CaptureSent(tap, n);
                 }
             }
         }
         return TransmitResult.Sent;
+    }
+
+    /// <summary>The capture tap sees each cut frame whole, as it went (header and payload slice joined).</summary>
+    private void CaptureSent(NicPanel tap, int n)
+    {
+        Span<byte> frame = stackalloc byte[MaxFrameLength];
+        long ticks = Stopwatch.GetTimestamp();
+        for (int k = 0; k < n; k++)
+        {
+            var v = _segmentVectors + 2 * k;
+            int h = (int)v[0].Length, p = (int)v[1].Length;
+            new ReadOnlySpan<byte>(v[0].Base, h).CopyTo(frame);
+            new ReadOnlySpan<byte>(v[1].Base, p).CopyTo(frame[h..]);
+            tap.Capture(frame[..(h + p)], CaptureDirection.Out, ticks);
+        }
     }
 
     /// <summary>Hands the prepared messages to the kernel, retrying a partial send; false on an error (kept in <see cref="LastError"/>).</summary>
