@@ -78,10 +78,18 @@ public static class LinuxTcpCounters
 /// <summary>The loss benchmark's report as Markdown.</summary>
 public static class LossReport
 {
-    public static string ToMarkdown(IReadOnlyList<LossResult> results, IReadOnlyList<string> notes)
+    /// <summary>The table and its notes; with <paramref name="heading"/> (a page of its own, as docs/eval/loss.md), a title and how the run was made first.</summary>
+    public static string ToMarkdown(IReadOnlyList<LossResult> results, IReadOnlyList<string> notes, string? heading = null)
     {
         var ci = CultureInfo.InvariantCulture;
         var sb = new StringBuilder();
+        if (heading is not null)
+        {
+            sb.AppendLine("# Bulk TCP through random loss: AntHost and the host kernel");
+            sb.AppendLine();
+            sb.AppendLine(heading);
+            sb.AppendLine();
+        }
         sb.AppendLine("| loss | stack | direction | sender | MiB | s | Mbit/s | vs baseline | retransmitted | timeouts | by cause | dropped in/out |");
         sb.AppendLine("|---|---|---|---|---|---|---|---|---|---|---|---|");
         foreach (var r in results)
