@@ -215,6 +215,24 @@ internal static class BenchRun
                                         step($"  {tin.Gbps:F2} Gbit/s, {tin.CpuMsPerMb:F1} ms CPU per MB{(tin.MessagesPerMb is { } mi ? $", {mi:F0} IPC messages per MB ({tin.MessageKinds})" : "")}");
                                     });
                                 }
+                                // The kernel once more with AntHost's congestion control, for reference (the
+                                // verdicts keep the kernel's own default): BBR, this machine's default, paces
+                                // its sends, CUBIC fills its window, and that shows even without loss.
+                                if (ends.OfType<KernelStack>().FirstOrDefault() is { CongestionControl: null } own)
+                                {
+                                    var cubic = own.WithCongestionControl("cubic");
+                                    NoteOnce(report, $"{cubic.Name}: the host kernel with AntHost's congestion control, one connection each way, for reference; the verdicts compare AntHost with the kernel's own default algorithm (net.ipv4.tcp_congestion_control).");
+                                    foreach (bool outbound in new[] { true, false })
+                                        Guard(cubic, outbound ? "throughput to the peer" : "throughput from the peer", () =>
+                                        {
+                                            step($"throughput {cubic.Name} {(outbound ? "to" : "from")} the peer, {seconds} s");
+                                            var t = Costed(cubic, () => outbound
+                                                ? Measure.Outbound(cubic, new IPEndPoint(peer, new PeerPorts().Discard), seconds)
+                                                : Measure.Inbound(cubic, new IPEndPoint(peer, new PeerPorts().Source), seconds));
+                                            report.Throughput.Add(t);
+                                            step($"  {t.Gbps:F2} Gbit/s, {t.CpuMsPerMb:F1} ms CPU per MB");
+                                        });
+                                }
                                 // What an app sees: HttpClient's GET of 64 MiB from the peer's HTTP server.
                                 if (o.Peer is not null) report.Notes.Add("HttpClient GET not measured: a remote peer (anthost-rpeer) serves no HTTP");
                                 else foreach (var stack in ends)

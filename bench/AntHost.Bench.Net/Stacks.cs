@@ -58,6 +58,9 @@ public sealed class KernelStack(string? netns, IPAddress? bindTo, Func<string, F
     /// <summary>The algorithm each socket gets (null: the namespace's default).</summary>
     public string? CongestionControl => congestionControl;
 
+    /// <summary>The same kernel, namespace and address, its sockets running <paramref name="algorithm"/>.</summary>
+    public KernelStack WithCongestionControl(string algorithm) => new(netns, bindTo, inNamespace, algorithm);
+
     /// <summary>What `bench worker` needs to make the same stack in another process.</summary>
     public string[] WorkerArguments =>
         ["--stack", "kernel", .. netns is null ? Array.Empty<string>() : ["--netns", netns], .. bindTo is null ? Array.Empty<string>() : ["--bind", bindTo.ToString()]];
