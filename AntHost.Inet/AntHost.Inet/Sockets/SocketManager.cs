@@ -460,7 +460,6 @@ public sealed partial class SocketManager
         return text.Length == 0 ? "none" : text;
     }
 
-    /// <summary>Writes the socket manager's counters into <paramref name="stats"/> (InetStat order).</summary>
     /// <summary>For the meter, from another thread: the counters this manager increments as it goes, the open sockets, and TCP's counters (plain reads).</summary>
     internal void ReadLive(long[] v)
     {
@@ -468,51 +467,39 @@ public sealed partial class SocketManager
             InetStat.DirectReturns, InetStat.SendsAnsweredByInet, InetStat.ReceiveIcasToApps, InetStat.Canceled, InetStat.PingsSent, InetStat.SocketLimitRefusals })
             v[(int)s] = Volatile.Read(ref _stats[(int)s]);
         v[(int)InetStat.SocketsOpen] = Volatile.Read(ref _open);
-        if (_tcp is { } t)
-        {
-            var tc = t.Counters;
-            v[(int)InetStat.TcpSegmentsIn] = tc.SegmentsIn;
-            v[(int)InetStat.TcpSegmentsOut] = tc.SegmentsOut;
-            v[(int)InetStat.TcpRetransmits] = tc.Retransmits;
-            v[(int)InetStat.TcpResetsIn] = tc.ResetsIn;
-            v[(int)InetStat.TcpResetsOut] = tc.ResetsOut;
-            v[(int)InetStat.TcpConnections] = t.ConnectionCount;
-            v[(int)InetStat.TcpRetransmitsTimeout] = tc.RetransmitsTimeout;
-            v[(int)InetStat.TcpTimeouts] = tc.RetransmissionTimeouts;
-            v[(int)InetStat.TcpTlpProbes] = tc.TlpProbes;
-            v[(int)InetStat.TcpRetransmitsFast] = tc.RetransmitsFast;
-            v[(int)InetStat.TcpRetransmitsSack] = tc.RetransmitsSack;
-            v[(int)InetStat.TcpRetransmitsRack] = tc.RetransmitsRack;
-            v[(int)InetStat.TcpRetransmitsTlp] = tc.RetransmitsTlp;
-            v[(int)InetStat.TcpDropsIn] = tc.DropsTotal;
-        }
+        WriteTcp(v);
     }
 
+    /// <summary>Writes the socket manager's counters into <paramref name="stats"/> (InetStat order).</summary>
     public void WriteStats(long[] stats)
     {
         _stats[(int)InetStat.SocketsOpen] = _open;
         _stats[(int)InetStat.HeldRequests] = CountHeld();
-        if (_tcp is { } t)
-        {
-            var tc = t.Counters;
-            _stats[(int)InetStat.TcpSegmentsIn] = tc.SegmentsIn;
-            _stats[(int)InetStat.TcpSegmentsOut] = tc.SegmentsOut;
-            _stats[(int)InetStat.TcpRetransmits] = tc.Retransmits;
-            _stats[(int)InetStat.TcpResetsIn] = tc.ResetsIn;
-            _stats[(int)InetStat.TcpResetsOut] = tc.ResetsOut;
-            _stats[(int)InetStat.TcpConnections] = t.ConnectionCount;
-            _stats[(int)InetStat.TcpRetransmitsTimeout] = tc.RetransmitsTimeout;
-            _stats[(int)InetStat.TcpTimeouts] = tc.RetransmissionTimeouts;
-            _stats[(int)InetStat.TcpTlpProbes] = tc.TlpProbes;
-            _stats[(int)InetStat.TcpRetransmitsFast] = tc.RetransmitsFast;
-            _stats[(int)InetStat.TcpRetransmitsSack] = tc.RetransmitsSack;
-            _stats[(int)InetStat.TcpRetransmitsRack] = tc.RetransmitsRack;
-            _stats[(int)InetStat.TcpRetransmitsTlp] = tc.RetransmitsTlp;
-            _stats[(int)InetStat.TcpDropsIn] = tc.DropsTotal;
-            _stats[(int)InetStat.TcpOffloadSegments] = tc.OffloadSegments;
-            _stats[(int)InetStat.TcpOffloadChunkLent] = tc.OffloadChunkLent;
-        }
+        WriteTcp(_stats);
         if (stats != _stats) for (int i = (int)InetStat.SocketsOpen; i < (int)InetStat.Count; i++) stats[i] = _stats[i];
+    }
+
+    /// <summary>TCP's counters, in InetStat order.</summary>
+    private void WriteTcp(long[] v)
+    {
+        if (_tcp is not { } t) return;
+        var tc = t.Counters;
+        v[(int)InetStat.TcpSegmentsIn] = tc.SegmentsIn;
+        v[(int)InetStat.TcpSegmentsOut] = tc.SegmentsOut;
+        v[(int)InetStat.TcpRetransmits] = tc.Retransmits;
+        v[(int)InetStat.TcpResetsIn] = tc.ResetsIn;
+        v[(int)InetStat.TcpResetsOut] = tc.ResetsOut;
+        v[(int)InetStat.TcpConnections] = t.ConnectionCount;
+        v[(int)InetStat.TcpRetransmitsTimeout] = tc.RetransmitsTimeout;
+        v[(int)InetStat.TcpRetransmitsFast] = tc.RetransmitsFast;
+        v[(int)InetStat.TcpRetransmitsSack] = tc.RetransmitsSack;
+        v[(int)InetStat.TcpRetransmitsRack] = tc.RetransmitsRack;
+        v[(int)InetStat.TcpRetransmitsTlp] = tc.RetransmitsTlp;
+        v[(int)InetStat.TcpTimeouts] = tc.RetransmissionTimeouts;
+        v[(int)InetStat.TcpTlpProbes] = tc.TlpProbes;
+        v[(int)InetStat.TcpDropsIn] = tc.DropsTotal;
+        v[(int)InetStat.TcpOffloadSegments] = tc.OffloadSegments;
+        v[(int)InetStat.TcpOffloadChunkLent] = tc.OffloadChunkLent;
     }
 
     private long CountHeld()
