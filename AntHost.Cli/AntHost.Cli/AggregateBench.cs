@@ -44,18 +44,33 @@ internal static class AggregateBench
             bool isOut = r.GetValue(outbound);
             double s = r.GetValue(seconds);
             var conns = Enumerable.Range(0, r.GetValue(connections)).Select(_ => stack.Connect(remote)).ToList();
+            // The transfer threads exist before "ready" and live until standard input closes: the
+            // benchmark reads each thread's CPU from /proc when it starts and stops its meter, and
+            // a thread born after the start or dead before the stop would not be counted.
+            var results = new ThroughputResult[conns.Count];
+            using var go = new ManualResetEventSlim();
+            using var release = new ManualResetEventSlim();
+            using var finished = new CountdownEvent(conns.Count);
+            var threads = conns.Select((c, i) => new Thread(() =>
+            {
+                go.Wait();
+                try { results[i] = isOut ? Measure.Outbound(c, s) : Measure.Inbound(c, s); }
+                finally { finished.Signal(); }
+                release.Wait();
+            })
+            { IsBackground = true }).ToList();
+            threads.ForEach(t => t.Start());
             Console.WriteLine("ready");
             if (Console.ReadLine() != "go") return 2;
-            var results = new ThroughputResult[conns.Count];
-            var threads = conns.Select((c, i) => new Thread(() =>
-                results[i] = isOut ? Measure.Outbound(c, s) : Measure.Inbound(c, s))).ToList();
-            threads.ForEach(t => t.Start());
+            go.Set();
+            finished.Wait();
+            Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"bytes {results.Sum(x => x?.Bytes ?? 0)}"));
+            // Stays until the benchmark closes standard input, so that it can read this process's CPU.
+            while (Console.ReadLine() is not null) { }
+            release.Set();
             threads.ForEach(t => t.Join());
             conns.ForEach(c => c.Dispose());
             (stack as IDisposable)?.Dispose();
-            Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"bytes {results.Sum(x => x.Bytes)}"));
-            // Stays until the benchmark closes standard input, so that it can read this process's CPU.
-            while (Console.ReadLine() is not null) { }
             return 0;
         });
         return cmd;
