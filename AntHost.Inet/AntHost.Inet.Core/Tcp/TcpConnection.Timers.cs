@@ -191,8 +191,12 @@ internal sealed partial class TcpConnection
             }
             if (!sent)
             {
+                // The highest-sequence segment: the last MSS of the last send, which an
+                // offloaded send (one record of the log) carries as many segments.
                 var log = rec.Rack.Log;
                 SeqNumber seq = log.Count > 0 ? log[log.Count - 1].Start : _sndUna;
+                SeqNumber lastSegment = SeqNumber.Min(_send.End, _sndMax) - MaxPayloadFor(now);
+                if (seq.IsBefore(lastSegment)) seq = lastSegment;
                 if (seq.IsBefore(_sndUna)) seq = _sndUna;
                 if (RetransmitRange(seq, _sndMax - seq, Recovery.SegmentKind.Probe, now))
                 {

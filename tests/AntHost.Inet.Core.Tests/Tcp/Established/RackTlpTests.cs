@@ -303,6 +303,32 @@ public class RackTlpTests
     }
 
     [Fact]
+    public void The_probe_after_an_offloaded_send_retransmits_its_last_segment_not_its_first()
+    {
+        // RFC 8985 7.3: "retransmit the highest-sequence segment sent so far". Four segments left
+        // as one offloaded send (one record in the transmit log) and no ACK came: the probe is
+        // segment 3, as Linux cuts its last MSS off the send; segment 0 would tell the peer
+        // nothing about the tail.
+        var h = OffloadSender(out var c);
+        var data = TcpHarness.Bytes(4 * Mss);
+        SendBuffer(h, c, data);
+        h.ExpectOffloaded(Offloaded(c, 0));
+        h.ExpectNothing();
+        h.RunNextTimer();
+        h.Expect(Data(c, data, 3));
+        h.ExpectNothing();
+        Assert.Equal(1, h.Tcp.Counters.RetransmitsTlp);
+
+        // The peer had segments 0-2 (their ACK was lost): its answer to the probe shows the tail
+        // arrived too, and nothing is retransmitted again.
+        h.Now += Rtt;
+        h.Feed(Ack(c, 4));
+        h.ExpectNothing();
+        Assert.Null(h.Tcp.PollAt);
+        Assert.Equal(0, h.Tcp.Counters.RetransmitsTimeout);
+    }
+
+    [Fact]
     public void Three_sacked_segments_of_an_offloaded_send_mark_the_hole_below_lost_at_once()
     {
         // As above with five segments, four SACKed: RFC 8985 6.2 step 4 makes reo_wnd 0 (no
