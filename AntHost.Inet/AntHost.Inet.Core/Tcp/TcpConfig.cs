@@ -115,9 +115,10 @@ public sealed record TcpConfig
     /// default, as the RFC prefers), or always the last segment sent, again (false). A
     /// retransmission below RCV.NXT makes every receiver answer at once (a duplicate ACK with a
     /// D-SACK); new data is answered under the receiver's ACK policy, which may hold the ACK
-    /// back (Linux does while its app has not read and the window would shrink). False is not
-    /// the default: with it, the stack's pool-pressure test (a hundred echo connections through
-    /// a small pool) stalled, for a reason not yet found.
+    /// back (Linux does while its app has not read and the window would shrink). True is the
+    /// default, as Linux has it. (With false, the stack's pool-pressure test once stalled: the
+    /// probe then retransmitted the first segment of the last offloaded send, not the last;
+    /// since that was fixed it passes with either.)
     /// </summary>
     public bool TailLossProbeNewData { get; init; } = true;
 
