@@ -453,7 +453,11 @@ public sealed class ProtocolManager
 
     public void Poll(Instant now)
     {
-        if (Interface?.Tcp is TcpLayer tcp) Pressure.Update(tcp.Memory, now);
+        if (Interface?.Tcp is TcpLayer tcp)
+        {
+            Pressure.Update(tcp.Memory, now);
+            tcp.MemoryLimitSet(now);
+        }
         if (Interface is { } i && i.PollAt is { } at && at <= now) i.Poll(now);
     }
 

@@ -292,6 +292,26 @@ internal sealed partial class TcpConnection
         return Math.Max(0, Math.Min(free, memWindow));
     }
 
+    /// <summary>
+    /// The layer's memory share grew (<see cref="TcpLayer.MemoryLimitSet"/>): the app hears of
+    /// it (an event, whether or not the readiness flips: a send the shell held for more space
+    /// than the low-water mark is tried again), and a window the share had clamped is
+    /// advertised now if its right edge can move by the update threshold (the ACK carries it).
+    /// True while the share still holds this connection back.
+    /// </summary>
+    internal bool OnShareGrew(Instant now)
+    {
+        _eventPending = true;
+        long win = ComputeWindowBytes(out bool windowPressed);
+        if (IsSynchronized && State != TcpState.TimeWait && _rcvAdvRight.IsAfterOrEqual(_rcvNxt)
+            && (_rcvNxt + (uint)Math.Min(win, int.MaxValue)) - _rcvAdvRight >= WindowUpdateThreshold())
+        {
+            _ackNow = true;
+            Output(now);
+        }
+        return windowPressed || SendPressed;
+    }
+
     /// <summary>Payload bytes that <paramref name="memory"/> bytes of buffer capacity hold, as the last segment's buffer carried them.</summary>
     private long MemoryToWindow(long memory)
     {
@@ -320,7 +340,11 @@ internal sealed partial class TcpConnection
     {
         if (syn) return (ushort)Math.Min(ComputeWindowBytes(), 65535);
         long win = ComputeWindowBytes(out bool pressed);
-        if (pressed) Counters.PressureWindowClamps++;
+        if (pressed)
+        {
+            Counters.PressureWindowClamps++;
+            _layer.NotePressed(this);
+        }
         SeqNumber right = _rcvNxt + (uint)Math.Min(win, int.MaxValue);
         long threshold = WindowUpdateThreshold();
         bool keepOld = _rcvAdvRight.IsAfterOrEqual(_rcvNxt) && (right - _rcvAdvRight) < threshold;

@@ -282,7 +282,11 @@ internal sealed partial class TcpConnection
                 if (b is null) return written > 0 ? TcpError.None : TcpError.NoBufferSpace;
                 if (_send.Capacity + b.Capacity > SendLimitNow && _send.ChunkCount > 0)
                 {
-                    if (_send.Capacity + b.Capacity <= _sendLimit) Counters.PressureSendRefusals++;
+                    if (_send.Capacity + b.Capacity <= _sendLimit)
+                    {
+                        Counters.PressureSendRefusals++;
+                        _layer.NotePressed(this);
+                    }
                     b.Release();
                     break;
                 }

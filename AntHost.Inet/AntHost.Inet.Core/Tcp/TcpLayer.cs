@@ -72,6 +72,70 @@ public sealed partial class TcpLayer : ITransportLayer
     /// <summary>What TCP's buffers may hold and hold now: the shell sets the limit from what its memory can give.</summary>
     public TcpMemory Memory { get; } = new();
 
+    /// <summary>
+    /// While a connection is held back by its share, how soon the shell should set the limit
+    /// again (<see cref="PollAt"/> asks for it): first after 10 ms, then twice as long after each
+    /// time nothing grew, up to a second, so that a pressed connection on an idle server costs
+    /// at most one wake-up a second.
+    /// </summary>
+    public static readonly TimeSpan PressureRecheck = TimeSpan.FromMilliseconds(10), PressureRecheckMax = TimeSpan.FromSeconds(1);
+
+    // Connections whose send space or window the memory share held below their own (a send
+    // refused or held, a window clamped), told when the share grows (MemoryLimitSet).
+    private readonly HashSet<TcpConnection> _pressed = new();
+    private readonly List<TcpConnection> _pressedScratch = new();
+    private long _sharedLimit = long.MaxValue;
+    private int _sharedHolders;
+    private long _pressureCheckedUs;
+    private bool _limitSetByShell;
+    private long _recheckUs = PressureRecheck.Ticks / TimeSpan.TicksPerMicrosecond;
+
+    /// <summary>Connections the memory share holds back now (sends held, windows clamped).</summary>
+    public int PressedConnections => _pressed.Count;
+
+    /// <summary>The share held <paramref name="c"/> back: it hears when the share grows.</summary>
+    internal void NotePressed(TcpConnection c)
+    {
+        if (!c.Removed && _pressed.Add(c)) _recheckUs = PressureRecheck.Ticks / TimeSpan.TicksPerMicrosecond;
+    }
+
+    /// <summary>
+    /// The shell set <see cref="Memory"/>'s limit again (once per round; a shell that calls this
+    /// is asked, through <see cref="PollAt"/>, to do it again while connections are held back). When a connection's
+    /// share grew (a higher limit, or fewer connections holding memory), each connection the
+    /// old share held back is told: a send it held may go on (it becomes writable), and a
+    /// window it clamped is advertised open (RFC 9293 3.8.6.2.2: once the right edge can move
+    /// by its threshold). Nothing else would tell them: an idle connection with a held send
+    /// has no segment coming, and a peer facing a closed window probes on a timer that backs
+    /// off to minutes.
+    /// </summary>
+    public void MemoryLimitSet(Instant now)
+    {
+        _limitSetByShell = true;
+        bool due = now.Microseconds >= _pressureCheckedUs + _recheckUs;
+        _pressureCheckedUs = now.Microseconds;
+        bool grew = Memory.Limit > _sharedLimit || Memory.Holders < _sharedHolders;
+        _sharedLimit = Memory.Limit;
+        _sharedHolders = Memory.Holders;
+        if (_pressed.Count == 0) return;
+        if (!grew)
+        {
+            if (due) _recheckUs = Math.Min(2 * _recheckUs, PressureRecheckMax.Ticks / TimeSpan.TicksPerMicrosecond);
+            return;
+        }
+        _recheckUs = PressureRecheck.Ticks / TimeSpan.TicksPerMicrosecond;
+        _pressedScratch.AddRange(_pressed);
+        _pressed.Clear();
+        foreach (var c in _pressedScratch)
+        {
+            if (c.Removed) continue;
+            if (c.OnShareGrew(now)) _pressed.Add(c);
+            c.NotifyIfChanged();
+            Schedule(c);
+        }
+        _pressedScratch.Clear();
+    }
+
     /// <summary>Connections known to the demultiplexer (all states but LISTEN and CLOSED), orphans included.</summary>
     public int ConnectionCount => _connections.Count;
 
@@ -345,6 +409,7 @@ public sealed partial class TcpLayer : ITransportLayer
     {
         if (!TryGet(socket, out var c) || !c.SendPressed) return false;
         Counters.PressureSendRefusals++;
+        NotePressed(c);
         return true;
     }
 
@@ -464,12 +529,15 @@ public sealed partial class TcpLayer : ITransportLayer
             // Entries are not removed when a deadline moves later (an ACK stops the retransmission
             // timer); they are found stale here and put back at the connection's real deadline,
             // so the answer is exact and a caller never wakes for nothing.
+            // While the memory share holds connections back, the shell sets the limit again
+            // every PressureRecheck (MemoryLimitSet), so that room the pool gets back reaches them.
+            Instant? recheck = _pressed.Count > 0 && _limitSetByShell ? new Instant(_pressureCheckedUs + _recheckUs) : null;
             while (_timers.TryPeek(out var c, out long deadline))
             {
                 if (c.ScheduledDeadline == deadline && !c.Removed)
                 {
                     long real = c.NextDeadline();
-                    if (real <= deadline) return new Instant(deadline);
+                    if (real <= deadline) return Instant.Earliest(new Instant(deadline), recheck);
                     _timers.Dequeue();
                     c.ScheduledDeadline = long.MaxValue;
                     Schedule(c);
@@ -477,7 +545,7 @@ public sealed partial class TcpLayer : ITransportLayer
                 }
                 _timers.Dequeue();
             }
-            return null;
+            return recheck;
         }
     }
 

@@ -115,6 +115,67 @@ public sealed class MemoryPressureTests
     }
 
     [Fact]
+    public void When_the_share_grows_a_clamped_window_is_advertised_open_without_waiting_for_a_segment()
+    {
+        // The peer filled the window; the app read it all, but the share let the window reopen
+        // only to 5840 bytes. Then the pool gets pages back and no segment comes: the shell's
+        // next MemoryLimitSet tells the connection, and the peer hears of the whole window at
+        // once (a peer facing a closed window would wait for its persist timer, which backs off).
+        var h = new TcpHarness(Config());
+        var c = h.Established();
+        uint edge = c.RcvNxt + 65535;
+        h.Tcp.Memory.SetLimit(32 * 1024);
+        h.Tcp.MemoryLimitSet(h.Now);
+        for (uint seq = c.In.Seq; seq != edge;)
+        {
+            int n = (int)Math.Min(1460, edge - seq);
+            h.Feed(c.In with { Seq = seq, Payload = TcpHarness.Bytes(n) });
+            seq += (uint)n;
+        }
+        h.Drain();
+        Assert.Equal(65535, h.ReadAll(c.Socket).Length);
+        Assert.Equal(16384 * 1460 / 4096, (int)h.Expect(c.Out with { Ack = edge }).Window!);
+        Assert.Equal(1, h.Tcp.PressedConnections);
+        // Held back by its share: the layer asks to be polled so that the shell looks at the pool again.
+        Assert.Equal(h.Now + TcpLayer.PressureRecheck, h.Tcp.PollAt);
+
+        h.Tcp.Memory.ClearLimit();
+        h.Tcp.MemoryLimitSet(h.Now);
+        Assert.Equal(65535, (int)h.Expect(c.Out with { Ack = edge }).Window!);
+        h.ExpectNothing();
+        Assert.Equal(0, h.Tcp.PressedConnections);
+        Assert.Null(h.Tcp.PollAt);
+    }
+
+    [Fact]
+    public void When_the_share_grows_a_connection_whose_send_was_held_becomes_writable()
+    {
+        // A send held for the share (the app's call waits in the shell) on a connection with
+        // nothing in flight: no ACK will come to wake it. The share's growth does.
+        var h = new TcpHarness(Config(floor: 8192));
+        var c = h.Established();
+        h.Tcp.Memory.SetLimit(1);
+        h.Tcp.MemoryLimitSet(h.Now);
+        Assert.Equal(8192, h.Tcp.GetSendSpace(c.Socket));
+        Assert.True(h.Tcp.NoteSendHeld(c.Socket));
+        while (h.Tcp.TryGetChanged(out _)) { }
+
+        // Nothing grew: no one is told, and the recheck backs off.
+        h.Now += TcpLayer.PressureRecheck;
+        h.Tcp.MemoryLimitSet(h.Now);
+        Assert.False(h.Tcp.TryGetChanged(out _));
+        Assert.Equal(h.Now + 2 * TcpLayer.PressureRecheck, h.Tcp.PollAt);
+
+        h.Tcp.Memory.SetLimit(4 * 1024 * 1024);
+        h.Tcp.MemoryLimitSet(h.Now);
+        Assert.True(h.Tcp.TryGetChanged(out var changed));
+        Assert.Equal(c.Socket, changed);
+        Assert.True((h.Tcp.GetReadiness(c.Socket) & TcpReadiness.Writable) != 0);
+        Assert.Equal(256 * 1024, h.Tcp.GetSendSpace(c.Socket));
+        Assert.Equal(0, h.Tcp.PressedConnections);
+    }
+
+    [Fact]
     public void A_window_smaller_than_an_MSS_still_reopens_when_the_app_reads()
     {
         // Receiver SWS avoidance moves the edge by min(RCV.BUFF / 2, MSS). Under pressure the
