@@ -51,6 +51,10 @@ internal sealed record BenchOptions
     public string? LogDirectory { get; init; }
     /// <summary>CPUs the stacks' servers and this process (the app of both stacks) are confined to; null: no placement.</summary>
     public string? Cpus { get; init; }
+    /// <summary>AntHost's TCP send buffer per socket (null: the inet server's default).</summary>
+    public int? TcpSendBuffer { get; init; }
+    /// <summary>Throughput: the one-connection rows only.</summary>
+    public bool OneConnection { get; init; }
 }
 
 internal static class BenchRun
@@ -217,7 +221,7 @@ internal static class BenchRun
                                 }
                                 // What an app sees: HttpClient's GET of 64 MiB from the peer's HTTP server.
                                 if (o.Peer is not null) report.Notes.Add("HttpClient GET not measured: a remote peer (anthost-rpeer) serves no HTTP");
-                                else foreach (var stack in ends)
+                                else if (!o.OneConnection) foreach (var stack in ends)
                                 {
                                     interruption.Token.ThrowIfCancellationRequested();
                                     Guard(stack, "HttpClient GET", () =>
@@ -229,7 +233,7 @@ internal static class BenchRun
                                     });
                                 }
                                 // Several apps at once: four processes, two connections each, each way.
-                                foreach (var stack in ends)
+                                foreach (var stack in o.OneConnection ? [] : ends)
                                     foreach (bool outbound in new[] { true, false })
                                     {
                                         interruption.Token.ThrowIfCancellationRequested();
@@ -253,8 +257,8 @@ internal static class BenchRun
                                             step($"  {t.Gbps:F2} Gbit/s, {t.CpuMsPerMb:F1} ms CPU per MB{(t.MessagesPerMb is { } m ? $", {m:F0} IPC messages per MB" : "")}");
                                         });
                                     }
-                                if (o.Peer is null) report.Injection = Inject(o, step, o.Quick ? 1 : 2);
-                                else report.Notes.Add("libpcap injection rate not measured: on a real adapter it would flood the network with raw frames");
+                                if (o.Peer is null && !o.OneConnection) report.Injection = Inject(o, step, o.Quick ? 1 : 2);
+                                else if (o.Peer is not null) report.Notes.Add("libpcap injection rate not measured: on a real adapter it would flood the network with raw frames");
                             }
                             if (o.Idle && first)
                             {
@@ -315,6 +319,7 @@ internal static class BenchRun
             HostKernelAddress = HostKernelAddress,
             LogDirectory = o.LogDirectory,
             Cpus = o.Cpus,
+            TcpSendBuffer = o.TcpSendBuffer,
         };
         step($"bringing up '{instance}' ({tuning.Name}: spin {tuning.SpinUs} us) on sandbox '{o.Prefix}'");
         var state = Instance.Up(up, step, ct);

@@ -243,6 +243,7 @@ public sealed class InetDriver : IDeviceLoopWork
         {
             _log.LogInformation("anthost-nic: adapter {Adapter} MAC {Mac} MTU {Mtu} link {Link}; kernel instance {Instance} as {Process}",
                 _device.Adapter, _device.Mac, _device.Mtu, _device.Link, _options.Instance, _kernel.Id);
+            _log.LogInformation("offloaded TCP sends are cut by {Who}", _device.KernelSegmentation ? "the kernel (PACKET_VNET_HDR GSO)" : "the driver" + (_device.LastError is { } why ? $" ({why})" : ""));
             _device.LinkChanged += OnLinkChanged;
             OpenPanel();
             using var meter = NicMeter.For(this);
@@ -702,7 +703,7 @@ public sealed class InetDriver : IDeviceLoopWork
             DropReceived();
             _log.LogInformation("ipc counters: {Counters}", Counters);
             _log.LogInformation("device counters: {Counters}", _device.Counters);
-            _log.LogInformation("segmentation offload: {Sends} sends cut into {Frames} frames", _device.TxOffloads, _device.TxOffloadFrames);
+            _log.LogInformation("segmentation offload: {Sends} sends cut into {Frames} frames ({Kernel} of them cut by the kernel's GSO)", _device.TxOffloads, _device.TxOffloadFrames, _device.TxKernelSegmented);
             if (_panel is { } panel && panel.CapturedFrames + panel.CaptureDrops > 0)
                 _log.LogInformation("capture: {Frames} frames captured, {Drops} dropped (reader too slow)", panel.CapturedFrames, panel.CaptureDrops);
             ClosePanel();
