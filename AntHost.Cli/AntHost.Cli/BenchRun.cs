@@ -349,13 +349,15 @@ internal static class BenchRun
     }
 
     /// <summary>
-    /// Messages through inet between two readings of its counters: each app call and its
-    /// answer, each ethinput, each transmit request and its completion.
+    /// Messages through inet between two readings of its counters, as counted where they
+    /// travel: each app call, each answer to an app (inet's, and the driver's direct returns),
+    /// each ethinput, each transmit request and each message that brought completions back.
     /// </summary>
     private static double IpcMessages(long[] after, long[] before)
     {
         long D(AntHost.Inet.Abi.InetStat s) => after[(int)s] - before[(int)s];
-        return 2 * D(AntHost.Inet.Abi.InetStat.SocketCalls) + D(AntHost.Inet.Abi.InetStat.EthInputMessages) + 2 * D(AntHost.Inet.Abi.InetStat.TransmitRequests);
+        return D(AntHost.Inet.Abi.InetStat.SocketCalls) + D(AntHost.Inet.Abi.InetStat.RepliesToApps) + D(AntHost.Inet.Abi.InetStat.DirectReturns)
+            + D(AntHost.Inet.Abi.InetStat.EthInputMessages) + D(AntHost.Inet.Abi.InetStat.TransmitRequests) + D(AntHost.Inet.Abi.InetStat.CompletionMessages);
     }
 
     /// <summary>Per MB: socket calls, ethinputs and transmit requests with the frames each carried.</summary>
@@ -364,7 +366,8 @@ internal static class BenchRun
         double D(AntHost.Inet.Abi.InetStat s) => (after[(int)s] - before[(int)s]) / mb;
         return string.Create(Ci, $"per MB: {D(AntHost.Inet.Abi.InetStat.SocketCalls):F1} socket calls, "
             + $"{D(AntHost.Inet.Abi.InetStat.EthInputMessages):F1} ethinputs in {D(AntHost.Inet.Abi.InetStat.ReceiveBatches):F1} receive batches of {D(AntHost.Inet.Abi.InetStat.FramesFromDriver):F1} frames ({D(AntHost.Inet.Abi.InetStat.FramesFromLists):F1} in frame lists), "
-            + $"{D(AntHost.Inet.Abi.InetStat.TransmitRequests):F1} transmits of {D(AntHost.Inet.Abi.InetStat.FramesToDriver):F1} frames ({D(AntHost.Inet.Abi.InetStat.OffloadFrames):F1} offload)");
+            + $"{D(AntHost.Inet.Abi.InetStat.TransmitRequests):F1} transmits of {D(AntHost.Inet.Abi.InetStat.FramesToDriver):F1} frames ({D(AntHost.Inet.Abi.InetStat.OffloadFrames):F1} offload), "
+            + $"{D(AntHost.Inet.Abi.InetStat.CompletionMessages):F1} completion messages, {D(AntHost.Inet.Abi.InetStat.RepliesToApps) + D(AntHost.Inet.Abi.InetStat.DirectReturns):F1} answers to the app");
     }
 
     internal static void NoteOnce(NetBenchReport report, string note) => NoteOnceList(report.Notes, note);
