@@ -51,6 +51,10 @@ internal sealed record BenchOptions
     public string? LogDirectory { get; init; }
     /// <summary>CPUs the stacks' servers and this process (the app of both stacks) are confined to; null: no placement.</summary>
     public string? Cpus { get; init; }
+    /// <summary>AntHost's TCP send buffer per socket (null: the inet server's default).</summary>
+    public int? TcpSendBuffer { get; init; }
+    /// <summary>Throughput: the one-connection rows only.</summary>
+    public bool OneConnection { get; init; }
 }
 
 internal static class BenchRun
@@ -235,7 +239,7 @@ internal static class BenchRun
                                 }
                                 // What an app sees: HttpClient's GET of 64 MiB from the peer's HTTP server.
                                 if (o.Peer is not null) report.Notes.Add("HttpClient GET not measured: a remote peer (anthost-rpeer) serves no HTTP");
-                                else foreach (var stack in ends)
+                                else if (!o.OneConnection) foreach (var stack in ends)
                                 {
                                     interruption.Token.ThrowIfCancellationRequested();
                                     Guard(stack, "HttpClient GET", () =>
@@ -247,7 +251,7 @@ internal static class BenchRun
                                     });
                                 }
                                 // Several apps at once: four processes, two connections each, each way.
-                                foreach (var stack in ends)
+                                foreach (var stack in o.OneConnection ? [] : ends)
                                     foreach (bool outbound in new[] { true, false })
                                     {
                                         interruption.Token.ThrowIfCancellationRequested();
@@ -271,8 +275,8 @@ internal static class BenchRun
                                             step($"  {t.Gbps:F2} Gbit/s, {t.CpuMsPerMb:F1} ms CPU per MB{(t.MessagesPerMb is { } m ? $", {m:F0} IPC messages per MB" : "")}");
                                         });
                                     }
-                                if (o.Peer is null) report.Injection = Inject(o, step, o.Quick ? 1 : 2);
-                                else report.Notes.Add("libpcap injection rate not measured: on a real adapter it would flood the network with raw frames");
+                                if (o.Peer is null && !o.OneConnection) report.Injection = Inject(o, step, o.Quick ? 1 : 2);
+                                else if (o.Peer is not null) report.Notes.Add("libpcap injection rate not measured: on a real adapter it would flood the network with raw frames");
                             }
                             if (o.Idle && first)
                             {
@@ -333,6 +337,7 @@ internal static class BenchRun
             HostKernelAddress = HostKernelAddress,
             LogDirectory = o.LogDirectory,
             Cpus = o.Cpus,
+            TcpSendBuffer = o.TcpSendBuffer,
         };
         step($"bringing up '{instance}' ({tuning.Name}: spin {tuning.SpinUs} us) on sandbox '{o.Prefix}'");
         var state = Instance.Up(up, step, ct);
@@ -362,13 +367,15 @@ internal static class BenchRun
     }
 
     /// <summary>
-    /// Messages through inet between two readings of its counters: each app call and its
-    /// answer, each ethinput, each transmit request and its completion.
+    /// Messages through inet between two readings of its counters, as counted where they
+    /// travel: each app call, each answer to an app (inet's, and the driver's direct returns),
+    /// each ethinput, each transmit request and each message that brought completions back.
     /// </summary>
     private static double IpcMessages(long[] after, long[] before)
     {
         long D(AntHost.Inet.Abi.InetStat s) => after[(int)s] - before[(int)s];
-        return 2 * D(AntHost.Inet.Abi.InetStat.SocketCalls) + D(AntHost.Inet.Abi.InetStat.EthInputMessages) + 2 * D(AntHost.Inet.Abi.InetStat.TransmitRequests);
+        return D(AntHost.Inet.Abi.InetStat.SocketCalls) + D(AntHost.Inet.Abi.InetStat.RepliesToApps) + D(AntHost.Inet.Abi.InetStat.DirectReturns)
+            + D(AntHost.Inet.Abi.InetStat.EthInputMessages) + D(AntHost.Inet.Abi.InetStat.TransmitRequests) + D(AntHost.Inet.Abi.InetStat.CompletionMessages);
     }
 
     /// <summary>Per MB: socket calls, ethinputs and transmit requests with the frames each carried.</summary>
@@ -377,7 +384,8 @@ internal static class BenchRun
         double D(AntHost.Inet.Abi.InetStat s) => (after[(int)s] - before[(int)s]) / mb;
         return string.Create(Ci, $"per MB: {D(AntHost.Inet.Abi.InetStat.SocketCalls):F1} socket calls, "
             + $"{D(AntHost.Inet.Abi.InetStat.EthInputMessages):F1} ethinputs in {D(AntHost.Inet.Abi.InetStat.ReceiveBatches):F1} receive batches of {D(AntHost.Inet.Abi.InetStat.FramesFromDriver):F1} frames ({D(AntHost.Inet.Abi.InetStat.FramesFromLists):F1} in frame lists), "
-            + $"{D(AntHost.Inet.Abi.InetStat.TransmitRequests):F1} transmits of {D(AntHost.Inet.Abi.InetStat.FramesToDriver):F1} frames ({D(AntHost.Inet.Abi.InetStat.OffloadFrames):F1} offload)");
+            + $"{D(AntHost.Inet.Abi.InetStat.TransmitRequests):F1} transmits of {D(AntHost.Inet.Abi.InetStat.FramesToDriver):F1} frames ({D(AntHost.Inet.Abi.InetStat.OffloadFrames):F1} offload), "
+            + $"{D(AntHost.Inet.Abi.InetStat.CompletionMessages):F1} completion messages, {D(AntHost.Inet.Abi.InetStat.RepliesToApps) + D(AntHost.Inet.Abi.InetStat.DirectReturns):F1} answers to the app");
     }
 
     internal static void NoteOnce(NetBenchReport report, string note) => NoteOnceList(report.Notes, note);

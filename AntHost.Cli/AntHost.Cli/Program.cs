@@ -259,8 +259,12 @@ namespace AntHost.Cli
             spin.Validators.Add(r => { if (r.GetValueOrDefault<int>() is < 1 or > 100_000) r.AddError("--spin-us takes 1..100000"); });
             var logDir = new Option<string?>("--log-dir") { Description = "where the servers' logs go (default /var/log/anthost/INSTANCE)" };
             var cpus = CpusOption();
+            var sndbuf = new Option<int?>("--tcp-sndbuf") { Description = "AntHost's TCP send buffer per socket in bytes (as `up --tcp-sndbuf`; default the inet server's own)" };
+            sndbuf.Validators.Add(r => { if (r.GetValueOrDefault<int?>() is < 4096 or > (1 << 30)) r.AddError("--tcp-sndbuf takes 4096..2^30"); });
+            var oneConnection = new Option<bool>("--one-connection") { Description = "throughput: only the one-connection rows each way (no HttpClient, several-apps or injection rows)" };
             var c = new Command(name, description);
-            foreach (Option o in new Option[] { quick, instance, prefix, peer, baselineNetns, output, iterations, spin, logDir, cpus }) c.Options.Add(o);
+            foreach (Option o in new Option[] { quick, instance, prefix, peer, baselineNetns, output, iterations, spin, logDir, cpus, sndbuf }) c.Options.Add(o);
+            if (throughput) c.Options.Add(oneConnection);
             Option<string?>? docs = null;
             if (ipc)
             {
@@ -302,6 +306,8 @@ namespace AntHost.Cli
                     LatencySpinUs = r.GetValue(spin),
                     LogDirectory = r.GetValue(logDir),
                     Cpus = r.GetValue(cpus) is { } list ? Instance.CheckCpus(list) : null,
+                    TcpSendBuffer = r.GetValue(sndbuf),
+                    OneConnection = throughput && r.GetValue(oneConnection),
                 });
             }));
             return c;

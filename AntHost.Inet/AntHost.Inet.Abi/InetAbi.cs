@@ -101,6 +101,55 @@ public enum NicNotify : ushort
 {
     /// <summary>Data ICAs of a transmit whose result went straight to the original requester.</summary>
     TxDataBack = 1,
+
+    /// <summary>
+    /// The completions of several transmits in one message (<see cref="TxCompletions"/>): whole
+    /// completions only, in the order they were made. The ICAs are lent frames (inet's own
+    /// requests' and direct returns') and the control ICAs of inet's requests among them: one
+    /// in the control slot, more in data slots flagged in the request id, which also holds
+    /// each frame's result.
+    /// </summary>
+    TxCompletions = 2,
+}
+
+/// <summary>
+/// The request id of a <see cref="NicNotify.TxCompletions"/> message: byte i (0..2) is the
+/// <see cref="TransmitResult"/> of data ICA i (0, Sent, for a frame whose result went to its
+/// app by direct return); bit i of byte 3 says data ICA i is a transmit request's control ICA
+/// (its results are in its frame), the other bits are 0.
+/// </summary>
+public static class TxCompletions
+{
+    private const int ControlShift = 24;
+
+    /// <summary>Sets the result of data ICA <paramref name="index"/> in <paramref name="word"/>.</summary>
+    public static uint With(uint word, int index, TransmitResult result) =>
+        (word & ~(0xFFu << (8 * index))) | ((uint)(byte)result << (8 * index));
+
+    /// <summary>Marks data ICA <paramref name="index"/> as a transmit request's control ICA.</summary>
+    public static uint WithControl(uint word, int index) => word | (1u << (ControlShift + index));
+
+    /// <summary>True when data ICA <paramref name="index"/> is marked as a control ICA.</summary>
+    public static bool IsControl(uint word, int index) => (word >> (ControlShift + index) & 1) != 0;
+
+    /// <summary>
+    /// Checks a word for a message of <paramref name="dataCount"/> data ICAs: every mark names
+    /// one of them, every frame's result is one a driver writes.
+    /// </summary>
+    public static bool IsValid(uint word, int dataCount)
+    {
+        if (word >> ControlShift >> dataCount != 0) return false;
+        for (int i = 0; i < dataCount; i++)
+            if (!IsControl(word, i) && (byte)(word >> (8 * i)) > (byte)TransmitResult.BadDescriptor) return false;
+        return true;
+    }
+
+    /// <summary>The result of frame <paramref name="index"/> (<see cref="TransmitResult.Error"/> when the byte is not one).</summary>
+    public static TransmitResult Result(uint word, int index)
+    {
+        byte b = (byte)(word >> (8 * index));
+        return b <= (byte)TransmitResult.BadDescriptor ? (TransmitResult)b : TransmitResult.Error;
+    }
 }
 
 /// <summary>
@@ -477,6 +526,15 @@ public enum InetStat
     TcpTimeouts,
     /// <summary>Tail loss probes sent, of new data or not (RFC 8985 7.3; as Linux's TCPLossProbes).</summary>
     TcpTlpProbes,
+    /// <summary>
+    /// Messages in which the driver gave lent ICAs back (transmit replies, TxDataBack,
+    /// TxCompletions); malformed TxCompletions (no ICA, a result no driver writes), counted and
+    /// their ICAs taken all the same.
+    /// </summary>
+    CompletionMessages,
+    BadCompletions,
+    /// <summary>Answers inet sent to apps (the driver's direct returns are counted in DirectReturns).</summary>
+    RepliesToApps,
     Count,
 }
 

@@ -47,6 +47,9 @@ public sealed class AppReplies(IInetKernel kernel, ILogger log)
     /// <summary>Replies that waited for room (in all), wait now, and were dropped.</summary>
     public long ParkedTotal { get; private set; }
 
+    /// <summary>Answers that went to their app (each one message on its ring).</summary>
+    public long Delivered { get; private set; }
+
     public int ParkedNow => _parked.Count;
 
     public long Dropped { get; private set; }
@@ -172,7 +175,9 @@ public sealed class AppReplies(IInetKernel kernel, ILogger log)
     {
         try
         {
-            return kernel.TryReply(m, control, status, data, quiet);
+            if (!kernel.TryReply(m, control, status, data, quiet)) return false;
+            Delivered++;
+            return true;
         }
         catch (KernelException e)
         {

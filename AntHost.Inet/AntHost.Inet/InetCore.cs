@@ -85,6 +85,7 @@ public sealed class InetCore
                     break;
                 case MessageKind.Notify:
                     if (m.Opcode == (ushort)NicNotify.TxDataBack) Protocol.DataBack(m);
+                    else if (m.Opcode == (ushort)NicNotify.TxCompletions) Protocol.Completions(m);
                     else Unknown(m);
                     break;
                 case MessageKind.PeerDied:

@@ -398,53 +398,86 @@ public sealed class ProtocolManager
     /// <summary>The TX completion of a Transmit: the control ICA and the frames' data ICAs are back.</summary>
     public void TransmitCompleted(in Message m)
     {
-        if (m.Endpoint != _driver)
-        {
-            Count(InetStat.BadRequests);
-            _kernel.FreeMessage(m);
-            return;
-        }
+        if (!FromDriver(m)) return;
         Span<byte> args = default;
         if (!m.Control.IsNone && ControlIca.TryOpen(m.Control.Span, out var c) && c.FrameCount > 0)
             args = c.FrameArguments(c.FrameCount - 1);
-        bool settled = ReturnData(m, args);
-        if (!m.Control.IsNone)
-        {
-            if (!settled) Transmits.ControlBack(m.Control.Handle);
-            _kernel.Free(m.Control);
-        }
+        ReturnData(m, args, 0);
     }
 
     /// <summary>Data ICAs given back after a transmit whose result went straight to its requester.</summary>
     public void DataBack(in Message m)
     {
+        if (!FromDriver(m)) return;
+        if (!m.Control.IsNone) _kernel.Free(m.Control);
+        ReturnData(m, default, 0, withControl: false);
+    }
+
+    /// <summary>
+    /// TxCompletions: the completions of several transmits in one message (the results and
+    /// which data ICAs are control ICAs in the request id). A malformed one (no ICA at all, a
+    /// mark past its ICAs, a result no driver writes) is counted; its ICAs come home all the
+    /// same (a frame whose result is not one as not sent), so no page is lost.
+    /// </summary>
+    public void Completions(in Message m)
+    {
+        if (!FromDriver(m)) return;
+        if ((m.DataCount == 0 && m.Control.IsNone) || !TxCompletions.IsValid(m.RequestId, m.DataCount)) Count(InetStat.BadCompletions);
+        ReturnData(m, default, m.RequestId);
+    }
+
+    /// <summary>Counts a completion message; refuses (and frees) one not from the attached driver.</summary>
+    private bool FromDriver(in Message m)
+    {
         if (m.Endpoint != _driver)
         {
             Count(InetStat.BadRequests);
             _kernel.FreeMessage(m);
-            return;
+            return false;
         }
-        if (!m.Control.IsNone) _kernel.Free(m.Control);
-        ReturnData(m, default);
+        Count(InetStat.CompletionMessages);
+        return true;
     }
 
-    /// <summary>Ends the life of each frame the message gives back; true when the record of its control ICA was among them.</summary>
-    private bool ReturnData(in Message m, ReadOnlySpan<byte> args)
+    private readonly IcaHandle[] _controlsBack = new IcaHandle[1 + InetService.MaxFramesPerMessage];
+    private readonly bool[] _controlsSettled = new bool[1 + InetService.MaxFramesPerMessage];
+
+    /// <summary>
+    /// Ends the life of each frame the message gives back, its result from the request's
+    /// <paramref name="args"/>, else from <paramref name="word"/> (TxCompletions' request id;
+    /// 0: sent), then takes the control ICAs of inet's requests that came with them (the
+    /// message's control slot, and TxCompletions' marked data ICAs): a record still holding
+    /// one that no frame of this message settled lets go of it, and each is freed.
+    /// </summary>
+    private void ReturnData(in Message m, ReadOnlySpan<byte> args, uint word, bool withControl = true)
     {
-        bool settled = false;
-        var control = m.Control.IsNone ? default : m.Control.Handle;
+        int controls = 0;
+        if (withControl && !m.Control.IsNone) _controlsBack[controls++] = m.Control.Handle;
+        for (int i = 0; i < m.DataCount; i++)
+            if (TxCompletions.IsControl(word, i)) _controlsBack[controls++] = m.GetData(i).Ica.Handle;
         for (int i = 0; i < m.DataCount; i++)
         {
+            if (TxCompletions.IsControl(word, i)) continue;
             var d = m.GetData(i).Ica;
-            var r = args.IsEmpty ? TransmitResult.Sent : TransmitArgs.GetResult(args, i);
-            if (!Transmits.Back(d, r, control, ref settled))
+            var r = !args.IsEmpty ? TransmitArgs.GetResult(args, i) : TxCompletions.Result(word, i);
+            if (!Transmits.Back(d, r, out var held))
             {
                 // Not a frame we lent: it is ours now all the same; give it back to the pool.
                 Count(InetStat.BadRequests);
                 _kernel.Free(d);
+                continue;
             }
+            for (int k = 0; k < controls; k++)
+                if (!held.IsNone && held.FirstPage == _controlsBack[k].FirstPage) _controlsSettled[k] = true;
         }
-        return settled;
+        for (int k = 0; k < controls; k++)
+        {
+            if (!_controlsSettled[k]) Transmits.ControlBack(_controlsBack[k]);
+            _controlsSettled[k] = false;
+        }
+        if (withControl && !m.Control.IsNone) _kernel.Free(m.Control);
+        for (int i = 0; i < m.DataCount; i++)
+            if (TxCompletions.IsControl(word, i)) _kernel.Free(m.GetData(i).Ica);
     }
 
     // ---- timers ----------------------------------------------------------------------------
@@ -477,6 +510,7 @@ public sealed class ProtocolManager
         _stats[(int)InetStat.RepliesParked] = Replies.ParkedTotal;
         _stats[(int)InetStat.RepliesParkedNow] = Replies.ParkedNow;
         _stats[(int)InetStat.RepliesDropped] = Replies.Dropped;
+        _stats[(int)InetStat.RepliesToApps] = Replies.Delivered;
         if (Interface is { } i)
         {
             var s = i.Counters;

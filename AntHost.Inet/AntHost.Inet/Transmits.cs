@@ -237,13 +237,14 @@ public sealed class Transmits
     /// <summary>
     /// A data ICA the driver gave back (a completion of inet's request, or TxDataBack of a
     /// direct return): the frame's life ends. False when it was not a frame lent (the caller
-    /// frees it). <paramref name="controlSettled"/> turns true when the record held
-    /// <paramref name="control"/>, the control ICA that came back with it.
+    /// frees it). <paramref name="heldControl"/> is the control ICA of inet's transmit request
+    /// the record held (none when it held none): it came back with the frame, or comes later.
     /// </summary>
-    public bool Back(IcaLease ica, TransmitResult result, IcaHandle control, ref bool controlSettled)
+    public bool Back(IcaLease ica, TransmitResult result, out IcaHandle heldControl)
     {
+        heldControl = default;
         if (!_inFlight.Remove(ica.Handle.FirstPage, out var t)) return false;
-        if (t.HasControl && t.Control.FirstPage == control.FirstPage) controlSettled = true;
+        if (t.HasControl) heldControl = t.Control;
         t.Lent.Rebind(ica);
         Count(result == TransmitResult.Sent ? InetStat.FramesSent : InetStat.FramesNotSent);
         t.Frame.FinishTransmit();

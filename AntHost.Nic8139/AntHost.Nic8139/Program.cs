@@ -59,6 +59,8 @@ namespace AntHost.Nic8139
         public Option<int> IpcSpinUs { get; } = new("--ipc-spin-us") { Description = "driver mode: how long the one loop spins over the pcap ring and the kernel rings before it sleeps, microseconds (0 = frugal)", DefaultValueFactory = _ => 20 };
         public Option<bool> NoCoalesce { get; } = new("--no-gro") { Description = "driver mode: hand every received segment to inet as it came (no receive coalescing)" };
         public Option<bool> NoFrameLists { get; } = new("--no-frame-lists") { Description = "driver mode: post each header-only TCP segment (an ACK) in a data ICA of its own, not packed into frame lists" };
+        public Option<bool> NoCompletionBatches { get; } = new("--no-completion-batches") { Description = "driver mode: give each transmit's lent ICAs back to inet in a message of its own, not several completions to a TxCompletions message" };
+        public Option<bool> NoKernelGso { get; } = new("--no-kernel-gso") { Description = "cut offloaded TCP sends into frames in the driver (one sendmmsg per send) instead of handing each to the kernel's segmentation as one frame with a virtio_net_hdr" };
         public Option<bool> Verbose { get; } = new("--verbose") { Description = "debug logging" };
         public Option<string> LogFormat { get; } = new("--log-format") { Description = "text, or json: one object per line (timestamp, level, category, message, the template's fields)", DefaultValueFactory = _ => "text" };
         public Option<bool> NoCapture { get; } = new("--no-capture") { Description = "driver mode: offer no capture (the panel carries the live counters only)" };
@@ -70,7 +72,7 @@ namespace AntHost.Nic8139
             Root = new RootCommand("AntHost NIC driver (Nic8139): one adapter through libpcap");
             foreach (Option o in new Option[] { Adapter, Mac, Index, Mtu, Netns, SpinUs, BufferMiB, Multicast, FaultDrop, FaultDuplicate, FaultCorrupt,
                 FaultReorder, FaultDelay, FaultDelayMs, FaultSeed, FaultDirection, Probe, ProbeSeconds, Address, Ping, PingCount, InjectSeconds, InjectLength,
-                Instance, Service, IpcSpinUs, NoCoalesce, NoFrameLists, Verbose, LogFormat, NoCapture })
+                Instance, Service, IpcSpinUs, NoCoalesce, NoFrameLists, NoCompletionBatches, NoKernelGso, Verbose, LogFormat, NoCapture })
                 Root.Options.Add(o);
             LogFormat.AcceptOnlyFromAmong(AntHost.Kernel.Logging.ServerLogging.Formats);
             Root.SetAction(Run);
@@ -109,6 +111,7 @@ namespace AntHost.Nic8139
                 AcceptMulticast = r.GetValue(Multicast),
                 ReceiveFaults = direction is "rx" or "both" ? faults : FaultSettings.None,
                 TransmitFaults = direction is "tx" or "both" ? faults : FaultSettings.None,
+                KernelSegmentation = !r.GetValue(NoKernelGso),
             };
         }
 
@@ -167,6 +170,7 @@ namespace AntHost.Nic8139
                     Service = r.GetValue(Service) ?? "inet",
                     SpinBudget = TimeSpan.FromMicroseconds(spin),
                     Coalesce = !r.GetValue(NoCoalesce),
+                    BatchCompletions = !r.GetValue(NoCompletionBatches),
                     FrameLists = !r.GetValue(NoFrameLists),
                     Capture = !r.GetValue(NoCapture),
                 }, log);

@@ -104,7 +104,7 @@ public static class NetBenchReportWriter
                 sb.AppendLine(Ci, $"| {t.Stack} | {t.Direction} | {t.Bytes:N0} | {t.Seconds:F2} | {t.Gbps:F2} | {Opt(t.CpuMsPerMb, "F1")} | {Opt(t.SleepsPerMb, "F0")} | {Opt(t.MessagesPerMb, "F0")} |");
             if (r.Injection is { } inj) sb.AppendLine(Ci, $"| libpcap injection (raw frames, one thread) | out | {inj.FrameBytes} B frames | {inj.Seconds:F1} | {inj.Gbps:F2} ({inj.FramesPerSecond:N0} frames/s) | | | |");
             sb.AppendLine();
-            sb.AppendLine("CPU and sleep/wake cycles of our side only: the app (and for AntHost the broker, inet server and NIC driver), not the peer. IPC messages per MB: each app call and its answer, each ethinput, each transmit request and its completion, from the inet server's counters.");
+            sb.AppendLine("CPU and sleep/wake cycles of our side only: the app (and for AntHost the broker, inet server and NIC driver), not the peer. IPC messages per MB, as counted where they travel (the inet server's counters): each app call, each answer to an app (inet's, and the driver's direct returns), each ethinput, each transmit request, and each message that brought completions back (several completions share one, TxCompletions).");
             sb.AppendLine();
         }
         if (r.Idle.Count > 0)

@@ -358,6 +358,8 @@ internal sealed class ServerSimulation : IDisposable
     private void DriverWork()
     {
         if (_driverEp is null) return;
+        // Half the time the completions of this turn share TxCompletions messages, as the driver packs them.
+        var batch = _r.Next(2) == 0 ? new List<(IcaLease Control, DataIca[] Back)>() : null;
         int n = _r.Next(_driverHeld.Count + 1);
         for (int i = 0; i < n && _driverHeld.Count > 0; i++)
         {
@@ -384,17 +386,83 @@ internal sealed class ServerSimulation : IDisposable
                 {
                     // The app died meanwhile: the kernel drops the answer with its control ICA.
                     _k.FreeOf(call.Control, _driver, "the answer to a dead app is dropped");
-                    Handle(Msg(MessageKind.Notify, MessageFlags.None, call.Id, (int)NicNotify.TxDataBack, _driver, _driverEp, default, back));
+                    Complete(batch, default, back, () => Handle(Msg(MessageKind.Notify, MessageFlags.None, call.Id, (int)NicNotify.TxDataBack, _driver, _driverEp, default, back)));
                     continue;
                 }
                 var control = _k.Transfer(call.Control, _driver, app.Pid, "driver answers the app");
                 DirectReturns++;
                 Assert.True(app.Waiting.Remove(requestId), $"{Where}: a direct return to call {requestId} of app {app.Pid} (alive: {app.Alive}), which waits for {string.Join(", ", app.Waiting.Select(w => $"{w.Key}:{w.Value}"))}");
                 _k.FreeOf(control, app.Pid, "app frees its control ICA");
-                Handle(Msg(MessageKind.Notify, MessageFlags.None, call.Id, (int)NicNotify.TxDataBack, _driver, _driverEp, default, back));
+                Complete(batch, default, back, () => Handle(Msg(MessageKind.Notify, MessageFlags.None, call.Id, (int)NicNotify.TxDataBack, _driver, _driverEp, default, back)));
             }
-            else Handle(Msg(MessageKind.Reply, MessageFlags.None, call.Id, 0, _driver, _driverEp, _k.Transfer(call.Control, _driver, Inet, "driver completes"), back));
+            else if (batch is not null) Complete(batch, _k.Transfer(call.Control, _driver, Inet, "driver completes"), back, null);
+            else
+            {
+                CompletionMessages++;
+                Handle(Msg(MessageKind.Reply, MessageFlags.None, call.Id, 0, _driver, _driverEp, _k.Transfer(call.Control, _driver, Inet, "driver completes"), back));
+            }
         }
+        if (batch is { Count: > 0 }) SendCompletions(batch);
+        if (_r.Next(400) == 0) ForgeCompletions();
+    }
+
+    /// <summary>Messages that gave inet completions back, those that carried two or more, and the malformed TxCompletions forged.</summary>
+    public long CompletionMessages { get; private set; }
+    public long SharedCompletionMessages { get; private set; }
+    public long BadCompletions { get; private set; }
+
+    /// <summary>One completion: alone in its own form, or added to the batch (which goes first when this one does not fit it).</summary>
+    private void Complete(List<(IcaLease Control, DataIca[] Back)>? batch, IcaLease control, DataIca[] back, Action? alone)
+    {
+        if (batch is null)
+        {
+            CompletionMessages++;
+            alone!();
+            return;
+        }
+        // Three data slots for the frames and the control ICAs past the first (one goes in the control slot).
+        int frames = batch.Sum(b => b.Back.Length) + back.Length, controls = batch.Count(b => !b.Control.IsNone) + (control.IsNone ? 0 : 1);
+        if (batch.Count > 0 && frames + Math.Max(0, controls - 1) > InetService.MaxFramesPerMessage) SendCompletions(batch);
+        batch.Add((control, back));
+    }
+
+    /// <summary>The batch as one TxCompletions: whole completions, the first control ICA in the control slot, the others marked among the data ICAs.</summary>
+    private void SendCompletions(List<(IcaLease Control, DataIca[] Back)> batch)
+    {
+        IcaLease control = default;
+        var data = new List<DataIca>();
+        uint results = 0;
+        foreach (var (c, back) in batch)
+        {
+            if (!c.IsNone && control.IsNone) control = c;
+            else if (!c.IsNone)
+            {
+                results = TxCompletions.WithControl(results, data.Count);
+                data.Add(new DataIca(c, c.Length));
+            }
+            foreach (var d in back) data.Add(d);
+        }
+        Assert.True(data.Count <= InetService.MaxFramesPerMessage, $"{Where}: {data.Count} data ICAs in one message");
+        CompletionMessages++;
+        if (batch.Count > 1) SharedCompletionMessages++;
+        batch.Clear();
+        Handle(Msg(MessageKind.Notify, MessageFlags.None, results, (int)NicNotify.TxCompletions, _driver, _driverEp, control, [.. data]));
+    }
+
+    /// <summary>
+    /// Malformed TxCompletions: one with no ICA; one over a page of the driver's whose result no
+    /// driver writes; one marking a control ICA past its data ICAs. Each refused and counted,
+    /// the pages freed by inet.
+    /// </summary>
+    private void ForgeCompletions()
+    {
+        CompletionMessages += 3;
+        BadCompletions += 3;
+        Handle(Msg(MessageKind.Notify, MessageFlags.None, 0, (int)NicNotify.TxCompletions, _driver, _driverEp, default));
+        var stranger = _k.Transfer(_k.AllocateFor(_driver, 1), _driver, Inet, "a forged completion");
+        Handle(Msg(MessageKind.Notify, MessageFlags.None, 0x7F, (int)NicNotify.TxCompletions, _driver, _driverEp, default, [new DataIca(stranger, 64)]));
+        stranger = _k.Transfer(_k.AllocateFor(_driver, 1), _driver, Inet, "a forged completion");
+        Handle(Msg(MessageKind.Notify, MessageFlags.None, TxCompletions.WithControl(0, 2), (int)NicNotify.TxCompletions, _driver, _driverEp, default, [new DataIca(stranger, 64)]));
     }
 
     private void ToPeer(ReadOnlySpan<byte> frame)

@@ -14,6 +14,7 @@ public class ServerSimulationTests(ITestOutputHelper output)
     {
         string path = $"/dev/shm/anthost-test-srv-sim-{Environment.ProcessId}.pool";
         using var kernel = new FakeKernel(path, 4096, AntHost.Kernel.Pool.ProcessId.Create(0, 1));
+        long completionMessages = 0, sharedCompletions = 0, badCompletions = 0, completionMessagesIn = 0, badCompletionsIn = 0;
         long replies = 0, listFrames = 0, badLists = 0, listFramesIn = 0, badListFramesIn = 0, dataReplies = 0, direct = 0, forwardedAtMost = 0, driverDeaths = 0, appDeaths = 0, heldAtMost = 0, parkedAtMost = 0;
         int seeds = 0;
         foreach (var seed in Seeds(200))
@@ -25,6 +26,11 @@ public class ServerSimulationTests(ITestOutputHelper output)
             badLists += sim.BadLists;
             listFramesIn += sim.Stat(AntHost.Inet.Abi.InetStat.FramesFromLists);
             badListFramesIn += sim.Stat(AntHost.Inet.Abi.InetStat.BadListFrames);
+            completionMessages += sim.CompletionMessages;
+            sharedCompletions += sim.SharedCompletionMessages;
+            badCompletions += sim.BadCompletions;
+            completionMessagesIn += sim.Stat(AntHost.Inet.Abi.InetStat.CompletionMessages);
+            badCompletionsIn += sim.Stat(AntHost.Inet.Abi.InetStat.BadCompletions);
             replies += sim.Replies;
             dataReplies += sim.DataReplies;
             direct += sim.DirectReturns;
@@ -48,6 +54,13 @@ public class ServerSimulationTests(ITestOutputHelper output)
         Assert.Equal(listFrames, listFramesIn);
         Assert.True(badLists > 0, "no malformed list was tried");
         Assert.Equal(badLists, badListFramesIn);
+        // Completions several to a message (TxCompletions): every lent ICA came home (owners are
+        // checked at every step), every message was counted, every malformed one refused and counted.
+        output.WriteLine($"{completionMessages} completion messages, {sharedCompletions} carrying several completions, {badCompletions} malformed");
+        Assert.True(sharedCompletions > seeds / 10, $"only {sharedCompletions} messages carried several completions");
+        Assert.True(badCompletions > 0, "no malformed completion was tried");
+        Assert.Equal(completionMessages, completionMessagesIn);
+        Assert.Equal(badCompletions, badCompletionsIn);
     }
 
     private static IEnumerable<ulong> Seeds(int defaultCount)

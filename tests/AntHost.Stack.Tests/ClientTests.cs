@@ -165,6 +165,42 @@ public sealed class ClientTests(ITestOutputHelper output)
     }
 
     [PcapFact]
+    public void Completions_of_one_segment_sends_come_back_to_inet_several_to_a_message() => CompletionsOfSmallSends(batches: true);
+
+    [PcapFact]
+    public void Without_completion_batches_each_completion_is_a_message_of_its_own() => CompletionsOfSmallSends(batches: false);
+
+    private void CompletionsOfSmallSends(bool batches)
+    {
+        // One-segment sends go out by direct return: each gives its data ICA back to inet
+        // (TxDataBack), held by the driver until the next frame it posts to inet. Held ones share
+        // a TxCompletions message (three ICAs and a control ICA to a message) unless that is off.
+        using var stack = new RunningStack(output, "16M", batches ? [] : ["--no-completion-batches"]);
+        using var listener = PeerListener(stack, 5107);
+        using var inet = InetStack.Connect(new InetStackOptions { Instance = stack.Instance, ProcessName = "test-completions" });
+        using var socket = new InetSocket(inet, SocketType.Stream, ProtocolType.Tcp);
+        socket.Connect(new IPEndPoint(IPAddress.Parse(Peer), 5107));
+        using var peer = AcceptWithin(listener);
+
+        const int bytes = 2 << 20;
+        int chunk = socket.SendSegmentSize;
+        var data = Pattern(bytes, 17);
+        var before = stack.InetStats();
+        var received = Task.Run(() => PeerReceiveExactly(peer, bytes));
+        for (int at = 0; at < bytes; at += chunk) Assert.True(socket.Send(data.AsSpan(at, Math.Min(chunk, bytes - at))) > 0);
+        Assert.True(received.Wait(PeerTimeout), "the peer did not get everything");
+        Assert.Equal(data, received.Result);
+        var after = stack.InetStats();
+        long D(InetStat x) => after[(int)x] - before[(int)x];
+        long transmits = D(InetStat.TransmitRequests), direct = D(InetStat.DirectReturns), messages = D(InetStat.CompletionMessages);
+        output.WriteLine($"{bytes >> 20} MiB in {chunk} B sends: {transmits} transmit requests ({direct} of them sends by direct return) came back in {messages} completion messages");
+        Assert.Equal(0, D(InetStat.BadCompletions));
+        Assert.True(direct > 100, $"only {direct} sends went by direct return");
+        if (batches) Assert.True(messages < transmits * 3 / 4, $"{messages} messages for {transmits} completions: few shared a message");
+        else Assert.Equal(transmits, messages);
+    }
+
+    [PcapFact]
     public void A_bulk_receive_is_answered_with_one_ack_per_wake_up_of_inet() => AcksOfABulkReceive(perRound: true);
 
     [PcapFact]

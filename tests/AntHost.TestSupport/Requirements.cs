@@ -71,3 +71,12 @@ public sealed class PcapFactAttribute : FactAttribute
         if (Requirements.PcapMissing is { } why) Skip = why;
     }
 }
+
+/// <summary>A theory that needs network namespaces and libpcap.</summary>
+public sealed class PcapTheoryAttribute : TheoryAttribute
+{
+    public PcapTheoryAttribute()
+    {
+        if (Requirements.PcapMissing is { } why) Skip = why;
+    }
+}

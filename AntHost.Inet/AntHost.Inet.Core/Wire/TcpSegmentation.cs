@@ -56,32 +56,46 @@ public static class TcpSegmentation
     /// </summary>
     public static void WriteSliceHeader(ReadOnlySpan<byte> template, int index, int segmentSize, bool last, ReadOnlySpan<byte> slice, Span<byte> destination)
     {
+        // The send header of one slice holds the pseudo-header sum in its checksum field: the
+        // sum over the TCP header then starts from it, and the payload completes it.
+        WriteSendHeader(template, index, segmentSize, last, slice.Length, destination);
+        var ip = destination[EthernetFrame.HeaderLength..template.Length];
+        var tcp = ip[((ip[0] & 0x0F) * 4)..];
+        BinaryPrimitives.WriteUInt16BigEndian(tcp[TcpHeader.Field.Checksum..], (ushort)~Checksum.Sum(slice, Checksum.Sum(tcp)));
+    }
+
+    /// <summary>
+    /// Writes the headers of a frame that carries <paramref name="length"/> payload bytes from
+    /// slice <paramref name="index"/> on, for a segmenter further down (the kernel's GSO, told by
+    /// a virtio_net_hdr) to cut at <paramref name="segmentSize"/>: the IP total length of the
+    /// whole frame, the identification and sequence number of its first slice, FIN and PSH only
+    /// when it holds the <paramref name="last"/> slice, CWR only when it holds the first; the IP
+    /// checksum complete, and in the TCP checksum field the folded pseudo-header sum of the
+    /// whole frame, not complemented (what a partial checksum starts from: the segmenter adds
+    /// the TCP header and payload of each frame it cuts, as Linux's CHECKSUM_PARTIAL expects).
+    /// </summary>
+    public static void WriteSendHeader(ReadOnlySpan<byte> template, int index, int segmentSize, bool last, int length, Span<byte> destination)
+    {
         template.CopyTo(destination);
         var h = destination[..template.Length];
         var ip = h[EthernetFrame.HeaderLength..];
         int ihl = (ip[0] & 0x0F) * 4;
         var tcp = ip[ihl..];
-        int tcpLength = tcp.Length + slice.Length;
-
+        int tcpLength = tcp.Length + length;
         BinaryPrimitives.WriteUInt16BigEndian(ip[2..], (ushort)(ihl + tcpLength));
         BinaryPrimitives.WriteUInt16BigEndian(ip[4..], (ushort)(BinaryPrimitives.ReadUInt16BigEndian(ip[4..]) + index));
         ip[10] = 0;
         ip[11] = 0;
         BinaryPrimitives.WriteUInt16BigEndian(ip[10..], Checksum.Compute(ip[..ihl]));
-
         uint seq = BinaryPrimitives.ReadUInt32BigEndian(tcp[TcpHeader.Field.Sequence..]);
         BinaryPrimitives.WriteUInt32BigEndian(tcp[TcpHeader.Field.Sequence..], seq + (uint)(index * segmentSize));
         var flags = (TcpFlags)tcp[TcpHeader.Field.Flags];
         if (!last) flags &= ~(TcpFlags.Fin | TcpFlags.Psh);
         if (index > 0) flags &= ~TcpFlags.Cwr;
         tcp[TcpHeader.Field.Flags] = (byte)flags;
-        tcp[TcpHeader.Field.Checksum] = 0;
-        tcp[TcpHeader.Field.Checksum + 1] = 0;
         var source = new Ipv4Address(BinaryPrimitives.ReadUInt32BigEndian(ip[12..]));
         var destinationAddress = new Ipv4Address(BinaryPrimitives.ReadUInt32BigEndian(ip[16..]));
-        ushort sum = Checksum.PseudoHeader(source, destinationAddress, (byte)IpProtocol.Tcp, (ushort)tcpLength);
-        sum = Checksum.Sum(tcp, sum);
-        BinaryPrimitives.WriteUInt16BigEndian(tcp[TcpHeader.Field.Checksum..], (ushort)~Checksum.Sum(slice, sum));
+        BinaryPrimitives.WriteUInt16BigEndian(tcp[TcpHeader.Field.Checksum..], Checksum.PseudoHeader(source, destinationAddress, (byte)IpProtocol.Tcp, (ushort)tcpLength));
     }
 
     /// <summary>The payload of slice <paramref name="index"/>.</summary>

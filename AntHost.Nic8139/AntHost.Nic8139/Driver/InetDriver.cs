@@ -57,6 +57,9 @@ public sealed record InetDriverOptions
     /// <summary>Offer the capture ring of the panel (off: the panel carries the live counters only, and no frame is ever offered to a tap).</summary>
     public bool Capture { get; init; } = true;
 
+    /// <summary>Pack the completions held for inet several to a message (TxCompletions), as many as fit its slots; off, each goes in a message of its own (a reply, or TxDataBack).</summary>
+    public bool BatchCompletions { get; init; } = true;
+
     /// <summary>How long a completion owed to inet may wait for an ethinput to ride with.</summary>
     public TimeSpan DeferredCompletionDelay { get; init; } = TimeSpan.FromMilliseconds(20);
 
@@ -68,7 +71,7 @@ public sealed record InetDriverOptions
 public sealed class InetDriverCounters
 {
     internal long _framesPosted, _rxNoInet, _rxNoIca, _rxPostFailed, _transmitRequests, _framesTransmitted, _framesNotSent, _badRequests, _attaches, _inetDeaths;
-    internal long _completionsRiding, _completionsAlone, _ethInputs, _segmentsCoalesced, _coalescedFrames, _listFrames, _lists;
+    internal long _completionsRiding, _completionsAlone, _completionMessages, _ethInputs, _segmentsCoalesced, _coalescedFrames, _listFrames, _lists;
 
     public long FramesPosted => Volatile.Read(ref _framesPosted);
     public long RxNoInet => Volatile.Read(ref _rxNoInet);
@@ -100,10 +103,13 @@ public sealed class InetDriverCounters
     /// <summary>Completions sent on their own (many held, or the oldest waited its delay).</summary>
     public long CompletionsAlone => Volatile.Read(ref _completionsAlone);
 
+    /// <summary>Messages that carried the completions (fewer than the completions when several share one, TxCompletions).</summary>
+    public long CompletionMessages => Volatile.Read(ref _completionMessages);
+
     public override string ToString() =>
         $"rx posted {FramesPosted} in {EthInputs} ethinputs ({SegmentsCoalesced} segments merged into {CoalescedFrames} frames; {ListFrames} header-only frames in {Lists} frame lists), rx dropped (no inet {RxNoInet}, no ICA {RxNoIca}, post failed {RxPostFailed}); "
         + $"tx requests {TransmitRequests}, frames sent {FramesTransmitted}, not sent {FramesNotSent}; bad requests {BadRequests}; attaches {Attaches}, inet deaths {InetDeaths}; "
-        + $"completions riding with ethinput {CompletionsRiding}, alone {CompletionsAlone}";
+        + $"completions riding with ethinput {CompletionsRiding}, alone {CompletionsAlone}, in {CompletionMessages} messages";
 }
 
 /// <summary>The NIC driver's IPC loop (see the file comment).</summary>
@@ -128,6 +134,8 @@ public sealed class InetDriver : IDeviceLoopWork
     private IcaLease _groIca;
     private readonly Message[] _deferred = new Message[MaxDeferred];
     private readonly bool[] _deferredIsDataBack = new bool[MaxDeferred];
+    private readonly uint[] _deferredResults = new uint[MaxDeferred]; // TxCompletions' word: each frame's result
+    private readonly DataIca[] _batchData = new DataIca[InetService.MaxFramesPerMessage];
     private readonly long _deferredDelayTicks;
     private int _deferredCount;
     private long _deferredSince;
@@ -243,6 +251,7 @@ public sealed class InetDriver : IDeviceLoopWork
         {
             _log.LogInformation("anthost-nic: adapter {Adapter} MAC {Mac} MTU {Mtu} link {Link}; kernel instance {Instance} as {Process}",
                 _device.Adapter, _device.Mac, _device.Mtu, _device.Link, _options.Instance, _kernel.Id);
+            _log.LogInformation("offloaded TCP sends are cut by {Who}", _device.KernelSegmentation ? "the kernel (PACKET_VNET_HDR GSO)" : "the driver" + (_device.LastError is { } why ? $" ({why})" : ""));
             _device.LinkChanged += OnLinkChanged;
             OpenPanel();
             using var meter = NicMeter.For(this);
@@ -408,6 +417,7 @@ public sealed class InetDriver : IDeviceLoopWork
         c.Stamp(InetTraceStage.NicReceived, _kernel.Id.Value);
         var args = c.FrameArguments(c.FrameCount - 1);
         int count = TransmitArgs.Count(args);
+        uint results = 0;
         for (int i = 0; i < m.DataCount; i++)
         {
             TransmitResult r;
@@ -421,6 +431,7 @@ public sealed class InetDriver : IDeviceLoopWork
             else
                 r = _device.Transmit(d.Span.Slice(offset, length));
             TransmitArgs.SetResult(args, i, r);
+            results = TxCompletions.With(results, i, r);
             if (r == TransmitResult.Sent) Interlocked.Increment(ref Counters._framesTransmitted);
             else Interlocked.Increment(ref Counters._framesNotSent);
         }
@@ -430,46 +441,112 @@ public sealed class InetDriver : IDeviceLoopWork
             // Direct return: the result to the original requester now, the lent ICAs back to
             // inet with the next message going its way.
             _kernel.ReplyDirect(m.Control, 0, default, InetTraceStage.NicReturn, quiet: (first.Flags & RequestFrameFlags.QuietReturn) != 0);
-            if (m.DataCount > 0) Defer(m, isDataBack: true);
+            if (m.DataCount > 0) Defer(m, isDataBack: true, results);
             return;
         }
         c.Stamp(InetTraceStage.NicReturn, _kernel.Id.Value);
-        Defer(m, isDataBack: false);
+        Defer(m, isDataBack: false, results);
     }
 
     /// <summary>Holds a completion owed to inet until the next ethinput (or its delay).</summary>
-    private void Defer(in Message m, bool isDataBack)
+    private void Defer(in Message m, bool isDataBack, uint results)
     {
         if (_deferredCount == MaxDeferred) FlushDeferred(alone: true);
         if (_deferredCount == 0) _deferredSince = Stopwatch.GetTimestamp();
         _deferred[_deferredCount] = m;
         _deferredIsDataBack[_deferredCount] = isDataBack;
+        _deferredResults[_deferredCount] = results;
         _deferredCount++;
     }
 
-    /// <summary>Sends every held completion to inet, oldest first.</summary>
+    /// <summary>
+    /// Sends every held completion to inet, oldest first. With <see cref="InetDriverOptions.BatchCompletions"/>
+    /// whole completions share a TxCompletions message while they fit it: one request's control
+    /// ICA, three frames' ICAs, their results in the request id.
+    /// </summary>
     private void FlushDeferred(bool alone)
     {
         int n = _deferredCount;
         _deferredCount = 0;
-        for (int i = 0; i < n; i++)
-        {
-            var m = _deferred[i];
-            _deferred[i] = default;
-            try
-            {
-                if (_deferredIsDataBack[i]) _kernel.Notify(m.Endpoint!, (ushort)NicNotify.TxDataBack, m.RequestId, m.Data);
-                else _kernel.Reply(m, m.Control, 0, m.Data);
-            }
-            catch (KernelException e)
-            {
-                // inet is gone: the pages are ours now and nobody will ask for them.
-                _log.LogDebug("completion to inet failed: {Message}", e.Message);
-                _kernel.FreeMessage(m);
-            }
-        }
         if (alone) Interlocked.Add(ref Counters._completionsAlone, n);
         else Interlocked.Add(ref Counters._completionsRiding, n);
+        if (!_options.BatchCompletions)
+        {
+            for (int i = 0; i < n; i++) SendCompletion(i, i + 1);
+            return;
+        }
+        // A message has a control slot and three data slots: the frames and the control ICAs
+        // past the first (marked in the request id) share the data slots.
+        int first = 0, frames = 0, controls = 0;
+        for (int i = 0; i < n; i++)
+        {
+            int f = _deferred[i].DataCount, c = HasControl(i) ? 1 : 0;
+            if (i > first && frames + f + Math.Max(0, controls + c - 1) > InetService.MaxFramesPerMessage)
+            {
+                SendCompletion(first, i);
+                first = i;
+                frames = controls = 0;
+            }
+            frames += f;
+            controls += c;
+        }
+        if (n > first) SendCompletion(first, n);
+    }
+
+    /// <summary>A held completion of inet's own request: its control ICA goes back with its frames (a direct return's went to the app).</summary>
+    private bool HasControl(int i) => !_deferredIsDataBack[i] && !_deferred[i].Control.IsNone;
+
+    /// <summary>Sends held completions [from, to) in one message: alone in its own form (a reply, TxDataBack), or several as TxCompletions.</summary>
+    private void SendCompletion(int from, int to)
+    {
+        var inet = _deferred[from].Endpoint!;
+        Interlocked.Increment(ref Counters._completionMessages);
+        try
+        {
+            if (to - from == 1 && !_options.BatchCompletions)
+            {
+                var m = _deferred[from];
+                if (_deferredIsDataBack[from]) _kernel.Notify(m.Endpoint!, (ushort)NicNotify.TxDataBack, m.RequestId, m.Data);
+                else _kernel.Reply(m, m.Control, 0, m.Data);
+            }
+            else
+            {
+                IcaLease control = default;
+                uint results = 0;
+                int slots = 0;
+                for (int i = from; i < to; i++)
+                {
+                    var m = _deferred[i];
+                    if (HasControl(i))
+                    {
+                        if (control.IsNone) control = m.Control;
+                        else
+                        {
+                            results = TxCompletions.WithControl(results, slots);
+                            _batchData[slots++] = new DataIca(m.Control, m.Control.Length);
+                        }
+                    }
+                    for (int f = 0; f < m.DataCount; f++)
+                    {
+                        results = TxCompletions.With(results, slots, (TransmitResult)(byte)(_deferredResults[i] >> (8 * f)));
+                        _batchData[slots++] = m.GetData(f);
+                    }
+                }
+                int frames = slots;
+                _kernel.Notify(inet, (ushort)NicNotify.TxCompletions, results, _batchData.AsSpan(0, frames), control);
+            }
+        }
+        catch (KernelException e)
+        {
+            // inet is gone: the pages are ours now and nobody will ask for them.
+            _log.LogDebug("completion to inet failed: {Message}", e.Message);
+            for (int i = from; i < to; i++) _kernel.FreeMessage(_deferred[i]);
+        }
+        finally
+        {
+            for (int i = from; i < to; i++) _deferred[i] = default;
+            Array.Clear(_batchData);
+        }
     }
 
     /// <summary>inet died: frames merged or queued for it are freed.</summary>
@@ -702,7 +779,7 @@ public sealed class InetDriver : IDeviceLoopWork
             DropReceived();
             _log.LogInformation("ipc counters: {Counters}", Counters);
             _log.LogInformation("device counters: {Counters}", _device.Counters);
-            _log.LogInformation("segmentation offload: {Sends} sends cut into {Frames} frames", _device.TxOffloads, _device.TxOffloadFrames);
+            _log.LogInformation("segmentation offload: {Sends} sends cut into {Frames} frames ({Kernel} of them cut by the kernel's GSO)", _device.TxOffloads, _device.TxOffloadFrames, _device.TxKernelSegmented);
             if (_panel is { } panel && panel.CapturedFrames + panel.CaptureDrops > 0)
                 _log.LogInformation("capture: {Frames} frames captured, {Drops} dropped (reader too slow)", panel.CapturedFrames, panel.CaptureDrops);
             ClosePanel();

@@ -386,6 +386,7 @@ public sealed unsafe partial class NicDevice : IDisposable
                 _pcap = pcap;
                 _pcapFd = fd;
             }
+            OpenKernelSegmentation();
             if (_everOpened) _reopens++;
             _everOpened = true;
         }
@@ -414,6 +415,7 @@ public sealed unsafe partial class NicDevice : IDisposable
             }
             _pcap = IntPtr.Zero;
             _pcapFd = -1;
+            CloseKernelSegmentation();
             _device?.Close();
             _device = null;
             _txFaults.Clear();

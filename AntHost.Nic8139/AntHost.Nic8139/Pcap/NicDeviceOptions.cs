@@ -47,4 +47,11 @@ public sealed record NicDeviceOptions
 
     /// <summary>Faults applied to transmitted frames (off by default).</summary>
     public FaultSettings TransmitFaults { get; init; } = FaultSettings.None;
+
+    /// <summary>
+    /// Hand a segmentation-offload send to the kernel as one large frame with a
+    /// <c>virtio_net_hdr</c> (PACKET_VNET_HDR), so the kernel cuts it and fills in the checksums
+    /// (its software GSO); off, or when the kernel refuses the socket, the device cuts the frames itself.
+    /// </summary>
+    public bool KernelSegmentation { get; init; } = true;
 }
