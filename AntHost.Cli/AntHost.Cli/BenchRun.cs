@@ -225,7 +225,6 @@ internal static class BenchRun
                                 if (ends.OfType<KernelStack>().FirstOrDefault() is { CongestionControl: null } own)
                                 {
                                     var cubic = own.WithCongestionControl("cubic");
-                                    NoteOnce(report, $"{cubic.Name}: the host kernel with AntHost's congestion control, one connection each way, for reference; the verdicts compare AntHost with the kernel's own default algorithm (net.ipv4.tcp_congestion_control).");
                                     foreach (bool outbound in new[] { true, false })
                                         Guard(cubic, outbound ? "throughput to the peer" : "throughput from the peer", () =>
                                         {

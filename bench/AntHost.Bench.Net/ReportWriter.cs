@@ -103,6 +103,8 @@ public static class NetBenchReportWriter
             foreach (var t in r.Throughput)
                 sb.AppendLine(Ci, $"| {t.Stack} | {t.Direction} | {t.Bytes:N0} | {t.Seconds:F2} | {t.Gbps:F2} | {Opt(t.CpuMsPerMb, "F1")} | {Opt(t.SleepsPerMb, "F0")} | {Opt(t.MessagesPerMb, "F0")} |");
             if (r.Injection is { } inj) sb.AppendLine(Ci, $"| libpcap injection (raw frames, one thread) | out | {inj.FrameBytes} B frames | {inj.Seconds:F1} | {inj.Gbps:F2} ({inj.FramesPerSecond:N0} frames/s) | | | |");
+            foreach (var reference in r.Throughput.Select(t => t.Stack).Where(s => s.StartsWith("host kernel (", StringComparison.Ordinal)).Distinct())
+                sb.AppendLine().AppendLine(Ci, $"{reference}: the host kernel with that congestion control (AntHost's), one connection each way, for reference; the verdicts compare AntHost with \"host kernel\", the kernel's own default algorithm (net.ipv4.tcp_congestion_control).");
             sb.AppendLine();
             sb.AppendLine("CPU and sleep/wake cycles of our side only: the app (and for AntHost the broker, inet server and NIC driver), not the peer. IPC messages per MB, as counted where they travel (the inet server's counters): each app call, each answer to an app (inet's, and the driver's direct returns), each ethinput, each transmit request, and each message that brought completions back (several completions share one, TxCompletions).");
             sb.AppendLine();

@@ -237,9 +237,12 @@ internal sealed partial class TcpConnection
         {
             // "If the RCV.WND is zero, no segments will be acceptable, but special allowance
             // should be made to accept valid ACKs, URGs, and RSTs": a segment starting at RCV.NXT
-            // is processed for its ACK; its text is dropped.
+            // is processed for its ACK; its text is dropped, and, not acceptable, answered with
+            // an ACK (the peer's zero-window probe or retransmission learns the window from it;
+            // unanswered, its timer backs off to minutes).
             if (rcvWnd == 0 && seg.Seq == _rcvNxt && (seg.Ack || seg.Rst))
             {
+                if (segLen > 0 && !seg.Rst) _ackNow = true;
                 payload.Truncate(0);
                 segLen = 0;
                 var bare = seg;
