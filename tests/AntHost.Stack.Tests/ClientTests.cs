@@ -197,7 +197,9 @@ public sealed class ClientTests(ITestOutputHelper output)
         Assert.Equal(0, D(InetStat.BadCompletions));
         Assert.True(direct > 100, $"only {direct} sends went by direct return");
         if (batches) Assert.True(messages < transmits * 3 / 4, $"{messages} messages for {transmits} completions: few shared a message");
-        else Assert.Equal(transmits, messages);
+        // One message per completion; a transmit of the connection's handshake or last ACK can
+        // be in flight at either reading, so its completion falls on the other side of it.
+        else Assert.InRange(messages, transmits - 2, transmits + 2);
     }
 
     [PcapFact]
