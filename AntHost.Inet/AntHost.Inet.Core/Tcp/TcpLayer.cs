@@ -101,8 +101,8 @@ public sealed partial class TcpLayer : ITransportLayer
 
     /// <summary>
     /// The shell set <see cref="Memory"/>'s limit again (once per round; a shell that calls this
-    /// is asked, through <see cref="PollAt"/>, to do it again while connections are held back). When a connection's
-    /// share grew (a higher limit, or fewer connections holding memory), each connection the
+    /// is asked, through <see cref="PollAt"/>, to do it again while connections are held back).
+    /// When a connection's share grew (a higher limit, or fewer connections holding memory), each connection the
     /// old share held back is told: a send it held may go on (it becomes writable), and a
     /// window it clamped is advertised open (RFC 9293 3.8.6.2.2: once the right edge can move
     /// by its threshold). Nothing else would tell them: an idle connection with a held send
@@ -120,7 +120,9 @@ public sealed partial class TcpLayer : ITransportLayer
         if (_pressed.Count == 0) return;
         if (!grew)
         {
-            if (due) _recheckUs = Math.Min(2 * _recheckUs, PressureRecheckMax.Ticks / TimeSpan.TicksPerMicrosecond);
+            if (!due) return;
+            _recheckUs = Math.Min(2 * _recheckUs, PressureRecheckMax.Ticks / TimeSpan.TicksPerMicrosecond);
+            _pressed.RemoveWhere(static c => c.Removed);
             return;
         }
         _recheckUs = PressureRecheck.Ticks / TimeSpan.TicksPerMicrosecond;
@@ -526,12 +528,12 @@ public sealed partial class TcpLayer : ITransportLayer
     {
         get
         {
+            // While the memory share holds connections back, the shell is asked to set the limit
+            // again (MemoryLimitSet), so that room the pool gets back reaches them.
+            Instant? recheck = _pressed.Count > 0 && _limitSetByShell ? new Instant(_pressureCheckedUs + _recheckUs) : null;
             // Entries are not removed when a deadline moves later (an ACK stops the retransmission
             // timer); they are found stale here and put back at the connection's real deadline,
             // so the answer is exact and a caller never wakes for nothing.
-            // While the memory share holds connections back, the shell sets the limit again
-            // every PressureRecheck (MemoryLimitSet), so that room the pool gets back reaches them.
-            Instant? recheck = _pressed.Count > 0 && _limitSetByShell ? new Instant(_pressureCheckedUs + _recheckUs) : null;
             while (_timers.TryPeek(out var c, out long deadline))
             {
                 if (c.ScheduledDeadline == deadline && !c.Removed)
