@@ -120,6 +120,34 @@ public sealed class ClientTests(ITestOutputHelper output)
         Assert.True(offloaded > 0, "no send went to the driver as one offload frame");
     }
 
+    /// <summary>
+    /// Sends <paramref name="bytes"/> of a pattern from a new app socket to a peer listener on
+    /// <paramref name="port"/>, in writes of <paramref name="write"/> bytes (0: the socket's
+    /// segment size), each taken whole; checks that the peer got every byte; returns how much
+    /// each of inet's counters moved meanwhile.
+    /// </summary>
+    private static Func<InetStat, long> SendToPeerCounting(RunningStack stack, int port, string processName, int bytes, int write, int seed)
+    {
+        using var listener = PeerListener(stack, port);
+        using var inet = InetStack.Connect(new InetStackOptions { Instance = stack.Instance, ProcessName = processName });
+        using var socket = new InetSocket(inet, SocketType.Stream, ProtocolType.Tcp);
+        socket.Connect(new IPEndPoint(IPAddress.Parse(Peer), port));
+        using var peer = AcceptWithin(listener);
+        if (write == 0) write = socket.SendSegmentSize;
+        var data = Pattern(bytes, seed);
+        var before = stack.InetStats();
+        var received = Task.Run(() => PeerReceiveExactly(peer, bytes));
+        for (int at = 0; at < bytes; at += write)
+        {
+            int n = Math.Min(write, bytes - at);
+            Assert.Equal(n, socket.Send(data.AsSpan(at, n)));
+        }
+        Assert.True(received.Wait(PeerTimeout), "the peer did not get everything");
+        Assert.Equal(data, received.Result);
+        var after = stack.InetStats();
+        return x => after[(int)x] - before[(int)x];
+    }
+
     [PcapFact]
     public void The_peers_acks_of_a_bulk_send_reach_inet_packed_in_frame_lists() => AcksOfABulkSend(lists: true);
 
@@ -132,21 +160,8 @@ public sealed class ClientTests(ITestOutputHelper output)
         // With frame lists they go to inet many in one ICA (EthInputList); without, one ICA each
         // and at most three per ethinput (the kernel's slot).
         using var stack = new RunningStack(output, "16M", lists ? [] : ["--no-frame-lists"]);
-        using var listener = PeerListener(stack, 5105);
-        using var inet = InetStack.Connect(new InetStackOptions { Instance = stack.Instance, ProcessName = "test-acks" });
-        using var socket = new InetSocket(inet, SocketType.Stream, ProtocolType.Tcp);
-        socket.Connect(new IPEndPoint(IPAddress.Parse(Peer), 5105));
-        using var peer = AcceptWithin(listener);
-
         const int bytes = 16 << 20;
-        var data = Pattern(bytes, 11);
-        var before = stack.InetStats();
-        var received = Task.Run(() => PeerReceiveExactly(peer, bytes));
-        for (int at = 0; at < bytes; at += 64 * 1024) Assert.Equal(64 * 1024, socket.Send(data.AsSpan(at, 64 * 1024)));
-        Assert.True(received.Wait(PeerTimeout), "the peer did not get everything");
-        Assert.Equal(data, received.Result);
-        var after = stack.InetStats();
-        long D(InetStat x) => after[(int)x] - before[(int)x];
+        var D = SendToPeerCounting(stack, 5105, "test-acks", bytes, 64 * 1024, seed: 11);
         long ethinputs = D(InetStat.EthInputMessages), frames = D(InetStat.FramesFromDriver), inLists = D(InetStat.FramesFromLists);
         output.WriteLine($"{bytes >> 20} MiB out: {frames} frames from the driver ({inLists} in frame lists) in {ethinputs} ethinputs, {frames / (double)ethinputs:F1} frames per ethinput, {ethinputs / (bytes / 1e6):F1} ethinputs per MB");
         Assert.Equal(0, D(InetStat.BadListFrames));
@@ -176,24 +191,10 @@ public sealed class ClientTests(ITestOutputHelper output)
         // (TxDataBack), held by the driver until the next frame it posts to inet. Held ones share
         // a TxCompletions message (three ICAs and a control ICA to a message) unless that is off.
         using var stack = new RunningStack(output, "16M", batches ? [] : ["--no-completion-batches"]);
-        using var listener = PeerListener(stack, 5107);
-        using var inet = InetStack.Connect(new InetStackOptions { Instance = stack.Instance, ProcessName = "test-completions" });
-        using var socket = new InetSocket(inet, SocketType.Stream, ProtocolType.Tcp);
-        socket.Connect(new IPEndPoint(IPAddress.Parse(Peer), 5107));
-        using var peer = AcceptWithin(listener);
-
         const int bytes = 2 << 20;
-        int chunk = socket.SendSegmentSize;
-        var data = Pattern(bytes, 17);
-        var before = stack.InetStats();
-        var received = Task.Run(() => PeerReceiveExactly(peer, bytes));
-        for (int at = 0; at < bytes; at += chunk) Assert.True(socket.Send(data.AsSpan(at, Math.Min(chunk, bytes - at))) > 0);
-        Assert.True(received.Wait(PeerTimeout), "the peer did not get everything");
-        Assert.Equal(data, received.Result);
-        var after = stack.InetStats();
-        long D(InetStat x) => after[(int)x] - before[(int)x];
+        var D = SendToPeerCounting(stack, 5107, "test-completions", bytes, write: 0, seed: 17);
         long transmits = D(InetStat.TransmitRequests), direct = D(InetStat.DirectReturns), messages = D(InetStat.CompletionMessages);
-        output.WriteLine($"{bytes >> 20} MiB in {chunk} B sends: {transmits} transmit requests ({direct} of them sends by direct return) came back in {messages} completion messages");
+        output.WriteLine($"{bytes >> 20} MiB in one-segment sends: {transmits} transmit requests ({direct} of them sends by direct return) came back in {messages} completion messages");
         Assert.Equal(0, D(InetStat.BadCompletions));
         Assert.True(direct > 100, $"only {direct} sends went by direct return");
         if (batches) Assert.True(messages < transmits * 3 / 4, $"{messages} messages for {transmits} completions: few shared a message");
