@@ -112,7 +112,10 @@ public sealed partial class InetSocket
         try
         {
             ThrowIfPostedFailed();
-            if (buffer.Length > SendSegmentSize * _icasPerSend && CanPipeline())
+            // Several calls in flight only when the bytes need more than one call: a send that
+            // one call carries waits for its own answer directly (the caller takes it off the
+            // ring), not through the dispatcher thread, one thread wake-up less.
+            if (buffer.Length > SendChunkSize * _icasPerSend && CanPipeline())
                 return await SendPipelined(buffer, trace, ct, sync).ConfigureAwait(false);
             if (sync && !ct.CanBeCanceled && trace is null && _blocking && Stack.PostsSmallSends && buffer.Length <= SendSegmentSize)
                 return SendPosted(buffer.Span);

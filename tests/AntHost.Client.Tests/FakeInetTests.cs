@@ -108,6 +108,24 @@ public sealed class FakeInetTests : IDisposable
     }
 
     [RootFact]
+    public void A_large_send_that_one_call_carries_waits_for_its_answer_itself_without_the_dispatcher()
+    {
+        using var fake = new FakeInet(_broker) { OffloadSegments = 45 };
+        using var stack = Connect();
+        using var s = new InetSocket(stack, SocketType.Stream, ProtocolType.Tcp);
+        s.Connect(Peer);
+        s.SendBufferSize = 256 * 1024; // ICAs of 45 segments (a quarter of the buffer), three to a call
+        var data = Pattern(64 * 1024, 6);
+        for (int i = 0; i < 3; i++) Assert.Equal(data.Length, s.Send(data));
+        Assert.Equal(3, fake.CallCount(InetOp.Send)); // one call per send: 45 segments and the rest
+        Assert.False(stack.DispatcherRunning, "a send of one call's worth went through the dispatcher thread");
+        var more = Pattern(200_000, 7); // more than one call's worth: pipelined
+        Assert.Equal(more.Length, s.Send(more));
+        Assert.Equal(3 + 2, fake.CallCount(InetOp.Send));
+        Assert.Equal([.. data, .. data, .. data, .. more], fake.Socket(s.Handle).Sent.ToArray());
+    }
+
+    [RootFact]
     public void A_receive_keeps_what_does_not_fit_and_reads_it_next_in_order_then_sees_the_end()
     {
         using var fake = new FakeInet(_broker);

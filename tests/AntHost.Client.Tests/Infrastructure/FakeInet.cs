@@ -74,6 +74,9 @@ public sealed class FakeInet : IDisposable
     /// <summary>The MSS GetInfo reports.</summary>
     public int Mss { get; set; } = 1000;
 
+    /// <summary>The segments one send ICA may hold (segmentation offload) that GetInfo reports.</summary>
+    public int OffloadSegments { get; set; } = 1;
+
     /// <summary>Statuses to answer instead of doing the call.</summary>
     public ConcurrentDictionary<InetOp, InetStatus> FailWith { get; } = new();
 
@@ -310,6 +313,7 @@ public sealed class FakeInet : IDisposable
                 return;
             case InetOp.GetInfo:
                 r.Mss = (uint)Mss;
+                r.OffloadSegments = (uint)OffloadSegments;
                 Answer(m, InetStatus.Ok, default);
                 return;
             default:
