@@ -122,6 +122,7 @@ internal static class AggregateBench
             return new ThroughputResult(stack.Name, Direction(outbound), bytes, elapsed)
             {
                 CpuMsPerMb = mb > 0 ? use.Sum(u => u.Seconds) * 1e3 / mb : null,
+                MachineCpuMsPerMb = mb > 0 ? meter.MachineSeconds * 1e3 / mb : null,
                 SleepsPerMb = mb > 0 ? use.Sum(u => u.Sleeps) / mb : null,
                 MessagesPerMb = messages is not null && mb > 0 ? (after - before) / mb : null,
             };

@@ -196,6 +196,7 @@ internal static class BenchRun
                                     return t with
                                     {
                                         CpuMsPerMb = mb > 0 ? use.Sum(u => u.Seconds) * 1e3 / mb : null,
+                                        MachineCpuMsPerMb = mb > 0 ? meter.MachineSeconds * 1e3 / mb : null,
                                         SleepsPerMb = mb > 0 ? use.Sum(u => u.Sleeps) / mb : null,
                                         MessagesPerMb = before is not null && after is not null && mb > 0 ? IpcMessages(after, before) / mb : null,
                                         MessageKinds = before is not null && after is not null && mb > 0 ? MessageKinds(after, before, mb) : null,

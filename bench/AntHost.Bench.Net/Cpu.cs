@@ -6,8 +6,10 @@
 //                                 (preempted, or a sched_yield that gave the CPU away).
 // Every thread of the process is counted, its system calls included. A thread born during
 // the measurement counts from zero; one that died is lost (measure steady state). The
-// kernel's own softirq work on behalf of a socket is charged to no process, so the host
-// kernel's figure is a lower bound; AntHost's work is all in its processes.
+// kernel's softirq work is charged to whichever thread was running when it ran (this kernel
+// has no separate IRQ time accounting): over a veth, the far end's sender pays for the
+// receiver's protocol work, and the sender of an ACK for the far end's next transmissions.
+// So the machine's busy time (/proc/stat, every CPU, both ends) is measured beside it.
 using System.Globalization;
 
 namespace AntHost.Bench.Net;
@@ -49,6 +51,11 @@ public sealed class CpuMeter
     /// <summary>Time this process (the app) spent paused for garbage collection between Start and Stop.</summary>
     public TimeSpan AppGcPause { get; private set; }
 
+    /// <summary>CPU seconds the whole machine was busy between Start and Stop (every process, both ends, interrupts).</summary>
+    public double MachineSeconds { get; private set; }
+
+    private readonly long _machineStart;
+
     /// <summary>One thread's counters at one instant.</summary>
     public readonly record struct ThreadSample(string Name, long CpuNs, long Voluntary, long Involuntary);
 
@@ -59,6 +66,7 @@ public sealed class CpuMeter
         _t0 = System.Diagnostics.Stopwatch.GetTimestamp();
         _gcStart = GC.CollectionCount(0);
         _gcPauseStart = GC.GetTotalPauseDuration();
+        _machineStart = MachineBusyTicks();
     }
 
     public static CpuMeter Start(IReadOnlyList<WatchedProcess> processes) => new(processes);
@@ -68,6 +76,7 @@ public sealed class CpuMeter
         double wall = System.Diagnostics.Stopwatch.GetElapsedTime(_t0).TotalSeconds;
         AppCollections = GC.CollectionCount(0) - _gcStart;
         AppGcPause = GC.GetTotalPauseDuration() - _gcPauseStart;
+        MachineSeconds = (MachineBusyTicks() - _machineStart) / (double)ClockTicksPerSecond;
         var r = new List<CpuUse>();
         for (int i = 0; i < _processes.Count; i++)
         {
@@ -89,6 +98,29 @@ public sealed class CpuMeter
             });
         }
         return r;
+    }
+
+    /// <summary>/proc/stat counts in USER_HZ, 100 per second on Linux whatever the kernel's own tick rate.</summary>
+    private const int ClockTicksPerSecond = 100;
+
+    /// <summary>
+    /// The machine's busy time so far in clock ticks: user, nice, system, irq and softirq of
+    /// every CPU (/proc/stat's first line; idle, iowait and steal are not busy). 0 without /proc.
+    /// </summary>
+    public static long MachineBusyTicks()
+    {
+        try
+        {
+            using var reader = new StreamReader("/proc/stat");
+            var f = (reader.ReadLine() ?? "").Split(' ', StringSplitOptions.RemoveEmptyEntries);
+            if (f.Length < 8 || f[0] != "cpu") return 0;
+            long T(int i) => long.Parse(f[i], CultureInfo.InvariantCulture);
+            return T(1) + T(2) + T(3) + T(6) + T(7);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or FormatException)
+        {
+            return 0;
+        }
     }
 
     /// <summary>Every thread of a process (empty when it is gone).</summary>

@@ -39,6 +39,13 @@ public sealed record ThroughputResult(string Stack, string Direction, long Bytes
     /// <summary>CPU of every watched process (the app, the servers; the peer's excluded) during the transfer, milliseconds per MB (10^6 bytes).</summary>
     public double? CpuMsPerMb { get; init; }
 
+    /// <summary>
+    /// The whole machine's busy CPU during the transfer, milliseconds per MB: both ends (the
+    /// sandbox peer included), every process and the kernel's interrupt work. The watched
+    /// processes' figure leaves out what the far end's threads run on the near end's behalf.
+    /// </summary>
+    public double? MachineCpuMsPerMb { get; init; }
+
     /// <summary>Sleep/wake cycles of the watched processes per MB.</summary>
     public double? SleepsPerMb { get; init; }
 

@@ -185,7 +185,8 @@ public static class Targets
             var kk = k.FirstOrDefault(x => x.Direction == t.Direction);
             double rate = kk is null ? 0 : t.Gbps / Math.Max(1e-9, kk.Gbps);
             double? cpu = kk?.CpuMsPerMb is { } kc && t.CpuMsPerMb is { } ac ? ac / Math.Max(1e-9, kc) : null;
-            ratios.Add(string.Create(Ci, $"{t.Direction}: {rate:F2}x rate{(cpu is { } c ? $", {c:F1}x CPU per MB" : "")}"));
+            double? machine = kk?.MachineCpuMsPerMb is { } km && t.MachineCpuMsPerMb is { } am ? am / Math.Max(1e-9, km) : null;
+            ratios.Add(string.Create(Ci, $"{t.Direction}: {rate:F2}x rate{(cpu is { } c ? $", {c:F1}x CPU per MB" : "")}{(machine is { } m ? $" (the whole machine's: {m:F1}x)" : "")}"));
             if (rate < 1.0)
                 why.Add(string.Create(Ci, $"{t.Direction}: {t.Gbps:F2} Gbit/s{(r.Injection is { } i ? $", {100 * t.Gbps / Math.Max(1e-9, i.Gbps):F0}% of what injection reached" : "")}"));
             if (cpu is > 1.5) why.Add(string.Create(Ci, $"{t.Direction}: {t.CpuMsPerMb:F1} ms CPU per MB"));

@@ -31,7 +31,7 @@ public static class NetBenchReportWriter
         r.Cpu,
         r.Send,
         r.StampCostNs,
-        Throughput = r.Throughput.Select(t => new { t.Stack, t.Direction, t.Bytes, t.Seconds, t.Gbps, t.CpuMsPerMb, t.SleepsPerMb, t.MessagesPerMb }),
+        Throughput = r.Throughput.Select(t => new { t.Stack, t.Direction, t.Bytes, t.Seconds, t.Gbps, t.CpuMsPerMb, t.MachineCpuMsPerMb, t.SleepsPerMb, t.MessagesPerMb }),
         Injection = r.Injection is null ? null : new { r.Injection.FrameBytes, r.Injection.FramesPerSecond, r.Injection.Seconds, r.Injection.Gbps },
         r.Ipc,
         r.Idle,
@@ -98,15 +98,15 @@ public static class NetBenchReportWriter
         {
             sb.AppendLine(Ci, $"{h2} Bulk TCP throughput, one connection");
             sb.AppendLine();
-            sb.AppendLine("| stack | direction | bytes | seconds | Gbit/s | CPU ms per MB | sleep/wake cycles per MB | IPC messages per MB |");
-            sb.AppendLine("|---|---|---:|---:|---:|---:|---:|---:|");
+            sb.AppendLine("| stack | direction | bytes | seconds | Gbit/s | CPU ms per MB | machine CPU ms per MB | sleep/wake cycles per MB | IPC messages per MB |");
+            sb.AppendLine("|---|---|---:|---:|---:|---:|---:|---:|---:|");
             foreach (var t in r.Throughput)
-                sb.AppendLine(Ci, $"| {t.Stack} | {t.Direction} | {t.Bytes:N0} | {t.Seconds:F2} | {t.Gbps:F2} | {Opt(t.CpuMsPerMb, "F1")} | {Opt(t.SleepsPerMb, "F0")} | {Opt(t.MessagesPerMb, "F0")} |");
-            if (r.Injection is { } inj) sb.AppendLine(Ci, $"| libpcap injection (raw frames, one thread) | out | {inj.FrameBytes} B frames | {inj.Seconds:F1} | {inj.Gbps:F2} ({inj.FramesPerSecond:N0} frames/s) | | | |");
+                sb.AppendLine(Ci, $"| {t.Stack} | {t.Direction} | {t.Bytes:N0} | {t.Seconds:F2} | {t.Gbps:F2} | {Opt(t.CpuMsPerMb, "F1")} | {Opt(t.MachineCpuMsPerMb, "F1")} | {Opt(t.SleepsPerMb, "F0")} | {Opt(t.MessagesPerMb, "F0")} |");
+            if (r.Injection is { } inj) sb.AppendLine(Ci, $"| libpcap injection (raw frames, one thread) | out | {inj.FrameBytes} B frames | {inj.Seconds:F1} | {inj.Gbps:F2} ({inj.FramesPerSecond:N0} frames/s) | | | | |");
             foreach (var reference in r.Throughput.Select(t => t.Stack).Where(s => s.StartsWith("host kernel (", StringComparison.Ordinal)).Distinct())
                 sb.AppendLine().AppendLine(Ci, $"{reference}: the host kernel with that congestion control (AntHost's), one connection each way, for reference; the verdicts compare AntHost with \"host kernel\", the kernel's own default algorithm (net.ipv4.tcp_congestion_control).");
             sb.AppendLine();
-            sb.AppendLine("CPU and sleep/wake cycles of our side only: the app (and for AntHost the broker, inet server and NIC driver), not the peer. IPC messages per MB, as counted where they travel (the inet server's counters): each app call, each answer to an app (inet's, and the driver's direct returns), each ethinput, each transmit request, and each message that brought completions back (several completions share one, TxCompletions).");
+            sb.AppendLine("CPU and sleep/wake cycles of our side only: the app (and for AntHost the broker, inet server and NIC driver), not the peer. Machine CPU: every CPU of this machine busy during the transfer (/proc/stat: user, system, irq, softirq), both ends: the peer, the kernel's interrupt work, and background load alike. The kernel runs a veth receiver's protocol work in the sender's softirq, on the sender's thread, so \"our side\" leaves out the host kernel's own receive processing (the peer's sender pays it) and charges AntHost's NIC driver with the peer's sending that its ACKs set off; the machine figure counts both ends the same way. IPC messages per MB, as counted where they travel (the inet server's counters): each app call, each answer to an app (inet's, and the driver's direct returns), each ethinput, each transmit request, and each message that brought completions back (several completions share one, TxCompletions).");
             sb.AppendLine();
         }
         if (r.Idle.Count > 0)

@@ -31,8 +31,8 @@ public sealed class ReportWriterTests
         r.Cpu.Add(new CpuResult("latency", "AntHost", 1000, 2, [new CpuUse("inet", 0.5, 25) { Sleeps = 2000 }, new CpuUse("app", 0.25, 12.5) { Sleeps = 1000 }]) { Sizes = "256 B-1 KiB" });
         r.Cpu.Add(new CpuResult("latency", "host kernel", 1000, 1, [new CpuUse("app", 0.1, 10) { Sleeps = 1000 }]) { Sizes = "256 B-1 KiB" });
         r.Idle.Add(new IdleResult("latency", 20, [new CpuUse("broker", 0, 0), new CpuUse("inet", 0.004, 0.02) { Sleeps = 200, Threads = [new ThreadUse("inet request ma", 0.004, 200, 0)] }]));
-        r.Throughput.Add(new ThroughputResult("host kernel", "out (to the peer)", 1_000_000_000, 2));
-        r.Throughput.Add(new ThroughputResult("AntHost", "out (to the peer)", 750_000_000, 2) { MessagesPerMb = 40 });
+        r.Throughput.Add(new ThroughputResult("host kernel", "out (to the peer)", 1_000_000_000, 2) { CpuMsPerMb = 1, MachineCpuMsPerMb = 2 });
+        r.Throughput.Add(new ThroughputResult("AntHost", "out (to the peer)", 750_000_000, 2) { MessagesPerMb = 40, CpuMsPerMb = 4, MachineCpuMsPerMb = 5 });
         r.Throughput.Add(new ThroughputResult("AntHost", "in (from the peer)", 250_000_000, 2));
         r.Injection = new InjectionResult(1514, 300_000, 2);
         r.StampCostNs = 31;
@@ -49,7 +49,7 @@ public sealed class ReportWriterTests
         Assert.Contains("| IPC NIC→app (direct return) | 4.50 / 5.00 |", md, StringComparison.Ordinal);
         Assert.Contains("| AntHost ÷ kernel (median) | 0.90x |", md, StringComparison.Ordinal);
         Assert.Contains("costs 31 ns", md, StringComparison.Ordinal);
-        Assert.Contains("| AntHost | out (to the peer) | 750,000,000 | 2.00 | 3.00 |", md, StringComparison.Ordinal);
+        Assert.Contains("| AntHost | out (to the peer) | 750,000,000 | 2.00 | 3.00 | 4.0 | 5.0 |", md, StringComparison.Ordinal);
         Assert.Contains("inet 0.50 (25%, 2.00 sleeps), app 0.25 (12%, 1.00 sleeps)", md, StringComparison.Ordinal);
         Assert.Contains("| latency | 256 B-1 KiB | AntHost | 1000 | 2.0 | 750.0 | 3.00 |", md, StringComparison.Ordinal);
         // The cost of a round trip judged from the paper's sizes: 750 us against 100 us, 3 cycles.
@@ -77,6 +77,7 @@ public sealed class ReportWriterTests
         Assert.Contains("in (from the peer): 1.00 Gbit/s, 28% of what injection reached", p4.Why, StringComparison.Ordinal);
         Assert.Contains("out (to the peer): 3.00 Gbit/s, 83% of what injection reached", p4.Why, StringComparison.Ordinal); // 0.75x the kernel's 4
         Assert.Contains("out (to the peer): 40 IPC messages per MB", p4.Why, StringComparison.Ordinal);
+        Assert.Contains("out (to the peer): 0.75x rate, 4.0x CPU per MB (the whole machine's: 2.5x)", p4.Ratio, StringComparison.Ordinal);
         Assert.Equal("not measured", v.Values.Single(x => x.Id == "P1").Verdict); // no IPC run in this report
     }
 
