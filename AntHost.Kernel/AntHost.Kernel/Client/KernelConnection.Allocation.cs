@@ -69,7 +69,8 @@ public sealed unsafe partial class KernelConnection
 
     private void RefillLocked(int pages, Stack<IcaHandle> stack)
     {
-        int want = Math.Clamp(_options.AllocationBatch, 1, Math.Min(CacheLimit(pages), ControlProtocol.MaxBatch));
+        int refill = Math.Max(CacheLimit(pages), _options.RefillPages / pages);
+        int want = Math.Clamp(_options.AllocationBatch, 1, Math.Min(refill, ControlProtocol.MaxBatch));
         Span<IcaHandle> got = stackalloc IcaHandle[want];
         int n = AllocateBatch(pages, got);
         for (int i = n - 1; i >= 0; i--) stack.Push(got[i]);

@@ -35,6 +35,14 @@ public sealed record KernelOptions
     /// <summary>ICAs asked of the broker at once when the cache is empty.</summary>
     public int AllocationBatch { get; init; } = 16;
 
+    /// <summary>
+    /// The most pages one refill from the broker may bring (0: <see cref="CachePerSize"/>).
+    /// A process that allocates large ICAs steadily and passes them on (the NIC driver's
+    /// merged receive ICAs of 16 pages) refills several per round trip on the broker's socket
+    /// instead of the few its cache keeps; what it frees is still kept up to CachePerSize.
+    /// </summary>
+    public int RefillPages { get; init; }
+
     /// <summary>How long a send waits for room on a full ring before it fails with <see cref="KernelError.RingFull"/>.</summary>
     public TimeSpan SendTimeout { get; init; } = TimeSpan.FromSeconds(5);
 

@@ -246,6 +246,10 @@ public sealed class InetDriver : IDeviceLoopWork
             SpinBudget = _options.SpinBudget,
             CachePerSize = 128,
             AllocationBatch = 32,
+            // 32 merged receive ICAs of 16 pages per round trip to the broker, not the 8 the
+            // cache keeps: in a bulk receive that was 3 of them per MB, each a sleep of the
+            // driver and a wake-up of the broker.
+            RefillPages = 32 * CoalescePages,
         });
         try
         {
