@@ -117,8 +117,15 @@ public sealed partial class InetSocket
             // ring), not through the dispatcher thread, one thread wake-up less.
             if (buffer.Length > SendChunkSize * _icasPerSend && CanPipeline())
                 return await SendPipelined(buffer, trace, ct, sync).ConfigureAwait(false);
-            if (sync && !ct.CanBeCanceled && trace is null && _blocking && Stack.PostsSmallSends && buffer.Length <= SendSegmentSize)
-                return SendPosted(buffer.Span);
+            if (sync && !ct.CanBeCanceled && trace is null && _blocking && Stack.PostsSmallSends)
+            {
+                if (buffer.Length <= SendSegmentSize) return SendPosted(buffer.Span, InetStack.PostedWindow);
+                // One call's worth, posted: at most a send buffer's worth of such sends
+                // unanswered. A send buffer of three pages or more (CanPipeline) never refuses a
+                // call's ICAs for space, so a posted call cannot fail where a waited-for one waits.
+                if (Stack.PostsLargeSends && buffer.Length <= SendChunkSize * _icasPerSend && CanPipeline())
+                    return SendPosted(buffer.Span, (int)Math.Clamp(SendBufferBytes / buffer.Length, 1, InetStack.PostedWindow));
+            }
             int sent = 0;
             while (sent < buffer.Length)
             {
@@ -141,10 +148,14 @@ public sealed partial class InetSocket
     internal int PostedOutstanding;
     private InetStatus _postedFailure;
 
-    /// <summary>One segment's worth, posted: returns once inet has the request, not its answer.</summary>
-    private int SendPosted(ReadOnlySpan<byte> buffer)
+    /// <summary>
+    /// One call's worth (all of <paramref name="buffer"/>), posted: returns once inet has the
+    /// request, not its answer, with at most <paramref name="window"/> of this socket's posted
+    /// sends unanswered.
+    /// </summary>
+    private int SendPosted(ReadOnlySpan<byte> buffer, int window)
     {
-        Stack.WaitForPostedRoom(this);
+        Stack.WaitForPostedRoom(this, window);
         ThrowIfPostedFailed();
         var control = Request(InetOp.Send, CallFlags, RequestFrameFlags.DirectReturn | RequestFrameFlags.QuietReturn);
         StampStart(control);

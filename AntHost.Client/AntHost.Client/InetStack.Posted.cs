@@ -1,6 +1,7 @@
 // Posted sends: a blocking send of at most one segment on a stream socket does not wait for
-// its answer. The data is copied into the send's ICAs, the request is posted and the call
-// returns, as a kernel's send() returns once the bytes are in the socket buffer. The answer
+// its answer, nor does one of one call's worth (a 64 KiB write), PostLargeSends. The data is
+// copied into the send's ICAs, the request is posted and the call returns, as a kernel's
+// send() returns once the bytes are in the socket buffer. The answer
 // (from the NIC driver by direct return, or from inet) comes back quietly (MessageFlags
 // .Quiet): it does not wake the app, which is usually asleep in its next call (a receive),
 // and is taken with that call's own reply. So a request/response exchange costs the app one
@@ -9,8 +10,9 @@
 // The answers are settled by whoever takes messages off the rings: after every sync call,
 // and by the dispatcher when it runs. A send that failed makes the socket's next call throw
 // the error (as a kernel reports a failed asynchronous send on the next call). At most
-// PostedWindow sends per socket are unanswered; the next one waits for the oldest, so the
-// app cannot run ahead of inet's send buffer by more than a window.
+// PostedWindow sends per socket are unanswered (of one call's worth: as many as inet's send
+// buffer holds, at least one); the next one waits for the oldest, so the app cannot run ahead
+// of inet's send buffer by more than a window.
 using AntHost.Inet.Abi;
 using AntHost.Kernel;
 using AntHost.Kernel.Ipc;
@@ -138,10 +140,10 @@ public sealed partial class InetStack
         while (_kernel.TryReceive(out var m)) Dispatch(m);
     }
 
-    /// <summary>Waits until <paramref name="socket"/> has fewer than <see cref="PostedWindow"/> unanswered sends.</summary>
-    internal void WaitForPostedRoom(InetSocket socket)
+    /// <summary>Waits until <paramref name="socket"/> has fewer than <paramref name="window"/> unanswered sends.</summary>
+    internal void WaitForPostedRoom(InetSocket socket, int window)
     {
-        while (Volatile.Read(ref socket.PostedOutstanding) >= PostedWindow)
+        while (Volatile.Read(ref socket.PostedOutstanding) >= window)
         {
             ThrowIfUnusable();
             if (_kernel.Receive(out var m, TimeSpan.FromMilliseconds(20)))

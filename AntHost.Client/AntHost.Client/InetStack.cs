@@ -46,10 +46,11 @@ public sealed partial class InetStack : IDisposable
     private int _gone;
     private int _disposed;
 
-    private InetStack(KernelConnection kernel, Endpoint inet, string instance, bool inlineCompletions, bool postSmallSends)
+    private InetStack(KernelConnection kernel, Endpoint inet, string instance, bool inlineCompletions, bool postSmallSends, bool postLargeSends)
     {
         _inlineCompletions = inlineCompletions;
         PostsSmallSends = postSmallSends;
+        PostsLargeSends = postSmallSends && postLargeSends;
         _kernel = kernel;
         _inet = inet;
         Instance = instance;
@@ -63,6 +64,9 @@ public sealed partial class InetStack : IDisposable
 
     /// <summary>See <see cref="InetStackOptions.PostSmallSends"/>.</summary>
     internal bool PostsSmallSends { get; }
+
+    /// <summary>See <see cref="InetStackOptions.PostLargeSends"/> (only with small sends posted too).</summary>
+    internal bool PostsLargeSends { get; }
 
     /// <summary>The kernel instance this stack belongs to.</summary>
     public string Instance { get; }
@@ -129,7 +133,7 @@ public sealed partial class InetStack : IDisposable
         try
         {
             var inet = kernel.Open(options.Service);
-            return new InetStack(kernel, inet, instance, options.InlineCompletions, options.PostSmallSends) { DnsChoice = options.Dns, PoolWait = options.PoolWait };
+            return new InetStack(kernel, inet, instance, options.InlineCompletions, options.PostSmallSends, options.PostLargeSends) { DnsChoice = options.Dns, PoolWait = options.PoolWait };
         }
         catch (KernelException e)
         {

@@ -37,6 +37,16 @@ public sealed record InetStackOptions
     public bool PostSmallSends { get; init; } = true;
 
     /// <summary>
+    /// A blocking send that one call carries (up to three send ICAs: a 64 KiB write when inet
+    /// offloads segmentation) is posted too, with <see cref="PostSmallSends"/>: the app copies
+    /// its next write while inet sends the last one, instead of sleeping until inet has taken
+    /// it. The app stays at most one send buffer (inet's, per socket) ahead of what inet took;
+    /// an error is thrown by the socket's next send. On by default; off makes such a send wait
+    /// for its answer (on the caller's thread).
+    /// </summary>
+    public bool PostLargeSends { get; init; } = true;
+
+    /// <summary>
     /// The DNS stub resolver's servers and search list; null reads ANTHOST_RESOLV_CONF, else the
     /// instance's resolv.conf (written by <c>anthost up</c>), else /etc/resolv.conf.
     /// </summary>

@@ -111,18 +111,45 @@ public sealed class FakeInetTests : IDisposable
     public void A_large_send_that_one_call_carries_waits_for_its_answer_itself_without_the_dispatcher()
     {
         using var fake = new FakeInet(_broker) { OffloadSegments = 45 };
-        using var stack = Connect();
+        using var stack = InetStack.Connect(new InetStackOptions { Instance = _broker.Instance, ProcessName = "client-test", PostLargeSends = false });
         using var s = new InetSocket(stack, SocketType.Stream, ProtocolType.Tcp);
         s.Connect(Peer);
         s.SendBufferSize = 256 * 1024; // ICAs of 45 segments (a quarter of the buffer), three to a call
         var data = Pattern(64 * 1024, 6);
         for (int i = 0; i < 3; i++) Assert.Equal(data.Length, s.Send(data));
         Assert.Equal(3, fake.CallCount(InetOp.Send)); // one call per send: 45 segments and the rest
+        Assert.All(fake.Calls.Where(c => c.Op == InetOp.Send), c => Assert.Equal(RequestFrameFlags.None, c.Flags & RequestFrameFlags.QuietReturn));
         Assert.False(stack.DispatcherRunning, "a send of one call's worth went through the dispatcher thread");
         var more = Pattern(200_000, 7); // more than one call's worth: pipelined
         Assert.Equal(more.Length, s.Send(more));
         Assert.Equal(3 + 2, fake.CallCount(InetOp.Send));
         Assert.Equal([.. data, .. data, .. data, .. more], fake.Socket(s.Handle).Sent.ToArray());
+    }
+
+    [RootFact]
+    public void A_large_send_that_one_call_carries_is_posted_and_its_failure_is_thrown_by_the_next_send()
+    {
+        using var fake = new FakeInet(_broker) { OffloadSegments = 45 };
+        using var stack = Connect();
+        using var s = new InetSocket(stack, SocketType.Stream, ProtocolType.Tcp);
+        s.Connect(Peer);
+        s.SendBufferSize = 256 * 1024;
+        var data = Pattern(64 * 1024, 8);
+        for (int i = 0; i < 20; i++) Assert.Equal(data.Length, s.Send(data));
+        Assert.InRange(s.PostedOutstanding, 0, 256 * 1024 / data.Length); // a send buffer's worth at most
+        // inet answers in order: once a later call's answer is in, every posted send was taken,
+        // and the call takes their answers with its own.
+        Assert.True(s.GetInfo().Available >= 0);
+        Assert.Equal(0, s.PostedOutstanding);
+        Assert.Equal(20, fake.CallCount(InetOp.Send));
+        Assert.All(fake.Calls.Where(c => c.Op == InetOp.Send), c => Assert.Equal(RequestFrameFlags.QuietReturn, c.Flags & RequestFrameFlags.QuietReturn));
+        Assert.False(stack.DispatcherRunning);
+        Assert.Equal(Enumerable.Repeat(data, 20).SelectMany(d => d).ToArray(), fake.Socket(s.Handle).Sent.ToArray());
+
+        fake.FailWith[InetOp.Send] = SocketStatus.ConnectionReset;
+        Assert.Equal(data.Length, s.Send(data)); // posted: the failure is not known yet
+        var e = Assert.Throws<InetSocketException>(() => { for (int i = 0; i < 10; i++) s.Send(data); });
+        Assert.Equal(SocketError.ConnectionReset, e.SocketErrorCode);
     }
 
     [RootFact]
