@@ -190,12 +190,12 @@ public static class Targets
             if (rate < 1.0)
                 why.Add(string.Create(Ci, $"{t.Direction}: {t.Gbps:F2} Gbit/s{(r.Injection is { } i ? $", {100 * t.Gbps / Math.Max(1e-9, i.Gbps):F0}% of what injection reached" : "")}"));
             if (cpu is > 1.5) why.Add(string.Create(Ci, $"{t.Direction}: {t.CpuMsPerMb:F1} ms CPU per MB"));
-            if (t.MessagesPerMb is > 16) why.Add(string.Create(Ci, $"{t.Direction}: {t.MessagesPerMb:F0} IPC messages per MB"));
+            if (t.MessagesPerMb is > 16) why.Add(string.Create(Ci, $"{t.Direction}: {t.MessagesPerMb:F0} IPC messages per MB{(t.MessageKinds is { } kinds ? $" ({kinds})" : "")}"));
         }
         bool met = a.Count >= 2 && why.Count == 0;
         return new("P4", "bulk TCP, one connection", target, baseline,
             string.Join(", ", a.Select(t => string.Create(Ci, $"{t.Direction} {t.Gbps:F2} Gbit/s{(t.MessagesPerMb is { } m ? $", {m:F0} messages per MB" : "")}"))),
-            string.Join("; ", ratios), met ? "met" : "not met", met ? "" : string.Join("; ", why.Concat(SendTime(r))));
+            string.Join("; ", ratios), met ? "met" : "not met", met ? "" : string.Join("; ", why.Concat(CpuBound(r, a))));
     }
 
     /// <summary>A row of several apps' connections together (`AggregateBench`), not one connection's.</summary>
@@ -237,7 +237,8 @@ public static class Targets
             string.Join(", ", a.Select(t => string.Create(Ci, $"{t.Direction} {t.Gbps:F2} Gbit/s"))),
             string.Join("; ", ratios.Select(p => string.Create(Ci, $"{p.t.Direction}: {p.rate:F2}x"))),
             met ? "met" : bar ? "bar met" : "not met",
-            met ? "" : string.Join("; ", ratios.Where(p => p.rate < 1.0).Select(p => string.Create(Ci, $"{p.t.Direction}: {p.t.Gbps:F2} Gbit/s at {p.t.CpuMsPerMb:F1} ms CPU per MB"))));
+            met ? "" : string.Join("; ", ratios.Where(p => p.rate < 1.0).Select(p => string.Create(Ci, $"{p.t.Direction}: {p.t.Gbps:F2} Gbit/s at {p.t.CpuMsPerMb:F1} ms CPU per MB"))
+                .Concat(CpuBound(r, ratios.Where(p => p.rate < 1.0).Select(p => p.t)))));
     }
 
     /// <summary>The send's three largest stages at <paramref name="size"/> (medians), from the run's timeline.</summary>
@@ -250,11 +251,20 @@ public static class Targets
     }
 
     /// <summary>What one 4 KiB send call (three segments, the most one call carries) costs end to end: the unit a bulk send is made of.</summary>
-    private static IEnumerable<string> SendTime(NetBenchReport r)
+    /// <summary>
+    /// Why a row's rate is what it is, when the machine was the limit: how many of its CPUs
+    /// were busy (both ends) and its CPU per MB against the kernel's in the same direction.
+    /// </summary>
+    private static IEnumerable<string> CpuBound(NetBenchReport r, IEnumerable<ThroughputResult> rows)
     {
-        var p = r.Send.FirstOrDefault(x => x.Stack == "AntHost" && x.PayloadBytes == 4096);
-        if (p is null || p.Total.MedianUs <= 0) yield break;
-        yield return string.Create(Ci, $"a bulk send is made of calls of three segments; one such call (4 KiB) takes {p.Total.MedianUs:F0} us from the app's call to its answer, {4096 * 8 / p.Total.MedianUs / 1000:F2} Gbit/s per call in flight");
+        foreach (var t in rows)
+        {
+            var k = r.Throughput.FirstOrDefault(x => x.Stack == "host kernel" && x.Direction == t.Direction);
+            if (t.MachineCpuMsPerMb is not { } am || k?.MachineCpuMsPerMb is not { } km) continue;
+            double busy = am * t.Gbps * 125 / 1000; // ms per MB x MB per s = CPU-ms per s
+            if (busy < 0.85 * r.Machine.Cores) continue;
+            yield return string.Create(Ci, $"{t.Direction}: CPU-bound: {busy:F2} of the machine's {r.Machine.Cores} CPUs busy, {am:F1} ms of machine CPU per MB (both ends) against the kernel's {km:F1} ({am / Math.Max(1e-9, km):F1}x)");
+        }
     }
 
     private static string RttWhy(NetBenchReport r, string tuning, double limit)

@@ -11,7 +11,7 @@ public sealed class ReportWriterTests
 
     private static NetBenchReport Sample()
     {
-        var r = new NetBenchReport { Peer = "a test peer", Baseline = "a test kernel", Seconds = 12 };
+        var r = new NetBenchReport { Peer = "a test peer", Baseline = "a test kernel", Seconds = 12, Machine = new MachineInfo("a test CPU", 2, "6.0", "Linux", ".NET") };
         r.Tunings.Add(new TuningInfo("latency", "spinning", 50, 0));
         r.Tunings.Add(new TuningInfo("frugal", "sleeping", 0, 1000));
         foreach (int size in new[] { 256, 512, 768, 1024 })
@@ -78,6 +78,8 @@ public sealed class ReportWriterTests
         Assert.Contains("out (to the peer): 3.00 Gbit/s, 83% of what injection reached", p4.Why, StringComparison.Ordinal); // 0.75x the kernel's 4
         Assert.Contains("out (to the peer): 40 IPC messages per MB", p4.Why, StringComparison.Ordinal);
         Assert.Contains("out (to the peer): 0.75x rate, 4.0x CPU per MB (the whole machine's: 2.5x)", p4.Ratio, StringComparison.Ordinal);
+        // 375 MB/s at 5 ms per MB: 1.88 of the 2 CPUs busy
+        Assert.Contains("out (to the peer): CPU-bound: 1.88 of the machine's 2 CPUs busy, 5.0 ms of machine CPU per MB (both ends) against the kernel's 2.0 (2.5x)", p4.Why, StringComparison.Ordinal);
         Assert.Equal("not measured", v.Values.Single(x => x.Id == "P1").Verdict); // no IPC run in this report
     }
 
