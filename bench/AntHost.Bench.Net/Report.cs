@@ -250,7 +250,6 @@ public static class Targets
         return string.Create(Ci, $"largest stages at {size} B: {string.Join(", ", top.Select(x => string.Create(Ci, $"{x.Row} {x.Us:F1} us")))}");
     }
 
-    /// <summary>What one 4 KiB send call (three segments, the most one call carries) costs end to end: the unit a bulk send is made of.</summary>
     /// <summary>
     /// Why a row's rate is what it is, when the machine was the limit: how many of its CPUs
     /// were busy (both ends) and its CPU per MB against the kernel's in the same direction.
@@ -261,7 +260,7 @@ public static class Targets
         {
             var k = r.Throughput.FirstOrDefault(x => x.Stack == "host kernel" && x.Direction == t.Direction);
             if (t.MachineCpuMsPerMb is not { } am || k?.MachineCpuMsPerMb is not { } km) continue;
-            double busy = am * t.Gbps * 125 / 1000; // ms per MB x MB per s = CPU-ms per s
+            double busy = am * t.Gbps * 125 / 1000; // ms per MB x MB per s / 1000 = CPUs busy
             if (busy < 0.85 * r.Machine.Cores) continue;
             yield return string.Create(Ci, $"{t.Direction}: CPU-bound: {busy:F2} of the machine's {r.Machine.Cores} CPUs busy, {am:F1} ms of machine CPU per MB (both ends) against the kernel's {km:F1} ({am / Math.Max(1e-9, km):F1}x)");
         }
