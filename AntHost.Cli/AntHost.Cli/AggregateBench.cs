@@ -119,11 +119,8 @@ internal static class AggregateBench
             var use = meter.Stop();
             long after = messages?.Invoke() ?? 0;
             double mb = bytes / 1e6;
-            return new ThroughputResult(stack.Name, Direction(outbound), bytes, elapsed)
+            return new ThroughputResult(stack.Name, Direction(outbound), bytes, elapsed).WithCpu(use, meter.MachineSeconds) with
             {
-                CpuMsPerMb = mb > 0 ? use.Sum(u => u.Seconds) * 1e3 / mb : null,
-                MachineCpuMsPerMb = mb > 0 ? meter.MachineSeconds * 1e3 / mb : null,
-                SleepsPerMb = mb > 0 ? use.Sum(u => u.Sleeps) / mb : null,
                 MessagesPerMb = messages is not null && mb > 0 ? (after - before) / mb : null,
             };
         }

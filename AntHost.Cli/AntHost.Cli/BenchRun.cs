@@ -193,11 +193,8 @@ internal static class BenchRun
                                     var use = meter.Stop();
                                     long[]? after = before is null ? null : TryInetStats(o, tuning);
                                     double mb = t.Bytes / 1e6;
-                                    return t with
+                                    return t.WithCpu(use, meter.MachineSeconds) with
                                     {
-                                        CpuMsPerMb = mb > 0 ? use.Sum(u => u.Seconds) * 1e3 / mb : null,
-                                        MachineCpuMsPerMb = mb > 0 ? meter.MachineSeconds * 1e3 / mb : null,
-                                        SleepsPerMb = mb > 0 ? use.Sum(u => u.Sleeps) / mb : null,
                                         MessagesPerMb = before is not null && after is not null && mb > 0 ? IpcMessages(after, before) / mb : null,
                                         MessageKinds = before is not null && after is not null && mb > 0 ? MessageKinds(after, before, mb) : null,
                                     };

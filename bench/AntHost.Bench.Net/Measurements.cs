@@ -57,6 +57,28 @@ public sealed record ThroughputResult(string Stack, string Direction, long Bytes
 
     /// <summary>The messages per MB by kind, and the frames they carried (AntHost only), e.g. for the run's log.</summary>
     public string? MessageKinds { get; init; }
+
+    /// <summary>The watched thread that used the most CPU during the transfer ("process/thread").</summary>
+    public string? BusiestThread { get; init; }
+
+    /// <summary>Its CPU over the transfer's time: 1.0 is one CPU all the time.</summary>
+    public double? BusiestThreadShare { get; init; }
+
+    /// <summary>This result with the CPU figures of its transfer: the watched processes' use and the machine's busy seconds.</summary>
+    public ThroughputResult WithCpu(IReadOnlyList<CpuUse> use, double machineSeconds)
+    {
+        double mb = Bytes / 1e6;
+        if (mb <= 0) return this;
+        var busiest = use.SelectMany(p => p.Threads.Select(t => (p.Process, t.Thread, t.Seconds))).OrderByDescending(x => x.Seconds).FirstOrDefault();
+        return this with
+        {
+            CpuMsPerMb = use.Sum(u => u.Seconds) * 1e3 / mb,
+            MachineCpuMsPerMb = machineSeconds * 1e3 / mb,
+            SleepsPerMb = use.Sum(u => u.Sleeps) / mb,
+            BusiestThread = busiest.Thread is null ? null : $"{busiest.Process}/{busiest.Thread}",
+            BusiestThreadShare = busiest.Thread is null || Seconds <= 0 ? null : busiest.Seconds / Seconds,
+        };
+    }
 }
 
 public sealed record CpuResult(string Tuning, string Stack, int Rounds, double WallSeconds, IReadOnlyList<CpuUse> Processes)

@@ -251,8 +251,8 @@ public static class Targets
     }
 
     /// <summary>
-    /// Why a row's rate is what it is, when the machine was the limit: how many of its CPUs
-    /// were busy (both ends) and its CPU per MB against the kernel's in the same direction.
+    /// What bounded a row's rate: the machine, when 85% of its CPUs were busy (both ends; with
+    /// its CPU per MB against the kernel's in the same direction), else its busiest thread.
     /// </summary>
     private static IEnumerable<string> CpuBound(NetBenchReport r, IEnumerable<ThroughputResult> rows)
     {
@@ -261,8 +261,10 @@ public static class Targets
             var k = r.Throughput.FirstOrDefault(x => x.Stack == "host kernel" && x.Direction == t.Direction);
             if (t.MachineCpuMsPerMb is not { } am || k?.MachineCpuMsPerMb is not { } km) continue;
             double busy = am * t.Gbps * 125 / 1000; // ms per MB x MB per s / 1000 = CPUs busy
-            if (busy < 0.85 * r.Machine.Cores) continue;
-            yield return string.Create(Ci, $"{t.Direction}: CPU-bound: {busy:F2} of the machine's {r.Machine.Cores} CPUs busy, {am:F1} ms of machine CPU per MB (both ends) against the kernel's {km:F1} ({am / Math.Max(1e-9, km):F1}x)");
+            string thread = t.BusiestThread is { } name && t.BusiestThreadShare is { } share ? string.Create(Ci, $"; the busiest thread, {name}, {100 * share:F0}% of a CPU") : "";
+            yield return busy >= 0.85 * r.Machine.Cores
+                ? string.Create(Ci, $"{t.Direction}: CPU-bound: {busy:F2} of the machine's {r.Machine.Cores} CPUs busy, {am:F1} ms of machine CPU per MB (both ends) against the kernel's {km:F1} ({am / Math.Max(1e-9, km):F1}x){thread}")
+                : string.Create(Ci, $"{t.Direction}: not CPU-bound: {busy:F2} of the machine's {r.Machine.Cores} CPUs busy{thread}");
         }
     }
 

@@ -31,7 +31,7 @@ public static class NetBenchReportWriter
         r.Cpu,
         r.Send,
         r.StampCostNs,
-        Throughput = r.Throughput.Select(t => new { t.Stack, t.Direction, t.Bytes, t.Seconds, t.Gbps, t.CpuMsPerMb, t.MachineCpuMsPerMb, t.SleepsPerMb, t.MessagesPerMb, t.MessageKinds }),
+        Throughput = r.Throughput.Select(t => new { t.Stack, t.Direction, t.Bytes, t.Seconds, t.Gbps, t.CpuMsPerMb, t.MachineCpuMsPerMb, t.SleepsPerMb, t.MessagesPerMb, t.MessageKinds, t.BusiestThread, t.BusiestThreadShare }),
         Injection = r.Injection is null ? null : new { r.Injection.FrameBytes, r.Injection.FramesPerSecond, r.Injection.Seconds, r.Injection.Gbps },
         r.Ipc,
         r.Idle,

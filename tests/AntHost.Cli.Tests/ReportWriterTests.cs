@@ -33,7 +33,9 @@ public sealed class ReportWriterTests
         r.Idle.Add(new IdleResult("latency", 20, [new CpuUse("broker", 0, 0), new CpuUse("inet", 0.004, 0.02) { Sleeps = 200, Threads = [new ThreadUse("inet request ma", 0.004, 200, 0)] }]));
         r.Throughput.Add(new ThroughputResult("host kernel", "out (to the peer)", 1_000_000_000, 2) { CpuMsPerMb = 1, MachineCpuMsPerMb = 2 });
         r.Throughput.Add(new ThroughputResult("AntHost", "out (to the peer)", 750_000_000, 2) { MessagesPerMb = 40, CpuMsPerMb = 4, MachineCpuMsPerMb = 5 });
-        r.Throughput.Add(new ThroughputResult("AntHost", "in (from the peer)", 250_000_000, 2));
+        r.Throughput.Add(new ThroughputResult("host kernel", "in (from the peer)", 1_000_000_000, 2) { CpuMsPerMb = 1, MachineCpuMsPerMb = 2 });
+        r.Throughput.Add(new ThroughputResult("AntHost", "in (from the peer)", 250_000_000, 2) { MachineCpuMsPerMb = 4 }
+            .WithCpu([new CpuUse("nic", 1.5, 75) { Threads = [new ThreadUse("anthost-nic", 1.5, 10, 0)] }, new CpuUse("inet", 0.5, 25) { Threads = [new ThreadUse("inet request ma", 0.5, 10, 0)] }], 2.0));
         r.Injection = new InjectionResult(1514, 300_000, 2);
         r.StampCostNs = 31;
         return r;
@@ -80,6 +82,8 @@ public sealed class ReportWriterTests
         Assert.Contains("out (to the peer): 0.75x rate, 4.0x CPU per MB (the whole machine's: 2.5x)", p4.Ratio, StringComparison.Ordinal);
         // 375 MB/s at 5 ms per MB: 1.88 of the 2 CPUs busy
         Assert.Contains("out (to the peer): CPU-bound: 1.88 of the machine's 2 CPUs busy, 5.0 ms of machine CPU per MB (both ends) against the kernel's 2.0 (2.5x)", p4.Why, StringComparison.Ordinal);
+        // 125 MB/s at 8 ms of machine CPU per MB (2 s busy over 250 MB): 1.00 CPU busy, the driver's thread 75% of one
+        Assert.Contains("in (from the peer): not CPU-bound: 1.00 of the machine's 2 CPUs busy; the busiest thread, nic/anthost-nic, 75% of a CPU", p4.Why, StringComparison.Ordinal);
         Assert.Equal("not measured", v.Values.Single(x => x.Id == "P1").Verdict); // no IPC run in this report
     }
 
