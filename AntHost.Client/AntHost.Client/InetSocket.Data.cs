@@ -112,18 +112,20 @@ public sealed partial class InetSocket
         try
         {
             ThrowIfPostedFailed();
+            // Calls kept in flight or posted need a send buffer that holds a call's ICAs
+            // (CanPipeline, see "Pipelined sends"); a send of one segment never asks for it.
+            bool oneSegment = buffer.Length <= SendSegmentSize;
+            bool streams = !oneSegment && CanPipeline();
             // Several calls in flight only when the bytes need more than one call: a send that
             // one call carries waits for its own answer directly (the caller takes it off the
             // ring), not through the dispatcher thread, one thread wake-up less.
-            if (buffer.Length > SendChunkSize * _icasPerSend && CanPipeline())
+            if (streams && buffer.Length > SendChunkSize * _icasPerSend)
                 return await SendPipelined(buffer, trace, ct, sync).ConfigureAwait(false);
             if (sync && !ct.CanBeCanceled && trace is null && _blocking && Stack.PostsSmallSends)
             {
-                if (buffer.Length <= SendSegmentSize) return SendPosted(buffer.Span, InetStack.PostedWindow);
-                // One call's worth, posted: at most a send buffer's worth of such sends
-                // unanswered. A send buffer of three pages or more (CanPipeline) never refuses a
-                // call's ICAs for space, so a posted call cannot fail where a waited-for one waits.
-                if (Stack.PostsLargeSends && buffer.Length <= SendChunkSize * _icasPerSend && CanPipeline())
+                if (oneSegment) return SendPosted(buffer.Span, InetStack.PostedWindow);
+                // One call's worth, posted: at most a send buffer's worth of such sends unanswered.
+                if (streams && Stack.PostsLargeSends)
                     return SendPosted(buffer.Span, (int)Math.Clamp(SendBufferBytes / buffer.Length, 1, InetStack.PostedWindow));
             }
             int sent = 0;
